@@ -1,0 +1,120 @@
+/**
+ * @module cli
+ * `claylb start [flags]` and `claylb check-config FILE`. The only module that touches signals and exit codes.
+ */
+import { parseArgs } from 'node:util'
+import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
+import { createLogger } from './log.js'
+import { createApp } from './app.js'
+
+const USAGE = `usage:
+  claylb start [-c FILE] [--host H] [--port N] [--admin-port N] [--upstream URL]... [--workers N] [--app MODULE] [--redis URL]
+  claylb check-config FILE
+`
+
+export async function main (argv: string[]): Promise<number | undefined> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'start': return start(rest)
+    case 'check-config': return checkConfig(rest)
+    case '-h': case '--help': case 'help':
+      process.stdout.write(USAGE)
+      return 0
+    default:
+      process.stderr.write(`${command ? `unknown command: ${command}\n` : ''}${USAGE}`)
+      return 2
+  }
+}
+
+function checkConfig (args: string[]): number {
+  const file = args[0]
+  if (!file || args.length > 1) {
+    process.stderr.write('usage: claylb check-config FILE\n')
+    return 2
+  }
+  try {
+    loadConfig(file)
+    process.stdout.write(`${file}: ok\n`)
+    return 0
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    for (const p of err.problems) process.stdout.write(`${p}\n`)
+    return 1
+  }
+}
+
+function intFlag (name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError([`--${name}: must be a non-negative integer`])
+  return n
+}
+
+async function start (args: string[]): Promise<number | undefined> {
+  let config
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        config: { type: 'string', short: 'c' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'admin-port': { type: 'string' },
+        upstream: { type: 'string', multiple: true },
+        workers: { type: 'string' },
+        app: { type: 'string' },
+        redis: { type: 'string' },
+      },
+      strict: true,
+    })
+    const overrides: ConfigOverrides = {}
+    if (values.host !== undefined) overrides.host = values.host
+    const port = intFlag('port', values.port)
+    if (port !== undefined) overrides.port = port
+    const adminPort = intFlag('admin-port', values['admin-port'])
+    if (adminPort !== undefined) overrides.adminPort = adminPort
+    if (values.upstream) overrides.upstreams = values.upstream
+    const workers = intFlag('workers', values.workers)
+    if (workers !== undefined) overrides.workers = workers
+    if (values.app !== undefined) overrides.app = values.app
+    if (values.redis !== undefined) overrides.redis = values.redis
+    config = loadConfig(values.config, overrides)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`)
+      return 1
+    }
+    process.stderr.write(`${(err as Error).message}\n${USAGE}`)
+    return 2
+  }
+
+  const logger = createLogger(config.log.level)
+  const app = createApp(config, logger)
+  let addresses
+  try {
+    addresses = await app.start()
+  } catch (err) {
+    logger.fatal({ err }, 'start failed')
+    await app.stop().catch(() => {})
+    return 1
+  }
+  logger.info({ proxy: addresses.proxy, admin: addresses.admin, upstreams: app.cluster.hosts.length }, 'listening')
+
+  let stopping = false
+  const shutdown = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal, inflight: app.core.inflight }, 'draining')
+    app.stop().then(() => {
+      logger.info('stopped')
+      logger.flush()
+      process.exit(0)
+    }, (err: unknown) => {
+      logger.error({ err }, 'stop failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  return undefined
+}

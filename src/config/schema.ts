@@ -1,0 +1,110 @@
+/**
+ * @module config/schema
+ * The one place where every setting, its type, its bounds and its default live.
+ * Units are in the key's name (…Ms, …Seconds, …Bytes).
+ */
+import { z } from 'zod'
+
+const intMsg = (what: string) => ({ error: `must be ${what}` })
+const positiveInt = (d: number) => z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).default(d)
+const nonNegativeInt = (d: number) => z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).default(d)
+const port = (d: number) => z.int(intMsg('a port number (0-65535)')).min(0, intMsg('a port number (0-65535)')).max(65535, intMsg('a port number (0-65535)')).default(d)
+const str = (d: string) => z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).default(d)
+const bool = (d: boolean) => z.boolean({ error: 'must be true or false' }).default(d)
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+const redisUrl = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
+
+export const upstreamSchema = z.strictObject({
+  url: httpUrl,
+  weight: positiveInt(1),
+  /** a stable name for metrics and the admin API; defaults to host:port */
+  id: z.string().min(1).optional(),
+})
+
+export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "METHOD /path-prefix", e.g. "POST /orders"' })
+
+export const configSchema = z.strictObject({
+  listen: z.strictObject({ host: str('0.0.0.0'), port: port(8080) }).prefault({}),
+  admin: z.strictObject({
+    host: str('127.0.0.1'),
+    port: port(9180),
+    /** when set, mutating admin routes need `authorization: Bearer <token>` */
+    token: z.string().min(1).optional(),
+  }).prefault({}),
+  upstreams: z.array(upstreamSchema, { error: 'must be a list of { url, weight }' }).default([]),
+  workers: z.strictObject({
+    /** unset: 0 when upstreams are given, else 4 (resolved in load.ts) */
+    count: z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).optional(),
+    app: str('builtin:demo'),
+    maxRequests: nonNegativeInt(0),
+    maxAgeSeconds: nonNegativeInt(0),
+    readyTimeoutMs: positiveInt(10_000),
+    drainTimeoutMs: positiveInt(10_000),
+    maxUnstableRestarts: positiveInt(10),
+    /** opt-in fault injection in the demo app (?fail=, /hang) for chaos runs */
+    faults: bool(false),
+  }).prefault({}),
+  redis: z.strictObject({
+    /** resolved in load.ts: --redis, else this, else REDIS_URL, else redis://127.0.0.1:6379 */
+    url: redisUrl.optional(),
+    keyPrefix: z.string().default('claylb:'),
+    cluster: z.array(redisUrl).min(1).optional(),
+    sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(redisUrl).min(1) }).optional(),
+    commandTimeoutMs: positiveInt(500),
+  }).prefault({}),
+  balancer: z.strictObject({
+    policy: z.enum(['round-robin', 'least-request'], { error: 'must be "round-robin" or "least-request"' }).default('round-robin'),
+  }).prefault({}),
+  healthCheck: z.strictObject({
+    path: z.string().startsWith('/', { error: 'must start with /' }).default('/healthz'),
+    intervalMs: positiveInt(2000),
+    timeoutMs: positiveInt(1000),
+    unhealthyThreshold: positiveInt(2),
+    healthyThreshold: positiveInt(1),
+  }).prefault({}),
+  retry: z.strictObject({
+    /** tries in all, the first included */
+    attempts: positiveInt(2),
+    budgetPercent: z.number().min(0).max(100).default(20),
+    minRetryConcurrency: nonNegativeInt(3),
+  }).prefault({}),
+  timeouts: z.strictObject({
+    connectMs: positiveInt(2000),
+    headersMs: positiveInt(30_000),
+    requestMs: positiveInt(60_000),
+    idleMs: positiveInt(60_000),
+  }).prefault({}),
+  limits: z.strictObject({
+    maxHeaderBytes: positiveInt(16_384),
+    maxBodyBytes: positiveInt(10_485_760),
+  }).prefault({}),
+  idempotency: z.strictObject({
+    routes: z.array(z.strictObject({ match: routeMatch, required: bool(false) })).default([]),
+    ttlSeconds: positiveInt(86_400),
+    lockSeconds: positiveInt(30),
+    maxResponseBytes: positiveInt(1_048_576),
+    onConcurrent: z.enum(['conflict', 'wait'], { error: 'must be "conflict" or "wait"' }).default('conflict'),
+  }).prefault({}),
+  session: z.strictObject({
+    cookie: str('sid'),
+    secretEnv: str('SESSION_SECRET'),
+    ttlSeconds: positiveInt(1800),
+  }).prefault({}),
+  shutdownTimeoutMs: positiveInt(10_000),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** one JSON line per proxied request */
+    access: bool(true),
+  }).prefault({}),
+})
+
+export type ConfigInput = z.input<typeof configSchema>
+type Parsed = z.output<typeof configSchema>
+export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis'> & {
+  workers: Parsed['workers'] & { count: number }
+  redis: Parsed['redis'] & { url: string }
+}>
+
+type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[]
+  : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T

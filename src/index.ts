@@ -1,0 +1,8 @@
+/**
+ * @module claylb
+ * The library entry: what someone embedding parts of claylb imports.
+ */
+export { createApp, type App } from './app.js'
+export { loadConfig, buildConfig, ConfigError } from './config/load.js'
+export type { Config } from './config/schema.js'
+export { ProxyError, PROBLEMS, type ProblemCode } from './errors.js'

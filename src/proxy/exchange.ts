@@ -1,0 +1,209 @@
+/**
+ * @module proxy/exchange
+ * One client request and its tries upstream: pick a host, dispatch with undici, stream the answer
+ * back with backpressure, retry when it is safe. The handler is undici's raw dispatch handler, so
+ * there is no intermediate stream and headers stay raw arrays.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import type { Host } from '../upstream/host.js'
+import { ProxyError, sendProblem } from '../errors.js'
+import type { DeadlineEntry } from './deadlines.js'
+import { downstreamResponseHeaders } from './headers.js'
+import type { ProxyCore } from './proxy.js'
+import type { TryOutcome } from './retry-policy.js'
+
+const kExchange = Symbol('claylb.exchange')
+type Res = ServerResponse & { [kExchange]?: Exchange }
+
+// undici codes raised before a request was written to a socket: the upstream saw nothing
+const CONNECT_ERRORS = new Set([
+  'ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
+  'ECONNRESET', 'EPIPE', 'ENOENT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
+])
+const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+
+class ClientGone extends Error { override name = 'ClientGone' }
+class DeadlineExceeded extends Error { override name = 'DeadlineExceeded' }
+
+function onResClose (this: Res): void {
+  const ex = this[kExchange]
+  if (ex !== undefined && !this.writableFinished) ex.clientClosed()
+}
+
+export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
+  host: Host | undefined = undefined
+  attempts = 0
+  status = 0
+  startedAt: number
+  /** request bytes may have reached the current host */
+  private sent = false
+  private responseStarted = false
+  private finished = false
+  private clientGone = false
+  private isRetry = false
+  private tryOpen = false
+  private abortUpstream: ((err?: Error) => void) | null = null
+  private resume: (() => void) | null = null
+  private opts: Dispatcher.DispatchOptions
+  // deadline list links (see deadlines.ts)
+  deadlineAt = 0
+  prevDeadline: DeadlineEntry | null = null
+  nextDeadline: DeadlineEntry | null = null
+
+  constructor (
+    readonly core: ProxyCore,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly method: string,
+    readonly path: string,
+    headers: string[],
+    private readonly body: Readable | null,
+    private readonly idempotent: boolean,
+  ) {
+    this.startedAt = performance.now()
+    this.opts = { method, path, headers, body, blocking: false }
+    ;(res as Res)[kExchange] = this
+    res.on('close', onResClose)
+  }
+
+  /** First try, or the next one after a retryable failure. */
+  start (exclude?: Host): void {
+    const host = this.core.balancer.pick(exclude)
+    if (host === undefined) {
+      this.fail(new ProxyError('CLAYLB_NO_HEALTHY_UPSTREAM', 'no healthy upstream is available', { retryAfter: 1 }))
+      return
+    }
+    this.host = host
+    this.attempts++
+    this.sent = false
+    this.tryOpen = true
+    host.inflight++
+    host.requests++
+    host.pool.dispatch(this.opts, this)
+  }
+
+  // ---- undici handler ----
+
+  onConnect (abort: (err?: Error) => void): void {
+    if (this.finished || this.clientGone) {
+      abort(this.clientGone ? new ClientGone('client closed') : new DeadlineExceeded('deadline'))
+      return
+    }
+    this.abortUpstream = abort
+    this.sent = true
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true // 1xx: Node answers the client's own 100-continue itself
+    this.responseStarted = true
+    this.status = statusCode
+    this.resume = resume
+    const res = this.res
+    if (this.finished) return false
+    res.writeHead(statusCode, statusText, downstreamResponseHeaders(rawHeaders, this.core.responseExtra))
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true
+    // Backpressure: the client reads slower than the upstream sends; undici pauses until 'drain'.
+    this.res.once('drain', this.resume!)
+    return false
+  }
+
+  onComplete (): void {
+    this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
+    this.res.end()
+    this.finish(this.status)
+  }
+
+  onError (err: Error): void {
+    const host = this.host
+    const code = (err as { code?: string }).code ?? ''
+    const outcome: TryOutcome = this.clientGone || err instanceof ClientGone || err instanceof ProxyError ? 'local'
+      : err instanceof DeadlineExceeded ? 'timeout'
+        : !this.sent && CONNECT_ERRORS.has(code) ? 'connect-failed'
+          : TIMEOUT_ERRORS.has(code) ? 'timeout'
+            : code === 'UND_ERR_INVALID_ARG' ? 'local'
+              : 'reset'
+    this.endTry(outcome)
+    if (this.clientGone) {
+      this.finish(499)
+      return
+    }
+    if (this.finished) return
+    if (err instanceof ProxyError) { // raised by our own request-body checks
+      this.fail(err)
+      return
+    }
+    if (!this.responseStarted) {
+      const replayable = (this.body === null || !this.req.readableDidRead) && (!this.sent || this.idempotent)
+      if (this.core.retryPolicy.allow(outcome, this.attempts, replayable, this.core.inflight)) {
+        this.core.retryPolicy.active++
+        this.isRetry = true
+        this.start(host)
+        return
+      }
+    }
+    this.fail(outcome === 'timeout'
+      ? new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `upstream ${host?.id ?? '?'} timed out`, { cause: err })
+      : outcome === 'local'
+        ? new ProxyError('CLAYLB_BAD_REQUEST', err.message, { cause: err })
+        : new ProxyError('CLAYLB_UPSTREAM_FAILED', `upstream ${host?.id ?? '?'} failed: ${code || err.message}`, { cause: err }))
+  }
+
+  // ---- client side and deadline ----
+
+  clientClosed (): void {
+    if (this.finished) return
+    this.clientGone = true
+    if (this.abortUpstream !== null) this.abortUpstream(new ClientGone('client closed'))
+    else if (this.host === undefined || this.responseStarted) this.finish(499)
+  }
+
+  onDeadline (): void {
+    if (this.finished) return
+    const err = new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no complete answer within ${this.core.deadlines.timeoutMs} ms`)
+    this.fail(err)
+    this.abortUpstream?.(new DeadlineExceeded('deadline'))
+  }
+
+  // ---- bookkeeping ----
+
+  private endTry (outcome: TryOutcome): void {
+    const host = this.host
+    if (this.isRetry) {
+      this.core.retryPolicy.active--
+      this.isRetry = false
+    }
+    this.abortUpstream = null
+    if (host !== undefined && this.tryOpen) {
+      this.tryOpen = false
+      host.release()
+      this.core.report(host, outcome)
+    }
+  }
+
+  /** Answer with a problem (or cut the response when it already started) and finish. */
+  fail (err: ProxyError): void {
+    if (this.finished) return
+    if (this.responseStarted) {
+      this.res.destroy()
+      this.finish(502)
+      return
+    }
+    sendProblem(this.res, err)
+    this.finish(err.status)
+  }
+
+  private finish (status: number): void {
+    if (this.finished) return
+    this.finished = true
+    this.status = status
+    this.res.removeListener('close', onResClose)
+    ;(this.res as Res)[kExchange] = undefined
+    this.core.finish(this)
+  }
+}

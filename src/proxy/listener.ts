@@ -1,0 +1,55 @@
+/**
+ * @module proxy/listener
+ * The public node:http listener: client-side limits and timeouts, malformed requests answered with
+ * problem+json before anything reaches an upstream, Expect: 100-continue, upgrades.
+ */
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { ProxyError, rawProblem, sendProblem } from '../errors.js'
+import type { ProxyCore } from './proxy.js'
+import type { WebSocketTunnel } from './websocket.js'
+
+export interface ListenerOptions {
+  maxHeaderBytes: number
+  headersTimeoutMs: number
+  requestTimeoutMs: number
+  idleTimeoutMs: number
+}
+
+export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: ListenerOptions): Server {
+  const server = http.createServer({
+    maxHeaderSize: o.maxHeaderBytes,
+    headersTimeout: o.headersTimeoutMs,
+    requestTimeout: o.requestTimeoutMs,
+    keepAliveTimeout: Math.min(o.idleTimeoutMs, 65_000),
+    // duplicate headers stay separate in rawHeaders: the proxy forwards them as they came
+    joinDuplicateHeaders: false,
+  }, (req, res) => core.handle(req, res))
+  server.timeout = o.idleTimeoutMs
+
+  // With a listener here Node does not send "100 Continue" by itself: refuse a too-large body first.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const declared = Number(req.headers['content-length'] ?? -1)
+    if (declared > core.maxBodyBytes) {
+      res.shouldKeepAlive = false
+      sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', `body of ${declared} bytes exceeds the limit of ${core.maxBodyBytes}`))
+      return
+    }
+    res.writeContinue()
+    core.handle(req, res)
+  })
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (socket.writable && !socket.destroyed && (err.code !== 'ECONNRESET')) {
+      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE' : 'CLAYLB_BAD_REQUEST'
+      const detail = code === 'CLAYLB_HEADERS_TOO_LARGE'
+        ? `request headers exceed ${o.maxHeaderBytes} bytes`
+        : `malformed request: ${err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request not received in time' : (err as { reason?: string }).reason ?? err.message}`
+      socket.end(rawProblem(code, detail))
+    }
+    socket.destroy()
+  })
+
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => ws.handle(req, socket, head))
+  return server
+}

@@ -1,0 +1,131 @@
+/**
+ * @module proxy/proxy
+ * The request path, top to bottom: refuse what must not pass, rewrite headers, hand the request to an
+ * Exchange that picks an upstream and streams the answer back. Built once; holds no per-request state.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import type { Logger } from '../log.js'
+import type { Balancer } from '../balancer/balancer.js'
+import type { Host } from '../upstream/host.js'
+import { ProxyError, sendProblem } from '../errors.js'
+import { Deadlines } from './deadlines.js'
+import { Exchange } from './exchange.js'
+import { isIdempotentMethod, upstreamRequestHeaders } from './headers.js'
+import { RetryPolicy, type RetrySettings, type TryOutcome } from './retry-policy.js'
+
+export interface ProxyOptions {
+  balancer: Balancer
+  retry: RetrySettings
+  requestTimeoutMs: number
+  maxBodyBytes: number
+  accessLog: boolean
+  logger: Logger
+}
+
+/** Hooks other modules attach to (metrics, outlier detection). Defaults are no-ops so the hot path never asks. */
+export interface ProxyObserver {
+  /** every try's outcome, per host */
+  tryEnded (host: Host, outcome: TryOutcome): void
+  /** every request, once, when it is over */
+  requestEnded (ex: Exchange, durationMs: number): void
+}
+
+const noopObserver: ProxyObserver = { tryEnded () {}, requestEnded () {} }
+
+export class ProxyCore {
+  readonly balancer: Balancer
+  readonly retryPolicy: RetryPolicy
+  readonly deadlines: Deadlines
+  readonly maxBodyBytes: number
+  /** extra response headers appended to every proxied answer (none by default) */
+  readonly responseExtra: readonly string[] | undefined = undefined
+  inflight = 0
+  observer: ProxyObserver = noopObserver
+  private readonly logger: Logger
+  private readonly accessLog: boolean
+  private idleWaiters: Array<() => void> = []
+
+  constructor (o: ProxyOptions) {
+    this.balancer = o.balancer
+    this.retryPolicy = new RetryPolicy(o.retry)
+    this.deadlines = new Deadlines(o.requestTimeoutMs)
+    this.maxBodyBytes = o.maxBodyBytes
+    this.logger = o.logger
+    this.accessLog = o.accessLog
+  }
+
+  /** The entry for every proxied request. */
+  handle (req: IncomingMessage, res: ServerResponse): void {
+    const method = req.method!
+    let path = req.url!
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      const origin = toOriginForm(path)
+      if (origin === undefined) {
+        sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must be a path or an absolute http URL'))
+        return
+      }
+      path = origin
+    }
+    const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
+    if (info.contentLength > this.maxBodyBytes) {
+      req.resume()
+      res.shouldKeepAlive = false
+      sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', `body of ${info.contentLength} bytes exceeds the limit of ${this.maxBodyBytes}`))
+      return
+    }
+    let body: Readable | null = null
+    if (info.hasBody) body = info.contentLength >= 0 ? req : req.pipe(new BodyLimit(this.maxBodyBytes))
+    const ex = new Exchange(this, req, res, method, path, info.headers, body, isIdempotentMethod(method))
+    this.inflight++
+    this.deadlines.add(ex, Date.now())
+    ex.start()
+  }
+
+  report (host: Host, outcome: TryOutcome): void {
+    this.observer.tryEnded(host, outcome)
+  }
+
+  finish (ex: Exchange): void {
+    this.deadlines.remove(ex)
+    const ms = performance.now() - ex.startedAt
+    this.observer.requestEnded(ex, ms)
+    if (this.accessLog) {
+      this.logger.info({ method: ex.method, path: ex.path, status: ex.status, upstream: ex.host?.id, attempts: ex.attempts, ms: Math.round(ms * 100) / 100 }, 'request')
+    }
+    if (--this.inflight === 0 && this.idleWaiters.length > 0) {
+      for (const w of this.idleWaiters.splice(0)) w()
+    }
+  }
+
+  /** Resolves once no request is in flight (used by graceful shutdown). */
+  idle (): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  close (): void {
+    this.deadlines.close()
+  }
+}
+
+function toOriginForm (target: string): string | undefined {
+  if (!/^https?:\/\//i.test(target)) return undefined
+  try {
+    const u = new URL(target)
+    return u.pathname + u.search
+  } catch {
+    return undefined
+  }
+}
+
+/** Counts a chunked body's bytes and errors the stream past the limit (a declared length is checked up front). */
+class BodyLimit extends Transform {
+  private seen = 0
+  constructor (private readonly max: number) { super() }
+  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length
+    if (this.seen > this.max) cb(new ProxyError('CLAYLB_BODY_TOO_LARGE', `body exceeds the limit of ${this.max} bytes`))
+    else cb(null, chunk)
+  }
+}

@@ -1,0 +1,63 @@
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { writeFileSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { BIN, ROOT, childEnv } from './helpers/claylb.js'
+import { buildConfig, ConfigError } from '../src/config/load.js'
+
+const tmp = mkdtempSync(join(tmpdir(), 'claylb-config-'))
+const checkConfig = (content: string, name = 'c.yaml') => {
+  const file = join(tmp, name)
+  writeFileSync(file, content)
+  return spawnSync(process.execPath, [BIN, 'check-config', file], { encoding: 'utf8', env: childEnv() })
+}
+
+t.test('check-config: three mistakes, three path-qualified messages, exit 1', async (t) => {
+  const r = checkConfig(`
+idempotency: { ttlSeconds: -5 }
+upstreams: [ { url: "ftp://x", weight: 1 } ]
+listen: { port: 8080, colour: blue }
+`)
+  t.equal(r.status, 1)
+  const lines = r.stdout.trim().split('\n').sort()
+  t.same(lines, [
+    'idempotency.ttlSeconds: must be a positive integer',
+    'listen.colour: unknown key',
+    'upstreams.0.url: must be an http:// or https:// URL',
+  ])
+})
+
+t.test('check-config: the shipped default config is valid', async (t) => {
+  const r = spawnSync(process.execPath, [BIN, 'check-config', join(ROOT, 'config', 'default.yaml')], { encoding: 'utf8', env: childEnv() })
+  t.equal(r.status, 0, r.stdout + r.stderr)
+})
+
+t.test('check-config: JSON works, broken syntax is a clear error', async (t) => {
+  t.equal(checkConfig('{"listen": {"port": 1234}}', 'c.json').status, 0)
+  const bad = checkConfig('listen: { port: [', 'bad.yaml')
+  t.equal(bad.status, 1)
+  t.match(bad.stdout, /not valid YAML\/JSON/)
+})
+
+t.test('defaults, flag overrides, REDIS_URL, frozen result', async (t) => {
+  const c = buildConfig({}, {}, { REDIS_URL: 'redis://10.1.2.3:6380' })
+  t.equal(c.listen.port, 8080)
+  t.equal(c.admin.host, '127.0.0.1')
+  t.equal(c.workers.count, 4, 'no upstreams: 4 workers')
+  t.equal(c.redis.url, 'redis://10.1.2.3:6380')
+  t.ok(Object.isFrozen(c) && Object.isFrozen(c.timeouts), 'deep-frozen')
+  const d = buildConfig({ listen: { port: 1 } }, { port: 2, upstreams: ['http://127.0.0.1:9'], redis: 'redis://h:1' }, {})
+  t.equal(d.listen.port, 2, 'flag overrides the file')
+  t.equal(d.workers.count, 0, 'upstreams given: no workers by default')
+  t.equal(d.redis.url, 'redis://h:1')
+  t.throws(() => buildConfig([], {}, {}), ConfigError)
+})
+
+t.test('start with an invalid config exits 1 and names the problem', async (t) => {
+  const file = join(tmp, 'bad-start.yaml')
+  writeFileSync(file, 'timeouts: { connectMs: 0 }\n')
+  const r = spawnSync(process.execPath, [BIN, 'start', '--config', file], { encoding: 'utf8', timeout: 10_000, env: childEnv() })
+  t.equal(r.status, 1)
+  t.match(r.stderr, /timeouts\.connectMs: must be a positive integer/)
+})

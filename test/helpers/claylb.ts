@@ -1,0 +1,115 @@
+/**
+ * Starts the real, built CLI (bin/claylb → dist/) as a child process and waits for its "listening" line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { stringify } from 'yaml'
+
+export const ROOT = resolve(import.meta.dirname, '..', '..')
+export const BIN = join(ROOT, 'bin', 'claylb')
+
+export interface Claylb {
+  proc: ChildProcess
+  pid: number
+  /** http://127.0.0.1:PORT of the proxy */
+  url: string
+  admin: string
+  /** every JSON log line so far */
+  logs: Array<Record<string, unknown>>
+  stderr: string
+  /** send a signal and wait for the exit code */
+  stop (signal?: NodeJS.Signals): Promise<number | null>
+  exited: Promise<number | null>
+  waitForLog (pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>
+}
+
+export interface StartOptions {
+  /** written to a temporary YAML file and passed with --config */
+  config?: Record<string, unknown>
+  args?: string[]
+  env?: NodeJS.ProcessEnv
+  timeoutMs?: number
+}
+
+export function writeConfig (config: Record<string, unknown>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'claylb-test-'))
+  const file = join(dir, 'config.yaml')
+  writeFileSync(file, stringify(config))
+  return file
+}
+
+/** The environment for a child process: tap's loader hooks (NODE_OPTIONS) must not leak into it. */
+export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k === 'NODE_OPTIONS' || k.startsWith('TAP') || k.startsWith('_TAPJS')) continue
+    env[k] = v
+  }
+  return { ...env, ...extra }
+}
+
+const running = new Set<ChildProcess>()
+process.on('exit', () => { for (const p of running) p.kill('SIGKILL') })
+
+export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
+  const args = ['start', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']
+  if (o.config) args.push('--config', writeConfig(o.config))
+  args.push(...(o.args ?? []))
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: childEnv(o.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  running.add(proc)
+  const logs: Array<Record<string, unknown>> = []
+  const watchers = new Set<() => void>()
+  let buf = ''
+  let stderr = ''
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      try { logs.push(JSON.parse(line)) } catch { logs.push({ raw: line }) }
+    }
+    for (const w of watchers) w()
+  })
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => { running.delete(proc); for (const w of watchers) w(); resolve(code) }))
+
+  const waitForLog = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15_000): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const hit = logs.find(pred)
+        if (hit) { watchers.delete(check); clearTimeout(t); resolve(hit); return true }
+        if (proc.exitCode !== null || proc.signalCode !== null) {
+          watchers.delete(check); clearTimeout(t)
+          reject(new Error(`claylb exited (${proc.exitCode ?? proc.signalCode}) before the expected log line\nstderr: ${stderr}\nlogs: ${JSON.stringify(logs.slice(-5))}`))
+          return true
+        }
+        return false
+      }
+      const t = setTimeout(() => { watchers.delete(check); reject(new Error(`timed out waiting for a log line\nstderr: ${stderr}\nlogs: ${JSON.stringify(logs.slice(-5))}`)) }, timeoutMs)
+      if (!check()) watchers.add(check)
+    })
+
+  const listening = await waitForLog((l) => l['msg'] === 'listening', o.timeoutMs ?? 30_000)
+  const c: Claylb = {
+    proc,
+    pid: proc.pid!,
+    url: String(listening['proxy']),
+    admin: String(listening['admin']),
+    logs,
+    get stderr () { return stderr },
+    exited,
+    waitForLog,
+    async stop (signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
+      return exited
+    },
+  }
+  return c
+}

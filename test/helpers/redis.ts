@@ -1,0 +1,133 @@
+/**
+ * A real redis-server for tests: started by the harness on a free port (or REDIS_URL when set), and a
+ * real 3-master Redis Cluster. A missing redis-server is a failure that says how to install it.
+ */
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const INSTALL_HINT = 'redis-server is not on the PATH: install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis) or set REDIS_URL to a Redis you own'
+
+export function requireRedisServer (): string {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
+  if (r.error || r.status !== 0) throw new Error(INSTALL_HINT)
+  return r.stdout
+}
+
+export async function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitPort (port: number, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1')
+      s.once('connect', () => { s.destroy(); resolve(true) })
+      s.once('error', () => resolve(false))
+    })
+    if (ok) return
+    if (Date.now() > until) throw new Error(`redis on port ${port} did not come up`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+export interface RedisServer {
+  url: string
+  port: number
+  /** false when REDIS_URL was used (then stop/start are not ours to call) */
+  owned: boolean
+  /** kill the server (an outage) */
+  stop (): Promise<void>
+  /** start it again on the same port */
+  start (): Promise<void>
+  close (): Promise<void>
+}
+
+const children = new Set<ChildProcess>()
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL') })
+
+function spawnRedis (port: number, extra: string[] = [], dir?: string): ChildProcess {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra]
+  if (dir) args.push('--dir', dir)
+  const p = spawn('redis-server', args, { stdio: 'ignore' })
+  children.add(p)
+  p.on('exit', () => children.delete(p))
+  return p
+}
+
+export async function startRedis (opts: { useEnv?: boolean } = {}): Promise<RedisServer> {
+  const env = process.env['REDIS_URL']
+  if (env && opts.useEnv !== false) {
+    return { url: env, port: Number(new URL(env).port || 6379), owned: false, async stop () { throw new Error('REDIS_URL is not owned by the test') }, async start () {}, async close () {} }
+  }
+  requireRedisServer()
+  const port = await freePort()
+  let proc: ChildProcess | undefined = spawnRedis(port)
+  await waitPort(port)
+  const server: RedisServer = {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    owned: true,
+    async stop () {
+      const p = proc
+      proc = undefined
+      if (!p || p.exitCode !== null) return
+      await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGKILL') })
+    },
+    async start () {
+      if (proc) return
+      proc = spawnRedis(port)
+      await waitPort(port)
+    },
+    async close () { await server.stop() },
+  }
+  return server
+}
+
+export interface RedisCluster {
+  /** seed node URLs */
+  urls: string[]
+  close (): Promise<void>
+}
+
+/** A real 3-master cluster (no replicas) on free ports, built with redis-cli --cluster create. */
+export async function startRedisCluster (): Promise<RedisCluster> {
+  requireRedisServer()
+  const ports = [await freePort(), await freePort(), await freePort()]
+  const procs = ports.map((port) => {
+    const dir = mkdtempSync(join(tmpdir(), `claylb-cluster-${port}-`))
+    return spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'], dir)
+  })
+  await Promise.all(ports.map((p) => waitPort(p)))
+  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
+  // wait until every node agrees the cluster is ok
+  const until = Date.now() + 15_000
+  for (const port of ports) {
+    for (;;) {
+      const info = execFileSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' })
+      if (info.includes('cluster_state:ok')) break
+      if (Date.now() > until) throw new Error('redis cluster did not reach cluster_state:ok')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  return {
+    urls: ports.map((p) => `redis://127.0.0.1:${p}`),
+    async close () {
+      await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
+        if (p.exitCode !== null) return resolve()
+        p.once('exit', () => resolve())
+        p.kill('SIGKILL')
+      })))
+    },
+  }
+}
