@@ -24,6 +24,19 @@ const CONNECT_ERRORS = new Set([
 ])
 const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 
+/**
+ * Optional observer of one exchange's answer (the idempotency layer tees the response into its record
+ * through this). Null on ordinary requests, so they pay one null check per event.
+ */
+export interface ResponseTap {
+  onHeaders (status: number, rawHeaders: Buffer[]): void
+  onData (chunk: Buffer): void
+  /** called before the last byte is written to the client */
+  onComplete (): void | Promise<void>
+  /** the exchange ended without a complete answer; `sent`: request bytes may have reached an upstream */
+  onError (status: number, sent: boolean): void
+}
+
 class ClientGone extends Error { override name = 'ClientGone' }
 class DeadlineExceeded extends Error { override name = 'DeadlineExceeded' }
 
@@ -44,6 +57,8 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   private clientGone = false
   private isRetry = false
   private tryOpen = false
+  /** set by the idempotency layer on keyed routes */
+  tap: ResponseTap | null = null
   private abortUpstream: ((err?: Error) => void) | null = null
   private resume: (() => void) | null = null
   private opts: Dispatcher.DispatchOptions
@@ -102,11 +117,13 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     this.resume = resume
     const res = this.res
     if (this.finished) return false
+    if (this.tap !== null) this.tap.onHeaders(statusCode, rawHeaders)
     res.writeHead(statusCode, statusText, downstreamResponseHeaders(rawHeaders, this.core.responseExtra))
     return true
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.tap !== null) this.tap.onData(chunk)
     if (this.res.write(chunk)) return true
     // Backpressure: the client reads slower than the upstream sends; undici pauses until 'drain'.
     this.res.once('drain', this.resume!)
@@ -115,6 +132,18 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
 
   onComplete (): void {
     this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
+    if (this.tap !== null) {
+      // the record is committed before the last byte reaches the client, so an immediate retry replays
+      const p = this.tap.onComplete()
+      if (p !== undefined) {
+        p.then(() => this.completeResponse(), () => this.completeResponse())
+        return
+      }
+    }
+    this.completeResponse()
+  }
+
+  private completeResponse (): void {
     this.res.end()
     this.finish(this.status)
   }
@@ -189,6 +218,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   /** Answer with a problem (or cut the response when it already started) and finish. */
   fail (err: ProxyError): void {
     if (this.finished) return
+    if (this.tap !== null) this.tap.onError(err.status, this.sent)
     if (this.responseStarted) {
       this.res.destroy()
       this.finish(502)
