@@ -59,6 +59,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   private tryOpen = false
   /** set by the idempotency layer on keyed routes */
   tap: ResponseTap | null = null
+  private held: Buffer | null = null
   private abortUpstream: ((err?: Error) => void) | null = null
   private resume: (() => void) | null = null
   private opts: Dispatcher.DispatchOptions
@@ -123,7 +124,14 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   }
 
   onData (chunk: Buffer): boolean {
-    if (this.tap !== null) this.tap.onData(chunk)
+    if (this.tap !== null) {
+      // hold back the newest chunk: the last byte goes out only after the tap committed its record
+      this.tap.onData(chunk)
+      const prev = this.held
+      this.held = chunk
+      if (prev === null) return true
+      chunk = prev
+    }
     if (this.res.write(chunk)) return true
     // Backpressure: the client reads slower than the upstream sends; undici pauses until 'drain'.
     this.res.once('drain', this.resume!)
@@ -144,7 +152,10 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   }
 
   private completeResponse (): void {
-    this.res.end()
+    if (this.held !== null) {
+      this.res.end(this.held)
+      this.held = null
+    } else this.res.end()
     this.finish(this.status)
   }
 
