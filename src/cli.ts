@@ -89,13 +89,15 @@ async function start (args: string[]): Promise<number | undefined> {
   }
 
   const logger = createLogger(config.log.level)
-  const app = createApp(config, logger)
+  let app
   let addresses
   try {
+    app = createApp(config, logger)
     addresses = await app.start()
   } catch (err) {
     logger.fatal({ err }, 'start failed')
-    await app.stop().catch(() => {})
+    process.stderr.write(`claylb: start failed: ${(err as Error).message}\n`)
+    await app?.stop().catch(() => {})
     return 1
   }
   logger.info({ proxy: addresses.proxy, admin: addresses.admin, upstreams: app.cluster.hosts.length }, 'listening')
@@ -104,8 +106,8 @@ async function start (args: string[]): Promise<number | undefined> {
   const shutdown = (signal: string): void => {
     if (stopping) return
     stopping = true
-    logger.info({ signal, inflight: app.core.inflight }, 'draining')
-    app.stop().then(() => {
+    logger.info({ signal, inflight: app!.core.inflight }, 'draining')
+    app!.stop().then(() => {
       logger.info('stopped')
       logger.flush()
       process.exit(0)

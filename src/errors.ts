@@ -57,6 +57,8 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
     'cache-control': 'no-store',
   }
   if (err.retryAfter !== undefined) headers['retry-after'] = Math.max(0, Math.ceil(err.retryAfter))
+  // after a framing problem or a refused body, the rest of the stream cannot be trusted: close
+  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST') res.shouldKeepAlive = false
   res.writeHead(err.status, headers)
   res.end(body)
 }

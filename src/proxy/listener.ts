@@ -19,11 +19,14 @@ export interface ListenerOptions {
 export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: ListenerOptions): Server {
   const server = http.createServer({
     maxHeaderSize: o.maxHeaderBytes,
-    headersTimeout: o.headersTimeoutMs,
+    // Node requires headersTimeout <= requestTimeout
+    headersTimeout: Math.min(o.headersTimeoutMs, o.requestTimeoutMs),
     requestTimeout: o.requestTimeoutMs,
     keepAliveTimeout: Math.min(o.idleTimeoutMs, 65_000),
     // duplicate headers stay separate in rawHeaders: the proxy forwards them as they came
     joinDuplicateHeaders: false,
+    // checked in ProxyCore.handle, so the answer is problem+json like every other refusal
+    requireHostHeader: false,
   }, (req, res) => core.handle(req, res))
   server.timeout = o.idleTimeoutMs
 

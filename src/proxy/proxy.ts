@@ -68,9 +68,12 @@ export class ProxyCore {
       path = origin
     }
     const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
+    if (info.host === '' && req.httpVersionMinor === 1) {
+      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'HTTP/1.1 request without Host'))
+      return
+    }
     if (info.contentLength > this.maxBodyBytes) {
       req.resume()
-      res.shouldKeepAlive = false
       sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', `body of ${info.contentLength} bytes exceeds the limit of ${this.maxBodyBytes}`))
       return
     }
