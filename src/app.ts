@@ -5,7 +5,7 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Config } from './config/schema.js'
-import type { Logger } from './log.js'
+import { createAccessLog, type Logger } from './log.js'
 import { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
 import { createBalancer, type Balancer } from './balancer/balancer.js'
@@ -47,8 +47,7 @@ export function createApp (config: Config, logger: Logger): App {
     retry: config.retry,
     requestTimeoutMs: config.timeouts.requestMs,
     maxBodyBytes: config.limits.maxBodyBytes,
-    accessLog: config.log.access,
-    logger,
+    accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
   const ws = new WebSocketTunnel(balancer, logger, config.timeouts.connectMs)
   const proxyServer = createListener(core, ws, {

@@ -30,33 +30,32 @@ export interface RequestHeaderInfo {
   host: string
 }
 
-function lowerName (name: string): string {
-  // rawHeaders keep the client's spelling; most clients send lower case already
-  return name.toLowerCase()
-}
-
-/** Collect the names listed in Connection headers (lower case), or null when there are none. */
-function connectionTokens (raw: readonly string[], isConnection: (n: string) => boolean): Set<string> | null {
-  let tokens: Set<string> | null = null
-  for (let i = 0; i < raw.length; i += 2) {
-    if (!isConnection(raw[i]!)) continue
-    for (const t of raw[i + 1]!.split(',')) {
-      const name = t.trim().toLowerCase()
-      if (name && !NEVER_CONNECTION_STRIPPED.has(name)) (tokens ??= new Set()).add(name)
-    }
+/** Add the names listed in one Connection value to `into` (lower case); keep-alive/close list nothing to strip. */
+function addConnectionTokens (value: string, into: Set<string> | null): Set<string> | null {
+  for (const t of value.split(',')) {
+    const name = t.trim().toLowerCase()
+    if (name && name !== 'close' && name !== 'keep-alive' && !NEVER_CONNECTION_STRIPPED.has(name)) (into ??= new Set()).add(name)
   }
-  return tokens
+  return into
 }
 
-const isConnectionName = (n: string): boolean => n.length === 10 && n.toLowerCase() === 'connection'
+/** Remove listed names from a flat [name, value, …] list (rare: only when Connection lists names). */
+function withoutListed (list: string[], listed: Set<string>, from = 0, to = list.length): string[] {
+  const out = list.slice(0, from)
+  for (let i = from; i < to; i += 2) {
+    if (!listed.has(list[i]!.toLowerCase())) out.push(list[i]!, list[i + 1]!)
+  }
+  for (let i = to; i < list.length; i++) out.push(list[i]!)
+  return out
+}
 
 /**
- * Request pass: client raw headers → upstream headers.
+ * Request pass: client raw headers → upstream headers, in one pass over the raw list.
  * 1. drop hop-by-hop and Connection-listed names; 2. append x-forwarded-for; 3. set x-forwarded-proto/-host.
  */
 export function upstreamRequestHeaders (raw: readonly string[], clientIp: string, proto: string): RequestHeaderInfo {
-  const listed = connectionTokens(raw, isConnectionName)
-  const out: string[] = []
+  let out: string[] = []
+  let listed: Set<string> | null = null
   let xff: string | undefined
   let host = ''
   let contentLength = -1
@@ -64,12 +63,12 @@ export function upstreamRequestHeaders (raw: readonly string[], clientIp: string
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const value = raw[i + 1]!
-    const lower = lowerName(name)
+    const lower = name.toLowerCase()
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'transfer-encoding') chunked = true
+      else if (lower === 'connection') listed = addConnectionTokens(value, listed)
       continue
     }
-    if (listed !== null && listed.has(lower)) continue
     switch (lower) {
       case 'x-forwarded-for':
         xff = xff === undefined ? value : `${xff}, ${value}`
@@ -86,41 +85,36 @@ export function upstreamRequestHeaders (raw: readonly string[], clientIp: string
     }
     out.push(name, value)
   }
+  if (listed !== null) {
+    // Connection may come after the names it lists, so they are removed once the whole list is known
+    out = withoutListed(out, listed)
+    if (listed.has('x-forwarded-for')) xff = undefined
+  }
   out.push('x-forwarded-for', xff === undefined ? clientIp : `${xff}, ${clientIp}`)
   out.push('x-forwarded-proto', proto)
   if (host) out.push('x-forwarded-host', host)
   return { headers: out, hasBody: chunked || contentLength > 0, contentLength: chunked ? -1 : contentLength, host }
 }
 
-const isConnectionBuf = (n: string): boolean => n.length === 10 && n.toLowerCase() === 'connection'
-
 /**
  * Response pass: undici raw headers (Buffers) → a flat list for `res.writeHead`.
  * Drops hop-by-hop and Connection-listed names; everything else passes byte for byte.
  */
 export function downstreamResponseHeaders (raw: readonly Buffer[], extra?: readonly string[]): string[] {
-  const out: string[] = []
-  let hasConnection = false
+  let out: string[] = []
+  let listed: Set<string> | null = null
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1')
-    const lower = lowerName(name)
-    if (lower === 'connection') hasConnection = true
-    if (HOP_BY_HOP.has(lower)) continue
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') listed = addConnectionTokens(raw[i + 1]!.toString('latin1'), listed)
+      continue
+    }
     out.push(name, raw[i + 1]!.toString('latin1'))
   }
-  let result = out
-  if (hasConnection) {
-    const strs: string[] = raw.map((b) => b.toString('latin1'))
-    const listed = connectionTokens(strs, isConnectionBuf)
-    if (listed !== null) {
-      result = []
-      for (let i = 0; i < out.length; i += 2) {
-        if (!listed.has(lowerName(out[i]!))) result.push(out[i]!, out[i + 1]!)
-      }
-    }
-  }
-  if (extra) for (const e of extra) result.push(e)
-  return result
+  if (listed !== null) out = withoutListed(out, listed)
+  if (extra) for (const e of extra) out.push(e)
+  return out
 }
 
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])

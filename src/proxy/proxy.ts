@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
-import type { Logger } from '../log.js'
+import type { AccessLog } from '../log.js'
 import type { Balancer } from '../balancer/balancer.js'
 import type { Host } from '../upstream/host.js'
 import { ProxyError, sendProblem } from '../errors.js'
@@ -19,8 +19,8 @@ export interface ProxyOptions {
   retry: RetrySettings
   requestTimeoutMs: number
   maxBodyBytes: number
-  accessLog: boolean
-  logger: Logger
+  /** one line per request; null when log.access is off */
+  accessLog: AccessLog | null
 }
 
 /** Hooks other modules attach to (metrics, outlier detection). Defaults are no-ops so the hot path never asks. */
@@ -42,8 +42,7 @@ export class ProxyCore {
   readonly responseExtra: readonly string[] | undefined = undefined
   inflight = 0
   observer: ProxyObserver = noopObserver
-  private readonly logger: Logger
-  private readonly accessLog: boolean
+  private readonly accessLog: AccessLog | null
   private idleWaiters: Array<() => void> = []
 
   constructor (o: ProxyOptions) {
@@ -51,7 +50,6 @@ export class ProxyCore {
     this.retryPolicy = new RetryPolicy(o.retry)
     this.deadlines = new Deadlines(o.requestTimeoutMs)
     this.maxBodyBytes = o.maxBodyBytes
-    this.logger = o.logger
     this.accessLog = o.accessLog
   }
 
@@ -93,8 +91,8 @@ export class ProxyCore {
     this.deadlines.remove(ex)
     const ms = performance.now() - ex.startedAt
     this.observer.requestEnded(ex, ms)
-    if (this.accessLog) {
-      this.logger.info({ method: ex.method, path: ex.path, status: ex.status, upstream: ex.host?.id, attempts: ex.attempts, ms: Math.round(ms * 100) / 100 }, 'request')
+    if (this.accessLog !== null) {
+      this.accessLog.logger.info({ method: ex.method, path: ex.path, status: ex.status, upstream: ex.host?.id, attempts: ex.attempts, ms: Math.round(ms * 100) / 100 }, 'request')
     }
     if (--this.inflight === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0)) w()
@@ -109,6 +107,7 @@ export class ProxyCore {
 
   close (): void {
     this.deadlines.close()
+    this.accessLog?.flush()
   }
 }
 

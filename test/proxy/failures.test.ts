@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startBackend, startBackends, deadPort } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
-import { req } from '../helpers/http.js'
+import { json, req } from '../helpers/http.js'
 
 t.test('a dead backend: GETs and POSTs still succeed on the others (connection refused is retried)', async (t) => {
   const live = await startBackends(['a', 'b'])
@@ -15,6 +15,7 @@ t.test('a dead backend: GETs and POSTs still succeed on the others (connection r
   }
   t.same(new Set(statuses), new Set([200]), 'all 24 succeeded')
   t.equal(live[0]!.count + live[1]!.count, 24, 'each request executed exactly once')
+  await lb.waitForLog((l) => l['msg'] === 'request' && l['path'] === '/p' && l['attempts'] !== undefined && lb.logs.filter((x) => x['msg'] === 'request').length >= 24)
   const retried = lb.logs.filter((l) => l['msg'] === 'request' && l['attempts'] === 2)
   t.ok(retried.length >= 4, `${retried.length} requests needed a second try`)
 })
@@ -78,4 +79,21 @@ t.test('the only upstream refuses: 502 problem after the tries', async (t) => {
   const r = await req(`${lb.url}/x`)
   t.equal(r.status, 502)
   t.equal(r.headers['content-type'], 'application/problem+json')
+})
+
+t.test('a client that hangs up is logged as 499', async (t) => {
+  const slow = await startBackend((req, res) => { req.resume(); setTimeout(() => res.end('late'), 1500) })
+  const lb = await startClaylb({ args: ['--upstream', slow.url] })
+  t.teardown(async () => { await lb.stop(); await slow.close() })
+  const ac = new AbortController()
+  const { request } = await import('undici')
+  const r = request(`${lb.url}/gone`, { signal: ac.signal }).catch(() => 'aborted')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  ac.abort()
+  t.equal(await r, 'aborted')
+  const line = await lb.waitForLog((l) => l['msg'] === 'request' && l['status'] === 499)
+  t.equal(line['path'], '/gone')
+  const st = await json<{ upstreams: Array<{ inflight: number, healthy: boolean }> }>(`${lb.admin}/status`)
+  t.equal(st.upstreams[0]!.healthy, true, 'the upstream is not blamed')
+  t.equal(st.upstreams[0]!.inflight, 0, 'nothing left in flight')
 })
