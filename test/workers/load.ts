@@ -20,6 +20,8 @@ export interface LoadOptions {
   path?: string
   /** called after each answer (e.g. to kill a worker at the 100th) */
   onAnswer?: (a: Answer, n: number) => void | Promise<void>
+  /** ends the stream early when it returns true */
+  stop?: () => boolean
 }
 
 export async function steadyLoad (base: string, o: LoadOptions): Promise<LoadResult> {
@@ -27,7 +29,7 @@ export async function steadyLoad (base: string, o: LoadOptions): Promise<LoadRes
   const answers: Answer[] = []
   let sent = 0
   const lane = async (): Promise<void> => {
-    while (sent < o.total) {
+    while (sent < o.total && !o.stop?.()) {
       sent++
       const a: Answer = { status: 0, worker: '', sentAt: Date.now(), doneAt: 0 }
       try {
