@@ -210,6 +210,7 @@ export class Supervisor {
     try {
       await this.bringUp(w)
     } catch (err) {
+      if (w.retired) return // stopped while starting (claylb is shutting down)
       this.logger.warn({ worker: w.id, slot: slot.index, reason: (err as Error).message }, 'worker failed to start')
       // its exit (not retired) counts as a crash: the slot is refilled with backoff
       w.child.kill('SIGKILL')

@@ -92,3 +92,18 @@ t.test('a worker never receives a request after it was told to drain (its own co
   }
   t.equal((await req(`${lb.admin}/workers/nope/recycle`, { method: 'POST' })).status, 404)
 })
+
+t.test('maxAgeSeconds: workers are recycled by age, surge first, with 0 failed', async (t) => {
+  const lb = await startClaylb({ config: { workers: { count: 2, maxAgeSeconds: 1, recycleJitterPercent: 50 }, log: { access: false } } })
+  t.teardown(() => lb.stop())
+  const first = (await status(lb.admin)).workers
+  const r = await steadyLoad(lb.url, {
+    total: 20_000,
+    gapMs: 5,
+    stop: () => first.every((w) => lb.logs.some((l) => l['msg'] === 'worker recycled' && l['worker'] === w.id)),
+  })
+  t.equal(r.failed.length, 0, `0 failed of ${r.answers.length}`)
+  const recycles = lb.logs.filter((l) => l['msg'] === 'recycling worker' && first.some((w) => w.id === l['worker']))
+  t.same(recycles.map((l) => l['reason']), ['maxAgeSeconds', 'maxAgeSeconds'], 'both first workers recycled for their age')
+  assertNoRequestAfterDrain(t, lb, first.map((w) => w.id))
+})
