@@ -13,6 +13,7 @@ import { ProxyCore } from './proxy/proxy.js'
 import { createListener } from './proxy/listener.js'
 import { WebSocketTunnel } from './proxy/websocket.js'
 import { AdminServer, sendJson } from './admin/admin.js'
+import { Supervisor, type RolloutResult } from './workers/supervisor.js'
 
 export interface App {
   readonly config: Config
@@ -21,10 +22,19 @@ export interface App {
   readonly core: ProxyCore
   readonly admin: AdminServer
   readonly proxyServer: Server
-  generation: number
+  readonly supervisor: Supervisor
+  /** the worker generation serving */
+  readonly generation: number
   start (): Promise<{ proxy: string, admin: string }>
   /** stop accepting, drain in-flight requests (bounded by shutdownTimeoutMs), close everything */
   stop (): Promise<void>
+  /** re-read the config and roll the workers to a new generation (SIGHUP, POST /reload) */
+  reload (): Promise<RolloutResult>
+}
+
+export interface AppOptions {
+  /** re-reads the config file with the command line's overrides; without it a reload reuses `config` */
+  reloadConfig?: () => Config
 }
 
 export function hostFromUpstream (config: Config, u: { url: string, weight: number, id?: string | undefined }): Host {
@@ -38,8 +48,9 @@ export function hostFromUpstream (config: Config, u: { url: string, weight: numb
   })
 }
 
-export function createApp (config: Config, logger: Logger): App {
+export function createApp (config: Config, logger: Logger, options: AppOptions = {}): App {
   const cluster = new Cluster()
+  const supervisor = new Supervisor({ config, cluster, logger, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) })
   for (const u of config.upstreams) cluster.add(hostFromUpstream(config, u))
   const balancer = createBalancer(config.balancer.policy, cluster)
   const core = new ProxyCore({
@@ -59,13 +70,16 @@ export function createApp (config: Config, logger: Logger): App {
   const admin = new AdminServer(config.admin.token)
 
   const app: App = {
-    config, cluster, balancer, core, admin, proxyServer,
-    generation: 1,
+    config, cluster, balancer, core, admin, proxyServer, supervisor,
+    get generation () { return supervisor.generation },
     async start () {
       await listen(proxyServer, config.listen.port, config.listen.host)
       await listen(admin.server, config.admin.port, config.admin.host)
+      // the first workers are up (or failed and backing off) before "listening" is logged
+      await supervisor.start()
       return { proxy: urlOf(proxyServer), admin: urlOf(admin.server) }
     },
+    reload: () => supervisor.reload(),
     async stop () {
       proxyServer.close()
       proxyServer.closeIdleConnections()
@@ -77,6 +91,7 @@ export function createApp (config: Config, logger: Logger): App {
       proxyServer.closeAllConnections()
       ws.close()
       core.close()
+      await supervisor.stop()
       admin.server.close()
       admin.server.closeAllConnections()
       await cluster.close()
@@ -91,8 +106,19 @@ export function createApp (config: Config, logger: Logger): App {
   admin.route('GET', '/status', (_req, res) => sendJson(res, 200, {
     generation: app.generation,
     upstreams: cluster.hosts.map((h) => h.toJSON()),
-    workers: [],
+    workers: supervisor.status(),
   }))
+  admin.route('POST', '/reload', async (_req, res) => {
+    const r = await app.reload()
+    if (r.ok) sendJson(res, 200, { generation: r.generation })
+    else sendJson(res, 409, { error: 'rollout abandoned', detail: r.reason, generation: r.generation })
+  })
+  admin.route('POST', '/workers/:id/recycle', (_req, res, params) => {
+    const w = supervisor.find(params['id']!)
+    if (w === undefined) sendJson(res, 404, { error: 'no such worker', id: params['id'] })
+    else if (!supervisor.requestRecycle(w, 'admin')) sendJson(res, 409, { error: `worker ${w.id} is ${w.state}, not serving, or already queued for recycling` })
+    else sendJson(res, 202, { recycling: w.id, slot: w.slot })
+  })
   return app
 }
 

@@ -52,6 +52,8 @@ function intFlag (name: string, v: string | undefined): number | undefined {
 
 async function start (args: string[]): Promise<number | undefined> {
   let config
+  let configFile: string | undefined
+  let configOverrides: ConfigOverrides = {}
   try {
     const { values } = parseArgs({
       args,
@@ -79,6 +81,8 @@ async function start (args: string[]): Promise<number | undefined> {
     if (values.app !== undefined) overrides.app = values.app
     if (values.redis !== undefined) overrides.redis = values.redis
     config = loadConfig(values.config, overrides)
+    configFile = values.config
+    configOverrides = overrides
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`)
@@ -92,7 +96,8 @@ async function start (args: string[]): Promise<number | undefined> {
   let app
   let addresses
   try {
-    app = createApp(config, logger)
+    // SIGHUP re-reads the same file with the same flags on top
+    app = createApp(config, logger, { reloadConfig: () => loadConfig(configFile, configOverrides) })
     addresses = await app.start()
   } catch (err) {
     logger.fatal({ err }, 'start failed')
@@ -118,5 +123,10 @@ async function start (args: string[]): Promise<number | undefined> {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGHUP', () => {
+    if (stopping) return
+    logger.info({ signal: 'SIGHUP', generation: app!.generation }, 'reloading')
+    void app!.reload()
+  })
   return undefined
 }

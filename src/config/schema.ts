@@ -42,6 +42,13 @@ export const configSchema = z.strictObject({
     readyTimeoutMs: positiveInt(10_000),
     drainTimeoutMs: positiveInt(10_000),
     maxUnstableRestarts: positiveInt(10),
+    /** jitter added to maxRequests / maxAgeSeconds, up to this share, so workers don't recycle together */
+    recycleJitterPercent: z.number({ error: 'must be a number from 0 to 100' }).min(0, { error: 'must be a number from 0 to 100' }).max(100, { error: 'must be a number from 0 to 100' }).default(10),
+    /** crash-loop backoff (PM2's): first delay, x1.5 per unstable restart up to the cap */
+    restartBackoffMs: positiveInt(100),
+    restartBackoffMaxMs: positiveInt(15_000),
+    /** a worker that lived this long resets its slot's backoff and unstable-restart count */
+    stableAfterMs: positiveInt(30_000),
     /** opt-in fault injection in the demo app (?fail=, /hang) for chaos runs */
     faults: bool(false),
   }).prefault({}),

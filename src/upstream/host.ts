@@ -46,8 +46,8 @@ export class Host {
     this.url = o.url
     this.weight = o.weight ?? 1
     this.kind = o.kind ?? 'static'
-    const u = new URL(o.url)
-    this.origin = u.origin
+    // a worker's url is `unix:/path.sock`, which has no origin; the pool still needs an http one
+    this.origin = o.socketPath ? 'http://localhost' : new URL(o.url).origin
     this.pool = new Pool(this.origin, {
       connections: MAX_CONNECTIONS,
       pipelining: 1,

@@ -1,0 +1,22 @@
+/**
+ * @module demo/app
+ * The bundled demo app (`workers.app: builtin:demo`), the load-test target. A worker factory: it is
+ * given the WorkerContext and returns the request handler. Routes are rows of a table; add yours
+ * to the list below.
+ */
+import type { RequestHandler, WorkerContext } from '../workers/context.js'
+import { createRouter, type DemoRoute } from './router.js'
+import { loadTestRoutes } from './load-test-routes.js'
+import { faultRoutes, withFailureRate } from './fault-routes.js'
+
+export function createApp (ctx: WorkerContext): RequestHandler {
+  const faults = ctx.config.workers.faults
+  const routes: DemoRoute[] = [
+    ...loadTestRoutes(ctx),
+    ...(faults ? faultRoutes : []),
+  ]
+  const router = createRouter(routes)
+  return faults ? withFailureRate(router) : router
+}
+
+export default createApp

@@ -1,0 +1,32 @@
+/**
+ * @module workers/context
+ * What an app module running in an ephemeral worker is given, and what it must give back.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Config } from '../config/schema.js'
+
+/** a `node:http` request handler (Express and Koa's `app.callback()` are ones) */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unknown
+
+export interface WorkerLogger {
+  debug (obj: object | string, msg?: string): void
+  info (obj: object | string, msg?: string): void
+  warn (obj: object | string, msg?: string): void
+  error (obj: object | string, msg?: string): void
+}
+
+export interface WorkerContext {
+  /** unique per process (`w7`); also sent as `x-worker-id` */
+  readonly id: string
+  /** the slot this worker fills (1..workers.count); a replacement keeps its slot */
+  readonly slot: number
+  readonly generation: number
+  /** the whole resolved claylb config */
+  readonly config: Config
+  /** an empty directory, the process's cwd, deleted when the worker exits */
+  readonly tmpdir: string
+  readonly logger: WorkerLogger
+}
+
+/** A factory: `export default function (ctx)` or `export function createApp (ctx)`. */
+export type AppFactory = (ctx: WorkerContext) => RequestHandler | Promise<RequestHandler>

@@ -1,0 +1,33 @@
+/**
+ * @module workers/protocol
+ * What the supervisor and a worker process tell each other: the boot description (an environment
+ * variable, so the worker needs no round trip before it starts) and the IPC messages.
+ * Type-only imports: the worker runtime must not load the config machinery.
+ */
+import type { Config } from '../config/schema.js'
+
+/** the environment variable holding the JSON WorkerBoot */
+export const WORKER_BOOT_ENV = 'CLAYLB_WORKER_BOOT'
+
+export interface WorkerBoot {
+  id: string
+  slot: number
+  generation: number
+  /** absolute path of the app module */
+  appPath: string
+  /** the Unix socket to listen on */
+  socketPath: string
+  /** the worker's own empty working directory */
+  tmpdir: string
+  /** ask to be recycled after this many requests (0: never) */
+  recycleAfterRequests: number
+  config: Config
+}
+
+/** worker → supervisor */
+export type WorkerMessage =
+  | { type: 'ready' }
+  /** the worker served its request quota and asks to be replaced (`requests` never counts health probes) */
+  | { type: 'recycle', requests: number }
+  /** sent once the worker drained, just before it exits */
+  | { type: 'stopped', requests: number, probes: number }

@@ -1,0 +1,124 @@
+/**
+ * @module workers/runtime
+ * The entry of every worker process. Reads its boot description, moves into its own empty directory,
+ * loads the app module, listens on its Unix socket, tells the supervisor it is ready, and on SIGTERM
+ * finishes what is in flight and exits. Nothing it keeps survives it: the directory is deleted on exit.
+ * Imports only node built-ins, so a worker is serving ~150 ms after fork.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import { rmSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import { WORKER_BOOT_ENV, type WorkerBoot, type WorkerMessage } from './protocol.js'
+import type { RequestHandler, WorkerContext } from './context.js'
+import { createWorkerLogger } from './worker-logger.js'
+
+class AppModuleError extends Error {
+  readonly code = 'CLAYLB_ERR_APP_MODULE'
+  override name = 'AppModuleError'
+}
+
+const bootText = process.env[WORKER_BOOT_ENV]
+if (bootText === undefined || typeof process.send !== 'function') {
+  process.stderr.write('claylb worker runtime: start workers with `claylb start`, not directly\n')
+  process.exit(2)
+}
+delete process.env[WORKER_BOOT_ENV]
+const boot = JSON.parse(bootText) as WorkerBoot
+
+process.chdir(boot.tmpdir)
+process.on('exit', () => rmSync(boot.tmpdir, { recursive: true, force: true }))
+
+const logger = createWorkerLogger({ worker: boot.id, slot: boot.slot, generation: boot.generation }, boot.config.log.level)
+const ctx: WorkerContext = Object.freeze({
+  id: boot.id,
+  slot: boot.slot,
+  generation: boot.generation,
+  config: boot.config,
+  tmpdir: boot.tmpdir,
+  logger,
+})
+
+function send (msg: WorkerMessage, then?: () => void): void {
+  if (process.connected) process.send!(msg, undefined, {}, then ? () => then() : undefined)
+  else then?.()
+}
+
+async function loadHandler (): Promise<RequestHandler> {
+  const mod = await import(pathToFileURL(boot.appPath).href) as Record<string, unknown>
+  const def = mod['default'] as unknown
+  const factory = mod['createApp'] ?? (def !== null && typeof def === 'object' ? (def as Record<string, unknown>)['createApp'] : undefined)
+  let made: unknown
+  if (typeof factory === 'function') made = await factory(ctx)
+  else if (typeof def === 'function') made = def.length >= 2 ? def : await def(ctx) // (req, res[, next]) is a handler
+  else made = mod['handler']
+  if (typeof made !== 'function') {
+    throw new AppModuleError(`${boot.appPath} must export a request handler (req, res) or a factory (ctx) returning one, as default or as createApp`)
+  }
+  return made as RequestHandler
+}
+
+let handler: RequestHandler
+try {
+  handler = await loadHandler()
+} catch (err) {
+  logger.error({ err }, 'app module failed to start')
+  process.exit(1)
+}
+
+/** requests served, health probes not included: the count the proxy's own must match */
+let requests = 0
+let probes = 0
+let draining = false
+const quota = boot.recycleAfterRequests
+const id = boot.id
+const probePath = boot.config.healthCheck.path
+
+function onRequest (req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === probePath) probes++
+  else if (++requests === quota) send({ type: 'recycle', requests })
+  res.setHeader('x-worker-id', id)
+  if (draining) res.shouldKeepAlive = false
+  let out: unknown
+  try {
+    out = handler(req, res)
+  } catch (err) {
+    handlerFailed(res, err)
+    return
+  }
+  if (out instanceof Promise) out.then(undefined, (err: unknown) => handlerFailed(res, err))
+}
+
+function handlerFailed (res: ServerResponse, err: unknown): void {
+  logger.error({ err }, 'request handler failed')
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  res.writeHead(500, { 'content-type': 'application/json' })
+  res.end('{"error":"internal error in the app"}')
+}
+
+const server = http.createServer(onRequest)
+server.listen(boot.socketPath, () => send({ type: 'ready' }))
+server.on('error', (err) => {
+  logger.error({ err }, 'cannot listen')
+  process.exit(1)
+})
+
+/** Stop accepting, let in-flight requests finish, close keep-alive sockets as they go idle, then exit. */
+function drain (): void {
+  if (draining) return
+  draining = true
+  const closer = setInterval(() => server.closeIdleConnections(), 50)
+  server.close(() => {
+    clearInterval(closer)
+    send({ type: 'stopped', requests, probes }, () => process.exit(0))
+  })
+  server.closeIdleConnections()
+}
+
+process.on('SIGTERM', drain)
+// the supervisor drives shutdown: a terminal's ^C reaches the whole process group, workers included
+process.on('SIGINT', () => {})
+// the supervisor is gone (even killed with SIGKILL): nobody routes here any more
+process.on('disconnect', drain)

@@ -1,0 +1,83 @@
+import t from 'tap'
+import { existsSync } from 'node:fs'
+import { request } from 'undici'
+import { join } from 'node:path'
+import { startClaylb } from '../helpers/claylb.js'
+import { req } from '../helpers/http.js'
+import { status, steadyLoad, until } from './load.js'
+
+const FIXTURES = join(import.meta.dirname, 'fixtures')
+const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
+
+t.test('--workers 3: 300 GETs answered by 3 distinct x-worker-ids, 100 each; SIGTERM stops them', async (t) => {
+  const lb = await startClaylb({ args: ['--workers', '3'], config: { log: { access: false } } })
+  t.teardown(() => lb.stop())
+  const r = await steadyLoad(lb.url, { total: 300 })
+  t.equal(r.failed.length, 0, 'no failed request')
+  t.same(Object.values(r.byWorker), [100, 100, 100], `100 each: ${JSON.stringify(r.byWorker)}`)
+  const s = await status(lb.admin)
+  t.equal(s.generation, 1)
+  t.same(s.workers.map((w) => w.id).sort(), Object.keys(r.byWorker).sort(), '/status lists the workers that answered')
+  t.ok(s.workers.every((w) => w.state === 'ready' && w.generation === 1 && w.url.startsWith('unix:') && w.requests === 100), 'ready, generation 1, on a Unix socket, 100 requests each')
+  const pids = s.workers.map((w) => w.pid)
+  t.equal(await lb.stop(), 0, 'claylb exits 0')
+  t.same(pids.filter(alive), [], 'no worker outlives claylb')
+  t.ok(lb.logs.filter((l) => l['msg'] === 'worker stopped').length === 3, 'each worker was stopped, not killed')
+})
+
+t.test('the demo app: load-test routes, faults off by default', async (t) => {
+  const lb = await startClaylb({ args: ['--workers', '1'], config: { log: { access: false } } })
+  t.teardown(() => lb.stop())
+  const root = JSON.parse((await req(`${lb.url}/`)).body)
+  t.match(root, { worker: /^w\d+$/, pid: Number })
+  t.equal((await req(`${lb.url}/healthz`)).status, 200)
+  t.equal((await req(`${lb.url}/status/418`)).status, 418)
+  t.equal((await req(`${lb.url}/status/99`)).status, 400)
+  const bytes = await req(`${lb.url}/bytes/200000`)
+  t.equal(bytes.body.length, 200000)
+  const delayed = await req(`${lb.url}/delay/50`)
+  t.match(JSON.parse(delayed.body), { delayedMs: 50 })
+  const body = 'x'.repeat(100_000)
+  const echo = await req(`${lb.url}/echo`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } })
+  t.equal(echo.body, body, 'POST /echo streams the body back')
+  t.equal(echo.headers['content-type'], 'text/plain')
+  const stream = await req(`${lb.url}/stream/5`)
+  t.equal(stream.headers['transfer-encoding'], 'chunked')
+  t.same(stream.body.trim().split('\n').map((l) => JSON.parse(l).chunk), [0, 1, 2, 3, 4])
+  t.equal((await req(`${lb.url}/hang`)).status, 404, 'no /hang unless workers.faults')
+  const fails = await Promise.all(Array.from({ length: 20 }, () => req(`${lb.url}/?fail=1`)))
+  t.ok(fails.every((f) => f.status === 200), '?fail ignored unless workers.faults')
+  t.ok([root, bytes, echo, stream].length && (await req(`${lb.url}/nope`)).headers['x-worker-id'], 'x-worker-id on a 404 too')
+})
+
+t.test('the demo app with workers.faults: ?fail=1 fails every request, ?fail=0 none', async (t) => {
+  const lb = await startClaylb({ config: { workers: { count: 1, faults: true }, retry: { attempts: 1 }, log: { access: false } } })
+  t.teardown(() => lb.stop())
+  const all = await Promise.all(Array.from({ length: 10 }, () => req(`${lb.url}/?fail=1`)))
+  t.ok(all.every((r) => r.status === 500 && r.body.includes('injected fault')))
+  const none = await Promise.all(Array.from({ length: 10 }, () => req(`${lb.url}/?fail=0`)))
+  t.ok(none.every((r) => r.status === 200))
+  const hang = await request(`${lb.url}/hang`, { signal: AbortSignal.timeout(300) }).then(() => 'answered', (err: Error) => err.name)
+  t.equal(hang, 'TimeoutError', '/hang holds the request until the client gives up')
+})
+
+t.test('own app: a plain handler gets a fresh empty cwd, deleted when the worker goes', async (t) => {
+  const lb = await startClaylb({ args: ['--workers', '2', '--app', join(FIXTURES, 'cwd-app.mjs')], config: { log: { access: false } } })
+  t.teardown(() => lb.stop())
+  const a = JSON.parse((await req(`${lb.url}/`)).body)
+  const b = JSON.parse((await req(`${lb.url}/`)).body)
+  t.not(a.cwd, b.cwd, 'each worker has its own directory')
+  t.same([a.before, b.before], [[], []], 'empty at first')
+  t.ok(existsSync(join(a.cwd, 'scratch.txt')), 'the app can write there')
+  const s = await status(lb.admin)
+  const w = s.workers[0]!
+  const r = await req(`${lb.admin}/workers/${w.id}/recycle`, { method: 'POST' })
+  t.equal(r.status, 202)
+  await until(() => status(lb.admin), (x) => !x.workers.some((v) => v.id === w.id), 15_000, 'recycled worker gone')
+  await lb.stop()
+  t.notOk(existsSync(a.cwd) || existsSync(b.cwd), 'the directories are deleted when the workers exit')
+})
+
+t.test('a missing app module is a clear start error', async (t) => {
+  await t.rejects(startClaylb({ args: ['--workers', '1', '--app', './no/such/app.mjs'] }), /does not exist/)
+})
