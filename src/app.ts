@@ -73,10 +73,11 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     config, cluster, balancer, core, admin, proxyServer, supervisor,
     get generation () { return supervisor.generation },
     async start () {
-      await listen(proxyServer, config.listen.port, config.listen.host)
       await listen(admin.server, config.admin.port, config.admin.host)
-      // the first workers are up (or failed and backing off) before "listening" is logged
+      // the first workers are up (or failed and backing off) before the proxy port opens, so the
+      // first clients are served rather than answered 503
       await supervisor.start()
+      await listen(proxyServer, config.listen.port, config.listen.host)
       return { proxy: urlOf(proxyServer), admin: urlOf(admin.server) }
     },
     reload: () => supervisor.reload(),
