@@ -25,6 +25,12 @@ if (bootText === undefined || typeof process.send !== 'function') {
 delete process.env[WORKER_BOOT_ENV]
 const boot = JSON.parse(bootText) as WorkerBoot
 
+// The supervisor drives shutdown and reloads: a terminal's ^C or hang-up, or a SIGHUP sent to the
+// process group, reaches the workers too, and must not kill them under claylb's feet.
+process.on('SIGINT', ignore)
+process.on('SIGHUP', ignore)
+function ignore (): void {}
+
 process.chdir(boot.tmpdir)
 process.on('exit', () => rmSync(boot.tmpdir, { recursive: true, force: true }))
 
@@ -118,7 +124,5 @@ function drain (): void {
 }
 
 process.on('SIGTERM', drain)
-// the supervisor drives shutdown: a terminal's ^C reaches the whole process group, workers included
-process.on('SIGINT', () => {})
 // the supervisor is gone (even killed with SIGKILL): nobody routes here any more
 process.on('disconnect', drain)

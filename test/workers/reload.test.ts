@@ -50,7 +50,7 @@ t.test('a generation that never becomes ready is rolled back: old pids keep serv
   await new Promise((resolve) => setTimeout(resolve, 300))
   done = true
   const r = await load
-  t.equal(r.failed.length, 0, `0 failed of ${r.answers.length}`)
+  t.equal(r.failed.length, 0, `0 failed of ${r.answers.length}`, { stderr: lb.stderr, failed: r.failed.slice(0, 5), logs: lb.logs.filter((l) => l['msg'] !== 'request').map((l) => `${l['time']} ${l['msg']} ${l['worker'] ?? ''} ${l['reason'] ?? l['exit'] ?? ''}`) })
   t.equal(abandoned['level'], 50, 'logged as an error')
   t.match(String(abandoned['msg']), /did not report ready within 1500 ms \(workers\.readyTimeoutMs\); generation 1 keeps serving/, 'the log says why')
   const after = await status(lb.admin)
