@@ -297,7 +297,17 @@ export class Supervisor {
       next.child.kill('SIGKILL')
       if (this.stopping) return
       this.logger.warn({ worker: old.id, slot: slot.index, reason: (err as Error).message }, 'recycle abandoned: the replacement did not become ready; the old worker keeps serving')
-      if (slot.current === undefined) this.scheduleRestart(slot, Date.now() - next.startedAt)
+      if (slot.current === undefined) {
+        this.scheduleRestart(slot, Date.now() - next.startedAt)
+        return
+      }
+      // try again later, with the slot's crash backoff; the old worker serves meanwhile
+      const delay = slot.backoff.next(Date.now() - next.startedAt)
+      if (delay === undefined) {
+        this.logger.error({ worker: old.id, slot: slot.index }, `slot ${slot.index}: recycling given up after ${slot.backoff.unstable - 1} failed replacements; ${old.id} keeps serving`)
+      } else {
+        this.ageTimers.set(old, setTimeout(() => this.requestRecycle(old, reason), delay).unref())
+      }
       return
     }
     slot.successor = undefined
