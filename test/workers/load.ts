@@ -1,7 +1,9 @@
 /**
  * A steady stream of GETs through claylb, recording who answered each and when.
  */
+import type { Test } from 'tap'
 import { Agent, request } from 'undici'
+import type { Claylb } from '../helpers/claylb.js'
 import { sleep } from '../helpers/http.js'
 
 export interface Answer { status: number, worker: string, sentAt: number, doneAt: number, error?: string }
@@ -69,5 +71,17 @@ export async function until<T> (fn: () => Promise<T>, pred: (v: T) => boolean, t
     if (pred(v)) return v
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`)
     await sleep(50)
+  }
+}
+
+/** every stopped worker got no request after it was told to drain, by its own count */
+export function assertNoRequestAfterDrain (t: Test, lb: Claylb, ids: string[]): void {
+  for (const id of ids) {
+    const stopped = lb.logs.find((l) => l['msg'] === 'worker stopped' && l['worker'] === id)
+    t.ok(stopped, `${id} stopped`)
+    if (!stopped) continue
+    t.equal(stopped['exit'], 'exit code 0', `${id} exited by itself after its drain`)
+    t.equal(stopped['requests'], stopped['dispatchedAtDrain'], `${id}: its own count ${stopped['requests']} = what the proxy had sent it when it was told to drain`)
+    t.equal(stopped['dispatched'], stopped['dispatchedAtDrain'], `${id}: the proxy sent it nothing after`)
   }
 }
