@@ -7,7 +7,7 @@ import { status, steadyLoad, until } from './load.js'
 const FIXTURES = join(import.meta.dirname, 'fixtures')
 
 t.test('kill -9 of a worker under a steady stream of 500 GETs: 0 failed, replaced with a new pid', async (t) => {
-  const lb = await startClaylb({ args: ['--workers', '3'], config: { log: { access: false } } })
+  const lb = await startClaylb({ args: ['--workers', '3'] })
   t.teardown(() => lb.stop())
   const before = await status(lb.admin)
   const victim = before.workers[1]!
@@ -38,7 +38,13 @@ t.test('kill -9 of a worker under a steady stream of 500 GETs: 0 failed, replace
   const more = await steadyLoad(lb.url, { total: 30 })
   t.equal(more.failed.length, 0)
   t.equal(more.byWorker[replacement.id], 10, 'the replacement serves its share')
-  t.ok(lb.logs.some((l) => l['msg'] === 'worker exited' && l['worker'] === victim.id && l['exit'] === 'killed by SIGKILL'), 'the crash is logged')
+  const exited = lb.logs.find((l) => l['msg'] === 'worker exited' && l['worker'] === victim.id)
+  t.equal(exited?.['exit'], 'killed by SIGKILL', 'the crash is logged')
+  // the proxy's own access log: once the exit was seen, no request ended on the dead worker
+  await lb.waitForLog((l) => l['msg'] === 'request' && Number(l['time']) > Date.now() - 500 && l['upstream'] === replacement.id, 5_000)
+  const afterDeath = lb.logs.filter((l) => l['msg'] === 'request' && l['upstream'] === victim.id && Number(l['time']) > Number(exited?.['time']))
+  t.same(afterDeath, [], 'no request was routed to the dead worker after its exit')
+  t.comment(`requests retried on another worker after meeting the dying one: ${lb.logs.filter((l) => l['msg'] === 'request' && Number(l['attempts']) > 1).length}`)
 })
 
 t.test('an app that exits at boot: growing backoff, the slot is given up, the others keep serving', async (t) => {
