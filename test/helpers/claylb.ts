@@ -31,6 +31,8 @@ export interface StartOptions {
   args?: string[]
   env?: NodeJS.ProcessEnv
   timeoutMs?: number
+  /** its own process group (to signal claylb and its workers together, as a terminal does) */
+  detached?: boolean
 }
 
 export function writeConfig (config: Record<string, unknown>): string {
@@ -61,6 +63,7 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
     cwd: ROOT,
     env: childEnv(o.env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: o.detached ?? false,
   })
   running.add(proc)
   const logs: Array<Record<string, unknown>> = []
