@@ -107,17 +107,20 @@ async function start (args: string[]): Promise<number | undefined> {
   }
   logger.info({ proxy: addresses.proxy, admin: addresses.admin, upstreams: app.cluster.hosts.length }, 'listening')
 
+  // A closed stdout (the reader went away) must never keep the process from draining and exiting.
+  const say = (fn: () => void): void => { try { fn() } catch { /* stdout gone */ } }
+  process.stdout.on('error', () => {})
   let stopping = false
   const shutdown = (signal: string): void => {
     if (stopping) return
     stopping = true
-    logger.info({ signal, inflight: app!.core.inflight }, 'draining')
-    app!.stop().then(() => {
-      logger.info('stopped')
-      logger.flush()
+    const stopped = app!.stop()
+    say(() => logger.info({ signal, inflight: app!.core.inflight }, 'draining'))
+    stopped.then(() => {
+      say(() => logger.info('stopped'))
       process.exit(0)
     }, (err: unknown) => {
-      logger.error({ err }, 'stop failed')
+      say(() => logger.error({ err }, 'stop failed'))
       process.exit(1)
     })
   }

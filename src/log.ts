@@ -1,15 +1,18 @@
 /**
  * @module log
  * pino, one JSON object a line on stdout. Life-cycle lines are written synchronously (a test or an
- * operator waits for "listening"); the per-request access log goes through a buffered asynchronous
- * destination, so a request costs a serialisation, not a write(2).
+ * operator waits for "listening"); the per-request access log is batched, so a request costs a
+ * serialisation, not a write(2).
  */
 import { pino, type Logger } from 'pino'
 
 export type { Logger }
 
 export function createLogger (level: string, name = 'claylb'): Logger {
-  return pino({ name, level, base: { pid: process.pid } })
+  // Synchronous on purpose: pino's default destination is asynchronous and flushes at exit with
+  // sonic-boom's flushSync, which retries a broken pipe (EPIPE) forever — claylb would never exit
+  // once whoever read its stdout went away. A sync write that fails just drops the line.
+  return pino({ name, level, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }))
 }
 
 export interface AccessLog {
@@ -18,17 +21,34 @@ export interface AccessLog {
   flush (): void
 }
 
+const BATCH_BYTES = 8192
+
+/**
+ * Lines are batched in memory and written with process.stdout (one write(2) per ~8 KB or per second).
+ * Not sonic-boom's asynchronous mode: its flushSync retries a broken pipe forever, so a reader that
+ * went away would keep claylb from ever exiting.
+ */
 export function createAccessLog (level: string, name = 'claylb'): AccessLog {
-  const dest = pino.destination({ dest: 1, sync: false, minLength: 8192 })
-  const logger = pino({ name, level, base: { pid: process.pid } }, dest)
-  // a quiet proxy still shows its last requests within a second
-  const timer = setInterval(() => dest.flush(), 1000)
+  let buf = ''
+  const flush = (): void => {
+    if (buf === '') return
+    const out = buf
+    buf = ''
+    try { process.stdout.write(out) } catch { /* stdout gone: drop the lines */ }
+  }
+  const logger = pino({ name, level, base: { pid: process.pid } }, {
+    write (line: string) {
+      buf += line
+      if (buf.length >= BATCH_BYTES) flush()
+    },
+  })
+  const timer = setInterval(flush, 1000)
   timer.unref()
   return {
     logger,
     flush () {
       clearInterval(timer)
-      try { dest.flushSync() } catch { /* not ready yet or already closed */ }
+      flush()
     },
   }
 }

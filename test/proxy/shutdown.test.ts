@@ -32,3 +32,16 @@ t.test('SIGINT with nothing in flight exits 0 at once', async (t) => {
   t.equal(await lb.stop('SIGINT'), 0)
   t.ok(Date.now() - started < 3000)
 })
+
+t.test('a reader of stdout that went away does not keep claylb from exiting (EPIPE)', async (t) => {
+  const be = await startBackend()
+  const lb = await startClaylb({ args: ['--upstream', be.url] })
+  t.teardown(async () => { await lb.stop('SIGKILL'); await be.close() })
+  lb.proc.stdout!.destroy()
+  for (let i = 0; i < 5; i++) t.equal((await req(`${lb.url}/x${i}`)).status, 200)
+  await sleep(1200) // the access log's batch is written (and fails) in between
+  const started = Date.now()
+  lb.proc.kill('SIGTERM')
+  const code = await Promise.race([lb.exited, sleep(8000).then(() => 'still running')])
+  t.equal(code, 0, `exited after ${Date.now() - started} ms`)
+})
