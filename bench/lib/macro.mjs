@@ -1,0 +1,221 @@
+/**
+ * The macro runner: N minimal backends, then each target in turn in front of them (pinned alone on the
+ * proxy's CPU), warm-up, a measured run, and the target's CPU time per request from /proc. Repetitions
+ * interleave the targets, so a burst of noise from the shared machine hits one sample, not one row.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, release, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { spawnSync } from 'node:child_process'
+import { driverName, runLoad } from './load.mjs'
+import { freePort, pinning, pinSelf, spawnPinned, stopChild, treeCpuSeconds, waitPort } from './procs.mjs'
+import { markdownTable, summarise, svgChart, textTable } from './report.mjs'
+import { ROOT, TARGETS } from './targets.mjs'
+import { analyse, formatAnalysis } from '../profile-top.mjs'
+import { idempotencyPending, runIdempotency } from './idempotency.mjs'
+
+const BENCH = join(ROOT, 'bench')
+const RESULTS = join(BENCH, 'results')
+const BACKENDS = 2
+
+export const SCENARIOS = {
+  'plain-get': { title: 'plain GET', path: '/', request: {} },
+  'post-1mb': { title: '1 MB POST', path: '/upload', request: { method: 'POST', bodyBytes: 1 << 20, headers: { 'content-type': 'application/octet-stream' } } },
+  workers: {
+    title: 'claylb --workers N vs node:cluster, same app',
+    pending: () => existsSync(join(ROOT, 'dist', 'workers'))
+      ? 'pending: dist/workers exists now; add the claylb --workers / node:cluster rows in bench/lib/macro.mjs'
+      : 'pending: the workers feature (--workers N, builtin:demo) is not on main yet',
+  },
+  idempotency: { title: 'keyed POST (first execution, replay) vs unkeyed', pending: idempotencyPending, run: runIdempotency },
+}
+
+function machine () {
+  const c = cpus()
+  return {
+    cpu: c[0]?.model ?? 'unknown',
+    cores: c.length,
+    kernel: release(),
+    node: process.version,
+    os: (() => { try { return readFileSync('/etc/os-release', 'utf8').match(/PRETTY_NAME="([^"]+)"/)?.[1] } catch { return undefined } })(),
+  }
+}
+
+async function startBackends (tmp) {
+  const ports = []
+  const procs = []
+  for (let i = 0; i < BACKENDS; i++) {
+    const port = await freePort()
+    const child = spawnPinned('rest', process.execPath, [join(BENCH, 'servers', 'backend.mjs'), String(port), `b${i}`], { logFile: join(tmp, `backend-${i}.log`) })
+    await waitPort(port, child)
+    ports.push(port)
+    procs.push(child)
+  }
+  return { urls: ports.map((p) => `http://127.0.0.1:${p}`), stop: () => Promise.all(procs.map((c) => stopChild(c))) }
+}
+
+/** One proxy run: start, check it answers, warm up, measure, stop. */
+async function measure (target, scenario, opts, ctxBase) {
+  const port = await freePort()
+  const ctx = { ...ctxBase, id: target.id, port, adminPort: await freePort() }
+  const child = target.start(ctx)
+  try {
+    await waitPort(port, child)
+    const url = `http://127.0.0.1:${port}${scenario.path}`
+    const load = { url, connections: opts.connections, request: scenario.request, tmp: ctx.tmp }
+    await runLoad({ ...load, seconds: opts.warmup })
+    const mark = await ctxBase.around?.before()
+    const cpu0 = treeCpuSeconds(child.pid)
+    const la0 = loadavg()[0]
+    const r = await runLoad({ ...load, seconds: opts.seconds })
+    const cpu1 = treeCpuSeconds(child.pid)
+    if (ctxBase.around) r.extra = await ctxBase.around.after(mark)
+    const cpu = cpu1 - cpu0
+    return {
+      ...r,
+      cpuSeconds: cpu,
+      cpuUsPerReq: r.requests > 0 ? (cpu * 1e6) / r.requests : NaN,
+      proxyCpuShare: cpu / r.seconds,
+      loadavg1: Math.round(((la0 + loadavg()[0]) / 2) * 100) / 100,
+    }
+  } finally {
+    await stopChild(child)
+  }
+}
+
+function availableTargets (only, log) {
+  const list = []
+  for (const t of TARGETS) {
+    if (only && !only.includes(t.id)) continue
+    const why = t.missing()
+    if (why) { log(`  skipped ${t.id}: ${why}`); continue }
+    list.push(t)
+  }
+  return list
+}
+
+async function runScenario (name, opts, tmp, log) {
+  const scenario = SCENARIOS[name]
+  log(`\n== ${name}: ${scenario.title} (${opts.connections} connections, ${opts.warmup} s warm-up, ${opts.seconds} s measured, ${opts.reps} repetition${opts.reps > 1 ? 's' : ''})`)
+  const targets = availableTargets(opts.targets, log)
+  const backends = await startBackends(tmp)
+  const rows = targets.map((t) => ({ id: t.id, label: t.label, version: t.version(), samples: [] }))
+  try {
+    for (let rep = 0; rep < opts.reps; rep++) {
+      for (let i = 0; i < targets.length; i++) {
+        const t = targets[i]
+        const upstreams = t.direct ? [] : backends.urls
+        try {
+          const s = await measure(t, scenario, opts, { tmp, upstreams })
+          rows[i].samples.push(s)
+          log(`  [${rep + 1}/${opts.reps}] ${t.id.padEnd(16)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps).toString().padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  cpu ${(100 * s.proxyCpuShare).toFixed(0)}%  load ${s.loadavg1}${s.errors ? `  errors ${s.errors}` : ''}`)
+        } catch (err) {
+          log(`  [${rep + 1}/${opts.reps}] ${t.id}: FAILED ${err.message}`)
+        }
+      }
+    }
+  } finally {
+    await backends.stop()
+  }
+  return summarise(rows.filter((r) => r.samples.length > 0))
+}
+
+async function runProfile (opts, tmp, log) {
+  const scenario = SCENARIOS['plain-get']
+  const dir = join(RESULTS, 'profile')
+  rmSync(dir, { recursive: true, force: true })
+  const backends = await startBackends(tmp)
+  const out = {}
+  try {
+    for (const t of TARGETS.filter((x) => ['claylb-nolog', 'claylb', 'undici-minimal'].includes(x.id))) {
+      const profDir = join(dir, t.id)
+      mkdirSync(profDir, { recursive: true })
+      const s = await measure(t, scenario, opts, { tmp, upstreams: backends.urls, cpuProfDir: profDir })
+      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))
+      if (!file) { log(`  ${t.id}: no .cpuprofile written`); continue }
+      const a = analyse(JSON.parse(readFileSync(join(profDir, file), 'utf8')), opts.top)
+      const text = formatAnalysis(a, `${t.label}: plain GET, ${opts.connections} connections, ${opts.seconds} s under --cpu-prof (${Math.round(s.rps)} req/s while profiled)`)
+      writeFileSync(join(RESULTS, `profile-${t.id}.txt`), text)
+      log('\n' + text)
+      out[t.id] = { file: join(profDir, file), ...a }
+    }
+  } finally {
+    await backends.stop()
+  }
+  return out
+}
+
+function versions () {
+  const v = {}
+  for (const t of TARGETS) if (!t.missing()) v[t.id] = t.version()
+  v.load = driverName === 'wrk' ? (spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout.match(/wrk [^\s]+/)?.[0] ?? 'wrk') : 'autocannon'
+  return v
+}
+
+export async function main (argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      full: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      micro: { type: 'boolean', default: false },
+      scenario: { type: 'string' },
+      targets: { type: 'string' },
+      reps: { type: 'string' },
+      seconds: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string', default: '32' },
+      top: { type: 'string', default: '25' },
+    },
+    strict: true,
+  })
+  if (values.micro) {
+    const r = spawnSync(process.execPath, ['--expose-gc', join(BENCH, 'micro', 'index.mjs')], { stdio: 'inherit' })
+    return r.status ?? 1
+  }
+  const mode = values.full ? 'full' : 'quick'
+  const opts = {
+    connections: Number(values.connections),
+    reps: Number(values.reps ?? (values.full ? 3 : 1)),
+    seconds: Number(values.seconds ?? (values.full ? 10 : 3)),
+    warmup: Number(values.warmup ?? (values.full ? 3 : 1)),
+    targets: values.targets?.split(','),
+    top: Number(values.top),
+  }
+  pinSelf()
+  const log = (s) => process.stdout.write(s + '\n')
+  const tmp = mkdtempSync(join(tmpdir(), 'claylb-bench-'))
+  mkdirSync(RESULTS, { recursive: true })
+  const m = machine()
+  log(`claylb bench (${mode}) on ${m.cpu}, ${m.cores} cores, ${m.os ?? ''} ${m.kernel}, node ${m.node}; load: ${driverName}; ${pinning.usable ? `proxy pinned on CPU ${pinning.proxyCpu}, load and backends on CPU ${pinning.restCpu}` : pinning.why}`)
+  if (driverName !== 'wrk') log('  (wrk not installed: using autocannon, which shares CPU 0 with the backends; `apt-get install -y wrk` for the figures of the README)')
+
+  try {
+    if (values.profile) {
+      const profile = await runProfile({ ...opts, seconds: Number(values.seconds ?? 10), warmup: Number(values.warmup ?? 2) }, tmp, log)
+      writeFileSync(join(RESULTS, 'profile.json'), JSON.stringify({ startedAt: new Date().toISOString(), machine: m, profile }, null, 2))
+      return 0
+    }
+    const names = values.scenario ? values.scenario.split(',') : Object.keys(SCENARIOS)
+    const result = { mode, startedAt: new Date().toISOString(), machine: m, pinning, driver: driverName, versions: versions(), options: opts, scenarios: {}, pending: {} }
+    for (const name of names) {
+      const sc = SCENARIOS[name]
+      if (!sc) { log(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`); return 2 }
+      const pending = sc.pending?.()
+      if (pending) { log(`\n== ${name}: ${pending}`); result.pending[name] = pending; continue }
+      const rows = sc.run ? await sc.run(opts, tmp, log, { startBackends, measure }) : await runScenario(name, opts, tmp, log)
+      result.scenarios[name] = { title: sc.title, rows }
+      log('\n' + textTable(rows))
+      const subtitle = `${sc.title}, ${opts.connections} connections, ${opts.seconds} s × ${opts.reps}, ${m.cpu} (${m.cores} cores), node ${m.node}, ${driverName}`
+      writeFileSync(join(RESULTS, `${mode}-${name}.svg`), svgChart(rows, `CPU per proxied request — ${sc.title}`, subtitle))
+    }
+    result.finishedAt = new Date().toISOString()
+    writeFileSync(join(RESULTS, `${mode}.json`), JSON.stringify(result, null, 2))
+    writeFileSync(join(RESULTS, `${mode}.md`), Object.entries(result.scenarios).map(([n, s]) => `### ${s.title}\n\n${markdownTable(s.rows)}\n`).join('\n'))
+    log(`\nresults: bench/results/${mode}.json, ${mode}.md and ${mode}-<scenario>.svg`)
+    return 0
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+}

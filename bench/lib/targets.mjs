@@ -1,0 +1,154 @@
+/**
+ * What the macro runner puts in front of the backends, one at a time. Each target knows whether it can
+ * run here (else a line telling the user how to get it) and how to start itself pinned on the proxy's
+ * CPU. Native proxies get a generated config and are started in the foreground, so their pid is ours.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { commandVersion, hasCommand, spawnPinned } from './procs.mjs'
+
+const BENCH = join(dirname(fileURLToPath(import.meta.url)), '..')
+export const ROOT = join(BENCH, '..')
+const SERVERS = join(BENCH, 'servers')
+
+function node (script, args, ctx, extraNodeArgs = []) {
+  return spawnPinned('proxy', process.execPath, [...extraNodeArgs, script, ...args], { logFile: join(ctx.tmp, `${ctx.id}.log`) })
+}
+
+function nodeArgsFor (ctx) {
+  return ctx.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`] : []
+}
+
+function claylb (accessLog) {
+  return {
+    version: () => `claylb ${JSON.parse(readText(join(ROOT, 'package.json'))).version}`,
+    missing: () => existsSync(join(ROOT, 'dist', 'cli.js')) ? null : 'dist/ is missing: run `npm run build` (npm ci does it)',
+    start (ctx) {
+      const config = {
+        listen: { host: '127.0.0.1', port: ctx.port },
+        admin: { host: '127.0.0.1', port: ctx.adminPort },
+        upstreams: ctx.upstreams.map((url) => ({ url })),
+        log: { level: 'info', access: accessLog },
+        ...(ctx.claylbConfig ?? {}),
+      }
+      const file = join(ctx.tmp, `${ctx.id}.json`)
+      writeFileSync(file, JSON.stringify(config, null, 2))
+      return node(join(ROOT, 'bin', 'claylb'), ['start', '--config', file], ctx, nodeArgsFor(ctx))
+    },
+  }
+}
+
+function readText (f) {
+  try { return readFileSync(f, 'utf8') } catch { return '' }
+}
+
+/** Every target, in the order the table shows them. `group`: which rows a scenario may use. */
+export const TARGETS = [
+  {
+    id: 'direct',
+    label: 'direct (node:http backend alone, no proxy)',
+    version: () => `node ${process.version}`,
+    missing: () => null,
+    // the backend itself takes the proxy's CPU: the floor a Node proxy cannot go under
+    start: (ctx) => spawnPinned('proxy', process.execPath, [join(SERVERS, 'backend.mjs'), String(ctx.port), 'direct'], { logFile: join(ctx.tmp, 'direct.log') }),
+    direct: true,
+  },
+  { id: 'claylb', label: 'claylb (access log on, the default)', ...claylb(true) },
+  { id: 'claylb-nolog', label: 'claylb (log.access: false)', ...claylb(false) },
+  {
+    id: 'undici-minimal',
+    label: 'minimal undici proxy (Pool per backend, pool.stream)',
+    version: () => `undici ${JSON.parse(readText(join(ROOT, 'node_modules', 'undici', 'package.json')) || '{}').version}`,
+    missing: () => existsSync(join(ROOT, 'node_modules', 'undici')) ? null : 'undici missing: run `npm ci` at the repository root',
+    start: (ctx) => node(join(SERVERS, 'undici-minimal.mjs'), [String(ctx.port), ...ctx.upstreams], ctx, nodeArgsFor(ctx)),
+  },
+  {
+    id: 'http-proxy-agent',
+    label: 'http-proxy with a keep-alive agent',
+    version: () => `http-proxy ${JSON.parse(readText(join(BENCH, 'node_modules', 'http-proxy', 'package.json')) || '{}').version}`,
+    missing: () => null,
+    start: (ctx) => node(join(SERVERS, 'http-proxy.mjs'), [String(ctx.port), '--agent', ...ctx.upstreams], ctx),
+  },
+  {
+    id: 'http-proxy',
+    label: 'http-proxy as most run it (no agent)',
+    version: () => `http-proxy ${JSON.parse(readText(join(BENCH, 'node_modules', 'http-proxy', 'package.json')) || '{}').version}`,
+    missing: () => null,
+    start: (ctx) => node(join(SERVERS, 'http-proxy.mjs'), [String(ctx.port), ...ctx.upstreams], ctx),
+  },
+  {
+    id: 'nginx',
+    label: 'nginx, 1 worker, upstream keepalive',
+    version: () => `nginx ${commandVersion('nginx', ['-v'], /\d+\.\d+\.\d+/)}`,
+    missing: () => hasCommand('nginx') ? null : 'nginx not installed: `apt-get install -y nginx` (or brew install nginx) to add this row',
+    start (ctx) {
+      const dir = join(ctx.tmp, 'nginx')
+      mkdirSync(dir, { recursive: true })
+      const conf = join(dir, 'nginx.conf')
+      writeFileSync(conf, `
+${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  client_max_body_size 16m;
+  keepalive_requests 1000000;
+  upstream backends {
+${ctx.upstreams.map((u) => `    server ${new URL(u).host};`).join('\n')}
+    keepalive 32;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${ctx.port};
+    location / {
+      proxy_pass http://backends;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_request_buffering off;
+    }
+  }
+}
+`)
+      return spawnPinned('proxy', 'nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { logFile: join(ctx.tmp, 'nginx.log') })
+    },
+  },
+  {
+    id: 'haproxy',
+    label: 'HAProxy, nbthread 1, http-reuse always',
+    version: () => `HAProxy ${commandVersion('haproxy', ['-v'], /\d+\.\d+\.\d+/)}`,
+    missing: () => hasCommand('haproxy') ? null : 'haproxy not installed: `apt-get install -y haproxy` (or brew install haproxy) to add this row',
+    start (ctx) {
+      const conf = join(ctx.tmp, 'haproxy.cfg')
+      writeFileSync(conf, `
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${ctx.port}
+  default_backend be
+backend be
+  balance roundrobin
+${ctx.upstreams.map((u, i) => `  server b${i} ${new URL(u).host}`).join('\n')}
+`)
+      return spawnPinned('proxy', 'haproxy', ['-db', '-f', conf], { logFile: join(ctx.tmp, 'haproxy.log') })
+    },
+  },
+]
