@@ -66,10 +66,12 @@ async function measure (target, scenario, opts, ctxBase) {
     const load = { url, connections: opts.connections, request: scenario.request, tmp: ctx.tmp }
     await runLoad({ ...load, seconds: opts.warmup })
     const mark = await ctxBase.around?.before()
+    const fromUs = Number(process.hrtime.bigint() / 1000n)
     const cpu0 = treeCpuSeconds(child.pid)
     const la0 = loadavg()[0]
     const r = await runLoad({ ...load, seconds: opts.seconds })
     const cpu1 = treeCpuSeconds(child.pid)
+    r.windowUs = [fromUs, Number(process.hrtime.bigint() / 1000n)]
     if (ctxBase.around) r.extra = await ctxBase.around.after(mark)
     const cpu = cpu1 - cpu0
     return {
@@ -134,8 +136,8 @@ async function runProfile (opts, tmp, log) {
       const s = await measure(t, scenario, opts, { tmp, upstreams: backends.urls, cpuProfDir: profDir })
       const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))
       if (!file) { log(`  ${t.id}: no .cpuprofile written`); continue }
-      const a = analyse(JSON.parse(readFileSync(join(profDir, file), 'utf8')), opts.top)
-      const text = formatAnalysis(a, `${t.label}: plain GET, ${opts.connections} connections, ${opts.seconds} s under --cpu-prof (${Math.round(s.rps)} req/s while profiled)`)
+      const a = analyse(JSON.parse(readFileSync(join(profDir, file), 'utf8')), opts.top, s.windowUs)
+      const text = formatAnalysis(a, `${t.label}: plain GET, ${opts.connections} connections, the ${opts.seconds} s measured under --cpu-prof (${Math.round(s.rps)} req/s while profiled, ${s.cpuUsPerReq.toFixed(1)} µs/req with the profiler's own cost)`)
       writeFileSync(join(RESULTS, `profile-${t.id}.txt`), text)
       log('\n' + text)
       out[t.id] = { file: join(profDir, file), ...a }
