@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { hasCommand, pinning } from './procs.mjs'
+import { hasCommand, pinnedArgv } from './procs.mjs'
 
 export const driverName = hasCommand('wrk') ? 'wrk' : 'autocannon'
 
@@ -46,8 +46,7 @@ function runWrk ({ url, connections, seconds, request = {}, tmp }) {
   const script = join(tmp, `wrk-${Math.random().toString(36).slice(2)}.lua`)
   writeFileSync(script, wrkScript(request))
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url]
-  const file = pinning.usable ? 'taskset' : 'wrk'
-  const argv = pinning.usable ? ['-c', pinning.restCpu, 'wrk', ...args] : args
+  const [file, ...argv] = pinnedArgv('rest', 'wrk', args)
   return new Promise((resolve, reject) => {
     const p = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnSync } from 'node:child_process'
 import { driverName, runLoad } from './load.mjs'
-import { freePort, pinning, pinSelf, spawnPinned, stopChild, treeCpuSeconds, waitPort } from './procs.mjs'
+import { freePort, pinning, pinSelf, setBoost, spawnPinned, stopChild, treeCpuSeconds, treeRunqWaitMs, waitPort } from './procs.mjs'
 import { markdownTable, summarise, svgChart, textTable } from './report.mjs'
 import { ROOT, TARGETS } from './targets.mjs'
 import { analyse, formatAnalysis } from '../profile-top.mjs'
@@ -68,9 +68,11 @@ async function measure (target, scenario, opts, ctxBase) {
     const mark = await ctxBase.around?.before()
     const fromUs = Number(process.hrtime.bigint() / 1000n)
     const cpu0 = treeCpuSeconds(child.pid)
+    const wait0 = treeRunqWaitMs(child.pid)
     const la0 = loadavg()[0]
     const r = await runLoad({ ...load, seconds: opts.seconds })
     const cpu1 = treeCpuSeconds(child.pid)
+    const wait1 = treeRunqWaitMs(child.pid)
     r.windowUs = [fromUs, Number(process.hrtime.bigint() / 1000n)]
     if (ctxBase.around) r.extra = await ctxBase.around.after(mark)
     const cpu = cpu1 - cpu0
@@ -79,6 +81,8 @@ async function measure (target, scenario, opts, ctxBase) {
       cpuSeconds: cpu,
       cpuUsPerReq: r.requests > 0 ? (cpu * 1e6) / r.requests : NaN,
       proxyCpuShare: cpu / r.seconds,
+      // share of the measured time the target was runnable but waited for its CPU (other work on it)
+      runqWaitShare: (wait1 - wait0) / 1000 / r.seconds,
       loadavg1: Math.round(((la0 + loadavg()[0]) / 2) * 100) / 100,
     }
   } finally {
@@ -102,7 +106,7 @@ async function runScenario (name, opts, tmp, log) {
   log(`\n== ${name}: ${scenario.title} (${opts.connections} connections, ${opts.warmup} s warm-up, ${opts.seconds} s measured, ${opts.reps} repetition${opts.reps > 1 ? 's' : ''})`)
   const targets = availableTargets(opts.targets, log)
   const backends = await startBackends(tmp)
-  const rows = targets.map((t) => ({ id: t.id, label: t.label, version: t.version(), samples: [] }))
+  const rows = targets.map((t) => ({ id: t.id, label: t.label, short: t.short, version: t.version(), samples: [] }))
   try {
     for (let rep = 0; rep < opts.reps; rep++) {
       for (let i = 0; i < targets.length; i++) {
@@ -111,7 +115,7 @@ async function runScenario (name, opts, tmp, log) {
         try {
           const s = await measure(t, scenario, opts, { tmp, upstreams })
           rows[i].samples.push(s)
-          log(`  [${rep + 1}/${opts.reps}] ${t.id.padEnd(16)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps).toString().padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  cpu ${(100 * s.proxyCpuShare).toFixed(0)}%  load ${s.loadavg1}${s.errors ? `  errors ${s.errors}` : ''}`)
+          log(`  [${rep + 1}/${opts.reps}] ${t.id.padEnd(16)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps).toString().padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  cpu ${(100 * s.proxyCpuShare).toFixed(0)}%  waited ${(100 * s.runqWaitShare).toFixed(0)}%  load ${s.loadavg1}${s.errors ? `  errors ${s.errors}` : ''}`)
         } catch (err) {
           log(`  [${rep + 1}/${opts.reps}] ${t.id}: FAILED ${err.message}`)
         }
@@ -169,6 +173,7 @@ export async function main (argv) {
       warmup: { type: 'string' },
       connections: { type: 'string', default: '32' },
       top: { type: 'string', default: '25' },
+      nice: { type: 'string', default: '0' },
     },
     strict: true,
   })
@@ -186,11 +191,14 @@ export async function main (argv) {
     top: Number(values.top),
   }
   pinSelf()
+  const boost = Number(values.nice) > 0 ? setBoost(Number(values.nice)) : 0
+  if (Number(values.nice) > 0 && !boost) process.stdout.write('--nice needs root: running without a priority boost\n')
+  opts.nice = boost
   const log = (s) => process.stdout.write(s + '\n')
   const tmp = mkdtempSync(join(tmpdir(), 'claylb-bench-'))
   mkdirSync(RESULTS, { recursive: true })
   const m = machine()
-  log(`claylb bench (${mode}) on ${m.cpu}, ${m.cores} cores, ${m.os ?? ''} ${m.kernel}, node ${m.node}; load: ${driverName}; ${pinning.usable ? `proxy pinned on CPU ${pinning.proxyCpu}, load and backends on CPU ${pinning.restCpu}` : pinning.why}`)
+  log(`claylb bench (${mode}) on ${m.cpu}, ${m.cores} cores, ${m.os ?? ''} ${m.kernel}, node ${m.node}; load: ${driverName}; ${boost ? `nice -${boost}; ` : ''}${pinning.usable ? `proxy pinned on CPU ${pinning.proxyCpu}, load and backends on CPU ${pinning.restCpu}` : pinning.why}`)
   if (driverName !== 'wrk') log('  (wrk not installed: using autocannon, which shares CPU 0 with the backends; `apt-get install -y wrk` for the figures of the README)')
 
   try {
@@ -214,6 +222,11 @@ export async function main (argv) {
     }
     result.finishedAt = new Date().toISOString()
     writeFileSync(join(RESULTS, `${mode}.json`), JSON.stringify(result, null, 2))
+    // every full run is kept, so repeated runs on a noisy machine can be compared
+    if (mode === 'full') {
+      mkdirSync(join(RESULTS, 'runs'), { recursive: true })
+      writeFileSync(join(RESULTS, 'runs', `full-${result.startedAt.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2))
+    }
     writeFileSync(join(RESULTS, `${mode}.md`), Object.entries(result.scenarios).map(([n, s]) => `### ${s.title}\n\n${markdownTable(s.rows)}\n`).join('\n'))
     log(`\nresults: bench/results/${mode}.json, ${mode}.md and ${mode}-<scenario>.svg`)
     return 0

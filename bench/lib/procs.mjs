@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, readdirSync, openSync, closeSync } from 'node:fs'
 import net from 'node:net'
+import { setPriority } from 'node:os'
 
 export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
 
@@ -19,6 +20,24 @@ export const pinning = (() => {
   return { usable, proxyCpu: '1', restCpu: '0', why: usable ? '' : 'taskset missing or fewer than 2 CPUs: no pinning' }
 })()
 
+/**
+ * Optional priority boost (`--nice N`, root only): on a machine shared with other work, the measured
+ * processes otherwise wait behind it for their CPU, sleep in between, and pay more CPU per request.
+ */
+let boost = 0
+export function setBoost (n) {
+  try { setPriority(process.pid, -n); boost = n } catch { boost = 0 }
+  return boost
+}
+
+/** `cmd args` as argv, pinned to `cpu` ('proxy' | 'rest' | null) and niced when boosted (both exec). */
+export function pinnedArgv (cpu, cmd, args) {
+  let argv = [cmd, ...args]
+  if (pinning.usable && cpu !== null) argv = ['taskset', '-c', cpu === 'proxy' ? pinning.proxyCpu : pinning.restCpu, ...argv]
+  if (boost) argv = ['nice', '-n', String(-boost), ...argv]
+  return argv
+}
+
 /** Pin this runner (and its threads) to the load generator's CPU. */
 export function pinSelf () {
   if (pinning.usable) spawnSync('taskset', ['-a', '-p', '-c', pinning.restCpu, String(process.pid)], { stdio: 'ignore' })
@@ -28,13 +47,11 @@ const children = new Set()
 process.on('exit', () => { for (const c of children) { try { process.kill(c.pid, 'SIGKILL') } catch {} } })
 
 /**
- * Spawn `cmd args` pinned to `cpu` ('proxy' | 'rest' | null). taskset execs the command, so the pid we
- * get is the command's own. Output goes to `logFile` (a real file, as a deployment's log would).
+ * Spawn `cmd args` pinned to `cpu` ('proxy' | 'rest' | null). nice and taskset exec the command, so
+ * the pid we get is the command's own. Output goes to `logFile` (a real file, as a deployment's log would).
  */
 export function spawnPinned (cpu, cmd, args, { logFile, env, cwd } = {}) {
-  const pin = pinning.usable && cpu !== null
-  const file = pin ? 'taskset' : cmd
-  const argv = pin ? ['-c', cpu === 'proxy' ? pinning.proxyCpu : pinning.restCpu, cmd, ...args] : args
+  const [file, ...argv] = pinnedArgv(cpu, cmd, args)
   const fd = logFile ? openSync(logFile, 'a') : 'ignore'
   const child = spawn(file, argv, { stdio: ['ignore', fd, fd], env: { ...process.env, NODE_OPTIONS: '', ...env }, cwd })
   if (typeof fd === 'number') closeSync(fd)
@@ -106,6 +123,34 @@ export function treeCpuSeconds (pid) {
     if (q === pid) total += t
   }
   return total / CLK_TCK
+}
+
+/**
+ * Time the tree's main threads (the event loops / workers that serve requests) spent runnable but
+ * waiting for a CPU, in ms: how much other work sat on the proxy's CPU.
+ */
+export function treeRunqWaitMs (pid) {
+  let ns = 0
+  for (const p of treePids(pid)) {
+    try { ns += Number(readFileSync(`/proc/${p}/task/${p}/schedstat`, 'utf8').split(' ')[1]) } catch {}
+  }
+  return ns / 1e6
+}
+
+function treePids (pid) {
+  const parent = new Map()
+  for (const name of readdirSync('/proc')) {
+    if (name.charCodeAt(0) > 57) continue
+    const st = statOf(name)
+    if (st !== null) parent.set(Number(name), st.ppid)
+  }
+  const out = []
+  for (const p of parent.keys()) {
+    let q = p
+    while (q > 1 && q !== pid) q = parent.get(q) ?? 0
+    if (q === pid) out.push(p)
+  }
+  return out
 }
 
 export function commandVersion (cmd, args, re = /[\d.]+/) {

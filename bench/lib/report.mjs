@@ -17,6 +17,7 @@ export function summarise (rows) {
     return {
       id: r.id,
       label: r.label,
+      short: r.short ?? r.label,
       version: r.version,
       cpuUsPerReq: median(cpu),
       cpuMin: Math.min(...cpu),
@@ -25,6 +26,7 @@ export function summarise (rows) {
       p50Ms: median(r.samples.map((s) => s.p50Ms)),
       p99Ms: median(r.samples.map((s) => s.p99Ms)),
       proxyCpuShare: median(r.samples.map((s) => s.proxyCpuShare)),
+      runqWaitShare: median(r.samples.map((s) => s.runqWaitShare)),
       errors: r.samples.reduce((a, s) => a + s.errors, 0),
       requests: r.samples.reduce((a, s) => a + s.requests, 0),
       samples: r.samples,
@@ -65,7 +67,7 @@ const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 /** Horizontal bars of CPU µs per request, the claylb rows highlighted, a dashed line at 1.5× nginx. */
 export function svgChart (rows, title, subtitle) {
-  const W = 760; const left = 300; const right = 70; const barH = 22; const gap = 8; const top = 62
+  const W = 760; const left = 250; const right = 70; const barH = 22; const gap = 8; const top = 62
   const H = top + rows.length * (barH + gap) + 34
   const max = Math.max(...rows.map((r) => r.cpuMax).filter(Number.isFinite), 1)
   const x = (v) => left + (v / max) * (W - left - right)
@@ -78,7 +80,7 @@ export function svgChart (rows, title, subtitle) {
   rows.forEach((r, i) => {
     const y = top + i * (barH + gap)
     const colour = r.id.startsWith('claylb') ? '#c2410c' : r.id === 'direct' ? '#9ca3af' : ['nginx', 'haproxy'].includes(r.id) ? '#2563eb' : '#6b7280'
-    parts.push(`<text x="${left - 8}" y="${y + barH * 0.7}" text-anchor="end">${esc(r.label.length > 44 ? r.label.slice(0, 43) + '…' : r.label)}</text>`)
+    parts.push(`<text x="${left - 8}" y="${y + barH * 0.7}" text-anchor="end">${esc(r.short.length > 40 ? r.short.slice(0, 39) + '…' : r.short)}</text>`)
     if (Number.isFinite(r.cpuUsPerReq)) {
       parts.push(`<rect x="${left}" y="${y}" width="${Math.max(1, x(r.cpuUsPerReq) - left).toFixed(1)}" height="${barH}" fill="${colour}"/>`)
       // the spread of the repetitions
@@ -91,7 +93,7 @@ export function svgChart (rows, title, subtitle) {
     const gx = x(1.5 * nginx.cpuUsPerReq).toFixed(1)
     const y1 = top - 6; const y2 = top + rows.length * (barH + gap)
     parts.push(`<line x1="${gx}" x2="${gx}" y1="${y1}" y2="${y2}" stroke="#16a34a" stroke-dasharray="4 3"/>`)
-    parts.push(`<text x="${gx}" y="${y2 + 16}" text-anchor="middle" fill="#16a34a">goal: 1.5× nginx</text>`)
+    parts.push(`<text x="${Number(gx) + 4}" y="${y1 + 2}" fill="#16a34a" font-size="11">goal: 1.5× nginx</text>`)
   }
   parts.push(`<text x="${W - 8}" y="${H - 8}" text-anchor="end" fill="#555" font-size="11">CPU µs per request (lower is better), median; whisker = min–max</text>`)
   parts.push('</svg>')

@@ -47,6 +47,7 @@ function readText (f) {
 export const TARGETS = [
   {
     id: 'direct',
+    short: 'direct (node:http alone)',
     label: 'direct (node:http backend alone, no proxy)',
     version: () => `node ${process.version}`,
     missing: () => null,
@@ -54,10 +55,11 @@ export const TARGETS = [
     start: (ctx) => spawnPinned('proxy', process.execPath, [join(SERVERS, 'backend.mjs'), String(ctx.port), 'direct'], { logFile: join(ctx.tmp, 'direct.log') }),
     direct: true,
   },
-  { id: 'claylb', label: 'claylb (access log on, the default)', ...claylb(true) },
-  { id: 'claylb-nolog', label: 'claylb (log.access: false)', ...claylb(false) },
+  { id: 'claylb', short: 'claylb (access log on)', label: 'claylb (access log on, the default)', ...claylb(true) },
+  { id: 'claylb-nolog', short: 'claylb (access log off)', label: 'claylb (log.access: false)', ...claylb(false) },
   {
     id: 'undici-minimal',
+    short: 'minimal undici proxy',
     label: 'minimal undici proxy (Pool per backend, pool.stream)',
     version: () => `undici ${JSON.parse(readText(join(ROOT, 'node_modules', 'undici', 'package.json')) || '{}').version}`,
     missing: () => existsSync(join(ROOT, 'node_modules', 'undici')) ? null : 'undici missing: run `npm ci` at the repository root',
@@ -65,6 +67,7 @@ export const TARGETS = [
   },
   {
     id: 'http-proxy-agent',
+    short: 'http-proxy + keep-alive agent',
     label: 'http-proxy with a keep-alive agent',
     version: () => `http-proxy ${JSON.parse(readText(join(BENCH, 'node_modules', 'http-proxy', 'package.json')) || '{}').version}`,
     missing: () => null,
@@ -72,6 +75,7 @@ export const TARGETS = [
   },
   {
     id: 'http-proxy',
+    short: 'http-proxy (no agent)',
     label: 'http-proxy as most run it (no agent)',
     version: () => `http-proxy ${JSON.parse(readText(join(BENCH, 'node_modules', 'http-proxy', 'package.json')) || '{}').version}`,
     missing: () => null,
@@ -79,6 +83,7 @@ export const TARGETS = [
   },
   {
     id: 'nginx',
+    short: 'nginx (1 worker, keepalive)',
     label: 'nginx, 1 worker, upstream keepalive',
     version: () => `nginx ${commandVersion('nginx', ['-v'], /\d+\.\d+\.\d+/)}`,
     missing: () => hasCommand('nginx') ? null : 'nginx not installed: `apt-get install -y nginx` (or brew install nginx) to add this row',
@@ -124,6 +129,7 @@ ${ctx.upstreams.map((u) => `    server ${new URL(u).host};`).join('\n')}
   },
   {
     id: 'haproxy',
+    short: 'HAProxy (nbthread 1)',
     label: 'HAProxy, nbthread 1, http-reuse always',
     version: () => `HAProxy ${commandVersion('haproxy', ['-v'], /\d+\.\d+\.\d+/)}`,
     missing: () => hasCommand('haproxy') ? null : 'haproxy not installed: `apt-get install -y haproxy` (or brew install haproxy) to add this row',
