@@ -91,11 +91,13 @@ function tally (profile, window) {
   return kept > 0 ? self : null
 }
 
-export function formatAnalysis (a, title = '') {
+/** requests: how many were served in the window, to show µs per request beside each group */
+export function formatAnalysis (a, title = '', requests = 0) {
   const lines = []
   if (title) lines.push(title)
-  lines.push(`busy ${a.busyMs.toFixed(0)} ms of ${a.totalMs.toFixed(0)} ms sampled (percentages are of busy time)`, '', 'self time by where the code lives:')
-  for (const g of a.groups) lines.push(`  ${g.pct.toFixed(1).padStart(5)}%  ${g.selfMs.toFixed(0).padStart(6)} ms  ${g.group}`)
+  const perReq = (ms) => requests > 0 ? `  ${(ms * 1000 / requests).toFixed(1).padStart(6)} µs/req` : ''
+  lines.push(`busy ${a.busyMs.toFixed(0)} ms of ${a.totalMs.toFixed(0)} ms sampled (percentages are of busy time)${requests ? `; ${requests} requests: ${(a.busyMs * 1000 / requests).toFixed(1)} µs/req busy` : ''}`, '', 'self time by where the code lives:')
+  for (const g of a.groups) lines.push(`  ${g.pct.toFixed(1).padStart(5)}%  ${g.selfMs.toFixed(0).padStart(6)} ms${perReq(g.selfMs)}  ${g.group}`)
   lines.push('', 'top functions by self time:')
   for (const t of a.top) lines.push(`  ${t.pct.toFixed(1).padStart(5)}%  ${t.selfMs.toFixed(0).padStart(6)} ms  ${t.name}  ${t.where}${t.from ? `   ← ${t.from}` : ''}`)
   return lines.join('\n') + '\n'

@@ -141,7 +141,7 @@ async function runProfile (opts, tmp, log) {
       const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))
       if (!file) { log(`  ${t.id}: no .cpuprofile written`); continue }
       const a = analyse(JSON.parse(readFileSync(join(profDir, file), 'utf8')), opts.top, s.windowUs)
-      const text = formatAnalysis(a, `${t.label}: plain GET, ${opts.connections} connections, the ${opts.seconds} s measured under --cpu-prof (${Math.round(s.rps)} req/s while profiled, ${s.cpuUsPerReq.toFixed(1)} µs/req with the profiler's own cost)`)
+      const text = formatAnalysis(a, `${t.label}: plain GET, ${opts.connections} connections, the ${opts.seconds} s measured under --cpu-prof (${Math.round(s.rps)} req/s while profiled, ${s.cpuUsPerReq.toFixed(1)} µs/req with the profiler's own cost)`, s.requests)
       writeFileSync(join(RESULTS, `profile-${t.id}.txt`), text)
       log('\n' + text)
       out[t.id] = { file: join(profDir, file), ...a }

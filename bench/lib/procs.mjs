@@ -105,24 +105,34 @@ function statOf (pid) {
   return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }
 }
 
-/** CPU seconds used so far by `pid` and all its descendants (threads included: /proc/pid/stat sums them). */
-export function treeCpuSeconds (pid) {
-  const parent = new Map()
-  const ticks = new Map()
+/** pid → { ppid, ticks } of every process now */
+function scanProc () {
+  const all = new Map()
   for (const name of readdirSync('/proc')) {
     if (name.charCodeAt(0) > 57) continue
     const st = statOf(name)
-    if (st === null) continue
-    parent.set(Number(name), st.ppid)
-    ticks.set(Number(name), st.ticks)
+    if (st !== null) all.set(Number(name), st)
   }
-  let total = 0
-  for (const [p, t] of ticks) {
+  return all
+}
+
+/** `pid` and all its descendants, with their stat */
+function tree (pid) {
+  const all = scanProc()
+  const out = []
+  for (const [p, st] of all) {
     let q = p
-    while (q > 1 && q !== pid) q = parent.get(q) ?? 0
-    if (q === pid) total += t
+    while (q > 1 && q !== pid) q = all.get(q)?.ppid ?? 0
+    if (q === pid) out.push([p, st])
   }
-  return total / CLK_TCK
+  return out
+}
+
+/** CPU seconds used so far by `pid` and all its descendants (threads included: /proc/pid/stat sums them). */
+export function treeCpuSeconds (pid) {
+  let ticks = 0
+  for (const [, st] of tree(pid)) ticks += st.ticks
+  return ticks / CLK_TCK
 }
 
 /**
@@ -131,26 +141,10 @@ export function treeCpuSeconds (pid) {
  */
 export function treeRunqWaitMs (pid) {
   let ns = 0
-  for (const p of treePids(pid)) {
+  for (const [p] of tree(pid)) {
     try { ns += Number(readFileSync(`/proc/${p}/task/${p}/schedstat`, 'utf8').split(' ')[1]) } catch {}
   }
   return ns / 1e6
-}
-
-function treePids (pid) {
-  const parent = new Map()
-  for (const name of readdirSync('/proc')) {
-    if (name.charCodeAt(0) > 57) continue
-    const st = statOf(name)
-    if (st !== null) parent.set(Number(name), st.ppid)
-  }
-  const out = []
-  for (const p of parent.keys()) {
-    let q = p
-    while (q > 1 && q !== pid) q = parent.get(q) ?? 0
-    if (q === pid) out.push(p)
-  }
-  return out
 }
 
 export function commandVersion (cmd, args, re = /[\d.]+/) {

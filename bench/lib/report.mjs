@@ -47,18 +47,19 @@ const f2 = (x) => Number.isFinite(x) ? x.toFixed(2) : '—'
 const k = (x) => Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '—'
 
 export function textTable (rows) {
-  const head = ['proxy', 'CPU µs/req', '(min–max)', '× nginx', '× undici-min', 'req/s', 'vs direct', 'p50 ms', 'p99 ms', 'errors']
+  const head = ['proxy', 'CPU µs/req', '(min–max)', '× nginx', '× undici-min', 'req/s', 'vs direct', 'p50 ms', 'p99 ms', 'waited', 'errors']
   const body = rows.map((r) => [r.id, f1(r.cpuUsPerReq), `${f1(r.cpuMin)}–${f1(r.cpuMax)}`, f2(r.vsNginx), f2(r.vsUndiciMinimal),
-    k(r.rps), f2(r.rpsVsDirect), f2(r.p50Ms), f2(r.p99Ms), String(r.errors)])
+    k(r.rps), f2(r.rpsVsDirect), f2(r.p50Ms), f2(r.p99Ms), Number.isFinite(r.runqWaitShare) ? `${Math.round(100 * r.runqWaitShare)}%` : '—', String(r.errors)])
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)))
   const line = (cells) => cells.map((c, i) => i === 0 ? c.padEnd(w[i]) : c.padStart(w[i])).join('  ')
   return [line(head), line(w.map((n) => '-'.repeat(n))), ...body.map(line)].join('\n')
 }
 
 export function markdownTable (rows) {
-  const lines = ['| proxy | CPU µs/request (median; min–max) | × nginx | × minimal undici | req/s | req/s vs direct | p50 / p99 ms |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
+  const pct = (x) => Number.isFinite(x) ? `${Math.round(100 * x)}%` : '—'
+  const lines = ['| proxy | CPU µs/request (median; min–max) | × nginx | × minimal undici | req/s | req/s vs direct | p50 / p99 ms | CPU 1 used / waited |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |']
   for (const r of rows) {
-    lines.push(`| ${r.label} | ${f1(r.cpuUsPerReq)} (${f1(r.cpuMin)}–${f1(r.cpuMax)}) | ${f2(r.vsNginx)} | ${f2(r.vsUndiciMinimal)} | ${k(r.rps)} | ${f2(r.rpsVsDirect)} | ${f2(r.p50Ms)} / ${f2(r.p99Ms)} |`)
+    lines.push(`| ${r.label} | ${f1(r.cpuUsPerReq)} (${f1(r.cpuMin)}–${f1(r.cpuMax)}) | ${f2(r.vsNginx)} | ${f2(r.vsUndiciMinimal)} | ${k(r.rps)} | ${f2(r.rpsVsDirect)} | ${f2(r.p50Ms)} / ${f2(r.p99Ms)} | ${pct(r.proxyCpuShare)} / ${pct(r.runqWaitShare)} |`)
   }
   return lines.join('\n')
 }
