@@ -37,7 +37,7 @@ function redisCommand (port, ...args) {
   })
 }
 
-async function commandCounts (port) {
+export async function commandCounts (port) {
   const text = await redisCommand(port, 'INFO', 'commandstats')
   const counts = {}
   for (const m of text.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)) if (!NOT_PER_REQUEST.has(m[1].split('|')[0])) counts[m[1]] = Number(m[2])
