@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { driverName, runLoad } from './load.mjs'
 import { freePort, pinning, pinSelf, setBoost, spawnPinned, stopChild, treeCpuSeconds, treeRunqWaitMs, waitPort } from './procs.mjs'
 import { markdownTable, summarise, svgChart, textTable } from './report.mjs'
-import { ROOT, TARGETS } from './targets.mjs'
+import { ROOT, TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
 import { analyse, formatAnalysis } from '../profile-top.mjs'
 import { idempotencyPending, runIdempotency } from './idempotency.mjs'
 
@@ -23,10 +23,13 @@ export const SCENARIOS = {
   'plain-get': { title: 'plain GET', path: '/', request: {} },
   'post-1mb': { title: '1 MB POST', path: '/upload', request: { method: 'POST', bodyBytes: 1 << 20, headers: { 'content-type': 'application/octet-stream' } } },
   workers: {
-    title: 'claylb --workers N vs node:cluster, same app',
-    pending: () => existsSync(join(ROOT, 'dist', 'workers'))
-      ? 'pending: dist/workers exists now; add the claylb --workers / node:cluster rows in bench/lib/macro.mjs'
-      : 'pending: the workers feature (--workers N, builtin:demo) is not on main yet',
+    title: `claylb --workers ${WORKER_COUNT} vs node:cluster, same demo app, GET /`,
+    path: '/',
+    request: {},
+    targets: WORKER_TARGETS,
+    backends: 0,
+    redis: true,
+    pending: () => existsSync(join(ROOT, 'dist', 'workers')) ? null : 'pending: the workers feature (--workers N, builtin:demo) is not on main yet',
   },
   idempotency: { title: 'keyed POST (first execution, replay) vs unkeyed', pending: idempotencyPending, run: runIdempotency },
 }
@@ -42,10 +45,10 @@ function machine () {
   }
 }
 
-async function startBackends (tmp) {
+async function startBackends (tmp, n = BACKENDS) {
   const ports = []
   const procs = []
-  for (let i = 0; i < BACKENDS; i++) {
+  for (let i = 0; i < n; i++) {
     const port = await freePort()
     const child = spawnPinned('rest', process.execPath, [join(BENCH, 'servers', 'backend.mjs'), String(port), `b${i}`], { logFile: join(tmp, `backend-${i}.log`) })
     await waitPort(port, child)
@@ -56,12 +59,21 @@ async function startBackends (tmp) {
 }
 
 /** One proxy run: start, check it answers, warm up, measure, stop. */
+/** A private redis-server on a free port (never the machine's own), for scenarios that need state. */
+async function startRedis () {
+  const port = await freePort()
+  const child = spawnPinned('rest', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {})
+  await waitPort(port, child)
+  return { url: `redis://127.0.0.1:${port}`, port, stop: () => stopChild(child) }
+}
+
 async function measure (target, scenario, opts, ctxBase) {
   const port = await freePort()
   const ctx = { ...ctxBase, id: target.id, port, adminPort: await freePort() }
   const child = target.start(ctx)
   try {
     await waitPort(port, child)
+    if (target.ready) await target.ready(ctx)
     const url = `http://127.0.0.1:${port}${scenario.path}`
     const load = { url, connections: opts.connections, request: scenario.request, tmp: ctx.tmp }
     await runLoad({ ...load, seconds: opts.warmup })
@@ -90,9 +102,9 @@ async function measure (target, scenario, opts, ctxBase) {
   }
 }
 
-function availableTargets (only, log) {
+function availableTargets (all, only, log) {
   const list = []
-  for (const t of TARGETS) {
+  for (const t of all) {
     if (only && !only.includes(t.id)) continue
     const why = t.missing()
     if (why) { log(`  skipped ${t.id}: ${why}`); continue }
@@ -104,8 +116,9 @@ function availableTargets (only, log) {
 async function runScenario (name, opts, tmp, log) {
   const scenario = SCENARIOS[name]
   log(`\n== ${name}: ${scenario.title} (${opts.connections} connections, ${opts.warmup} s warm-up, ${opts.seconds} s measured, ${opts.reps} repetition${opts.reps > 1 ? 's' : ''})`)
-  const targets = availableTargets(opts.targets, log)
-  const backends = await startBackends(tmp)
+  const targets = availableTargets(scenario.targets ?? TARGETS, scenario.targets ? null : opts.targets, log)
+  const backends = await startBackends(tmp, scenario.backends ?? BACKENDS)
+  const redis = scenario.redis ? await startRedis() : null
   const rows = targets.map((t) => ({ id: t.id, label: t.label, short: t.short, version: t.version(), samples: [] }))
   try {
     for (let rep = 0; rep < opts.reps; rep++) {
@@ -113,7 +126,7 @@ async function runScenario (name, opts, tmp, log) {
         const t = targets[i]
         const upstreams = t.direct ? [] : backends.urls
         try {
-          const s = await measure(t, scenario, opts, { tmp, upstreams })
+          const s = await measure(t, scenario, opts, { tmp, upstreams, redisUrl: redis?.url })
           rows[i].samples.push(s)
           log(`  [${rep + 1}/${opts.reps}] ${t.id.padEnd(16)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps).toString().padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  cpu ${(100 * s.proxyCpuShare).toFixed(0)}%  waited ${(100 * s.runqWaitShare).toFixed(0)}%  load ${s.loadavg1}${s.errors ? `  errors ${s.errors}` : ''}`)
         } catch (err) {
@@ -123,6 +136,7 @@ async function runScenario (name, opts, tmp, log) {
     }
   } finally {
     await backends.stop()
+    await redis?.stop()
   }
   return summarise(rows.filter((r) => r.samples.length > 0))
 }

@@ -20,8 +20,20 @@ function nodeArgsFor (ctx) {
   return ctx.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfDir}`] : []
 }
 
+/** Resolves once claylb's admin /readyz answers 200 (an upstream or a worker is available). */
+async function claylbReady (ctx, timeoutMs = 30_000) {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${ctx.adminPort}/readyz`).then((r) => r.status === 200, () => false)
+    if (ok) return
+    if (Date.now() > until) throw new Error(`claylb not ready after ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
 function claylb (accessLog) {
   return {
+    ready: claylbReady,
     version: () => `claylb ${JSON.parse(readText(join(ROOT, 'package.json'))).version}`,
     missing: () => existsSync(join(ROOT, 'dist', 'cli.js')) ? null : 'dist/ is missing: run `npm run build` (npm ci does it)',
     start (ctx) {
@@ -42,6 +54,26 @@ function claylb (accessLog) {
 function readText (f) {
   try { return readFileSync(f, 'utf8') } catch { return '' }
 }
+
+/** The workers scenario: claylb spawning N workers of its demo app vs node:cluster with the same app. */
+export const WORKER_COUNT = 2
+export const WORKER_TARGETS = [
+  {
+    id: 'claylb-workers',
+    short: `claylb --workers ${WORKER_COUNT} (log off)`,
+    label: `claylb --workers ${WORKER_COUNT}, builtin:demo, log.access: false`,
+    ...claylb(false),
+  },
+  {
+    id: 'node-cluster',
+    short: `node:cluster, ${WORKER_COUNT} workers`,
+    label: `node:cluster (round-robin), ${WORKER_COUNT} workers of the same demo app`,
+    version: () => `node ${process.version}`,
+    missing: () => existsSync(join(ROOT, 'dist', 'demo', 'app.js')) ? null : 'dist/demo/app.js missing: run `npm run build`',
+    start: (ctx) => node(join(SERVERS, 'cluster-demo.mjs'), [String(ctx.port), String(WORKER_COUNT)], ctx),
+  },
+]
+WORKER_TARGETS[0].start = ((start) => (ctx) => start({ ...ctx, claylbConfig: { workers: { count: WORKER_COUNT, app: 'builtin:demo' }, ...(ctx.redisUrl ? { redis: { url: ctx.redisUrl } } : {}) } }))(WORKER_TARGETS[0].start)
 
 /** Every target, in the order the table shows them. `group`: which rows a scenario may use. */
 export const TARGETS = [
