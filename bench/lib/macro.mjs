@@ -241,8 +241,10 @@ export async function main (argv) {
       mkdirSync(join(RESULTS, 'runs'), { recursive: true })
       writeFileSync(join(RESULTS, 'runs', `full-${result.startedAt.replace(/[:.]/g, '-')}.json`), JSON.stringify(result, null, 2))
     }
-    writeFileSync(join(RESULTS, `${mode}.md`), Object.entries(result.scenarios).map(([n, s]) => `### ${s.title}\n\n${markdownTable(s.rows)}\n`).join('\n'))
-    log(`\nresults: bench/results/${mode}.json, ${mode}.md and ${mode}-<scenario>.svg`)
+    for (const [n, sc] of Object.entries(result.scenarios)) {
+      writeFileSync(join(RESULTS, `${mode}-${n}.md`), `### ${sc.title} (${result.startedAt})\n\n${markdownTable(sc.rows)}\n`)
+    }
+    log(`\nresults: bench/results/${mode}.json, ${mode}-<scenario>.md and ${mode}-<scenario>.svg`)
     return 0
   } finally {
     rmSync(tmp, { recursive: true, force: true })
