@@ -23,7 +23,7 @@ export const SCENARIOS = {
   'plain-get': { title: 'plain GET', path: '/', request: {} },
   'post-1mb': { title: '1 MB POST', path: '/upload', request: { method: 'POST', bodyBytes: 1 << 20, headers: { 'content-type': 'application/octet-stream' } } },
   workers: {
-    title: `claylb --workers ${WORKER_COUNT} vs node:cluster, same demo app, GET /`,
+    title: `claylb --workers ${WORKER_COUNT} vs node:cluster (demo app, GET /)`,
     path: '/',
     request: {},
     targets: WORKER_TARGETS,
@@ -231,8 +231,9 @@ export async function main (argv) {
       const rows = sc.run ? await sc.run(opts, tmp, log, { startBackends, measure }) : await runScenario(name, opts, tmp, log)
       result.scenarios[name] = { title: sc.title, rows }
       log('\n' + textTable(rows))
-      const subtitle = `${sc.title}, ${opts.connections} connections, ${opts.seconds} s × ${opts.reps}, ${m.cpu} (${m.cores} cores), node ${m.node}, ${driverName}`
-      writeFileSync(join(RESULTS, `${mode}-${name}.svg`), svgChart(rows, `CPU per proxied request — ${sc.title}`, subtitle))
+      const loads = rows.flatMap((r) => r.samples.map((x) => x.loadavg1))
+      const subtitle = `${opts.connections} connections, ${opts.seconds} s × ${opts.reps}, ${m.cpu} (${m.cores} cores), node ${m.node}, ${driverName}; ${result.startedAt.slice(0, 16).replace('T', ' ')} UTC, load ${Math.min(...loads).toFixed(0)}–${Math.max(...loads).toFixed(0)}`
+      writeFileSync(join(RESULTS, `${mode}-${name}.svg`), svgChart(rows, `CPU per request — ${sc.title}`, subtitle))
     }
     result.finishedAt = new Date().toISOString()
     writeFileSync(join(RESULTS, `${mode}.json`), JSON.stringify(result, null, 2))
