@@ -158,7 +158,7 @@ async function runProfile (opts, tmp, log) {
       const text = formatAnalysis(a, `${t.label}: plain GET, ${opts.connections} connections, the ${opts.seconds} s measured under --cpu-prof (${Math.round(s.rps)} req/s while profiled, ${s.cpuUsPerReq.toFixed(1)} µs/req with the profiler's own cost)`, s.requests)
       writeFileSync(join(RESULTS, `profile-${t.id}.txt`), text)
       log('\n' + text)
-      out[t.id] = { file: join(profDir, file), ...a }
+      out[t.id] = { requests: s.requests, ...a }
     }
   } finally {
     await backends.stop()
