@@ -1,8 +1,8 @@
 // Idempotency fingerprint of a 1 KB JSON body: method + path + canonical body (JSON compared by value,
 // not by key order or whitespace), hashed with sha256.
-// PENDING: src/idempotency is being written on branch `idempotency`. Until dist/idempotency/ exists on
-// main this file benchmarks the naive baseline alone (JSON.parse, recursive key-sorted stringify,
-// sha256); when it lands, add its fingerprint function beside the baseline below.
+// PENDING until src/idempotency is on main: until dist/idempotency/fingerprint.js exists this file
+// benchmarks the naive baseline alone (JSON.parse, recursive key-sorted stringify, sha256). When it
+// exists, its BodyFingerprint (update per chunk, digest with the whole JSON body) runs beside it.
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { bench, dist, do_not_optimize, reportAllocations, run, summary } from './harness.mjs'
@@ -23,16 +23,22 @@ function naiveFingerprint (method, path, body) {
   return createHash('sha256').update(method).update('\n').update(path).update('\n').update(canonical(JSON.parse(body.toString('utf8')))).digest('base64url')
 }
 
-const pending = !existsSync(dist('idempotency'))
-if (pending) process.stdout.write('PENDING: dist/idempotency/ is not on main yet; naive baseline only\n')
-else process.stdout.write('dist/idempotency/ exists: wire its fingerprint function into bench/micro/fingerprint.mjs\n')
+let claylb = null
+if (existsSync(dist('idempotency/fingerprint.js'))) {
+  const { BodyFingerprint } = await import(dist('idempotency/fingerprint.js'))
+  if (typeof BodyFingerprint === 'function') {
+    claylb = () => { const f = new BodyFingerprint('POST', '/orders', 'application/json'); f.update(BODY); return f.digest(BODY) }
+  } else process.stdout.write('dist/idempotency/fingerprint.js has no BodyFingerprint: update bench/micro/fingerprint.mjs\n')
+} else process.stdout.write('PENDING: dist/idempotency/ is not on main yet; naive baseline only\n')
 process.stdout.write(`body: ${BODY.length} bytes of JSON\n`)
 
 summary(() => {
+  if (claylb) bench('claylb BodyFingerprint (canonical JSON, sha256)', () => do_not_optimize(claylb()))
   bench('naive: JSON.parse + sorted stringify + sha256', () => do_not_optimize(naiveFingerprint('POST', '/orders', BODY)))
   bench('floor: sha256 of the raw bytes (no canonical form)', () => do_not_optimize(createHash('sha256').update(BODY).digest('base64url')))
 })
 await run()
 await reportAllocations([
+  ...(claylb ? [['claylb BodyFingerprint', claylb, 1e4]] : []),
   ['naive canonical JSON + sha256', () => naiveFingerprint('POST', '/orders', BODY), 1e4],
 ])
