@@ -32,6 +32,8 @@ export interface RequestHeaderInfo {
 
 /** Add the names listed in one Connection value to `into` (lower case); keep-alive/close list nothing to strip. */
 function addConnectionTokens (value: string, into: Set<string> | null): Set<string> | null {
+  // the overwhelmingly common values list nothing: skip the split
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return into
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase()
     if (name && name !== 'close' && name !== 'keep-alive' && !NEVER_CONNECTION_STRIPPED.has(name)) (into ??= new Set()).add(name)
