@@ -10,6 +10,8 @@ export const PROBLEMS = {
   CLAYLB_BAD_REQUEST: [400, 'Bad Request', 'bad-request'],
   CLAYLB_BODY_TOO_LARGE: [413, 'Content Too Large', 'body-too-large'],
   CLAYLB_HEADERS_TOO_LARGE: [431, 'Request Header Fields Too Large', 'headers-too-large'],
+  CLAYLB_EXPECTATION_FAILED: [417, 'Expectation Failed', 'expectation-failed'],
+  CLAYLB_NOT_IMPLEMENTED: [501, 'Not Implemented', 'not-implemented'],
   CLAYLB_UPSTREAM_FAILED: [502, 'Bad Gateway', 'upstream-failed'],
   CLAYLB_NO_HEALTHY_UPSTREAM: [503, 'Service Unavailable', 'no-healthy-upstream'],
   CLAYLB_STATE_UNAVAILABLE: [503, 'Service Unavailable', 'state-unavailable'],
@@ -58,7 +60,7 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
   }
   if (err.retryAfter !== undefined) headers['retry-after'] = Math.max(0, Math.ceil(err.retryAfter))
   // after a framing problem or a refused body, the rest of the stream cannot be trusted: close
-  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST') res.shouldKeepAlive = false
+  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST' || err.code === 'CLAYLB_NOT_IMPLEMENTED') res.shouldKeepAlive = false
   res.writeHead(err.status, headers)
   res.end(body)
 }

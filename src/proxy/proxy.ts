@@ -70,6 +70,10 @@ export class ProxyCore {
       sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'HTTP/1.1 request without Host'))
       return
     }
+    if (info.otherCoding) {
+      sendProblem(res, new ProxyError('CLAYLB_NOT_IMPLEMENTED', 'transfer codings other than chunked are not supported'))
+      return
+    }
     if (info.contentLength > this.maxBodyBytes) {
       req.resume()
       sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', `body of ${info.contentLength} bytes exceeds the limit of ${this.maxBodyBytes}`))
