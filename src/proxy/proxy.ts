@@ -57,18 +57,23 @@ export class ProxyCore {
   handle (req: IncomingMessage, res: ServerResponse): void {
     const method = req.method!
     let path = req.url!
-    if (path.charCodeAt(0) !== 47 /* / */) {
-      const origin = toOriginForm(path)
-      if (origin === undefined) {
-        sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must be a path or an absolute http URL'))
-        return
-      }
-      path = origin
-    }
     const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
     if (info.host === '' && req.httpVersionMinor === 1) {
       sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'HTTP/1.1 request without Host'))
       return
+    }
+    // a fragment is never part of a request target (RFC 9112 §3.2); upstreams disagree on where a path ends at '#'
+    if (path.includes('#')) {
+      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must not contain a fragment (#)'))
+      return
+    }
+    if (path.charCodeAt(0) !== 47 /* / */) {
+      const origin = toOriginForm(path, info.host)
+      if (origin === undefined) {
+        sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must be a path, or an absolute http URL naming the Host'))
+        return
+      }
+      path = origin
     }
     if (info.otherCoding) {
       sendProblem(res, new ProxyError('CLAYLB_NOT_IMPLEMENTED', 'transfer codings other than chunked are not supported'))
@@ -115,10 +120,16 @@ export class ProxyCore {
   }
 }
 
-function toOriginForm (target: string): string | undefined {
+/**
+ * Absolute-form → origin-form. The authority must be the Host the request carries (RFC 9112 §3.2.2
+ * makes it win over Host; refusing a mismatch keeps the upstream and the client agreeing on the host).
+ */
+function toOriginForm (target: string, host: string): string | undefined {
   if (!/^https?:\/\//i.test(target)) return undefined
   try {
     const u = new URL(target)
+    if (u.username !== '' || u.password !== '' || host === '') return undefined
+    if (new URL(`${u.protocol}//${host}`).host !== u.host) return undefined
     return u.pathname + u.search
   } catch {
     return undefined
