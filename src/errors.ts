@@ -46,6 +46,13 @@ export function problemBody (code: ProblemCode, detail: string): string {
   return JSON.stringify({ type: PROBLEM_TYPE_BASE + slug, title, status, detail })
 }
 
+/**
+ * Set on a client socket once an answer on it closes the connection. Requests pipelined behind that
+ * answer can never get theirs, so the proxy must not forward them (the client would not know they ran).
+ */
+export const kClosing = Symbol('claylb.closing')
+export type ClosingSocket = { [kClosing]?: boolean }
+
 /** Write a problem+json answer unless the response already started (then only destroy it). */
 export function sendProblem (res: ServerResponse, err: ProxyError): void {
   if (res.headersSent) {
@@ -60,7 +67,12 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
   }
   if (err.retryAfter !== undefined) headers['retry-after'] = Math.max(0, Math.ceil(err.retryAfter))
   // after a framing problem or a refused body, the rest of the stream cannot be trusted: close
-  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST' || err.code === 'CLAYLB_NOT_IMPLEMENTED') res.shouldKeepAlive = false
+  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST' || err.code === 'CLAYLB_NOT_IMPLEMENTED') {
+    res.shouldKeepAlive = false
+    // Node has already parsed (and will emit) requests pipelined behind this one: they must not run
+    const socket = res.req?.socket as ClosingSocket | undefined
+    if (socket) socket[kClosing] = true
+  }
   res.writeHead(err.status, headers)
   res.end(body)
 }

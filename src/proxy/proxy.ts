@@ -8,7 +8,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { AccessLog } from '../log.js'
 import type { Balancer } from '../balancer/balancer.js'
 import type { Host } from '../upstream/host.js'
-import { ProxyError, sendProblem } from '../errors.js'
+import { kClosing, ProxyError, sendProblem, type ClosingSocket } from '../errors.js'
 import { Deadlines } from './deadlines.js'
 import { Exchange } from './exchange.js'
 import { isIdempotentMethod, upstreamRequestHeaders } from './headers.js'
@@ -55,6 +55,8 @@ export class ProxyCore {
 
   /** The entry for every proxied request. */
   handle (req: IncomingMessage, res: ServerResponse): void {
+    // pipelined behind a refusal that closes this connection: never forwarded, never answered
+    if ((req.socket as ClosingSocket)[kClosing] === true) return
     const method = req.method!
     let path = req.url!
     const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
