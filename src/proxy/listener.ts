@@ -5,7 +5,7 @@
  */
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { ProxyError, rawProblem, sendProblem } from '../errors.js'
+import { kClosing, ProxyError, rawProblem, sendProblem, type ClosingSocket } from '../errors.js'
 import type { ProxyCore } from './proxy.js'
 import type { WebSocketTunnel } from './websocket.js'
 
@@ -43,16 +43,38 @@ export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: Listene
   })
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (socket.writable && !socket.destroyed && (err.code !== 'ECONNRESET')) {
-      const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE' : 'CLAYLB_BAD_REQUEST'
-      const detail = code === 'CLAYLB_HEADERS_TOO_LARGE'
-        ? `request headers exceed ${o.maxHeaderBytes} bytes`
-        : `malformed request: ${err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request not received in time' : (err as { reason?: string }).reason ?? err.message}`
-      socket.end(rawProblem(code, detail))
+    const answer = (): void => {
+      if (socket.writable && !socket.destroyed && (err.code !== 'ECONNRESET')) {
+        const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE' : 'CLAYLB_BAD_REQUEST'
+        const detail = code === 'CLAYLB_HEADERS_TOO_LARGE'
+          ? `request headers exceed ${o.maxHeaderBytes} bytes`
+          : `malformed request: ${err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request not received in time' : (err as { reason?: string }).reason ?? err.message}`
+        socket.end(rawProblem(code, detail))
+      }
+      socket.destroy()
     }
-    socket.destroy()
+    ;(socket as ClosingSocket)[kClosing] = true
+    // A response may already be on this connection (Node's own handler checks the same field).
+    const pending = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+    if (pending == null || (!pending.headersSent && !pending.req.complete)) return answer()
+    if (!pending.req.complete) {
+      // the broken body belongs to a request that already has its answer: no second one
+      if (pending.writableEnded) socket.end()
+      else socket.destroy()
+      return
+    }
+    // the error is in a request pipelined behind answers still being sent: answer it in its turn
+    afterResponses(socket, answer)
   })
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => ws.handle(req, socket, head))
   return server
+}
+
+/** Run `fn` once every response queued on the connection has been written (or the connection is gone). */
+function afterResponses (socket: Socket, fn: () => void): void {
+  const current = (socket as { _httpMessage?: ServerResponse | null })._httpMessage
+  if (current == null || socket.destroyed) return fn()
+  const next = (): void => { current.off('finish', next).off('close', next); setImmediate(afterResponses, socket, fn) }
+  current.on('finish', next).on('close', next)
 }
