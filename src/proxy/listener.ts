@@ -67,6 +67,12 @@ export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: Listene
     afterResponses(socket, answer)
   })
 
+  // claylb is a reverse proxy, not a forward one; Node would drop the connection without a word
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy())
+    socket.end(rawProblem('CLAYLB_NOT_IMPLEMENTED', 'CONNECT is not supported: claylb is a reverse proxy'))
+  })
+
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => ws.handle(req, socket, head))
   return server
 }
