@@ -73,6 +73,11 @@ export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: Listene
     socket.end(rawProblem('CLAYLB_NOT_IMPLEMENTED', 'CONNECT is not supported: claylb is a reverse proxy'))
   })
 
+  // an Expect other than 100-continue (Node would answer a bare 417 itself)
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    sendProblem(res, new ProxyError('CLAYLB_EXPECTATION_FAILED', `unsupported expectation: ${req.headers.expect}`))
+  })
+
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => ws.handle(req, socket, head))
   return server
 }
