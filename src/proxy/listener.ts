@@ -29,6 +29,10 @@ export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: Listene
     requireHostHeader: false,
   }, (req, res) => core.handle(req, res))
   server.timeout = o.idleTimeoutMs
+  // Node keeps only the first 2000 raw header entries by default and drops the rest without a word,
+  // so a request with many small headers lost its Content-Length (and its body) or Authorization on
+  // the way upstream. maxHeaderBytes is the only limit.
+  server.maxHeadersCount = 0
 
   // With a listener here Node does not send "100 Continue" by itself: refuse a too-large body first.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
