@@ -4,6 +4,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import type { Test } from 'tap'
+import { RawClient, problemOf } from '../helpers/raw.js'
 import { recordBody, startBackend, startWiretap, type Backend, type Handler, type Wiretap } from '../helpers/backend.js'
 import { startClaylb, type Claylb } from '../helpers/claylb.js'
 
@@ -16,7 +17,9 @@ export interface Rig {
 }
 
 export async function startRig (t: Test, o: { handler?: Handler, config?: Record<string, unknown> } = {}): Promise<Rig> {
-  const backend = await startBackend(o.handler ?? recordBody)
+  // the backend records faithfully: no header size or count limit of its own
+  const backend = await startBackend(o.handler ?? recordBody, { maxHeaderSize: 1 << 20 })
+  backend.server.maxHeadersCount = 0
   const tap = await startWiretap(backend.port)
   const lb = await startClaylb({ args: ['--upstream', tap.url], config: { log: { access: true }, ...o.config } })
   t.teardown(async () => { await lb.stop('SIGKILL'); await tap.close(); await backend.close() })
@@ -54,4 +57,34 @@ export async function settle<T> (probe: () => T | Promise<T>, pred: (v: T) => bo
 /** Access-log lines the proxy wrote for proxied requests. */
 export function accessLines (lb: Claylb): Array<Record<string, unknown>> {
   return lb.logs.filter((l) => l['msg'] === 'request')
+}
+
+/**
+ * Send `bytes` (with a valid request pipelined behind them) and assert the refusal: one problem+json
+ * answer with `status`, the connection closed, no second answer, and upstream either nothing at all
+ * ('head') or no complete request ('body': the head was valid, so streaming may have begun).
+ */
+export async function assertRefused (t: Test, rig: Rig, name: string, bytes: string, status: number | number[], where: 'head' | 'body' = 'head'): Promise<void> {
+  const before = { count: rig.backend.count, bytes: rig.tap.text().length, seen: rig.backend.seen.length }
+  const c = await RawClient.connect(rig.port)
+  try {
+    // if the proxy resynchronised on the request behind the bad one, it would run
+    await c.write(bytes + 'GET /after HTTP/1.1\r\nHost: x\r\n\r\n').catch(() => {})
+    const r = await c.readResponse(5000)
+    const allowed = ([] as number[]).concat(status)
+    t.ok(allowed.includes(r?.status ?? 0), `${name}: ${allowed.join(' or ')} (got ${r?.status})`)
+    if (r !== undefined) t.equal(problemOf(r).status, r.status, `${name}: problem+json with the same status`)
+    t.ok(await c.waitClosed(5000), `${name}: the connection is closed after the refusal`)
+    t.equal((await c.readResponse(10))?.status, undefined, `${name}: no second answer (the request behind it is never read)`)
+  } finally {
+    c.destroy()
+  }
+  if (where === 'head') {
+    t.equal(rig.backend.count, before.count, `${name}: the upstream saw no request`)
+    t.equal(rig.tap.text().length, before.bytes, `${name}: not one byte reached the upstream`)
+  } else {
+    const complete = rig.backend.seen.slice(before.seen).filter((s) => s.body !== undefined)
+    t.same(complete, [], `${name}: the upstream saw no complete request`)
+  }
+  t.notOk(rig.backend.seen.some((s) => s.url === '/after'), `${name}: the request pipelined behind it never reached the upstream`)
 }

@@ -114,3 +114,34 @@ export async function startWiretap (targetPort: number): Promise<Wiretap> {
     }),
   }
 }
+
+/**
+ * An upstream that answers every request head with exact bytes (which an http.Server would refuse to
+ * write: bare LF, NUL, obs-fold in a response header). Counts request heads it received; `answer`
+ * may pick the bytes from the request head.
+ */
+export interface RawUpstream { url: string, port: number, count: number, close (): Promise<void> }
+
+export async function startRawUpstream (answer: string | ((head: string) => string)): Promise<RawUpstream> {
+  const sockets = new Set<net.Socket>()
+  const up = { count: 0 } as RawUpstream
+  const server = net.createServer((s) => {
+    sockets.add(s)
+    let buf = ''
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1')
+      const end = buf.indexOf('\r\n\r\n')
+      if (end < 0) return
+      const head = buf.slice(0, end)
+      buf = ''
+      up.count++
+      s.write(Buffer.from(typeof answer === 'string' ? answer : answer(head), 'latin1'))
+    })
+    s.on('error', () => s.destroy()).on('close', () => sockets.delete(s))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  up.port = (server.address() as AddressInfo).port
+  up.url = `http://127.0.0.1:${up.port}`
+  up.close = () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) })
+  return up
+}
