@@ -17,11 +17,15 @@ export interface ListenerOptions {
 }
 
 export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: ListenerOptions): Server {
+  // Node requires headersTimeout <= requestTimeout
+  const headersTimeout = Math.min(o.headersTimeoutMs, o.requestTimeoutMs)
   const server = http.createServer({
     maxHeaderSize: o.maxHeaderBytes,
-    // Node requires headersTimeout <= requestTimeout
-    headersTimeout: Math.min(o.headersTimeoutMs, o.requestTimeoutMs),
+    headersTimeout,
     requestTimeout: o.requestTimeoutMs,
+    // Both timeouts are enforced only when this check runs (Node's default: every 30 s), so a
+    // slowloris client outlived headersMs by up to 30 s. Check often enough to cut it near the limit.
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4))),
     keepAliveTimeout: Math.min(o.idleTimeoutMs, 65_000),
     // duplicate headers stay separate in rawHeaders: the proxy forwards them as they came
     joinDuplicateHeaders: false,
