@@ -8,6 +8,7 @@ import type { ServerResponse } from 'node:http'
 /** code → [status, title, type slug] — the single mapping from failure to what the client sees */
 export const PROBLEMS = {
   CLAYLB_BAD_REQUEST: [400, 'Bad Request', 'bad-request'],
+  CLAYLB_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
   CLAYLB_BODY_TOO_LARGE: [413, 'Content Too Large', 'body-too-large'],
   CLAYLB_HEADERS_TOO_LARGE: [431, 'Request Header Fields Too Large', 'headers-too-large'],
   CLAYLB_EXPECTATION_FAILED: [417, 'Expectation Failed', 'expectation-failed'],

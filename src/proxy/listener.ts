@@ -53,10 +53,11 @@ export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: Listene
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const answer = (): void => {
       if (socket.writable && !socket.destroyed && (err.code !== 'ECONNRESET')) {
-        const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE' : 'CLAYLB_BAD_REQUEST'
-        const detail = code === 'CLAYLB_HEADERS_TOO_LARGE'
-          ? `request headers exceed ${o.maxHeaderBytes} bytes`
-          : `malformed request: ${err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request not received in time' : (err as { reason?: string }).reason ?? err.message}`
+        const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE'
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'CLAYLB_REQUEST_TIMEOUT' : 'CLAYLB_BAD_REQUEST'
+        const detail = code === 'CLAYLB_HEADERS_TOO_LARGE' ? `request headers exceed ${o.maxHeaderBytes} bytes`
+          : code === 'CLAYLB_REQUEST_TIMEOUT' ? 'request not received in time'
+            : `malformed request: ${(err as { reason?: string }).reason ?? err.message}`
         socket.end(rawProblem(code, detail))
       }
       socket.destroy()
