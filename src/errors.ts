@@ -67,11 +67,16 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
     'cache-control': 'no-store',
   }
   if (err.retryAfter !== undefined) headers['retry-after'] = Math.max(0, Math.ceil(err.retryAfter))
-  // after a framing problem or a refused body, the rest of the stream cannot be trusted: close
-  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST' || err.code === 'CLAYLB_NOT_IMPLEMENTED') {
+  // after a framing problem or a refused body, the rest of the stream cannot be trusted: close.
+  // Likewise when the answer comes before the request's body was all received (a 504 to a dripping
+  // upload): otherwise the rest is parsed on as if it were a next request, and the request timeout
+  // later answers that same request a second time.
+  const req = res.req as ServerResponse['req'] | undefined
+  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST' || err.code === 'CLAYLB_NOT_IMPLEMENTED' ||
+    (req !== undefined && !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0))) {
     res.shouldKeepAlive = false
     // Node has already parsed (and will emit) requests pipelined behind this one: they must not run
-    const socket = res.req?.socket as ClosingSocket | undefined
+    const socket = req?.socket as ClosingSocket | undefined
     if (socket) socket[kClosing] = true
   }
   res.writeHead(err.status, headers)
