@@ -3,7 +3,7 @@
  * The public node:http listener: client-side limits and timeouts, malformed requests answered with
  * problem+json before anything reaches an upstream, Expect: 100-continue, upgrades.
  */
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import http, { ServerResponse, type IncomingMessage, type Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { kClosing, ProxyError, rawProblem, sendProblem, type ClosingSocket } from '../errors.js'
 import type { ProxyCore } from './proxy.js'
@@ -87,7 +87,10 @@ export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: Listene
     sendProblem(res, new ProxyError('CLAYLB_EXPECTATION_FAILED', `unsupported expectation: ${req.headers.expect}`))
   })
 
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => ws.handle(req, socket, head))
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (isWebSocketUpgrade(req)) ws.handle(req, socket, head)
+    else answerWithoutUpgrade(core, req, socket, head)
+  })
   return server
 }
 
@@ -97,4 +100,27 @@ function afterResponses (socket: Socket, fn: () => void): void {
   if (current == null || socket.destroyed) return fn()
   const next = (): void => { current.off('finish', next).off('close', next); setImmediate(afterResponses, socket, fn) }
   current.on('finish', next).on('close', next)
+}
+
+function isWebSocketUpgrade (req: IncomingMessage): boolean {
+  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket'
+}
+
+/**
+ * Node hands every request carrying `Connection: upgrade` over as a raw socket, and the WebSocket
+ * tunnel dropped the ones it does not speak (`Upgrade: h2c`, as `curl --http2` sends) without a word.
+ * An upgrade is only an offer (RFC 9110 §7.8): answer the plain HTTP/1.1 request it also is, then close,
+ * since the parser has let go of the connection. A body cannot be read any more: 501.
+ */
+function answerWithoutUpgrade (core: ProxyCore, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  socket.on('error', () => socket.destroy())
+  if (head.length > 0 || req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
+    socket.end(rawProblem('CLAYLB_NOT_IMPLEMENTED', `upgrade to ${req.headers.upgrade} is not supported`))
+    return
+  }
+  const res = new ServerResponse(req)
+  res.shouldKeepAlive = false
+  res.assignSocket(socket)
+  res.on('finish', () => { res.detachSocket(socket); socket.end() })
+  core.handle(req, res)
 }
