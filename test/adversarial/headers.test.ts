@@ -154,3 +154,22 @@ t.test('an upstream trying response splitting or broken headers: 502, nothing of
     t.equal(up.count, i + 1, `${name}: asked once`)
   }
 })
+
+t.test('an upgrade claylb does not tunnel (h2c, as curl --http2 offers) is answered as the plain request it also is', async (t) => {
+  const rig = await startRig(t)
+  const c = await RawClient.connect(rig.port)
+  t.teardown(() => c.destroy())
+  await c.write('GET /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n')
+  const r = await c.readResponse()
+  t.equal(r?.status, 200, 'answered over HTTP/1.1, not dropped')
+  t.equal(r?.body, 'got 0')
+  t.ok(await c.waitClosed(5000), 'then closed (the parser has let go of the connection)')
+  const seen = rig.backend.seen[0]!
+  t.equal(seen.url, '/h2c')
+  t.equal(seen.headers['upgrade'], undefined, 'no upgrade offer upstream')
+  t.equal(seen.headers['http2-settings'], undefined)
+  t.equal(rig.backend.count, 1)
+
+  // with a body the request cannot be read any more: refused, nothing upstream
+  await assertRefused(t, rig, 'h2c upgrade with a body', 'POST /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 5\r\n\r\nhello', 501)
+})
