@@ -6,8 +6,7 @@
  */
 import t from 'tap'
 import { RawClient } from '../helpers/raw.js'
-import { recordBody } from '../helpers/backend.js'
-import { accessLines, assertRefused, settle, startRig } from './fixture.js'
+import { assertRefused, settle, startRig } from '../helpers/rig.js'
 
 const POST = 'POST /a HTTP/1.1\r\nHost: x\r\n'
 
@@ -64,14 +63,17 @@ const refused: Array<[string, string, number | number[], 'head' | 'body']> = [
   ['chunk size with a space inside', `${POST}Transfer-Encoding: chunked\r\n\r\n5 5\r\nhello\r\n0\r\n\r\n`, 400, 'body'],
 ]
 
+// one proxy and one upstream for the whole file; each test measures from its own mark
+const rig = await startRig(t)
+
 t.test('refused framing: problem+json, connection closed, nothing (complete) upstream, no desync', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   for (const [name, bytes, status, where] of refused) await assertRefused(t, rig, name, bytes, status, where)
-  t.notMatch(rig.tap.text(), /GET \/after|169\.254|evil\.test|admin/, 'nothing of them in the upstream byte stream')
+  t.notMatch(rig.since(m).wire, /GET \/after|169\.254|evil\.test|admin/, 'nothing of them in the upstream byte stream')
 })
 
 t.test('a request hidden in a body stays body: the upstream sees one request with those exact bytes', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   const hidden = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'
   const c = await RawClient.connect(rig.port)
   t.teardown(() => c.destroy())
@@ -79,21 +81,21 @@ t.test('a request hidden in a body stays body: the upstream sees one request wit
   const r = await c.readResponse()
   t.equal(r?.status, 200)
   t.equal(r?.body, `got ${hidden.length}`)
-  t.equal(rig.backend.count, 1, 'exactly one request upstream')
-  t.equal(rig.backend.seen[0]!.body, hidden, 'its body is the hidden request, byte for byte')
-  t.notOk(rig.backend.seen.some((s) => s.url === '/smuggled'), 'the hidden request never ran')
+  const up = rig.since(m)
+  t.equal(up.count, 1, 'exactly one request upstream')
+  t.equal(up.seen[0]?.body, hidden, 'its body is the hidden request, byte for byte')
+  t.notOk(up.seen.some((s) => s.url === '/smuggled'), 'the hidden request never ran')
   // the request on the wire: re-framed by the proxy with the exact length
-  const wire = rig.tap.text()
-  t.match(wire, /^POST \/a HTTP\/1\.1\r\n/)
-  t.match(wire, new RegExp(`\r\ncontent-length: ${hidden.length}\r\n`, 'i'))
-  t.ok(wire.endsWith(`\r\n\r\n${hidden}`), 'the upstream byte stream ends with the body, nothing after it')
+  t.match(up.wire, /^POST \/a HTTP\/1\.1\r\n/)
+  t.match(up.wire, new RegExp(`\r\ncontent-length: ${hidden.length}\r\n`, 'i'))
+  t.ok(up.wire.endsWith(`\r\n\r\n${hidden}`), 'the upstream byte stream ends with the body, nothing after it')
 })
 
 t.test('a Content-Length shorter than what follows: the rest is a separate request the proxy parses itself', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   const c = await RawClient.connect(rig.port)
   t.teardown(() => c.destroy())
-  await c.write(`${POST}Content-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n`)
+  await c.write(`POST /shorter HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n`)
   const first = await c.readResponse()
   t.equal(first?.status, 200)
   t.equal(first?.body, 'got 5', 'the first request carried exactly its 5 bytes')
@@ -101,19 +103,22 @@ t.test('a Content-Length shorter than what follows: the rest is a separate reque
   const second = await c.readResponse()
   t.equal(second?.status, 400, 'the "hidden" request is refused by the proxy like any other')
   t.ok(await c.waitClosed(5000))
-  t.equal(rig.backend.count, 1, 'the upstream saw exactly one request')
-  t.equal(rig.backend.seen[0]!.body, 'hello')
-  t.notMatch(rig.tap.text(), /\/next/, 'the second request never reached the upstream byte stream')
-  t.equal(accessLines(rig.lb).length, 1, 'the access log agrees: one proxied request')
+  const up = rig.since(m)
+  t.equal(up.count, 1, 'the upstream saw exactly one request')
+  t.equal(up.seen[0]?.body, 'hello')
+  t.notMatch(up.wire, /\/next/, 'the second request never reached the upstream byte stream')
+  const logged = (): unknown[] => rig.since(m).access.filter((l) => l['path'] === '/shorter' || l['path'] === '/next').map((l) => l['path'])
+  await settle(logged, (l) => l.length >= 1, 3000)
+  t.same(logged(), ['/shorter'], 'the access log agrees: one proxied request')
 })
 
 t.test('a bad request pipelined while the one before it is upstream never takes over that one\'s answer', async (t) => {
-  // the upstream answers after 300 ms, so the bad bytes arrive while the first answer is pending
-  const rig = await startRig(t, { handler: (req, res, b) => { setTimeout(() => recordBody(req, res, b), 300) } })
+  const m = rig.mark()
   const c = await RawClient.connect(rig.port)
   t.teardown(() => c.destroy())
-  await c.write(`${POST}Content-Length: 5\r\n\r\nhello`)
-  await settle(() => rig.backend.count, (n) => n === 1, 5000)
+  // the upstream answers after 300 ms, so the bad bytes arrive while the first answer is pending
+  await c.write(`${POST}X-Delay-Ms: 300\r\nContent-Length: 5\r\n\r\nhello`)
+  await settle(() => rig.since(m).count, (n) => n === 1, 5000)
   await c.write(`${POST}Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`)
   const first = await c.readResponse()
   t.equal(first?.status, 200, 'the first answer is the upstream\'s, not the refusal of the second request')
@@ -121,11 +126,11 @@ t.test('a bad request pipelined while the one before it is upstream never takes 
   const second = await c.readResponse()
   t.equal(second?.status, 400, 'then the refusal, in its turn')
   t.ok(await c.waitClosed(5000), 'then the connection closes')
-  t.equal(rig.backend.count, 1)
+  t.equal(rig.since(m).count, 1)
 })
 
 t.test('pipelined requests are answered in order, each framed on its own', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   const c = await RawClient.connect(rig.port)
   t.teardown(() => c.destroy())
   await c.write(`${POST}Content-Length: 5\r\n\r\nhello` +
@@ -134,11 +139,10 @@ t.test('pipelined requests are answered in order, each framed on its own', async
   const bodies = []
   for (let i = 0; i < 3; i++) bodies.push((await c.readResponse())?.body)
   t.same(bodies, ['got 5', 'got 3', 'got 0'])
-  t.same(rig.backend.seen.map((s) => [s.method, s.url, s.body]), [['POST', '/a', 'hello'], ['POST', '/a', 'abc'], ['GET', '/third', '']])
+  t.same(rig.since(m).seen.map((s) => [s.method, s.url, s.body]), [['POST', '/a', 'hello'], ['POST', '/a', 'abc'], ['GET', '/third', '']])
 })
 
 t.test('accepted edge cases reach the upstream with exactly the expected bytes', async (t) => {
-  const rig = await startRig(t)
   const cases: Array<[string, string, string, string]> = [
     // name, request, body the upstream must get, request line the upstream must get
     ['CL with optional whitespace', `${POST}Content-Length:   5  \r\n\r\nhello`, 'hello', 'POST /a HTTP/1.1'],
@@ -148,17 +152,16 @@ t.test('accepted edge cases reach the upstream with exactly the expected bytes',
     ['absolute-form, Host differs only in case and port 80', 'GET http://EXAMPLE.test:80/p HTTP/1.1\r\nHost: example.TEST\r\n\r\n', '', 'GET /p HTTP/1.1'],
   ]
   for (const [name, bytes, body, line] of cases) {
-    const before = { n: rig.backend.seen.length, conns: rig.tap.connections.length, at: rig.tap.text().length }
+    const m = rig.mark()
     const c = await RawClient.connect(rig.port)
     await c.write(bytes)
     const r = await c.readResponse()
     c.destroy()
     t.equal(r?.status, 200, `${name}: 200`)
-    const seen = rig.backend.seen.slice(before.n)
-    t.equal(seen.length, 1, `${name}: exactly one request upstream`)
-    t.equal(seen[0]?.body, body, `${name}: the exact body`)
-    const wire = rig.tap.text().slice(before.at)
-    t.ok(wire.startsWith(`${line}\r\n`), `${name}: the upstream request line is "${line}"`)
-    t.notMatch(wire, /ext=|;a=b|X-Trailer/i, `${name}: no chunk extension or trailer leaks into the upstream stream`)
+    const up = rig.since(m)
+    t.equal(up.seen.length, 1, `${name}: exactly one request upstream`)
+    t.equal(up.seen[0]?.body, body, `${name}: the exact body`)
+    t.ok(up.wire.startsWith(`${line}\r\n`), `${name}: the upstream request line is "${line}"`)
+    t.notMatch(up.wire, /ext=|;a=b|X-Trailer/i, `${name}: no chunk extension or trailer leaks into the upstream stream`)
   }
 })

@@ -7,7 +7,7 @@ import t from 'tap'
 import { startRawUpstream } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { RawClient, problemOf, type RawResponse } from '../helpers/raw.js'
-import { assertRefused, startRig, type Rig } from './fixture.js'
+import { assertRefused, startRig, type Rig } from '../helpers/rig.js'
 
 const GET = 'GET /h HTTP/1.1\r\nHost: x\r\n'
 
@@ -33,8 +33,11 @@ function manyHeaders (n: number): string {
   return s
 }
 
+// one proxy (default limits) and one upstream for most of the file; each test measures from its own mark
+const rig = await startRig(t)
+
 t.test('control characters and bad names in request headers: 400, nothing upstream', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   const cases: Array<[string, string]> = [
     ['CR inside a value', `${GET}X-A: a\rInjected: 1\r\n\r\n`],
     ['LF inside a value', `${GET}X-A: a\nInjected: 1\r\n\r\n`],
@@ -48,32 +51,32 @@ t.test('control characters and bad names in request headers: 400, nothing upstre
     ['CRLF injection into Host', 'GET /h HTTP/1.1\r\nHost: x\rX-Injected: 1\r\n\r\n'],
   ]
   for (const [name, bytes] of cases) await assertRefused(t, rig, name, bytes, 400)
-  t.notMatch(rig.tap.text(), /Injected/i)
+  t.notMatch(rig.since(m).wire, /Injected/i)
 })
 
 t.test('header block size: just under the limit passes whole, just over and far over are 431', async (t) => {
-  const rig = await startRig(t) // limits.maxHeaderBytes: the default 16384
+  const m = rig.mark() // limits.maxHeaderBytes: the default 16384
   const under = headOfSize(16_384 - 64)
   const r = await send(rig, under)
   t.equal(r?.status, 200, 'a head just under the limit passes')
-  t.equal(rig.backend.count, 1)
-  t.equal(rig.backend.seen[0]!.headers['x-big']!.length, under.indexOf('\r\n\r\n') - under.indexOf('X-Big: ') - 7, 'the big header arrives whole')
+  t.equal(rig.since(m).count, 1)
+  t.equal(rig.since(m).seen[0]?.headers['x-big']?.length, under.indexOf('\r\n\r\n') - under.indexOf('X-Big: ') - 7, 'the big header arrives whole')
 
   await assertRefused(t, rig, 'just over the limit', headOfSize(16_384 + 64), 431)
   await assertRefused(t, rig, '1 MiB of header', headOfSize(1 << 20), 431)
   await assertRefused(t, rig, '10,000 small headers under the default limit', `${GET}${manyHeaders(10_000)}\r\n`, 431)
-  t.equal(rig.backend.count, 1, 'only the request under the limit reached the upstream')
+  t.equal(rig.since(m).count, 1, 'only the request under the limit reached the upstream')
 })
 
 t.test('10,000 headers within a raised limit: every one reaches the upstream, body and credentials too', async (t) => {
-  const rig = await startRig(t, { config: { limits: { maxHeaderBytes: 256 * 1024 } } })
-  const c = await RawClient.connect(rig.port)
+  const big = await startRig(t, { config: { limits: { maxHeaderBytes: 256 * 1024 } } })
+  const c = await RawClient.connect(big.port)
   t.teardown(() => c.destroy())
   await c.write(`POST /many HTTP/1.1\r\nHost: x\r\n${manyHeaders(10_000)}Authorization: Bearer last\r\nContent-Length: 5\r\n\r\nhello`)
   const r = await c.readResponse(10_000)
   t.equal(r?.status, 200)
   t.equal(r?.body, 'got 5', 'the body declared after 10,000 headers arrived')
-  const seen = rig.backend.seen[0]!
+  const seen = big.backend.seen[0]!
   t.equal(seen.body, 'hello')
   t.equal(seen.headers['authorization'], 'Bearer last', 'a header after 10,000 others is not dropped')
   t.equal(seen.rawHeaders.filter((h, i) => i % 2 === 0 && h.startsWith('x-h')).length, 10_000, 'all 10,000 arrived')
@@ -81,14 +84,14 @@ t.test('10,000 headers within a raised limit: every one reaches the upstream, bo
 })
 
 t.test('obs-text and tabs in values pass byte for byte', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   const r = await send(rig, `${GET}X-Latin: caf\xe9 \xff\tend\r\n\r\n`)
   t.equal(r?.status, 200)
-  t.match(rig.tap.text(), /\r\nX-Latin: caf\xe9 \xff\tend\r\n/, 'the upstream got the same bytes')
+  t.match(rig.since(m).wire, /\r\nX-Latin: caf\xe9 \xff\tend\r\n/, 'the upstream got the same bytes')
 })
 
 t.test('Connection-listed and hop-by-hop headers are stripped whatever their case; framing and the proxy\'s own headers survive', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   const c = await RawClient.connect(rig.port)
   t.teardown(() => c.destroy())
   await c.write([
@@ -101,7 +104,7 @@ t.test('Connection-listed and hop-by-hop headers are stripped whatever their cas
   const r = await c.readResponse()
   t.equal(r?.status, 200)
   t.equal(r?.body, 'got 5', 'Content-Length listed in Connection still frames the body')
-  const seen = rig.backend.seen[0]!
+  const seen = rig.since(m).seen[0]!
   const names = seen.rawHeaders.filter((_h, i) => i % 2 === 0).map((h) => h.toLowerCase())
   for (const gone of ['x-secret', 'x-other', 'keep-alive', 'te', 'proxy-connection', 'proxy-authorization', 'trailer', 'upgrade', 'http2-settings']) {
     t.notOk(names.includes(gone), `${gone} is not forwarded`)
@@ -115,14 +118,14 @@ t.test('Connection-listed and hop-by-hop headers are stripped whatever their cas
 })
 
 t.test('spoofed forwarding headers: the peer address is always the last x-forwarded-for hop; proto and host are the proxy\'s', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   const r = await send(rig, [
     'GET /f HTTP/1.1', 'Host: real.test', 'X-Forwarded-For: 1.1.1.1', 'x-forwarded-for: 2.2.2.2, 3.3.3.3',
     'X-FORWARDED-PROTO: https', 'X-Forwarded-Host: evil.test', 'x-forwarded-host: evil2.test',
     'Forwarded: for=6.6.6.6;host=evil.test;proto=https', '', '',
   ].join('\r\n'))
   t.equal(r?.status, 200)
-  const raw = rig.backend.seen[0]!.rawHeaders
+  const raw = rig.since(m).seen[0]!.rawHeaders
   const values = (name: string): string[] => raw.filter((_h, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === name)
   t.same(values('x-forwarded-for'), ['1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1'], 'one x-forwarded-for, the client\'s hops kept in order, the real peer appended last')
   t.same(values('x-forwarded-proto'), ['http'], 'one x-forwarded-proto, set by the proxy')
@@ -156,7 +159,7 @@ t.test('an upstream trying response splitting or broken headers: 502, nothing of
 })
 
 t.test('an upgrade claylb does not tunnel (h2c, as curl --http2 offers) is answered as the plain request it also is', async (t) => {
-  const rig = await startRig(t)
+  const m = rig.mark()
   const c = await RawClient.connect(rig.port)
   t.teardown(() => c.destroy())
   await c.write('GET /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n')
@@ -164,11 +167,11 @@ t.test('an upgrade claylb does not tunnel (h2c, as curl --http2 offers) is answe
   t.equal(r?.status, 200, 'answered over HTTP/1.1, not dropped')
   t.equal(r?.body, 'got 0')
   t.ok(await c.waitClosed(5000), 'then closed (the parser has let go of the connection)')
-  const seen = rig.backend.seen[0]!
+  const seen = rig.since(m).seen[0]!
   t.equal(seen.url, '/h2c')
   t.equal(seen.headers['upgrade'], undefined, 'no upgrade offer upstream')
   t.equal(seen.headers['http2-settings'], undefined)
-  t.equal(rig.backend.count, 1)
+  t.equal(rig.since(m).count, 1)
 
   // with a body the request cannot be read any more: refused, nothing upstream
   await assertRefused(t, rig, 'h2c upgrade with a body', 'POST /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 5\r\n\r\nhello', 501)

@@ -59,7 +59,8 @@ export async function deadPort (): Promise<number> {
 
 /**
  * A handler that reads the whole body into the request's `seen` entry (as latin1) and answers
- * `got <n>`; so a test can assert the exact bytes an upstream received as a body.
+ * `got <n>` (after `x-delay-ms` when the request has it); so a test can assert the exact bytes an
+ * upstream received as a body.
  */
 export const recordBody: Handler = (req, res, b) => {
   const entry = b.seen[b.seen.length - 1]
@@ -69,7 +70,8 @@ export const recordBody: Handler = (req, res, b) => {
   req.on('end', () => {
     const body = Buffer.concat(chunks)
     if (entry) entry.body = body.toString('latin1')
-    res.end(`got ${body.length}`)
+    // x-delay-ms: answer late, to keep a request in flight
+    setTimeout(() => res.end(`got ${body.length}`), Number(req.headers['x-delay-ms'] ?? 0))
   })
 }
 
@@ -83,19 +85,20 @@ export interface Wiretap {
   port: number
   /** bytes sent to the target, one string (latin1) per connection, in accept order */
   connections: string[]
-  /** all connections' bytes, concatenated */
+  /** every connection's bytes in arrival order (so `text().slice(n)` is what came after n bytes) */
   text (): string
   close (): Promise<void>
 }
 
 export async function startWiretap (targetPort: number): Promise<Wiretap> {
   const connections: string[] = []
+  let all = ''
   const sockets = new Set<net.Socket>()
   const server = net.createServer((client) => {
     const i = connections.push('') - 1
     const upstream = net.connect(targetPort, '127.0.0.1')
     sockets.add(client).add(upstream)
-    client.on('data', (d: Buffer) => { connections[i] += d.toString('latin1') })
+    client.on('data', (d: Buffer) => { const s = d.toString('latin1'); connections[i] += s; all += s })
     client.pipe(upstream).pipe(client)
     const end = (): void => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream) }
     client.on('error', end).on('close', end)
@@ -107,7 +110,7 @@ export async function startWiretap (targetPort: number): Promise<Wiretap> {
     url: `http://127.0.0.1:${port}`,
     port,
     connections,
-    text: () => connections.join(''),
+    text: () => all,
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy()
       server.close(() => resolve())

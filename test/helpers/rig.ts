@@ -4,9 +4,9 @@
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import type { Test } from 'tap'
-import { RawClient, problemOf } from '../helpers/raw.js'
-import { recordBody, startBackend, startWiretap, type Backend, type Handler, type Wiretap } from '../helpers/backend.js'
-import { startClaylb, type Claylb } from '../helpers/claylb.js'
+import { RawClient, problemOf } from './raw.js'
+import { recordBody, startBackend, startWiretap, type Backend, type Handler, type Wiretap } from './backend.js'
+import { startClaylb, type Claylb } from './claylb.js'
 
 export interface Rig {
   lb: Claylb
@@ -14,7 +14,13 @@ export interface Rig {
   port: number
   backend: Backend
   tap: Wiretap
+  /** a point to measure from, so tests can share one rig */
+  mark (): Mark
+  /** what the upstream saw, and what the proxy logged, since the mark */
+  since (m: Mark): { count: number, seen: Backend['seen'], wire: string, access: Array<Record<string, unknown>> }
 }
+
+export interface Mark { count: number, seen: number, wire: number, logs: number }
 
 export async function startRig (t: Test, o: { handler?: Handler, config?: Record<string, unknown> } = {}): Promise<Rig> {
   // the backend records faithfully: no header size or count limit of its own
@@ -23,7 +29,19 @@ export async function startRig (t: Test, o: { handler?: Handler, config?: Record
   const tap = await startWiretap(backend.port)
   const lb = await startClaylb({ args: ['--upstream', tap.url], config: { log: { access: true }, ...o.config } })
   t.teardown(async () => { await lb.stop('SIGKILL'); await tap.close(); await backend.close() })
-  return { lb, port: Number(new URL(lb.url).port), backend, tap }
+  return {
+    lb,
+    port: Number(new URL(lb.url).port),
+    backend,
+    tap,
+    mark: () => ({ count: backend.count, seen: backend.seen.length, wire: tap.text().length, logs: lb.logs.length }),
+    since: (m) => ({
+      count: backend.count - m.count,
+      seen: backend.seen.slice(m.seen),
+      wire: tap.text().slice(m.wire),
+      access: lb.logs.slice(m.logs).filter((l) => l['msg'] === 'request'),
+    }),
+  }
 }
 
 /** Open file descriptors of a process (Linux /proc). */
@@ -54,18 +72,13 @@ export async function settle<T> (probe: () => T | Promise<T>, pred: (v: T) => bo
   }
 }
 
-/** Access-log lines the proxy wrote for proxied requests. */
-export function accessLines (lb: Claylb): Array<Record<string, unknown>> {
-  return lb.logs.filter((l) => l['msg'] === 'request')
-}
-
 /**
  * Send `bytes` (with a valid request pipelined behind them) and assert the refusal: one problem+json
  * answer with `status`, the connection closed, no second answer, and upstream either nothing at all
  * ('head') or no complete request ('body': the head was valid, so streaming may have begun).
  */
 export async function assertRefused (t: Test, rig: Rig, name: string, bytes: string, status: number | number[], where: 'head' | 'body' = 'head'): Promise<void> {
-  const before = { count: rig.backend.count, bytes: rig.tap.text().length, seen: rig.backend.seen.length }
+  const m = rig.mark()
   const c = await RawClient.connect(rig.port)
   try {
     // if the proxy resynchronised on the request behind the bad one, it would run
@@ -79,12 +92,12 @@ export async function assertRefused (t: Test, rig: Rig, name: string, bytes: str
   } finally {
     c.destroy()
   }
+  const after = rig.since(m)
   if (where === 'head') {
-    t.equal(rig.backend.count, before.count, `${name}: the upstream saw no request`)
-    t.equal(rig.tap.text().length, before.bytes, `${name}: not one byte reached the upstream`)
+    t.equal(after.count, 0, `${name}: the upstream saw no request`)
+    t.equal(after.wire, '', `${name}: not one byte reached the upstream`)
   } else {
-    const complete = rig.backend.seen.slice(before.seen).filter((s) => s.body !== undefined)
-    t.same(complete, [], `${name}: the upstream saw no complete request`)
+    t.same(after.seen.filter((s) => s.body !== undefined), [], `${name}: the upstream saw no complete request`)
   }
-  t.notOk(rig.backend.seen.some((s) => s.url === '/after'), `${name}: the request pipelined behind it never reached the upstream`)
+  t.notOk(after.seen.some((s) => s.url === '/after'), `${name}: the request pipelined behind it never reached the upstream`)
 }
