@@ -8,8 +8,11 @@ import type { ServerResponse } from 'node:http'
 /** code → [status, title, type slug] — the single mapping from failure to what the client sees */
 export const PROBLEMS = {
   CLAYLB_BAD_REQUEST: [400, 'Bad Request', 'bad-request'],
+  CLAYLB_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
   CLAYLB_BODY_TOO_LARGE: [413, 'Content Too Large', 'body-too-large'],
   CLAYLB_HEADERS_TOO_LARGE: [431, 'Request Header Fields Too Large', 'headers-too-large'],
+  CLAYLB_EXPECTATION_FAILED: [417, 'Expectation Failed', 'expectation-failed'],
+  CLAYLB_NOT_IMPLEMENTED: [501, 'Not Implemented', 'not-implemented'],
   CLAYLB_UPSTREAM_FAILED: [502, 'Bad Gateway', 'upstream-failed'],
   CLAYLB_NO_HEALTHY_UPSTREAM: [503, 'Service Unavailable', 'no-healthy-upstream'],
   CLAYLB_STATE_UNAVAILABLE: [503, 'Service Unavailable', 'state-unavailable'],
@@ -44,6 +47,13 @@ export function problemBody (code: ProblemCode, detail: string): string {
   return JSON.stringify({ type: PROBLEM_TYPE_BASE + slug, title, status, detail })
 }
 
+/**
+ * Set on a client socket once an answer on it closes the connection. Requests pipelined behind that
+ * answer can never get theirs, so the proxy must not forward them (the client would not know they ran).
+ */
+export const kClosing = Symbol('claylb.closing')
+export type ClosingSocket = { [kClosing]?: boolean }
+
 /** Write a problem+json answer unless the response already started (then only destroy it). */
 export function sendProblem (res: ServerResponse, err: ProxyError): void {
   if (res.headersSent) {
@@ -57,8 +67,18 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
     'cache-control': 'no-store',
   }
   if (err.retryAfter !== undefined) headers['retry-after'] = Math.max(0, Math.ceil(err.retryAfter))
-  // after a framing problem or a refused body, the rest of the stream cannot be trusted: close
-  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST') res.shouldKeepAlive = false
+  // after a framing problem or a refused body, the rest of the stream cannot be trusted: close.
+  // Likewise when the answer comes before the request's body was all received (a 504 to a dripping
+  // upload): otherwise the rest is parsed on as if it were a next request, and the request timeout
+  // later answers that same request a second time.
+  const req = res.req as ServerResponse['req'] | undefined
+  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST' || err.code === 'CLAYLB_NOT_IMPLEMENTED' ||
+    (req !== undefined && !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0))) {
+    res.shouldKeepAlive = false
+    // Node has already parsed (and will emit) requests pipelined behind this one: they must not run
+    const socket = req?.socket as ClosingSocket | undefined
+    if (socket) socket[kClosing] = true
+  }
   res.writeHead(err.status, headers)
   res.end(body)
 }

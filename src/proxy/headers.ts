@@ -28,6 +28,11 @@ export interface RequestHeaderInfo {
   contentLength: number
   /** the client's Host */
   host: string
+  /**
+   * Transfer-Encoding names a coding besides chunked (`gzip, chunked`): the proxy de-chunks and
+   * re-frames the body, so it cannot pass that coding on (RFC 9112 §6.1: 501).
+   */
+  otherCoding: boolean
 }
 
 /** Add the names listed in one Connection value to `into` (lower case); keep-alive/close list nothing to strip. */
@@ -62,13 +67,17 @@ export function upstreamRequestHeaders (raw: readonly string[], clientIp: string
   let host = ''
   let contentLength = -1
   let chunked = false
+  let otherCoding = false
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const value = raw[i + 1]!
     const lower = name.toLowerCase()
     if (HOP_BY_HOP.has(lower)) {
-      if (lower === 'transfer-encoding') chunked = true
-      else if (lower === 'connection') listed = addConnectionTokens(value, listed)
+      if (lower === 'transfer-encoding') {
+        chunked = true
+        // Node's parser already refused every value that does not end in chunked
+        if (value.trim().toLowerCase() !== 'chunked') otherCoding = true
+      } else if (lower === 'connection') listed = addConnectionTokens(value, listed)
       continue
     }
     switch (lower) {
@@ -95,7 +104,7 @@ export function upstreamRequestHeaders (raw: readonly string[], clientIp: string
   out.push('x-forwarded-for', xff === undefined ? clientIp : `${xff}, ${clientIp}`)
   out.push('x-forwarded-proto', proto)
   if (host) out.push('x-forwarded-host', host)
-  return { headers: out, hasBody: chunked || contentLength > 0, contentLength: chunked ? -1 : contentLength, host }
+  return { headers: out, hasBody: chunked || contentLength > 0, contentLength: chunked ? -1 : contentLength, host, otherCoding }
 }
 
 /**

@@ -8,7 +8,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { AccessLog } from '../log.js'
 import type { Balancer } from '../balancer/balancer.js'
 import type { Host } from '../upstream/host.js'
-import { ProxyError, sendProblem } from '../errors.js'
+import { kClosing, ProxyError, sendProblem, type ClosingSocket } from '../errors.js'
 import { Deadlines } from './deadlines.js'
 import { Exchange } from './exchange.js'
 import { isIdempotentMethod, upstreamRequestHeaders } from './headers.js'
@@ -55,19 +55,30 @@ export class ProxyCore {
 
   /** The entry for every proxied request. */
   handle (req: IncomingMessage, res: ServerResponse): void {
+    // pipelined behind a refusal that closes this connection: never forwarded, never answered
+    if ((req.socket as ClosingSocket)[kClosing] === true) return
     const method = req.method!
     let path = req.url!
+    const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
+    if (info.host === '' && req.httpVersionMinor === 1) {
+      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'HTTP/1.1 request without Host'))
+      return
+    }
+    // a fragment is never part of a request target (RFC 9112 §3.2); upstreams disagree on where a path ends at '#'
+    if (path.includes('#')) {
+      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must not contain a fragment (#)'))
+      return
+    }
     if (path.charCodeAt(0) !== 47 /* / */) {
-      const origin = toOriginForm(path)
+      const origin = toOriginForm(path, info.host)
       if (origin === undefined) {
-        sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must be a path or an absolute http URL'))
+        sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must be a path, or an absolute http URL naming the Host'))
         return
       }
       path = origin
     }
-    const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
-    if (info.host === '' && req.httpVersionMinor === 1) {
-      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'HTTP/1.1 request without Host'))
+    if (info.otherCoding) {
+      sendProblem(res, new ProxyError('CLAYLB_NOT_IMPLEMENTED', 'transfer codings other than chunked are not supported'))
       return
     }
     if (info.contentLength > this.maxBodyBytes) {
@@ -111,10 +122,16 @@ export class ProxyCore {
   }
 }
 
-function toOriginForm (target: string): string | undefined {
+/**
+ * Absolute-form → origin-form. The authority must be the Host the request carries (RFC 9112 §3.2.2
+ * makes it win over Host; refusing a mismatch keeps the upstream and the client agreeing on the host).
+ */
+function toOriginForm (target: string, host: string): string | undefined {
   if (!/^https?:\/\//i.test(target)) return undefined
   try {
     const u = new URL(target)
+    if (u.username !== '' || u.password !== '' || host === '') return undefined
+    if (new URL(`${u.protocol}//${host}`).host !== u.host) return undefined
     return u.pathname + u.search
   } catch {
     return undefined
