@@ -9,6 +9,7 @@ import type { ServerResponse } from 'node:http'
 export const PROBLEMS = {
   CLAYLB_BAD_REQUEST: [400, 'Bad Request', 'bad-request'],
   CLAYLB_BODY_TOO_LARGE: [413, 'Content Too Large', 'body-too-large'],
+  CLAYLB_SESSION_TOO_LARGE: [413, 'Content Too Large', 'session-too-large'],
   CLAYLB_HEADERS_TOO_LARGE: [431, 'Request Header Fields Too Large', 'headers-too-large'],
   CLAYLB_UPSTREAM_FAILED: [502, 'Bad Gateway', 'upstream-failed'],
   CLAYLB_NO_HEALTHY_UPSTREAM: [503, 'Service Unavailable', 'no-healthy-upstream'],
