@@ -49,3 +49,35 @@ t.test('Redis down: 503 problem+json within the timeout, never an empty session;
   t.equal(back.status, 200, 'works again after Redis restarted, without restarting the app')
   t.equal((await call(app.url, 'PUT', '/field/z?value=1', c)).status, 200)
 })
+
+t.test('Redis hung (SIGSTOP, no RST): 503 within the command timeout, then back on SIGCONT', async (t) => {
+  const server = await startRedis({ useEnv: false })
+  t.teardown(() => server.close())
+  const redis = createRedis(buildConfig({ redis: { url: server.url, commandTimeoutMs: COMMAND_TIMEOUT_MS } }, {}, {}).redis, 'app')
+  t.teardown(() => closeRedis(redis))
+  await waitReady(redis, 5000)
+  const pid = Number(/process_id:(\d+)/.exec(String(await redis.info('server')))![1])
+  const app = await startSessionApp({ redis })
+  t.teardown(() => app.close())
+  const c = sidOf(await call(app.url, 'PUT', '/field/keep?value=me'))!
+
+  process.kill(pid, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(pid, 'SIGCONT') } catch {} })
+  for (const [method, path] of [['GET', '/session'], ['POST', '/counter']] as const) {
+    const began = Date.now()
+    const r = await call(app.url, method, path, c)
+    const took = Date.now() - began
+    t.equal(r.status, 503, `${method} ${path}: 503`)
+    t.ok(took >= COMMAND_TIMEOUT_MS - 50 && took < COMMAND_TIMEOUT_MS + 1500, `answered in ${took} ms (command timeout ${COMMAND_TIMEOUT_MS} ms)`)
+  }
+  t.equal((await call(app.url, 'GET', '/plain')).status, 200, 'routes without a session keep answering')
+  process.kill(pid, 'SIGCONT')
+  const until = Date.now() + 10_000
+  let back
+  do {
+    await sleep(100)
+    back = await call(app.url, 'GET', '/session', c)
+  } while (back.status !== 200 && Date.now() < until)
+  t.equal(back.status, 200)
+  t.same(back.data, { keep: 'me' }, 'the data is still there')
+})
