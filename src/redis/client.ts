@@ -93,12 +93,18 @@ export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
   return client
 }
 
-/** Resolves once the client is ready; rejects with StateUnavailableError after `timeoutMs`. The client keeps trying. */
-export function waitReady (client: RedisClient, timeoutMs: number, name = 'Redis'): Promise<void> {
+/**
+ * Resolves once the client is ready; rejects with StateUnavailableError after `timeoutMs` (or at the
+ * first connection error with `failFast`). The client keeps trying either way.
+ */
+export function waitReady (client: RedisClient, timeoutMs: number, name = 'Redis', failFast = false): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
   return new Promise((resolve, reject) => {
     let lastError: Error | undefined
-    const onError = (err: Error): void => { lastError = err }
+    const onError = (err: Error): void => {
+      lastError = err
+      if (failFast) done(new StateUnavailableError(`${name} not reachable (${err.message})`, { cause: err }))
+    }
     const done = (err?: Error): void => {
       clearTimeout(timer)
       client.off('ready', onReady)

@@ -73,7 +73,7 @@ export async function prepareStateTier (config: Config, logger: Logger): Promise
 async function probe (config: Config): Promise<Error | undefined> {
   const client = createRedis({ ...config.redis }, 'probe')
   try {
-    await waitReady(client, Math.max(PROBE_TIMEOUT_MS, config.redis.commandTimeoutMs * 2), describeRedis(config.redis))
+    await waitReady(client, Math.max(PROBE_TIMEOUT_MS, config.redis.commandTimeoutMs * 2), describeRedis(config.redis), true)
     await client.ping()
     return undefined
   } catch (err) {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startRedisCluster } from '../helpers/redis.js'
-import { sessionSuite } from './suite.js'
+import { sessionSuite } from '../helpers/session-suite.js'
 
 const cluster = await startRedisCluster()
 t.teardown(() => cluster.close())

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startRedis } from '../helpers/redis.js'
-import { sessionSuite } from './suite.js'
+import { sessionSuite } from '../helpers/session-suite.js'
 
 const redis = await startRedis()
 t.teardown(() => redis.close())

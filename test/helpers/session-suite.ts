@@ -7,8 +7,8 @@ import { Cluster, type Redis } from 'ioredis'
 import { buildConfig } from '../../src/config/load.js'
 import { createRedis, closeRedis, waitReady, key, type RedisClient } from '../../src/redis/index.js'
 import { signId, newSessionId } from '../../src/session/cookie.js'
-import { startSessionApp, sidOf, call, SECRET, OLD_SECRET } from '../helpers/session-app.js'
-import { sleep } from '../helpers/http.js'
+import { startSessionApp, sidOf, call, SECRET, OLD_SECRET } from './session-app.js'
+import { sleep } from './http.js'
 
 export type RedisForm = { url: string } | { cluster: string[] }
 
