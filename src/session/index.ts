@@ -6,3 +6,4 @@ export { createSessionStore, sessionStoreFromConfig, SessionStore, type SessionS
 export { Session } from './session.js'
 export { SessionTooLargeError, SessionUsageError } from './errors.js'
 export { readSecrets, ensureSessionSecret, SessionSecretError } from './secret.js'
+export { expressSession, fastifySession } from './adapters.js'
