@@ -3,7 +3,8 @@
  * The one place that builds Redis clients (ioredis) from `config.redis`: standalone (`url`),
  * Sentinel (`sentinel: { name, nodes }`) or Cluster (`cluster: [urls]`).
  *
- * Request-path behaviour: no offline queue (a command while disconnected fails at once), a bounded
+ * Request-path behaviour: no offline queue once connected (a command while disconnected fails at once;
+ * before the first connection commands wait, bounded by the command timeout), a bounded
  * command timeout, no automatic resend of a command whose reply was lost (a script may not be safe to
  * run twice), and reconnection forever in the background. An outage is a fast, clear error, never a hang.
  */
@@ -62,7 +63,7 @@ export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
   if (config.cluster) {
     const first = config.cluster[0]!
     const options: ClusterOptions = {
-      enableOfflineQueue: false,
+      enableOfflineQueue: true,
       clusterRetryStrategy: (times) => Math.min(times * 100, MAX_RECONNECT_DELAY_MS),
       slotsRefreshTimeout: Math.max(1000, config.commandTimeoutMs * 2),
       redisOptions: { ...common, ...credentials(first) },
@@ -76,7 +77,7 @@ export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
       client = new Redis({
         ...common,
         ...creds,
-        enableOfflineQueue: false,
+        enableOfflineQueue: true,
         retryStrategy,
         sentinels: config.sentinel.nodes.map(hostPort),
         name: config.sentinel.name,
@@ -85,11 +86,14 @@ export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
         sentinelRetryStrategy: retryStrategy,
       })
     } else {
-      client = new Redis({ ...common, ...credentials(config.url), ...hostPort(config.url), enableOfflineQueue: false, retryStrategy })
+      client = new Redis({ ...common, ...credentials(config.url), ...hostPort(config.url), enableOfflineQueue: true, retryStrategy })
     }
   }
   // ioredis prints unhandled 'error' events to the console; callers that care listen themselves.
   client.on('error', () => {})
+  // Requests that arrive while the very first connection is being made wait for it (bounded by the
+  // command timeout); after that, a lost connection fails commands at once instead of queueing them.
+  client.once('ready', () => { client.options.enableOfflineQueue = false })
   return client
 }
 

@@ -14,6 +14,7 @@ t.test('standalone: scripts by EVALSHA, outage is a fast StateUnavailableError, 
   const config = buildConfig({ redis: { url: redis.url, commandTimeoutMs: 300 } }, {}, {}).redis
   const client = createRedis(config, 'test')
   t.teardown(() => closeRedis(client))
+  t.equal(await client.ping(), 'PONG', 'a command sent before the first connection waits for it')
   await waitReady(client, 5000)
   const bump = defineScript<string>(client, 'testBump', 2, LUA)
   const tag = 'abc'
