@@ -1,0 +1,42 @@
+/**
+ * @module session/worker-state
+ * The state tier as a worker process sees it: one Redis client and one session store per process,
+ * made on first use (a worker whose app never touches state never loads ioredis), closed at exit.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Config } from '../config/schema.js'
+import type { RedisClient } from '../redis/client.js'
+import type { Session } from './session.js'
+import type { SessionStore } from './store.js'
+
+export interface WorkerState {
+  /** this worker's Redis client (`config.redis`), connected on first use */
+  redis (): Promise<RedisClient>
+  /** the session of a request; rejects with StateUnavailableError (503) when Redis is down */
+  session (req: IncomingMessage, res: ServerResponse): Promise<Session>
+  close (): Promise<void>
+}
+
+export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, env: NodeJS.ProcessEnv = process.env): WorkerState {
+  let redis: Promise<RedisClient> | undefined
+  let store: Promise<SessionStore> | undefined
+  const getRedis = (): Promise<RedisClient> => {
+    redis ??= import('../redis/client.js').then((m) => m.createRedis(config.redis, 'worker'))
+    return redis
+  }
+  const getStore = (): Promise<SessionStore> => {
+    store ??= Promise.all([getRedis(), import('./store.js')]).then(([client, m]) => m.sessionStoreFromConfig(config, client, env))
+    return store
+  }
+  return {
+    redis: getRedis,
+    async session (req, res) {
+      return (await getStore()).session(req, res)
+    },
+    async close () {
+      if (!redis) return
+      const { closeRedis } = await import('../redis/client.js')
+      await closeRedis(await redis)
+    },
+  }
+}
