@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startRedis } from '../helpers/redis.js'
 import { startSessionApp, sidOf, call } from '../helpers/session-app.js'
 import { buildConfig } from '../../src/config/load.js'
@@ -7,7 +7,8 @@ import { sleep } from '../helpers/http.js'
 
 const COMMAND_TIMEOUT_MS = 500
 
-t.test('Redis down: 503 problem+json within the timeout, never an empty session; back without a restart', async (t) => {
+/** a private redis-server, a session app on it, and one session holding { keep: 'me' } */
+async function setup (t: Test) {
   const server = await startRedis({ useEnv: false })
   t.teardown(() => server.close())
   const redis = createRedis(buildConfig({ redis: { url: server.url, commandTimeoutMs: COMMAND_TIMEOUT_MS } }, {}, {}).redis, 'app')
@@ -16,6 +17,22 @@ t.test('Redis down: 503 problem+json within the timeout, never an empty session;
   const app = await startSessionApp({ redis })
   t.teardown(() => app.close())
   const c = sidOf(await call(app.url, 'PUT', '/field/keep?value=me'))!
+  return { server, redis, app, c }
+}
+
+/** poll until the session loads again (the client reconnects by itself) */
+async function waitBack (url: string, cookie: string) {
+  const until = Date.now() + 10_000
+  let back
+  do {
+    await sleep(100)
+    back = await call(url, 'GET', '/session', cookie)
+  } while (back.status !== 200 && Date.now() < until)
+  return back
+}
+
+t.test('Redis down: 503 problem+json within the timeout, never an empty session; back without a restart', async (t) => {
+  const { server, app, c } = await setup(t)
 
   // the save before the response starts fails: the app's 200 becomes a 503
   const saving = call(app.url, 'PUT', '/field/x?value=1&delayMs=300', c)
@@ -40,26 +57,14 @@ t.test('Redis down: 503 problem+json within the timeout, never an empty session;
   t.equal((await call(app.url, 'GET', '/plain')).status, 200, 'routes without a session keep answering')
 
   await server.start()
-  const until = Date.now() + 10_000
-  let back
-  do {
-    await sleep(100)
-    back = await call(app.url, 'GET', '/session', c)
-  } while (back.status !== 200 && Date.now() < until)
+  const back = await waitBack(app.url, c)
   t.equal(back.status, 200, 'works again after Redis restarted, without restarting the app')
   t.equal((await call(app.url, 'PUT', '/field/z?value=1', c)).status, 200)
 })
 
 t.test('Redis hung (SIGSTOP, no RST): 503 within the command timeout, then back on SIGCONT', async (t) => {
-  const server = await startRedis({ useEnv: false })
-  t.teardown(() => server.close())
-  const redis = createRedis(buildConfig({ redis: { url: server.url, commandTimeoutMs: COMMAND_TIMEOUT_MS } }, {}, {}).redis, 'app')
-  t.teardown(() => closeRedis(redis))
-  await waitReady(redis, 5000)
+  const { server, redis, app, c } = await setup(t)
   const pid = Number(/process_id:(\d+)/.exec(String(await redis.info('server')))![1])
-  const app = await startSessionApp({ redis })
-  t.teardown(() => app.close())
-  const c = sidOf(await call(app.url, 'PUT', '/field/keep?value=me'))!
 
   process.kill(pid, 'SIGSTOP')
   t.teardown(() => { try { process.kill(pid, 'SIGCONT') } catch {} })
@@ -72,12 +77,7 @@ t.test('Redis hung (SIGSTOP, no RST): 503 within the command timeout, then back 
   }
   t.equal((await call(app.url, 'GET', '/plain')).status, 200, 'routes without a session keep answering')
   process.kill(pid, 'SIGCONT')
-  const until = Date.now() + 10_000
-  let back
-  do {
-    await sleep(100)
-    back = await call(app.url, 'GET', '/session', c)
-  } while (back.status !== 200 && Date.now() < until)
+  const back = await waitBack(app.url, c)
   t.equal(back.status, 200)
   t.same(back.data, { keep: 'me' }, 'the data is still there')
 })
