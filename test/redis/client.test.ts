@@ -1,5 +1,9 @@
 import t from 'tap'
-import { startRedis, startRedisCluster } from '../helpers/redis.js'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, startRedis, startRedisCluster } from '../helpers/redis.js'
 import { buildConfig } from '../../src/config/load.js'
 import { createRedis, waitReady, closeRedis, defineScript, key, StateUnavailableError, describeRedis } from '../../src/redis/index.js'
 
@@ -52,4 +56,23 @@ t.test('cluster: a multi-key script with one hash tag, no CROSSSLOT', async (t) 
   for (const tag of ['a', 'b', 'c', 'd', 'e', 'f']) {
     t.equal(await bump([key('t:', tag, ':h'), key('t:', tag, ':s')], [1, 'x']), '1', `tag ${tag}`)
   }
+})
+
+t.test('sentinel: the primary found through a real redis-sentinel', async (t) => {
+  const primary = await startRedis({ useEnv: false })
+  t.teardown(() => primary.close())
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'claylb-sentinel-'))
+  const conf = join(dir, 'sentinel.conf')
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nsentinel monitor main 127.0.0.1 ${primary.port} 1\n`)
+  const sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
+  t.teardown(() => { sentinel.kill('SIGKILL') })
+  const config = buildConfig({ redis: { sentinel: { name: 'main', nodes: [`redis://127.0.0.1:${port}`] } } }, {}, {}).redis
+  t.equal(describeRedis(config), `sentinel main@redis://127.0.0.1:${port}`)
+  const client = createRedis(config, 'test')
+  t.teardown(() => closeRedis(client))
+  await waitReady(client, 10_000)
+  const bump = defineScript<string>(client, 'testBump', 2, LUA)
+  t.equal(await bump([key('t:', 's', ':h'), key('t:', 's', ':s')], [4, 'x']), '4')
+  t.equal(String(await client.info('server')).match(/tcp_port:(\d+)/)?.[1], String(primary.port), 'talking to the primary')
 })
