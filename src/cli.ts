@@ -111,7 +111,7 @@ async function start (args: string[]): Promise<number | undefined> {
   let addresses
   try {
     // SIGHUP re-reads the same file with the same flags on top
-    app = createApp(config, logger, { reloadConfig: () => loadConfig(configFile, configOverrides) })
+    app = createApp(config, logger, { reloadConfig: () => tier.apply(loadConfig(configFile, configOverrides)) })
     addresses = await app.start()
   } catch (err) {
     logger.fatal({ err }, 'start failed')

@@ -38,6 +38,8 @@ export interface StateTier {
   readonly config: Config
   /** the embedded redis-server, when one runs */
   readonly embedded?: EmbeddedRedis
+  /** a re-read config (SIGHUP) pointed at the same state tier: the embedded server, when one runs */
+  apply (config: Config): Config
   stop (): Promise<void>
 }
 
@@ -45,7 +47,7 @@ const PROBE_TIMEOUT_MS = 1500
 
 export async function prepareStateTier (config: Config, logger: Logger): Promise<StateTier> {
   const need = redisNeed(config)
-  const none: StateTier = { config, async stop () {} }
+  const none: StateTier = { config, apply: (c) => c, async stop () {} }
   if (need === 'none') return none
   const where = describeRedis(config.redis)
   const probeError = await probe(config)
@@ -58,8 +60,10 @@ export async function prepareStateTier (config: Config, logger: Logger): Promise
     const embedded = await startEmbeddedRedis()
     logger.info({ redis: embedded.url, pid: embedded.pid },
       `nothing answers at ${config.redis.url}: started a private ephemeral redis-server (no persistence, stopped on exit); set REDIS_URL to use your own`)
-    const resolved = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url: embedded.url }) }) as Config
-    return { config: resolved, embedded, stop: () => embedded.stop() }
+    const apply = (c: Config): Config => c.redis.cluster || c.redis.sentinel || c.redis.url !== defaultRedisUrl()
+      ? c
+      : Object.freeze({ ...c, redis: Object.freeze({ ...c.redis, url: embedded.url }) }) as Config
+    return { config: apply(config), embedded, apply, stop: () => embedded.stop() }
   }
   const message = `Redis not reachable at ${where} (${probeError.message}). ` +
     (config.redis.cluster || config.redis.sentinel

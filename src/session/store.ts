@@ -41,6 +41,8 @@ export interface SessionStoreOptions {
   secure?: boolean | 'auto'
 }
 
+const STALE_ON_FAILURE = new Set(['set-cookie', 'etag', 'last-modified', 'location', 'transfer-encoding'])
+
 export type SaveReply = [string, ...unknown[]]
 
 /** What a Session needs from its store. */
@@ -151,7 +153,10 @@ export class SessionStore implements SessionBackend {
       res.destroy(err as Error)
       return
     }
-    for (const name of res.getHeaderNames()) res.removeHeader(name)
+    // what described the app's answer must not describe the problem (x-worker-id and the like stay)
+    for (const name of res.getHeaderNames()) {
+      if (name.startsWith('content-') || STALE_ON_FAILURE.has(name)) res.removeHeader(name)
+    }
     sendProblem(res, err)
   }
 
