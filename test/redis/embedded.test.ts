@@ -63,3 +63,15 @@ t.test('a reachable Redis is used as it is; a pure drop-in proxy never touches R
   t.notOk(proxy.logs.find((l) => /redis|state tier/i.test(String(l['msg']))), 'no Redis involved')
   t.equal(await proxy.stop(), 0)
 })
+
+t.test('session secrets at start: a short SESSION_SECRET is refused, a good one is used without a warning', async (t) => {
+  const redis = await startRedis({ useEnv: false })
+  t.teardown(() => redis.close())
+  const r = spawnSync(process.execPath, [BIN, 'start', '--port', '0', '--admin-port', '0', '--config', writeConfig(needsRedis)],
+    { encoding: 'utf8', timeout: 20_000, env: childEnv({ REDIS_URL: redis.url, SESSION_SECRET: 'x'.repeat(40) + ',short' }) })
+  t.equal(r.status, 1)
+  t.match(r.stderr, 'SESSION_SECRET: secret #2 is shorter than 32 characters')
+  const lb = await startClaylb({ config: needsRedis, env: { REDIS_URL: redis.url, SESSION_SECRET: 'y'.repeat(40) } })
+  t.notOk(lb.logs.some((l) => /SESSION_SECRET/.test(String(l['msg']))), 'no warning')
+  t.equal(await lb.stop(), 0)
+})
