@@ -42,24 +42,17 @@ export function holdResponse (res: ServerResponse, gate: Gate, fail: (err: unkno
   }
   // Node's implicit header path calls `this.writeHead`, so writes replayed later come back here with
   // `started` set and go straight through.
-  patched.writeHead = (...args) => {
-    if (held) { held.push(['writeHead', args]); return res }
+  const passOrHold = (m: 'writeHead' | 'write', args: unknown[], heldResult: unknown): unknown => {
+    if (held) { held.push([m, args]); return heldResult }
     if (!started) {
       started = true
       const p = gate('start')
-      if (p) { hold(p); held!.push(['writeHead', args]); return res }
+      if (p) { hold(p); held!.push([m, args]); return heldResult }
     }
-    return original.writeHead.apply(res, withOurCookies(res, args))
+    return original[m].apply(res, m === 'writeHead' ? withOurCookies(res, args) : args)
   }
-  patched.write = (...args) => {
-    if (held) { held.push(['write', args]); return true }
-    if (!started) {
-      started = true
-      const p = gate('start')
-      if (p) { hold(p); held!.push(['write', args]); return true }
-    }
-    return original.write.apply(res, args)
-  }
+  patched.writeHead = (...args) => passOrHold('writeHead', args, res)
+  patched.write = (...args) => passOrHold('write', args, true)
   patched.end = (...args) => {
     if (held) { held.push(['end', args]); return res }
     const p = gate(started ? 'end' : 'start')

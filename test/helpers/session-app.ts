@@ -46,6 +46,16 @@ export async function startSessionApp (o: Omit<SessionStoreOptions, 'secrets'> &
           s.set('user', 'ada')
           break
         }
+        case 'POST /stream': {
+          // a streamed answer: a change before the first byte, and one after it
+          s.set('before', 1)
+          res.write('a')
+          await sleep(20)
+          s.set('after', 2)
+          res.write('b')
+          res.end('c')
+          return
+        }
         case 'POST /big': s.set('blob', 'x'.repeat(Number(u.searchParams.get('bytes')))); break
         default: res.statusCode = 404; res.end(); return
       }
