@@ -17,11 +17,20 @@ export interface WorkerState {
   close (): Promise<void>
 }
 
-export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, env: NodeJS.ProcessEnv = process.env): WorkerState {
+export interface StateLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+}
+
+export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, logger?: StateLogger, env: NodeJS.ProcessEnv = process.env): WorkerState {
   let redis: Promise<RedisClient> | undefined
   let store: Promise<SessionStore> | undefined
   const getRedis = (): Promise<RedisClient> => {
-    redis ??= import('../redis/client.js').then((m) => m.createRedis(config.redis, 'worker'))
+    redis ??= import('../redis/client.js').then((m) => {
+      const client = m.createRedis(config.redis, 'worker')
+      if (logger) logTransitions(client, m.describeRedis(config.redis), logger)
+      return client
+    })
     return redis
   }
   const getStore = (): Promise<SessionStore> => {
@@ -39,4 +48,20 @@ export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, en
       await closeRedis(await redis)
     },
   }
+}
+
+/** One line when the state tier goes away and one when it is back, not one per failed request. */
+function logTransitions (client: RedisClient, where: string, logger: StateLogger): void {
+  let up = false
+  let down = false
+  client.on('ready', () => {
+    if (down) logger.info({ redis: where }, 'state tier reachable again')
+    up = true
+    down = false
+  })
+  client.on('error', (err: Error) => {
+    if (down) return
+    down = true
+    logger.warn({ redis: where, error: err.message }, up ? 'state tier lost: requests that need it answer 503' : 'state tier not reachable yet')
+  })
 }

@@ -38,7 +38,7 @@ process.chdir(boot.tmpdir)
 process.on('exit', () => rmSync(boot.tmpdir, { recursive: true, force: true }))
 
 const logger = createWorkerLogger({ worker: boot.id, slot: boot.slot, generation: boot.generation }, boot.config.log.level)
-const state = createWorkerState(boot.config)
+const state = createWorkerState(boot.config, logger)
 const ctx: WorkerContext = Object.freeze({
   id: boot.id,
   slot: boot.slot,
@@ -103,7 +103,7 @@ function onRequest (req: IncomingMessage, res: ServerResponse): void {
 function handlerFailed (res: ServerResponse, err: unknown): void {
   // the app's own answer when it gives one: a state-tier outage is a 503 problem, not a crash
   if (err instanceof ProxyError) {
-    if (err.status >= 500) logger.warn({ code: err.code, detail: err.message }, 'request failed')
+    logger.debug({ code: err.code, detail: err.message }, 'request answered with a problem')
     sendProblem(res, err)
     return
   }
