@@ -102,7 +102,6 @@ async function start (args: string[]): Promise<number | undefined> {
   } catch (err) {
     if (!(err instanceof StateTierStartError) && !(err instanceof SessionSecretError)) throw err
     logger.fatal({ code: err.code }, err.message)
-    logger.flush()
     process.stderr.write(`${err.message}\n`)
     return 1
   }
