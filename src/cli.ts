@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
 import { createLogger } from './log.js'
 import { createApp } from './app.js'
+import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
+import { ensureSessionSecret, SessionSecretError } from './session/secret.js'
 
 const USAGE = `usage:
   claylb start [-c FILE] [--host H] [--port N] [--admin-port N] [--upstream URL]... [--workers N] [--app MODULE] [--redis URL]
@@ -93,16 +95,28 @@ async function start (args: string[]): Promise<number | undefined> {
   }
 
   const logger = createLogger(config.log.level)
+  let tier: StateTier
+  try {
+    tier = await prepareStateTier(config, logger)
+    if (redisNeed(config) !== 'none') ensureSessionSecret(config.session.secretEnv, logger)
+  } catch (err) {
+    if (!(err instanceof StateTierStartError) && !(err instanceof SessionSecretError)) throw err
+    logger.fatal({ code: err.code }, err.message)
+    process.stderr.write(`${err.message}\n`)
+    return 1
+  }
+  config = tier.config
   let app
   let addresses
   try {
     // SIGHUP re-reads the same file with the same flags on top
-    app = createApp(config, logger, { reloadConfig: () => loadConfig(configFile, configOverrides) })
+    app = createApp(config, logger, { reloadConfig: () => tier.apply(loadConfig(configFile, configOverrides)) })
     addresses = await app.start()
   } catch (err) {
     logger.fatal({ err }, 'start failed')
     process.stderr.write(`claylb: start failed: ${(err as Error).message}\n`)
     await app?.stop().catch(() => {})
+    await tier.stop()
     return 1
   }
   logger.info({ proxy: addresses.proxy, admin: addresses.admin, upstreams: app.cluster.hosts.length }, 'listening')
@@ -114,7 +128,7 @@ async function start (args: string[]): Promise<number | undefined> {
   const shutdown = (signal: string): void => {
     if (stopping) return
     stopping = true
-    const stopped = app!.stop()
+    const stopped = app!.stop().then(() => tier.stop())
     say(() => logger.info({ signal, inflight: app!.core.inflight }, 'draining'))
     stopped.then(() => {
       say(() => logger.info('stopped'))

@@ -8,3 +8,9 @@ export type { Config } from './config/schema.js'
 export { ProxyError, PROBLEMS, type ProblemCode } from './errors.js'
 export type { WorkerContext, RequestHandler, AppFactory, WorkerLogger } from './workers/context.js'
 export type { SupervisorStats, RolloutResult } from './workers/supervisor.js'
+export { sendProblem } from './errors.js'
+export { createRedis, waitReady, closeRedis, defineScript, key, StateUnavailableError, type RedisClient } from './redis/index.js'
+export {
+  createSessionStore, sessionStoreFromConfig, expressSession, fastifySession,
+  Session, SessionStore, SessionTooLargeError, SessionUsageError, type SessionStoreOptions,
+} from './session/index.js'

@@ -9,6 +9,11 @@ import { configSchema, type Config } from './schema.js'
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
 
+/** The default local Redis; CLAYLB_DEFAULT_REDIS_URL moves it (tests on a machine whose 6379 is taken). */
+export function defaultRedisUrl (env: NodeJS.ProcessEnv = process.env): string {
+  return env['CLAYLB_DEFAULT_REDIS_URL'] || DEFAULT_REDIS_URL
+}
+
 export class ConfigError extends Error {
   readonly code = 'CLAYLB_ERR_CONFIG'
   constructor (readonly problems: readonly string[], readonly source?: string) {
@@ -85,7 +90,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   const resolved = {
     ...c,
     workers: { ...c.workers, count: c.workers.count ?? (c.upstreams.length > 0 ? 0 : 4) },
-    redis: { ...c.redis, url: c.redis.url ?? env['REDIS_URL'] ?? DEFAULT_REDIS_URL },
+    redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
   }
   return deepFreeze(resolved) as Config
 }

@@ -97,6 +97,10 @@ export const configSchema = z.strictObject({
     cookie: str('sid'),
     secretEnv: str('SESSION_SECRET'),
     ttlSeconds: positiveInt(1800),
+    /** most bytes (field names + JSON values) one session may hold; 0 = no limit */
+    maxBytes: nonNegativeInt(65_536),
+    /** the cookie's Secure attribute; auto: when the request came over https (x-forwarded-proto) */
+    secure: z.union([z.literal('auto'), z.boolean()], { error: 'must be true, false or "auto"' }).default('auto'),
   }).prefault({}),
   shutdownTimeoutMs: positiveInt(10_000),
   log: z.strictObject({

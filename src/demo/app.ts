@@ -8,13 +8,17 @@ import type { RequestHandler, WorkerContext } from '../workers/context.js'
 import { createRouter, type DemoRoute } from './router.js'
 import { loadTestRoutes } from './load-test-routes.js'
 import { faultRoutes, withFailureRate } from './fault-routes.js'
+import { sessionRoutes } from './session-routes.js'
 
 export function createApp (ctx: WorkerContext): RequestHandler {
   const faults = ctx.config.workers.faults
   const routes: DemoRoute[] = [
     ...loadTestRoutes(ctx),
+    ...sessionRoutes(ctx),
     ...(faults ? faultRoutes : []),
   ]
+  // connect to Redis now, in the background, rather than on the first session request
+  void ctx.redis()
   const router = createRouter(routes)
   return faults ? withFailureRate(router) : router
 }

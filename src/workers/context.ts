@@ -4,6 +4,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Config } from '../config/schema.js'
+import type { RedisClient } from '../redis/client.js'
+import type { Session } from '../session/session.js'
 
 /** a `node:http` request handler (Express and Koa's `app.callback()` are ones) */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => unknown
@@ -26,6 +28,16 @@ export interface WorkerContext {
   /** an empty directory, the process's cwd, deleted when the worker exits */
   readonly tmpdir: string
   readonly logger: WorkerLogger
+  /**
+   * This worker's Redis client (`config.redis`; ioredis), made on first call and shared with the
+   * sessions. Build keys with `key()` from claylb's redis module under `config.redis.keyPrefix`.
+   */
+  redis (): Promise<RedisClient>
+  /**
+   * The request's session, saved by itself before the response starts (see README "Sessions").
+   * Rejects with StateUnavailableError when Redis is down: thrown on, the runtime answers 503 problem+json.
+   */
+  session (req: IncomingMessage, res: ServerResponse): Promise<Session>
 }
 
 /** A factory: `export default function (ctx)` or `export function createApp (ctx)`. */

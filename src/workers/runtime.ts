@@ -3,7 +3,8 @@
  * The entry of every worker process. Reads its boot description, moves into its own empty directory,
  * loads the app module, listens on its Unix socket, tells the supervisor it is ready, and on SIGTERM
  * finishes what is in flight and exits. Nothing it keeps survives it: the directory is deleted on exit.
- * Imports only node built-ins, so a worker is serving ~150 ms after fork.
+ * Imports only node built-ins, so a worker is serving ~150 ms after fork (the state tier, ioredis, is
+ * loaded when the app first asks for it).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { rmSync } from 'node:fs'
@@ -11,6 +12,8 @@ import { pathToFileURL } from 'node:url'
 import { WORKER_BOOT_ENV, type WorkerBoot, type WorkerMessage } from './protocol.js'
 import type { RequestHandler, WorkerContext } from './context.js'
 import { createWorkerLogger } from './worker-logger.js'
+import { ProxyError, sendProblem } from '../errors.js'
+import { createWorkerState } from '../session/worker-state.js'
 
 class AppModuleError extends Error {
   readonly code = 'CLAYLB_ERR_APP_MODULE'
@@ -35,6 +38,7 @@ process.chdir(boot.tmpdir)
 process.on('exit', () => rmSync(boot.tmpdir, { recursive: true, force: true }))
 
 const logger = createWorkerLogger({ worker: boot.id, slot: boot.slot, generation: boot.generation }, boot.config.log.level)
+const state = createWorkerState(boot.config, logger)
 const ctx: WorkerContext = Object.freeze({
   id: boot.id,
   slot: boot.slot,
@@ -42,6 +46,8 @@ const ctx: WorkerContext = Object.freeze({
   config: boot.config,
   tmpdir: boot.tmpdir,
   logger,
+  redis: state.redis,
+  session: state.session,
 })
 
 function send (msg: WorkerMessage, then?: () => void): void {
@@ -95,6 +101,12 @@ function onRequest (req: IncomingMessage, res: ServerResponse): void {
 }
 
 function handlerFailed (res: ServerResponse, err: unknown): void {
+  // the app's own answer when it gives one: a state-tier outage is a 503 problem, not a crash
+  if (err instanceof ProxyError) {
+    logger.debug({ code: err.code, detail: err.message }, 'request answered with a problem')
+    sendProblem(res, err)
+    return
+  }
   logger.error({ err }, 'request handler failed')
   if (res.headersSent) {
     res.destroy()
@@ -118,7 +130,7 @@ function drain (): void {
   const closer = setInterval(() => server.closeIdleConnections(), 50)
   server.close(() => {
     clearInterval(closer)
-    send({ type: 'stopped', requests, probes }, () => process.exit(0))
+    void state.close().finally(() => send({ type: 'stopped', requests, probes }, () => process.exit(0)))
   })
   server.closeIdleConnections()
 }

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
+import { freePort } from './redis.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const BIN = join(ROOT, 'bin', 'claylb')
@@ -59,9 +60,12 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
   const args = ['start', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']
   if (o.config) args.push('--config', writeConfig(o.config))
   args.push(...(o.args ?? []))
+  // The machine's own Redis on 6379 is never used: unless a test names one (REDIS_URL), a config that
+  // needs Redis gets claylb's embedded default, a private redis-server.
+  const defaultRedis = `redis://127.0.0.1:${await freePort()}`
   const proc = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
-    env: childEnv(o.env),
+    env: childEnv({ CLAYLB_DEFAULT_REDIS_URL: defaultRedis, ...o.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: o.detached ?? false,
   })

@@ -1,0 +1,133 @@
+/**
+ * @module redis/client
+ * The one place that builds Redis clients (ioredis) from `config.redis`: standalone (`url`),
+ * Sentinel (`sentinel: { name, nodes }`) or Cluster (`cluster: [urls]`).
+ *
+ * Request-path behaviour: no offline queue once connected (a command while disconnected fails at once;
+ * before the first connection commands wait, bounded by the command timeout), a bounded
+ * command timeout, no automatic resend of a command whose reply was lost (a script may not be safe to
+ * run twice), and reconnection forever in the background. An outage is a fast, clear error, never a hang.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import type { Config } from '../config/schema.js'
+import { StateUnavailableError } from './errors.js'
+
+export type RedisConfig = Config['redis']
+export type RedisClient = Redis | Cluster
+
+/** ms between reconnect attempts grows to this cap; a restarted Redis is back within about a second */
+const MAX_RECONNECT_DELAY_MS = 1000
+
+function hostPort (url: string): { host: string, port: number } {
+  const u = new URL(url)
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 6379) }
+}
+
+function credentials (url: string): Pick<RedisOptions, 'username' | 'password' | 'tls' | 'db'> {
+  const u = new URL(url)
+  const o: Pick<RedisOptions, 'username' | 'password' | 'tls' | 'db'> = {}
+  if (u.username) o.username = decodeURIComponent(u.username)
+  if (u.password) o.password = decodeURIComponent(u.password)
+  if (u.protocol === 'rediss:') o.tls = {}
+  const db = u.pathname.replace(/^\//, '')
+  if (db) o.db = Number(db)
+  return o
+}
+
+/** What a log line or an error message calls this Redis. */
+export function describeRedis (config: RedisConfig): string {
+  if (config.cluster) return `cluster ${config.cluster.map(redact).join(',')}`
+  if (config.sentinel) return `sentinel ${config.sentinel.name}@${config.sentinel.nodes.map(redact).join(',')}`
+  return redact(config.url)
+}
+
+function redact (url: string): string {
+  const u = new URL(url)
+  if (u.password) u.password = '***'
+  return u.toString().replace(/\/$/, '')
+}
+
+/**
+ * A client for `config.redis`. `role` names the connection (CLIENT LIST shows `claylb:<role>`).
+ * The client connects and reconnects by itself; use `waitReady` before relying on it.
+ */
+export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
+  const common = {
+    connectionName: `claylb:${role}`,
+    commandTimeout: config.commandTimeoutMs,
+    connectTimeout: Math.max(1000, config.commandTimeoutMs * 2),
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+  } satisfies RedisOptions
+  let client: RedisClient
+  if (config.cluster) {
+    const first = config.cluster[0]!
+    const options: ClusterOptions = {
+      enableOfflineQueue: true,
+      clusterRetryStrategy: (times) => Math.min(times * 100, MAX_RECONNECT_DELAY_MS),
+      slotsRefreshTimeout: Math.max(1000, config.commandTimeoutMs * 2),
+      redisOptions: { ...common, ...credentials(first) },
+    }
+    client = new Cluster(config.cluster.map(hostPort), options)
+  } else {
+    const retryStrategy = (times: number): number => Math.min(times * 50, MAX_RECONNECT_DELAY_MS)
+    if (config.sentinel) {
+      const first = config.sentinel.nodes[0]!
+      const creds = credentials(first)
+      client = new Redis({
+        ...common,
+        ...creds,
+        enableOfflineQueue: true,
+        retryStrategy,
+        sentinels: config.sentinel.nodes.map(hostPort),
+        name: config.sentinel.name,
+        ...(creds.username ? { sentinelUsername: creds.username } : {}),
+        ...(creds.password ? { sentinelPassword: creds.password } : {}),
+        sentinelRetryStrategy: retryStrategy,
+      })
+    } else {
+      client = new Redis({ ...common, ...credentials(config.url), ...hostPort(config.url), enableOfflineQueue: true, retryStrategy })
+    }
+  }
+  // ioredis prints unhandled 'error' events to the console; callers that care listen themselves.
+  client.on('error', () => {})
+  // Requests that arrive while the very first connection is being made wait for it (bounded by the
+  // command timeout); after that, a lost connection fails commands at once instead of queueing them.
+  client.once('ready', () => { client.options.enableOfflineQueue = false })
+  return client
+}
+
+/**
+ * Resolves once the client is ready; rejects with StateUnavailableError after `timeoutMs` (or at the
+ * first connection error with `failFast`). The client keeps trying either way.
+ */
+export function waitReady (client: RedisClient, timeoutMs: number, name = 'Redis', failFast = false): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    let lastError: Error | undefined
+    const onError = (err: Error): void => {
+      lastError = err
+      if (failFast) done(new StateUnavailableError(`${name} not reachable (${err.message})`, { cause: err }))
+    }
+    const done = (err?: Error): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      client.off('error', onError)
+      if (err) reject(err)
+      else resolve()
+    }
+    const onReady = (): void => done()
+    const timer = setTimeout(() => done(new StateUnavailableError(
+      `${name} not reachable within ${timeoutMs} ms${lastError ? ` (${lastError.message})` : ''}`, { cause: lastError })), timeoutMs)
+    client.on('ready', onReady)
+    client.on('error', onError)
+  })
+}
+
+/** Close without waiting for replies that may never come. */
+export async function closeRedis (client: RedisClient): Promise<void> {
+  try {
+    await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, 500).unref())])
+  } catch { /* already gone */ }
+  client.disconnect()
+}

@@ -1,0 +1,8 @@
+/**
+ * @module redis
+ * The Redis connection layer of the whole project: clients, key names, scripts, the outage error.
+ */
+export { createRedis, waitReady, closeRedis, describeRedis, type RedisClient, type RedisConfig } from './client.js'
+export { key } from './keys.js'
+export { defineScript, type Script, type ScriptArg } from './scripts.js'
+export { StateUnavailableError, toStateError } from './errors.js'

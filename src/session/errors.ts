@@ -1,0 +1,21 @@
+/**
+ * @module session/errors
+ */
+import { ProxyError } from '../errors.js'
+
+/** The session would outgrow `session.maxBytes`; nothing of the change was written. */
+export class SessionTooLargeError extends ProxyError {
+  constructor (readonly bytes: number, readonly maxBytes: number) {
+    super('CLAYLB_SESSION_TOO_LARGE', `the session would hold ${bytes} bytes, over session.maxBytes (${maxBytes})`)
+    this.name = 'SessionTooLargeError'
+  }
+}
+
+/** A misuse of the session API by the app (a programming error, not a client's). */
+export class SessionUsageError extends Error {
+  readonly code = 'CLAYLB_ERR_SESSION_USAGE'
+  constructor (message: string) {
+    super(message)
+    this.name = 'SessionUsageError'
+  }
+}

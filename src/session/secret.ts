@@ -1,0 +1,37 @@
+/**
+ * @module session/secret
+ * The signing secrets: a comma-separated list in the environment variable named by
+ * `session.secretEnv` (the first signs, every one verifies, so a secret can rotate).
+ */
+import { randomBytes } from 'node:crypto'
+import type { Logger } from '../log.js'
+
+export const MIN_SECRET_LENGTH = 32
+
+export class SessionSecretError extends Error {
+  readonly code = 'CLAYLB_ERR_SESSION_SECRET'
+  constructor (message: string) {
+    super(message)
+    this.name = 'SessionSecretError'
+  }
+}
+
+/** The secrets in `env[name]`; undefined when unset. Short secrets are refused (an HMAC key must not be guessable). */
+export function readSecrets (name: string, env: NodeJS.ProcessEnv = process.env): string[] | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw.trim() === '') return undefined
+  const secrets = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+  const short = secrets.findIndex((s) => s.length < MIN_SECRET_LENGTH)
+  if (short >= 0) throw new SessionSecretError(`${name}: secret #${short + 1} is shorter than ${MIN_SECRET_LENGTH} characters`)
+  return secrets
+}
+
+/**
+ * At start, in the primary: with no secret configured, make a random one and put it in this process's
+ * environment, which every worker inherits, so all workers sign and verify alike.
+ */
+export function ensureSessionSecret (name: string, logger: Logger, env: NodeJS.ProcessEnv = process.env): void {
+  if (readSecrets(name, env)) return
+  env[name] = randomBytes(32).toString('base64url')
+  logger.warn({ env: name }, `${name} is not set: using a random session secret made at start; sessions survive neither a restart nor a second claylb instance`)
+}

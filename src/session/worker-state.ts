@@ -1,0 +1,67 @@
+/**
+ * @module session/worker-state
+ * The state tier as a worker process sees it: one Redis client and one session store per process,
+ * made on first use (a worker whose app never touches state never loads ioredis), closed at exit.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Config } from '../config/schema.js'
+import type { RedisClient } from '../redis/client.js'
+import type { Session } from './session.js'
+import type { SessionStore } from './store.js'
+
+export interface WorkerState {
+  /** this worker's Redis client (`config.redis`), connected on first use */
+  redis (): Promise<RedisClient>
+  /** the session of a request; rejects with StateUnavailableError (503) when Redis is down */
+  session (req: IncomingMessage, res: ServerResponse): Promise<Session>
+  close (): Promise<void>
+}
+
+export interface StateLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+}
+
+export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, logger?: StateLogger, env: NodeJS.ProcessEnv = process.env): WorkerState {
+  let redis: Promise<RedisClient> | undefined
+  let store: Promise<SessionStore> | undefined
+  const getRedis = (): Promise<RedisClient> => {
+    redis ??= import('../redis/client.js').then((m) => {
+      const client = m.createRedis(config.redis, 'worker')
+      if (logger) logTransitions(client, m.describeRedis(config.redis), logger)
+      return client
+    })
+    return redis
+  }
+  const getStore = (): Promise<SessionStore> => {
+    store ??= Promise.all([getRedis(), import('./store.js')]).then(([client, m]) => m.sessionStoreFromConfig(config, client, env))
+    return store
+  }
+  return {
+    redis: getRedis,
+    async session (req, res) {
+      return (await getStore()).session(req, res)
+    },
+    async close () {
+      if (!redis) return
+      const { closeRedis } = await import('../redis/client.js')
+      await closeRedis(await redis)
+    },
+  }
+}
+
+/** One line when the state tier goes away and one when it is back, not one per failed request. */
+function logTransitions (client: RedisClient, where: string, logger: StateLogger): void {
+  let up = false
+  let down = false
+  client.on('ready', () => {
+    if (down) logger.info({ redis: where }, 'state tier reachable again')
+    up = true
+    down = false
+  })
+  client.on('error', (err: Error) => {
+    if (down) return
+    down = true
+    logger.warn({ redis: where, error: err.message }, up ? 'state tier lost: requests that need it answer 503' : 'state tier not reachable yet')
+  })
+}

@@ -1,0 +1,78 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, startRedis, startRedisCluster } from '../helpers/redis.js'
+import { buildConfig } from '../../src/config/load.js'
+import { createRedis, waitReady, closeRedis, defineScript, key, StateUnavailableError, describeRedis } from '../../src/redis/index.js'
+
+const LUA = `
+redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return redis.call('HGET', KEYS[1], 'n')`
+
+t.test('standalone: scripts by EVALSHA, outage is a fast StateUnavailableError, reconnects by itself', async (t) => {
+  const redis = await startRedis({ useEnv: false })
+  t.teardown(() => redis.close())
+  const config = buildConfig({ redis: { url: redis.url, commandTimeoutMs: 300 } }, {}, {}).redis
+  const client = createRedis(config, 'test')
+  t.teardown(() => closeRedis(client))
+  t.equal(await client.ping(), 'PONG', 'a command sent before the first connection waits for it')
+  await waitReady(client, 5000)
+  const bump = defineScript<string>(client, 'testBump', 2, LUA)
+  const tag = 'abc'
+  const keys = [key('t:', tag, ':h'), key('t:', tag, ':s')]
+  t.equal(keys[0], 't:{abc}:h')
+  t.equal(await bump(keys, [2, 'x']), '2')
+  t.equal(await bump(keys, [3, 'y']), '5')
+  const stats = String(await client.info('commandstats'))
+  t.match(stats, /cmdstat_evalsha:calls=/, 'run with EVALSHA')
+  await t.rejects(bump(['only-one'], []), TypeError, 'every key must be passed in KEYS')
+
+  await redis.stop()
+  const began = Date.now()
+  const err = await bump(keys, [1, 'z']).catch((e: unknown) => e)
+  const took = Date.now() - began
+  t.type(err, StateUnavailableError)
+  t.equal((err as StateUnavailableError).status, 503)
+  t.equal((err as StateUnavailableError).code, 'CLAYLB_STATE_UNAVAILABLE')
+  t.ok(took < 2000, `failed within the bound (${took} ms)`)
+
+  await redis.start()
+  await waitReady(client, 5000)
+  t.equal(await bump(keys, [1, 'z']), '1', 'works again after Redis restarted (NOSCRIPT handled)')
+})
+
+t.test('cluster: a multi-key script with one hash tag, no CROSSSLOT', async (t) => {
+  const cluster = await startRedisCluster()
+  t.teardown(() => cluster.close())
+  const config = buildConfig({ redis: { cluster: cluster.urls } }, {}, {}).redis
+  t.match(describeRedis(config), /^cluster redis:\/\/127\.0\.0\.1:\d+/)
+  const client = createRedis(config, 'test')
+  t.teardown(() => closeRedis(client))
+  await waitReady(client, 10_000)
+  const bump = defineScript<string>(client, 'testBump', 2, LUA)
+  for (const tag of ['a', 'b', 'c', 'd', 'e', 'f']) {
+    t.equal(await bump([key('t:', tag, ':h'), key('t:', tag, ':s')], [1, 'x']), '1', `tag ${tag}`)
+  }
+})
+
+t.test('sentinel: the primary found through a real redis-sentinel', async (t) => {
+  const primary = await startRedis({ useEnv: false })
+  t.teardown(() => primary.close())
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'claylb-sentinel-'))
+  const conf = join(dir, 'sentinel.conf')
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\nsentinel monitor main 127.0.0.1 ${primary.port} 1\n`)
+  const sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
+  t.teardown(() => { sentinel.kill('SIGKILL') })
+  const config = buildConfig({ redis: { sentinel: { name: 'main', nodes: [`redis://127.0.0.1:${port}`] } } }, {}, {}).redis
+  t.equal(describeRedis(config), `sentinel main@redis://127.0.0.1:${port}`)
+  const client = createRedis(config, 'test')
+  t.teardown(() => closeRedis(client))
+  await waitReady(client, 10_000)
+  const bump = defineScript<string>(client, 'testBump', 2, LUA)
+  t.equal(await bump([key('t:', 's', ':h'), key('t:', 's', ':s')], [4, 'x']), '4')
+  t.equal(String(await client.info('server')).match(/tcp_port:(\d+)/)?.[1], String(primary.port), 'talking to the primary')
+})
