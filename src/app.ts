@@ -14,6 +14,10 @@ import { createListener } from './proxy/listener.js'
 import { WebSocketTunnel } from './proxy/websocket.js'
 import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
+import { ActiveHealthChecks } from './health/active-check.js'
+import { OutlierDetector } from './health/outlier.js'
+import { Metrics } from './metrics/metrics.js'
+import { registerUpstreamRoutes } from './admin/upstreams.js'
 
 export interface App {
   readonly config: Config
@@ -23,6 +27,9 @@ export interface App {
   readonly admin: AdminServer
   readonly proxyServer: Server
   readonly supervisor: Supervisor
+  readonly metrics: Metrics
+  readonly healthChecks: ActiveHealthChecks
+  readonly outlier: OutlierDetector
   /** the worker generation serving */
   readonly generation: number
   start (): Promise<{ proxy: string, admin: string }>
@@ -49,7 +56,11 @@ export function hostFromUpstream (config: Config, u: { url: string, weight: numb
 }
 
 export function createApp (config: Config, logger: Logger, options: AppOptions = {}): App {
-  const cluster = new Cluster()
+  const cluster = new Cluster(config.panic)
+  cluster.onPanic((panic) => {
+    if (panic === 'off') logger.info({ up: cluster.upCount(), hosts: cluster.hosts.length }, 'panic mode over')
+    else logger.warn({ mode: panic, up: cluster.upCount(), hosts: cluster.hosts.length, thresholdPercent: config.panic.thresholdPercent }, 'panic mode: too few healthy upstreams')
+  })
   const supervisor = new Supervisor({ config, cluster, logger, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) })
   for (const u of config.upstreams) cluster.add(hostFromUpstream(config, u))
   const balancer = createBalancer(config.balancer.policy, cluster)
@@ -68,11 +79,39 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     idleTimeoutMs: config.timeouts.idleMs,
   })
   const admin = new AdminServer(config.admin.token)
+  const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger)
+  const outlier = new OutlierDetector(cluster, config.outlier, logger)
+  // a spawned worker is never waited for: one that fails its checks or gets ejected is replaced
+  const recycleWorker = (reason: string) => (host: Host): void => {
+    if (host.kind !== 'worker') return
+    const w = supervisor.find(host.id)
+    if (w !== undefined && supervisor.requestRecycle(w, reason)) logger.warn({ worker: w.id, slot: w.slot, reason }, 'recycling an unhealthy worker')
+  }
+  outlier.onEjected = recycleWorker('ejected')
+  healthChecks.onUnhealthy = recycleWorker('health checks failed')
+  const metrics = new Metrics({
+    cluster,
+    retryPolicy: core.retryPolicy,
+    inflight: () => core.inflight,
+    generation: () => app.generation,
+  })
+  metrics.workerSource = supervisor
+  // both hooks run on every try / request: plain field updates, no allocation
+  core.observer = {
+    tryEnded (host, outcome) {
+      outlier.tryEnded(host, outcome)
+      metrics.tryEnded(host, outcome)
+    },
+    requestEnded (ex, ms) {
+      metrics.requestEnded(ex.host, ex.status, ms)
+    },
+  }
 
   const app: App = {
-    config, cluster, balancer, core, admin, proxyServer, supervisor,
+    config, cluster, balancer, core, admin, proxyServer, supervisor, metrics, healthChecks, outlier,
     get generation () { return supervisor.generation },
     async start () {
+      healthChecks.start()
       await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503
@@ -92,6 +131,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       proxyServer.closeAllConnections()
       ws.close()
       core.close()
+      healthChecks.close()
+      outlier.close()
       await supervisor.stop()
       admin.server.close()
       admin.server.closeAllConnections()
@@ -101,11 +142,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
 
   admin.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }))
   admin.route('GET', '/readyz', (_req, res) => {
-    const n = cluster.availableCount()
-    sendJson(res, n > 0 ? 200 : 503, { ready: n > 0, healthyUpstreams: n })
+    const n = cluster.upCount()
+    sendJson(res, n > 0 ? 200 : 503, { ready: n > 0, healthyUpstreams: n, panic: cluster.panic })
   })
   admin.route('GET', '/status', (_req, res) => sendJson(res, 200, {
     generation: app.generation,
+    panic: cluster.panic,
     upstreams: cluster.hosts.map((h) => h.toJSON()),
     workers: supervisor.status(),
   }))
@@ -120,6 +162,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     else if (!supervisor.requestRecycle(w, 'admin')) sendJson(res, 409, { error: `worker ${w.id} is ${w.state}, not serving, or already queued for recycling` })
     else sendJson(res, 202, { recycling: w.id, slot: w.slot })
   })
+  admin.route('GET', '/metrics', async (_req, res) => {
+    const text = await metrics.text()
+    res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+    res.end(text)
+  })
+  registerUpstreamRoutes(admin, cluster, config.shutdownTimeoutMs, logger)
   return app
 }
 

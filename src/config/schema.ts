@@ -10,6 +10,7 @@ const positiveInt = (d: number) => z.int(intMsg('a positive integer')).positive(
 const nonNegativeInt = (d: number) => z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).default(d)
 const port = (d: number) => z.int(intMsg('a port number (0-65535)')).min(0, intMsg('a port number (0-65535)')).max(65535, intMsg('a port number (0-65535)')).default(d)
 const str = (d: string) => z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).default(d)
+const percent = (d: number) => z.number({ error: 'must be a number from 0 to 100' }).min(0, { error: 'must be a number from 0 to 100' }).max(100, { error: 'must be a number from 0 to 100' }).default(d)
 const bool = (d: boolean) => z.boolean({ error: 'must be true or false' }).default(d)
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
@@ -64,17 +65,46 @@ export const configSchema = z.strictObject({
     policy: z.enum(['round-robin', 'least-request'], { error: 'must be "round-robin" or "least-request"' }).default('round-robin'),
   }).prefault({}),
   healthCheck: z.strictObject({
+    /** active checks of every upstream; off, only the outlier detector judges health */
+    enabled: bool(true),
     path: z.string().startsWith('/', { error: 'must start with /' }).default('/healthz'),
     intervalMs: positiveInt(2000),
+    /** each wait is shortened by a random share up to this, so checks of many hosts spread out */
+    jitterPercent: percent(10),
     timeoutMs: positiveInt(1000),
     unhealthyThreshold: positiveInt(2),
     healthyThreshold: positiveInt(1),
   }).prefault({}),
+  /** passive health: Envoy's consecutive-failure outlier detection, fed by every try */
+  outlier: z.strictObject({
+    enabled: bool(true),
+    /** consecutive failed tries (connect failure, timeout, reset, 5xx) that eject a host */
+    consecutiveFailures: positiveInt(5),
+    /** an ejection lasts this × the host's number of ejections (capped by maxEjectionMs) */
+    baseEjectionMs: positiveInt(30_000),
+    maxEjectionMs: positiveInt(300_000),
+    /** share of hosts that may be ejected at once; at least one may always be */
+    maxEjectionPercent: percent(10),
+  }).prefault({}),
+  /** when fewer than thresholdPercent of the (non-draining) hosts are healthy */
+  panic: z.strictObject({
+    /** 0 turns panic mode off */
+    thresholdPercent: percent(50),
+    /** spread: route over every host, healthy or not; shed: answer 503 with retry-after */
+    mode: z.enum(['spread', 'shed'], { error: 'must be "spread" or "shed"' }).default('spread'),
+  }).prefault({}),
   retry: z.strictObject({
     /** tries in all, the first included */
     attempts: positiveInt(2),
-    budgetPercent: z.number().min(0).max(100).default(20),
+    budgetPercent: percent(20),
     minRetryConcurrency: nonNegativeInt(3),
+    /** full-jitter exponential backoff before a retry: random(0, min(max, base × 2^n)) */
+    backoffBaseMs: nonNegativeInt(25),
+    backoffMaxMs: nonNegativeInt(250),
+    /** a try without response headers by then fails and may be retried; 0: only timeouts.headersMs */
+    perTryTimeoutMs: nonNegativeInt(0),
+    /** upstream statuses retried like a failed try (idempotent requests only), e.g. [503] */
+    onStatus: z.array(z.int().min(500, { error: 'must be a 5xx status' }).max(599, { error: 'must be a 5xx status' })).default([]),
   }).prefault({}),
   timeouts: z.strictObject({
     connectMs: positiveInt(2000),

@@ -12,7 +12,7 @@ import { ProxyError, sendProblem } from '../errors.js'
 import type { DeadlineEntry } from './deadlines.js'
 import { downstreamResponseHeaders } from './headers.js'
 import type { ProxyCore } from './proxy.js'
-import type { TryOutcome } from './retry-policy.js'
+import type { RetryReason, TryOutcome } from './retry-policy.js'
 
 const kExchange = Symbol('claylb.exchange')
 type Res = ServerResponse & { [kExchange]?: Exchange }
@@ -40,6 +40,11 @@ export interface ResponseTap {
 class ClientGone extends Error { override name = 'ClientGone' }
 class DeadlineExceeded extends Error { override name = 'DeadlineExceeded' }
 
+function retryNow (ex: Exchange): void {
+  ex.retryTimer = null
+  ex.start(ex.retryFrom)
+}
+
 function onResClose (this: Res): void {
   const ex = this[kExchange]
   if (ex !== undefined && !this.writableFinished) ex.clientClosed()
@@ -57,6 +62,11 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   private clientGone = false
   private isRetry = false
   private tryOpen = false
+  /** the upstream answered a status listed in retry.onStatus: its body is dropped, then the request retried */
+  private discarding = false
+  /** a retry waiting out its backoff, and the host it must avoid */
+  retryTimer: NodeJS.Timeout | null = null
+  retryFrom: Host | undefined = undefined
   /** set by the idempotency layer on keyed routes */
   tap: ResponseTap | null = null
   private held: Buffer | null = null
@@ -86,6 +96,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
 
   /** First try, or the next one after a retryable failure. */
   start (exclude?: Host): void {
+    if (this.finished) return
     const host = this.core.balancer.pick(exclude)
     if (host === undefined) {
       this.fail(new ProxyError('CLAYLB_NO_HEALTHY_UPSTREAM', 'no healthy upstream is available', { retryAfter: 1 }))
@@ -95,6 +106,9 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     this.attempts++
     this.sent = false
     this.tryOpen = true
+    const perTry = this.core.retryPolicy.perTryTimeoutMs
+    // a try never outlives the request's deadline (the sweep would cut it anyway, without a retry)
+    if (perTry > 0) this.opts.headersTimeout = Math.max(1, Math.min(perTry, this.deadlineAt - Date.now()))
     host.inflight++
     host.requests++
     host.pool.dispatch(this.opts, this)
@@ -113,6 +127,10 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
 
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true // 1xx: Node answers the client's own 100-continue itself
+    if (this.core.retryPolicy.onStatus.size > 0 && this.core.retryPolicy.onStatus.has(statusCode) && this.mayRetry('http-5xx')) {
+      this.discarding = true
+      return true
+    }
     this.responseStarted = true
     this.status = statusCode
     this.resume = resume
@@ -124,6 +142,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.discarding) return true
     if (this.tap !== null) {
       // hold back the newest chunk: the last byte goes out only after the tap committed its record
       this.tap.onData(chunk)
@@ -139,6 +158,14 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   }
 
   onComplete (): void {
+    if (this.discarding) {
+      this.discarding = false
+      const failed = this.host
+      this.endTry('http-5xx')
+      if (this.clientGone) this.finish(499)
+      else this.retry(failed, 'http-5xx')
+      return
+    }
     this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
     if (this.tap !== null) {
       // the record is committed before the last byte reaches the client, so an immediate retry replays
@@ -160,6 +187,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   }
 
   onError (err: Error): void {
+    this.discarding = false
     const host = this.host
     const code = (err as { code?: string }).code ?? ''
     const outcome: TryOutcome = this.clientGone || err instanceof ClientGone || err instanceof ProxyError ? 'local'
@@ -178,14 +206,9 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
       this.fail(err)
       return
     }
-    if (!this.responseStarted) {
-      const replayable = (this.body === null || !this.req.readableDidRead) && (!this.sent || this.idempotent)
-      if (this.core.retryPolicy.allow(outcome, this.attempts, replayable, this.core.inflight)) {
-        this.core.retryPolicy.active++
-        this.isRetry = true
-        this.start(host)
-        return
-      }
+    if (!this.responseStarted && this.mayRetry(outcome)) {
+      this.retry(host, outcome as RetryReason)
+      return
     }
     this.fail(outcome === 'timeout'
       ? new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `upstream ${host?.id ?? '?'} timed out`, { cause: err })
@@ -194,13 +217,46 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
         : new ProxyError('CLAYLB_UPSTREAM_FAILED', `upstream ${host?.id ?? '?'} failed: ${code || err.message}`, { cause: err }))
   }
 
+  // ---- retries ----
+
+  private mayRetry (outcome: TryOutcome): boolean {
+    const replayable = (this.body === null || !this.req.readableDidRead) && (!this.sent || this.idempotent)
+    return this.core.retryPolicy.allow(outcome, this.attempts, replayable, this.core.inflight)
+  }
+
+  /** Another try on another host after a jittered backoff, unless that would start past the deadline. */
+  private retry (failed: Host | undefined, reason: RetryReason): void {
+    const policy = this.core.retryPolicy
+    const delay = policy.backoffMs(this.attempts)
+    if (Date.now() + delay >= this.deadlineAt) {
+      this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no time left for a retry within ${this.core.deadlines.timeoutMs} ms`))
+      return
+    }
+    policy.active++
+    policy.retried[reason]++
+    this.isRetry = true
+    if (delay < 1) {
+      this.start(failed)
+      return
+    }
+    this.retryFrom = failed
+    this.retryTimer = setTimeout(retryNow, delay, this)
+  }
+
+  private releaseRetrySlot (): void {
+    if (this.isRetry) {
+      this.core.retryPolicy.active--
+      this.isRetry = false
+    }
+  }
+
   // ---- client side and deadline ----
 
   clientClosed (): void {
     if (this.finished) return
     this.clientGone = true
     if (this.abortUpstream !== null) this.abortUpstream(new ClientGone('client closed'))
-    else if (this.host === undefined || this.responseStarted) this.finish(499)
+    else if (this.host === undefined || this.responseStarted || this.retryTimer !== null) this.finish(499)
   }
 
   onDeadline (): void {
@@ -214,10 +270,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
 
   private endTry (outcome: TryOutcome): void {
     const host = this.host
-    if (this.isRetry) {
-      this.core.retryPolicy.active--
-      this.isRetry = false
-    }
+    this.releaseRetrySlot()
     this.abortUpstream = null
     if (host !== undefined && this.tryOpen) {
       this.tryOpen = false
@@ -243,6 +296,11 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     if (this.finished) return
     this.finished = true
     this.status = status
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer)
+      this.retryTimer = null
+    }
+    this.releaseRetrySlot()
     this.res.removeListener('close', onResClose)
     ;(this.res as Res)[kExchange] = undefined
     this.core.finish(this)

@@ -3,22 +3,47 @@
  * When a failed try may go to another upstream. The rule of nginx ≥ 1.9.13 and Caddy: a try whose
  * connection was never made is safe to repeat whatever the method; once request bytes may have been
  * sent, only idempotent methods with a replayable body are; never once the response started.
- * A budget (Envoy's retry_budget) caps concurrent retries to a share of the requests in flight.
+ * A budget (Envoy's retry_budget) caps concurrent retries to a share of the requests in flight, and
+ * each retry waits a fully jittered exponential backoff (Envoy: base 25 ms, cap 250 ms) so that
+ * failing clients do not retry in lockstep.
  */
 
 /** What happened to one try, reported to the outlier detector and the retry policy. */
 export type TryOutcome = 'ok' | 'connect-failed' | 'timeout' | 'reset' | 'http-5xx' | 'local'
 
+/** the outcomes a retry may follow (also the `reason` label of claylb_retries_total) */
+export const RETRY_REASONS = ['connect-failed', 'timeout', 'reset', 'http-5xx'] as const
+export type RetryReason = typeof RETRY_REASONS[number]
+
 export interface RetrySettings {
   attempts: number
   budgetPercent: number
   minRetryConcurrency: number
+  backoffBaseMs?: number
+  backoffMaxMs?: number
+  perTryTimeoutMs?: number
+  onStatus?: readonly number[]
 }
 
 export class RetryPolicy {
   /** retries currently under way (a retry counts from its decision until its try ends) */
   active = 0
-  constructor (private readonly s: RetrySettings) {}
+  /** retries started, by reason; read by the metrics at scrape time */
+  readonly retried: Record<RetryReason, number> = { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0 }
+  /** retries refused because the budget was spent (Envoy's upstream_rq_retry_overflow) */
+  overflow = 0
+  readonly perTryTimeoutMs: number
+  /** upstream statuses answered by a retry instead of being passed on (idempotent requests only) */
+  readonly onStatus: ReadonlySet<number>
+  private readonly baseMs: number
+  private readonly maxMs: number
+
+  constructor (private readonly s: RetrySettings) {
+    this.baseMs = s.backoffBaseMs ?? 25
+    this.maxMs = s.backoffMaxMs ?? 250
+    this.perTryTimeoutMs = s.perTryTimeoutMs ?? 0
+    this.onStatus = new Set(s.onStatus ?? [])
+  }
 
   /**
    * @param attempts tries made so far
@@ -28,8 +53,16 @@ export class RetryPolicy {
    */
   allow (outcome: TryOutcome, attempts: number, replayable: boolean, inflight: number): boolean {
     if (attempts >= this.s.attempts || !replayable) return false
-    if (outcome !== 'connect-failed' && outcome !== 'reset') return false
+    if (outcome === 'ok' || outcome === 'local') return false
     const budget = Math.max(this.s.minRetryConcurrency, Math.floor((inflight * this.s.budgetPercent) / 100))
-    return this.active < budget
+    if (this.active < budget) return true
+    this.overflow++
+    return false
+  }
+
+  /** Full jitter: uniform in [0, min(max, base × 2^(retry-1))]; `attempts` = tries made so far. */
+  backoffMs (attempts: number): number {
+    const ceiling = Math.min(this.maxMs, this.baseMs * 2 ** Math.min(attempts - 1, 16))
+    return Math.random() * ceiling
   }
 }

@@ -2,15 +2,32 @@
  * @module upstream/cluster
  * The set of hosts requests may go to (Envoy's "cluster"). Static upstreams and spawned workers are
  * both hosts here; the balancer picks from `hosts`.
+ *
+ * Panic mode lives here rather than in the balancer: it is re-evaluated only when a host's health
+ * changes, and it acts by rewriting each host's `available`, so a pick never pays for it.
  */
-import type { Host } from './host.js'
+import type { Host, PanicRouting } from './host.js'
+
+export interface PanicSettings {
+  /** panic when fewer than this share of the non-draining hosts are up; 0: never */
+  thresholdPercent: number
+  mode: 'spread' | 'shed'
+}
 
 export class Cluster {
   /** replaced (never mutated) on change, so a pick in progress sees a consistent list */
   hosts: readonly Host[] = []
+  /** the routing every host has now ('off' unless in panic) */
+  panic: PanicRouting = 'off'
   private listeners: Array<() => void> = []
+  private panicListeners: Array<(panic: PanicRouting) => void> = []
+  private readonly onHostState = (): void => this.evaluatePanic()
+
+  constructor (private readonly panicSettings: PanicSettings = { thresholdPercent: 0, mode: 'spread' }) {}
 
   add (host: Host): void {
+    host.onStateChange = this.onHostState
+    host.setPanic(this.panic)
     this.hosts = [...this.hosts, host]
     this.changed()
   }
@@ -18,6 +35,7 @@ export class Cluster {
   remove (host: Host): boolean {
     const next = this.hosts.filter((h) => h !== host)
     if (next.length === this.hosts.length) return false
+    if (host.onStateChange === this.onHostState) host.onStateChange = null
     this.hosts = next
     this.changed()
     return true
@@ -27,9 +45,17 @@ export class Cluster {
     return this.hosts.find((h) => h.id === id)
   }
 
+  /** hosts the balancer may pick now (panic included) */
   availableCount (): number {
     let n = 0
     for (const h of this.hosts) if (h.available) n++
+    return n
+  }
+
+  /** hosts that are healthy, not ejected and not draining */
+  upCount (): number {
+    let n = 0
+    for (const h of this.hosts) if (h.up) n++
     return n
   }
 
@@ -37,8 +63,31 @@ export class Cluster {
     this.listeners.push(fn)
   }
 
+  /** told when the cluster enters ('spread' | 'shed') or leaves ('off') panic mode */
+  onPanic (fn: (panic: PanicRouting) => void): void {
+    this.panicListeners.push(fn)
+  }
+
   private changed (): void {
+    this.evaluatePanic()
     for (const fn of this.listeners) fn()
+  }
+
+  /** Envoy's healthy panic threshold; draining hosts are left out: taking them away is deliberate. */
+  evaluatePanic (): void {
+    const { thresholdPercent, mode } = this.panicSettings
+    let candidates = 0
+    let up = 0
+    for (const h of this.hosts) {
+      if (h.draining) continue
+      candidates++
+      if (h.up) up++
+    }
+    const panic: PanicRouting = thresholdPercent > 0 && candidates > 0 && up * 100 < candidates * thresholdPercent ? mode : 'off'
+    if (panic === this.panic) return
+    this.panic = panic
+    for (const h of this.hosts) h.setPanic(panic)
+    for (const fn of this.panicListeners) fn(panic)
   }
 
   async close (): Promise<void> {

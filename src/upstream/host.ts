@@ -4,6 +4,10 @@
  * Checkers and the supervisor WRITE health; the balancer only READS `available`.
  */
 import { Pool } from 'undici'
+import type { HostMetrics } from '../metrics/metrics.js'
+
+/** How a cluster in panic routes: `spread` makes every non-draining host available, `shed` none. */
+export type PanicRouting = 'off' | 'spread' | 'shed'
 
 export interface HostOptions {
   id: string
@@ -16,6 +20,8 @@ export interface HostOptions {
   bodyTimeoutMs: number
   /** worker slot / kind; for /status */
   kind?: 'static' | 'worker'
+  /** a worker's slot: its metrics are labelled by slot, which outlives each process */
+  slot?: number
 }
 
 // Node's http.Server closes idle keep-alive sockets after 5 s by default; staying under it (with
@@ -29,16 +35,30 @@ export class Host {
   readonly origin: string
   readonly weight: number
   readonly kind: 'static' | 'worker'
+  readonly socketPath: string | undefined
+  /** the `upstream` label of this host's metrics: the id, or `worker-<slot>` for a spawned worker */
+  readonly metricsLabel: string
   readonly pool: Pool
-  /** precomputed for the hot path: written by setHealth/setDrain, read by the balancer */
+  /** precomputed for the hot path: written by the setters below, read by the balancer */
   available = true
   healthy = true
   ejected = false
   draining = false
+  /** set by the cluster when too few hosts are up */
+  panic: PanicRouting = 'off'
   inflight = 0
   requests = 0
   /** smooth weighted round-robin state, owned by the balancer */
   currentWeight = 0
+  /** outlier-detector state (health/outlier.ts): consecutive failed tries, ejections so far */
+  failures = 0
+  ejections = 0
+  ejectedAt = 0
+  unejectedAt = 0
+  /** metric children bound to this host's labels (metrics/metrics.ts), so requests do no label lookups */
+  metrics: HostMetrics | null = null
+  /** told when healthy/ejected/draining change (the cluster re-evaluates panic mode) */
+  onStateChange: ((host: Host) => void) | null = null
   private idleWaiters: Array<() => void> = []
 
   constructor (o: HostOptions) {
@@ -46,6 +66,8 @@ export class Host {
     this.url = o.url
     this.weight = o.weight ?? 1
     this.kind = o.kind ?? 'static'
+    this.socketPath = o.socketPath
+    this.metricsLabel = this.kind === 'worker' && o.slot !== undefined ? `worker-${o.slot}` : o.id
     // a worker's url is `unix:/path.sock`, which has no origin; the pool still needs an http one
     this.origin = o.socketPath ? 'http://localhost' : new URL(o.url).origin
     this.pool = new Pool(this.origin, {
@@ -62,24 +84,44 @@ export class Host {
     })
   }
 
+  /** healthy, not ejected, not draining: what health reports and panic mode count (`available` may differ in panic) */
+  get up (): boolean {
+    return this.healthy && !this.ejected && !this.draining
+  }
+
   setHealthy (healthy: boolean): void {
+    if (this.healthy === healthy) return
     this.healthy = healthy
-    this.refresh()
+    this.changed()
   }
 
   setEjected (ejected: boolean): void {
+    if (this.ejected === ejected) return
     this.ejected = ejected
-    this.refresh()
+    this.changed()
   }
 
   /** Stop routing new requests here; in-flight ones finish. */
   setDraining (draining: boolean): void {
+    if (this.draining === draining) return
     this.draining = draining
+    this.changed()
+  }
+
+  /** Called by the cluster only; does not notify back. */
+  setPanic (panic: PanicRouting): void {
+    this.panic = panic
     this.refresh()
   }
 
+  private changed (): void {
+    this.refresh()
+    this.onStateChange?.(this)
+  }
+
   private refresh (): void {
-    this.available = this.healthy && !this.ejected && !this.draining
+    // a draining host is the operator's (or supervisor's) decision: not even panic routes there
+    this.available = !this.draining && (this.panic === 'off' ? this.up : this.panic === 'spread')
   }
 
   /** called by the exchange when a request to this host finishes, whatever its outcome */
@@ -109,8 +151,11 @@ export class Host {
       id: this.id,
       url: this.url,
       weight: this.weight,
-      healthy: this.available,
+      healthy: this.up,
       state: this.draining ? 'draining' : this.ejected ? 'ejected' : this.healthy ? 'healthy' : 'unhealthy',
+      available: this.available,
+      kind: this.kind,
+      ejections: this.ejections,
       inflight: this.inflight,
       requests: this.requests,
     }

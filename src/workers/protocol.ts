@@ -31,3 +31,15 @@ export type WorkerMessage =
   | { type: 'recycle', requests: number }
   /** sent once the worker drained, just before it exits */
   | { type: 'stopped', requests: number, probes: number }
+  /** the worker's process sample, every WORKER_METRICS_INTERVAL_MS: the scrape reads the last one, never waits */
+  | { type: 'metrics', sample: WorkerProcessSample }
+
+export const WORKER_METRICS_INTERVAL_MS = 2000
+
+export interface WorkerProcessSample {
+  cpuSecondsTotal: number
+  residentMemoryBytes: number
+  heapUsedBytes: number
+  /** mean event-loop delay over the last interval */
+  eventLoopLagSeconds: number
+}

@@ -9,7 +9,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { rmSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import { WORKER_BOOT_ENV, type WorkerBoot, type WorkerMessage } from './protocol.js'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { WORKER_BOOT_ENV, WORKER_METRICS_INTERVAL_MS, type WorkerBoot, type WorkerMessage } from './protocol.js'
 import type { RequestHandler, WorkerContext } from './context.js'
 import { createWorkerLogger } from './worker-logger.js'
 import { ProxyError, sendProblem } from '../errors.js'
@@ -117,7 +118,30 @@ function handlerFailed (res: ServerResponse, err: unknown): void {
 }
 
 const server = http.createServer(onRequest)
-server.listen(boot.socketPath, () => send({ type: 'ready' }))
+server.listen(boot.socketPath, () => {
+  send({ type: 'ready' })
+  reportMetrics()
+})
+
+/** pushes this process's sample to the supervisor, so claylb's /metrics never asks a worker */
+function reportMetrics (): void {
+  const lag = monitorEventLoopDelay({ resolution: 20 })
+  lag.enable()
+  setInterval(() => {
+    const cpu = process.cpuUsage()
+    const mem = process.memoryUsage()
+    send({
+      type: 'metrics',
+      sample: {
+        cpuSecondsTotal: (cpu.user + cpu.system) / 1e6,
+        residentMemoryBytes: mem.rss,
+        heapUsedBytes: mem.heapUsed,
+        eventLoopLagSeconds: Number.isFinite(lag.mean) ? lag.mean / 1e9 : 0,
+      },
+    })
+    lag.reset()
+  }, WORKER_METRICS_INTERVAL_MS).unref()
+}
 server.on('error', (err) => {
   logger.error({ err }, 'cannot listen')
   process.exit(1)

@@ -21,6 +21,7 @@ import { join } from 'node:path'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { Cluster } from '../upstream/cluster.js'
+import type { WorkerSample } from '../metrics/metrics.js'
 import { resolveApp } from './app-module.js'
 import { CrashBackoff } from './crash-backoff.js'
 import type { WorkerMessage } from './protocol.js'
@@ -126,6 +127,15 @@ export class Supervisor {
   /** for /status: every worker process alive, old and new generation alike */
   status (): Array<Record<string, unknown>> {
     return [...this.workers].sort((a, b) => a.slot - b.slot || a.generation - b.generation).map((w) => w.toJSON())
+  }
+
+  /** for the metrics: each live worker's last IPC sample (read at scrape time, never requested) */
+  * samples (): Iterable<WorkerSample> {
+    for (const w of this.workers) {
+      const s: WorkerSample = { slot: `worker-${w.slot}`, up: w.state === 'ready' && w.host.up }
+      if (w.lastSample !== undefined) s.process = w.lastSample
+      yield s
+    }
   }
 
   find (id: string): WorkerProcess | undefined {

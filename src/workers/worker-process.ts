@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Host } from '../upstream/host.js'
 import type { Config } from '../config/schema.js'
-import { WORKER_BOOT_ENV, type WorkerBoot, type WorkerMessage } from './protocol.js'
+import { WORKER_BOOT_ENV, type WorkerBoot, type WorkerMessage, type WorkerProcessSample } from './protocol.js'
 
 const RUNTIME = fileURLToPath(new URL('./runtime.js', import.meta.url))
 /** pause between readiness probes */
@@ -53,6 +53,8 @@ export class WorkerProcess {
   dispatchedAtDrain: number | undefined
   /** the worker's own count, reported as it stopped */
   reportedRequests: number | undefined
+  /** the last process sample the worker pushed over IPC (metrics read it; nobody waits for one) */
+  lastSample: WorkerProcessSample | undefined
   exitCode: number | null = null
   exitSignal: NodeJS.Signals | null = null
   readonly exited: Promise<void>
@@ -73,6 +75,7 @@ export class WorkerProcess {
       url: this.url,
       socketPath: spec.socketPath,
       kind: 'worker',
+      slot: spec.slot,
       connectTimeoutMs: c.timeouts.connectMs,
       headersTimeoutMs: c.timeouts.headersMs,
       bodyTimeoutMs: c.timeouts.idleMs,
@@ -92,6 +95,8 @@ export class WorkerProcess {
         this.readyWaiter?.()
       } else if (msg.type === 'stopped') {
         this.reportedRequests = msg.requests
+      } else if (msg.type === 'metrics') {
+        this.lastSample = msg.sample
       }
       this.events.message(this, msg)
     })

@@ -8,8 +8,10 @@ export interface Backend {
   url: string
   port: number
   server: Server
-  /** requests whose headers arrived */
+  /** requests whose headers arrived (claylb's own health checks are not counted here) */
   count: number
+  /** claylb health checks received (user-agent claylb-health-check) */
+  checks: number
   /** the last requests' method, url and headers */
   seen: Array<{ method: string, url: string, headers: http.IncomingHttpHeaders, rawHeaders: string[], body?: string }>
   close (): Promise<void>
@@ -26,8 +28,13 @@ export const echoName = (name: string): Handler => (req, res) => {
 }
 
 export async function startBackend (handler: Handler = echoName('backend'), opts: http.ServerOptions = {}): Promise<Backend> {
-  const b = { count: 0, seen: [] } as unknown as Backend
+  const b = { count: 0, checks: 0, seen: [] } as unknown as Backend
   const server = http.createServer(opts, (req, res) => {
+    if (req.headers['user-agent'] === 'claylb-health-check') {
+      b.checks++
+      handler(req, res, b)
+      return
+    }
     b.count++
     if (b.seen.length < 1000) b.seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders })
     handler(req, res, b)

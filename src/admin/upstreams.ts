@@ -1,0 +1,33 @@
+/**
+ * @module admin/upstreams
+ * Runtime controls in HAProxy's vocabulary: `drain` stops new requests to an upstream (in-flight ones
+ * finish), `ready` takes it back. Health and ejection stay the checkers' business.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Logger } from '../log.js'
+import type { Cluster } from '../upstream/cluster.js'
+import { sendJson, type AdminServer } from './admin.js'
+
+export function registerUpstreamRoutes (admin: AdminServer, cluster: Cluster, maxWaitMs: number, logger: Logger): void {
+  // POST /upstreams/:id/drain[?wait=1]: with wait, answers once the upstream has no request in flight
+  admin.route('POST', '/upstreams/:id/drain', async (req, res, { id }) => {
+    const host = cluster.get(id!)
+    if (host === undefined) return sendJson(res, 404, { error: 'not found', detail: `no upstream with id ${id}` })
+    host.setDraining(true)
+    logger.info({ upstream: host.id, inflight: host.inflight }, 'upstream draining (admin)')
+    const idle = wantsWait(req) ? await host.waitIdle(maxWaitMs) : host.inflight === 0
+    sendJson(res, 200, { ...host.toJSON(), idle })
+  })
+  admin.route('POST', '/upstreams/:id/ready', (_req, res, { id }) => {
+    const host = cluster.get(id!)
+    if (host === undefined) return sendJson(res, 404, { error: 'not found', detail: `no upstream with id ${id}` })
+    host.setDraining(false)
+    logger.info({ upstream: host.id }, 'upstream ready (admin)')
+    sendJson(res, 200, host.toJSON())
+  })
+}
+
+function wantsWait (req: IncomingMessage): boolean {
+  const q = (req.url ?? '').split('?')[1]
+  return q !== undefined && new URLSearchParams(q).get('wait') === '1'
+}

@@ -1,0 +1,157 @@
+/**
+ * @module health/active-check
+ * Active health checks: every host gets `GET healthCheck.path` every interval (shortened by a random
+ * jitter so checks of many hosts spread out), through a small client of its own so that a saturated
+ * request pool never makes a check time out. 2xx/3xx within the timeout pass (HAProxy, NGINX Plus).
+ * `unhealthyThreshold` consecutive failures mark the host unhealthy, `healthyThreshold` consecutive
+ * passes healthy again. The checker only writes `host.setHealthy()`.
+ */
+import { Client } from 'undici'
+import type { Logger } from '../log.js'
+import type { Cluster } from '../upstream/cluster.js'
+import type { Host } from '../upstream/host.js'
+
+export interface HealthCheckSettings {
+  enabled: boolean
+  path: string
+  intervalMs: number
+  jitterPercent: number
+  timeoutMs: number
+  unhealthyThreshold: number
+  healthyThreshold: number
+}
+
+const CHECK_HEADERS = { 'user-agent': 'claylb-health-check', accept: '*/*' }
+
+class HostCheck {
+  private readonly client: Client
+  private timer: NodeJS.Timeout | null = null
+  private stopped = false
+  private passes = 0
+  private failures = 0
+  /** checks done, by result (for tests and /status) */
+  passed = 0
+  failed = 0
+
+  constructor (readonly host: Host, private readonly s: HealthCheckSettings, private readonly logger: Logger, private readonly onUnhealthy: (host: Host) => void) {
+    this.client = new Client(host.origin, {
+      connectTimeout: s.timeoutMs,
+      headersTimeout: s.timeoutMs,
+      bodyTimeout: s.timeoutMs,
+      keepAliveTimeout: Math.min(4000, s.intervalMs * 2),
+      ...(host.socketPath ? { socketPath: host.socketPath } : {}),
+    })
+  }
+
+  start (): void {
+    // the first check at once: a host that is down at start is found within one timeout
+    this.schedule(0)
+  }
+
+  private schedule (delayMs: number): void {
+    if (this.stopped) return
+    this.timer = setTimeout(() => { void this.check() }, delayMs)
+    this.timer.unref()
+  }
+
+  private nextDelay (): number {
+    // jitter only shortens the wait, so detection stays within interval × threshold
+    return this.s.intervalMs * (1 - (Math.random() * this.s.jitterPercent) / 100)
+  }
+
+  private async check (): Promise<void> {
+    this.timer = null
+    let ok = false
+    let detail = ''
+    try {
+      const r = await this.client.request({
+        method: 'GET',
+        path: this.s.path,
+        headers: CHECK_HEADERS,
+        signal: AbortSignal.timeout(this.s.timeoutMs),
+      })
+      await r.body.dump()
+      ok = r.statusCode >= 200 && r.statusCode < 400
+      if (!ok) detail = `status ${r.statusCode}`
+    } catch (err) {
+      detail = (err as { code?: string }).code ?? (err as Error).name
+    }
+    if (this.stopped) return
+    this.record(ok, detail)
+    this.schedule(this.nextDelay())
+  }
+
+  private record (ok: boolean, detail: string): void {
+    const h = this.host
+    if (ok) {
+      this.passed++
+      this.failures = 0
+      this.passes++
+      if (!h.healthy && this.passes >= this.s.healthyThreshold) {
+        h.setHealthy(true)
+        this.logger.info({ upstream: h.id, passes: this.passes }, 'upstream healthy')
+      }
+    } else {
+      this.failed++
+      this.passes = 0
+      this.failures++
+      if (h.healthy && this.failures >= this.s.unhealthyThreshold) {
+        h.setHealthy(false)
+        this.logger.warn({ upstream: h.id, failures: this.failures, reason: detail }, 'upstream unhealthy')
+        this.onUnhealthy(h)
+      }
+    }
+  }
+
+  stop (): void {
+    this.stopped = true
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    this.client.destroy().catch(() => {})
+  }
+}
+
+/** One HostCheck per host of the cluster, started and stopped as hosts come and go. */
+export class ActiveHealthChecks {
+  /** told when a host turns unhealthy; the supervisor replaces a worker from here */
+  onUnhealthy: ((host: Host) => void) | null = null
+  private readonly checks = new Map<Host, HostCheck>()
+  private closed = false
+
+  constructor (private readonly cluster: Cluster, private readonly s: HealthCheckSettings, private readonly logger: Logger) {}
+
+  start (): void {
+    if (!this.s.enabled) return
+    this.sync()
+    this.cluster.onChange(() => this.sync())
+  }
+
+  private sync (): void {
+    if (this.closed) return
+    const current = new Set(this.cluster.hosts)
+    for (const [host, check] of this.checks) {
+      if (!current.has(host)) {
+        check.stop()
+        this.checks.delete(host)
+      }
+    }
+    for (const host of current) {
+      if (this.checks.has(host)) continue
+      const check = new HostCheck(host, this.s, this.logger, (h) => this.onUnhealthy?.(h))
+      this.checks.set(host, check)
+      check.start()
+    }
+  }
+
+  /** checks done for a host so far, by result */
+  stats (host: Host): { passed: number, failed: number } | undefined {
+    const c = this.checks.get(host)
+    return c === undefined ? undefined : { passed: c.passed, failed: c.failed }
+  }
+
+  close (): void {
+    this.closed = true
+    for (const c of this.checks.values()) c.stop()
+    this.checks.clear()
+  }
+}

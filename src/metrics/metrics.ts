@@ -1,0 +1,348 @@
+/**
+ * @module metrics/metrics
+ * Every Prometheus metric claylb exports, declared here and registered in ONE prom-client Registry.
+ *
+ * Cost model: the request path only adds to plain numbers (a per-host HostMetrics bound when the host
+ * joins the cluster, or a Tally other modules hold); the registry reads them in `collect()` callbacks at
+ * scrape time. prom-client's own labelled inc()/observe() hash their labels on every call (≈0.4 µs and
+ * ≈1 µs measured), which is why no request calls them. Labels are bounded: upstream id (or worker slot),
+ * code class, try outcome, retry reason; never a path.
+ *
+ * Worker processes report their samples to the supervisor over IPC; the scrape reads the last sample
+ * (WorkerMetricsSource) and never waits on a worker, unlike prom-client's AggregatorRegistry.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Cluster } from '../upstream/cluster.js'
+import type { Host } from '../upstream/host.js'
+import { RETRY_REASONS, type RetryPolicy, type TryOutcome } from '../proxy/retry-policy.js'
+
+export const PREFIX = 'claylb_'
+/** request duration buckets, seconds: 1 ms to 60 s (the default request deadline) */
+export const DURATION_BUCKETS_SECONDS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const
+const OUTCOMES: readonly TryOutcome[] = ['ok', 'connect-failed', 'timeout', 'reset', 'http-5xx', 'local']
+const OUTCOME_INDEX: Readonly<Record<TryOutcome, number>> = { ok: 0, 'connect-failed': 1, timeout: 2, reset: 3, 'http-5xx': 4, local: 5 }
+/** the `upstream` label of requests that never reached one (no healthy upstream, bad request) */
+export const NO_UPSTREAM = 'none'
+
+/** A counter the request path (or another module) increments for free; exported at scrape time. */
+export class Tally {
+  value = 0
+  inc (n = 1): void { this.value += n }
+}
+
+/** One upstream's request counters, added to on the request path, read at scrape time. */
+export class HostMetrics {
+  /** index = status / 100 (1..5) */
+  readonly codes = new Float64Array(6)
+  /** per DURATION_BUCKETS_SECONDS bound (not cumulative), last = above every bound */
+  readonly buckets = new Float64Array(DURATION_BUCKETS_SECONDS.length + 1)
+  durationSum = 0
+  count = 0
+  /** index = OUTCOME_INDEX */
+  readonly tries = new Float64Array(OUTCOMES.length)
+  /** times the outlier detector ejected this host */
+  readonly ejections = new Tally()
+
+  constructor (readonly upstream: string) {}
+
+  request (status: number, seconds: number): void {
+    const c = (status / 100) | 0
+    this.codes[c >= 1 && c <= 5 ? c : 5]!++
+    const b = DURATION_BUCKETS_SECONDS
+    let i = 0
+    while (i < b.length && seconds > b[i]!) i++
+    this.buckets[i]!++
+    this.durationSum += seconds
+    this.count++
+  }
+}
+
+/** What the supervisor knows of one live worker (its last IPC report; never fetched on scrape). */
+export interface WorkerSample {
+  /** `worker-<slot>`: bounded, a replacement takes its predecessor's slot */
+  slot: string
+  up: boolean
+  /** errors of the session store seen by this worker's runtime */
+  sessionStoreErrors?: number
+  process?: { cpuSecondsTotal: number, residentMemoryBytes: number, heapUsedBytes: number, eventLoopLagSeconds: number }
+}
+
+/** The seam the worker supervisor fills (workers/supervisor.ts). */
+export interface WorkerMetricsSource {
+  readonly stats: { readonly restarts: number, readonly recycles: number, readonly crashes: number }
+  samples (): Iterable<WorkerSample>
+}
+
+export const IDEMPOTENCY_OUTCOMES = ['executed', 'replayed', 'conflict', 'mismatch', 'outcome_unknown', 'key_missing', 'key_invalid', 'state_unavailable', 'not_stored'] as const
+export type IdempotencyOutcome = typeof IDEMPOTENCY_OUTCOMES[number]
+export const SESSION_OPERATIONS = ['load', 'save', 'destroy', 'touch'] as const
+export type SessionOperation = typeof SESSION_OPERATIONS[number]
+
+export interface MetricsOptions {
+  cluster: Cluster
+  retryPolicy: RetryPolicy
+  /** requests in flight through the proxy */
+  inflight: () => number
+  generation: () => number
+  /** default process metrics of this process (off in unit tests that build many registries) */
+  processMetrics?: boolean
+}
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly none = new HostMetrics(NO_UPSTREAM)
+  /** `metrics.idempotency.replayed.inc()` */
+  readonly idempotency = Object.fromEntries(IDEMPOTENCY_OUTCOMES.map((o) => [o, new Tally()])) as Record<IdempotencyOutcome, Tally>
+  /** `metrics.sessionStore.save.inc()` on a failed session store operation */
+  readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
+  readonly redisErrors = new Tally()
+  workerSource: WorkerMetricsSource | null = null
+  private readonly byId = new Map<string, HostMetrics>()
+  private readonly redisDuration: Histogram<'command'>
+  private readonly redisChildren = new Map<string, { observe (seconds: number): void }>()
+
+  constructor (o: MetricsOptions) {
+    const registers = [this.registry]
+    const cluster = o.cluster
+    const redisErrors = this.redisErrors
+    const none = this.none
+    const hostList = (): HostMetrics[] => [none, ...this.byId.values()]
+    if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
+
+    // ---- requests ----
+    const requests = new Counter({
+      name: `${PREFIX}requests_total`,
+      help: 'Requests answered, by upstream (none: answered by claylb itself) and status class',
+      labelNames: ['upstream', 'code_class'] as const,
+      registers,
+      collect () {
+        requests.reset()
+        for (const m of hostList()) {
+          for (let c = 1; c <= 5; c++) {
+            if (m.codes[c]! > 0 || m !== none) requests.inc({ upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
+          }
+        }
+      },
+    })
+    this.registry.registerMetric(new SnapshotHistogram(
+      `${PREFIX}request_duration_seconds`,
+      'Time from the request reaching claylb to the end of its answer, by upstream',
+      hostList,
+    ) as unknown as Counter)
+    const tries = new Counter({
+      name: `${PREFIX}upstream_tries_total`,
+      help: 'Tries sent to an upstream, by outcome (local: the client left or claylb stopped it; never counted against the upstream)',
+      labelNames: ['upstream', 'outcome'] as const,
+      registers,
+      collect () {
+        tries.reset()
+        for (const m of hostList()) {
+          if (m === none) continue
+          for (let i = 0; i < OUTCOMES.length; i++) tries.inc({ upstream: m.upstream, outcome: OUTCOMES[i]! }, m.tries[i]!)
+        }
+      },
+    })
+    new Gauge({
+      name: `${PREFIX}inflight_requests`,
+      help: 'Requests in flight through the proxy',
+      registers,
+      collect () { this.set(o.inflight()) },
+    })
+
+    // ---- retries ----
+    const policy = o.retryPolicy
+    const retries = new Counter({
+      name: `${PREFIX}retries_total`,
+      help: 'Retries started, by the outcome of the try that failed',
+      labelNames: ['reason'] as const,
+      registers,
+      collect () {
+        retries.reset()
+        for (const r of RETRY_REASONS) retries.inc({ reason: r }, policy.retried[r])
+      },
+    })
+    new Counter({
+      name: `${PREFIX}retry_budget_exhausted_total`,
+      help: 'Retries refused because the retry budget was spent',
+      registers,
+      collect () { this.reset(); this.inc(policy.overflow) },
+    })
+
+    // ---- upstream health (read from the hosts at scrape time) ----
+    const perHost = (name: string, help: string, read: (h: Host) => number): void => {
+      const g: Gauge<'upstream'> = new Gauge({
+        name, help, labelNames: ['upstream'] as const, registers,
+        collect: () => {
+          g.reset()
+          // summed: a worker slot has two hosts for a moment while its replacement comes up
+          for (const h of cluster.hosts) g.inc({ upstream: h.metricsLabel }, read(h))
+        },
+      })
+    }
+    perHost(`${PREFIX}upstream_up`, 'Hosts under this label that are healthy, not ejected and not draining (1 or 0; 2 while a worker slot surges)', (h) => h.up ? 1 : 0)
+    perHost(`${PREFIX}upstream_available`, 'Hosts under this label the balancer may pick (panic mode included)', (h) => h.available ? 1 : 0)
+    perHost(`${PREFIX}upstream_inflight_requests`, 'Requests in flight to the upstream', (h) => h.inflight)
+    const ejections = new Counter({
+      name: `${PREFIX}upstream_ejections_total`,
+      help: 'Ejections of the upstream by the outlier detector',
+      labelNames: ['upstream'] as const,
+      registers,
+      collect () {
+        ejections.reset()
+        for (const m of hostList()) if (m !== none) ejections.inc({ upstream: m.upstream }, m.ejections.value)
+      },
+    })
+    new Gauge({
+      name: `${PREFIX}panic_mode`,
+      help: '1 while too few upstreams are healthy and panic mode routes (spread) or sheds',
+      registers,
+      collect () { this.set(cluster.panic === 'off' ? 0 : 1) },
+    })
+
+    // ---- workers (from the supervisor's last IPC samples) ----
+    new Gauge({
+      name: `${PREFIX}generation`,
+      help: 'The worker generation now serving',
+      registers,
+      collect () { this.set(o.generation()) },
+    })
+    const supervisorCounter = (name: string, help: string, read: (s: WorkerMetricsSource['stats']) => number): void => {
+      const c: Counter = new Counter({
+        name, help, registers,
+        collect: () => {
+          c.reset()
+          c.inc(this.workerSource === null ? 0 : read(this.workerSource.stats))
+        },
+      })
+    }
+    const workerGauge = (name: string, help: string, read: (w: WorkerSample) => number | undefined): void => {
+      const g: Gauge<'slot'> = new Gauge({
+        name, help, labelNames: ['slot'] as const, registers,
+        collect: () => {
+          g.reset()
+          for (const w of this.workerSource?.samples() ?? []) {
+            const v = read(w)
+            if (v !== undefined) g.set({ slot: w.slot }, v)
+          }
+        },
+      })
+    }
+    workerGauge(`${PREFIX}worker_up`, '1 while the worker slot has a ready process', (w) => w.up ? 1 : 0)
+    supervisorCounter(`${PREFIX}worker_restarts_total`, 'Worker processes restarted after an unexpected exit or a failed start', (s) => s.restarts)
+    supervisorCounter(`${PREFIX}worker_recycles_total`, 'Worker processes replaced on purpose (max requests/age, ejection, failed checks, admin)', (s) => s.recycles)
+    supervisorCounter(`${PREFIX}worker_crashes_total`, 'Worker processes that exited without being asked to', (s) => s.crashes)
+    workerGauge(`${PREFIX}worker_process_cpu_seconds`, 'CPU time used by the worker process so far, last reported', (w) => w.process?.cpuSecondsTotal)
+    workerGauge(`${PREFIX}worker_process_resident_memory_bytes`, 'Resident memory of the worker process, last reported', (w) => w.process?.residentMemoryBytes)
+    workerGauge(`${PREFIX}worker_heap_used_bytes`, 'V8 heap used by the worker process, last reported', (w) => w.process?.heapUsedBytes)
+    workerGauge(`${PREFIX}worker_event_loop_lag_seconds`, 'Event loop lag of the worker process, last reported', (w) => w.process?.eventLoopLagSeconds)
+
+    // ---- state tier ----
+    const idem = new Counter({
+      name: `${PREFIX}idempotency_requests_total`,
+      help: 'Requests on idempotency routes, by outcome',
+      labelNames: ['outcome'] as const,
+      registers,
+      collect: () => {
+        idem.reset()
+        for (const k of IDEMPOTENCY_OUTCOMES) idem.inc({ outcome: k }, this.idempotency[k].value)
+      },
+    })
+    const sessionErrors = new Counter({
+      name: `${PREFIX}session_store_errors_total`,
+      help: 'Failed session store operations (claylb and its workers), by operation',
+      labelNames: ['operation'] as const,
+      registers,
+      collect: () => {
+        sessionErrors.reset()
+        let fromWorkers = 0
+        for (const w of this.workerSource?.samples() ?? []) fromWorkers += w.sessionStoreErrors ?? 0
+        for (const k of SESSION_OPERATIONS) sessionErrors.inc({ operation: k }, this.sessionStore[k].value)
+        if (fromWorkers > 0) sessionErrors.inc({ operation: 'worker' }, fromWorkers)
+      },
+    })
+    this.redisDuration = new Histogram({
+      name: `${PREFIX}redis_command_duration_seconds`,
+      help: 'Redis command latency as claylb sees it, by command',
+      labelNames: ['command'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    })
+    new Counter({
+      name: `${PREFIX}redis_errors_total`,
+      help: 'Redis commands that failed or timed out',
+      registers,
+      collect () { this.reset(); this.inc(redisErrors.value) },
+    })
+
+    for (const h of o.cluster.hosts) this.bind(h)
+    o.cluster.onChange(() => { for (const h of o.cluster.hosts) if (h.metrics === null) this.bind(h) })
+  }
+
+  /** Give a host its counters; a host under a known label (a worker's slot, a returning id) continues its series. */
+  private bind (h: Host): void {
+    let m = this.byId.get(h.metricsLabel)
+    if (m === undefined) {
+      m = new HostMetrics(h.metricsLabel)
+      this.byId.set(h.metricsLabel, m)
+    }
+    h.metrics = m
+  }
+
+  /** A latency recorder for one Redis command name (hold it; names must come from code, not input). */
+  redisCommand (command: string): { observe (seconds: number): void } {
+    let c = this.redisChildren.get(command)
+    if (c === undefined) {
+      c = this.redisDuration.labels(command)
+      this.redisChildren.set(command, c)
+    }
+    return c
+  }
+
+  // ---- ProxyObserver (the request path) ----
+
+  tryEnded (host: Host, outcome: TryOutcome): void {
+    const m = host.metrics
+    if (m !== null) m.tries[OUTCOME_INDEX[outcome]]!++
+  }
+
+  requestEnded (host: Host | undefined, status: number, durationMs: number): void {
+    ((host === undefined ? null : host.metrics) ?? this.none).request(status, durationMs / 1000)
+  }
+
+  /** the Prometheus text of every metric */
+  text (): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  get contentType (): string {
+    return this.registry.contentType
+  }
+}
+
+/**
+ * A histogram whose observations were already counted into HostMetrics by the request path: this
+ * only lays them out as prom-client's Registry expects (cumulative `_bucket`s, `_sum`, `_count`).
+ */
+class SnapshotHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  constructor (readonly name: string, readonly help: string, private readonly source: () => Iterable<HostMetrics>) {}
+
+  get (): { name: string, help: string, type: string, aggregator: string, values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> } {
+    const values = []
+    const bounds = DURATION_BUCKETS_SECONDS
+    for (const m of this.source()) {
+      if (m.count === 0 && m.upstream === NO_UPSTREAM) continue
+      let acc = 0
+      for (let i = 0; i < bounds.length; i++) {
+        acc += m.buckets[i]!
+        values.push({ labels: { upstream: m.upstream, le: bounds[i]! }, value: acc, metricName: `${this.name}_bucket` })
+      }
+      values.push({ labels: { upstream: m.upstream, le: '+Inf' }, value: m.count, metricName: `${this.name}_bucket` })
+      values.push({ labels: { upstream: m.upstream }, value: m.durationSum, metricName: `${this.name}_sum` })
+      values.push({ labels: { upstream: m.upstream }, value: m.count, metricName: `${this.name}_count` })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+}
