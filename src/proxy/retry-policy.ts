@@ -54,6 +54,8 @@ export class RetryPolicy {
   allow (outcome: TryOutcome, attempts: number, replayable: boolean, inflight: number): boolean {
     if (attempts >= this.s.attempts || !replayable) return false
     if (outcome === 'ok' || outcome === 'local') return false
+    // timeouts.headersMs is a whole-request limit; only a configured per-try timeout invites another try
+    if (outcome === 'timeout' && this.perTryTimeoutMs === 0) return false
     const budget = Math.max(this.s.minRetryConcurrency, Math.floor((inflight * this.s.budgetPercent) / 100))
     if (this.active < budget) return true
     this.overflow++

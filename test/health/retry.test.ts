@@ -94,4 +94,6 @@ t.test('backoff: full jitter, base × 2^n capped', async (t) => {
   t.equal(p.allow('reset', 1, false, 20), false, 'never when not replayable')
   t.equal(p.allow('local', 1, true, 20), false, 'never for local outcomes')
   t.equal(p.allow('reset', 5, true, 20), false, 'never past attempts')
+  t.equal(p.allow('timeout', 1, true, 20), false, 'a timeout is retried only with a per-try timeout')
+  t.equal(new RetryPolicy({ attempts: 2, budgetPercent: 20, minRetryConcurrency: 3, perTryTimeoutMs: 100 }).allow('timeout', 1, true, 0), true)
 })
