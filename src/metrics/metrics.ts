@@ -110,124 +110,64 @@ export class Metrics {
     const hostList = (): HostMetrics[] => [none, ...this.byId.values()]
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
 
+    /** a counter copied at scrape time from totals kept elsewhere (reset, then one inc per series) */
+    const snapshotCounter = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (add: (labels: Partial<Record<L, string>>, v: number) => void) => void): void => {
+      const c: Counter<L> = new Counter({ name, help, labelNames, registers, collect: () => { c.reset(); fill((labels, v) => c.inc(labels, v)) } })
+    }
+    /** a gauge read at scrape time; series with the same labels add up */
+    const snapshotGauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (add: (labels: Partial<Record<L, string>>, v: number) => void) => void): void => {
+      const g: Gauge<L> = new Gauge({ name, help, labelNames, registers, collect: () => { g.reset(); fill((labels, v) => g.inc(labels, v)) } })
+    }
+
     // ---- requests ----
-    const requests = new Counter({
-      name: `${PREFIX}requests_total`,
-      help: 'Requests answered, by upstream (none: answered by claylb itself) and status class',
-      labelNames: ['upstream', 'code_class'] as const,
-      registers,
-      collect () {
-        requests.reset()
-        for (const m of hostList()) {
-          for (let c = 1; c <= 5; c++) {
-            if (m.codes[c]! > 0 || m !== none) requests.inc({ upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
-          }
-        }
-      },
+    snapshotCounter(`${PREFIX}requests_total`, 'Requests answered, by upstream (none: answered by claylb itself) and status class', ['upstream', 'code_class'], (add) => {
+      for (const m of hostList()) {
+        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m !== none) add({ upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
+      }
     })
     this.registry.registerMetric(new SnapshotHistogram(
       `${PREFIX}request_duration_seconds`,
       'Time from the request reaching claylb to the end of its answer, by upstream',
       hostList,
     ) as unknown as Counter)
-    const tries = new Counter({
-      name: `${PREFIX}upstream_tries_total`,
-      help: 'Tries sent to an upstream, by outcome (local: the client left or claylb stopped it; never counted against the upstream)',
-      labelNames: ['upstream', 'outcome'] as const,
-      registers,
-      collect () {
-        tries.reset()
-        for (const m of hostList()) {
-          if (m === none) continue
-          for (let i = 0; i < OUTCOMES.length; i++) tries.inc({ upstream: m.upstream, outcome: OUTCOMES[i]! }, m.tries[i]!)
-        }
-      },
+    snapshotCounter(`${PREFIX}upstream_tries_total`, 'Tries sent to an upstream, by outcome (local: the client left or claylb stopped it; never counted against the upstream)', ['upstream', 'outcome'], (add) => {
+      for (const m of hostList()) {
+        if (m === none) continue
+        for (let i = 0; i < OUTCOMES.length; i++) add({ upstream: m.upstream, outcome: OUTCOMES[i]! }, m.tries[i]!)
+      }
     })
-    new Gauge({
-      name: `${PREFIX}inflight_requests`,
-      help: 'Requests in flight through the proxy',
-      registers,
-      collect () { this.set(o.inflight()) },
-    })
+    snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight()))
 
     // ---- retries ----
     const policy = o.retryPolicy
-    const retries = new Counter({
-      name: `${PREFIX}retries_total`,
-      help: 'Retries started, by the outcome of the try that failed',
-      labelNames: ['reason'] as const,
-      registers,
-      collect () {
-        retries.reset()
-        for (const r of RETRY_REASONS) retries.inc({ reason: r }, policy.retried[r])
-      },
+    snapshotCounter(`${PREFIX}retries_total`, 'Retries started, by the outcome of the try that failed', ['reason'], (add) => {
+      for (const r of RETRY_REASONS) add({ reason: r }, policy.retried[r])
     })
-    new Counter({
-      name: `${PREFIX}retry_budget_exhausted_total`,
-      help: 'Retries refused because the retry budget was spent',
-      registers,
-      collect () { this.reset(); this.inc(policy.overflow) },
-    })
+    snapshotCounter(`${PREFIX}retry_budget_exhausted_total`, 'Retries refused because the retry budget was spent', [], (add) => add({}, policy.overflow))
 
     // ---- upstream health (read from the hosts at scrape time) ----
-    const perHost = (name: string, help: string, read: (h: Host) => number): void => {
-      const g: Gauge<'upstream'> = new Gauge({
-        name, help, labelNames: ['upstream'] as const, registers,
-        collect: () => {
-          g.reset()
-          // summed: a worker slot has two hosts for a moment while its replacement comes up
-          for (const h of cluster.hosts) g.inc({ upstream: h.metricsLabel }, read(h))
-        },
-      })
-    }
+    // summed: a worker slot has two hosts for a moment while its replacement comes up
+    const perHost = (name: string, help: string, read: (h: Host) => number): void =>
+      snapshotGauge(name, help, ['upstream'], (add) => { for (const h of cluster.hosts) add({ upstream: h.metricsLabel }, read(h)) })
     perHost(`${PREFIX}upstream_up`, 'Hosts under this label that are healthy, not ejected and not draining (1 or 0; 2 while a worker slot surges)', (h) => h.up ? 1 : 0)
     perHost(`${PREFIX}upstream_available`, 'Hosts under this label the balancer may pick (panic mode included)', (h) => h.available ? 1 : 0)
     perHost(`${PREFIX}upstream_inflight_requests`, 'Requests in flight to the upstream', (h) => h.inflight)
-    const ejections = new Counter({
-      name: `${PREFIX}upstream_ejections_total`,
-      help: 'Ejections of the upstream by the outlier detector',
-      labelNames: ['upstream'] as const,
-      registers,
-      collect () {
-        ejections.reset()
-        for (const m of hostList()) if (m !== none) ejections.inc({ upstream: m.upstream }, m.ejections.value)
-      },
+    snapshotCounter(`${PREFIX}upstream_ejections_total`, 'Ejections of the upstream by the outlier detector', ['upstream'], (add) => {
+      for (const m of hostList()) if (m !== none) add({ upstream: m.upstream }, m.ejections.value)
     })
-    new Gauge({
-      name: `${PREFIX}panic_mode`,
-      help: '1 while too few upstreams are healthy and panic mode routes (spread) or sheds',
-      registers,
-      collect () { this.set(cluster.panic === 'off' ? 0 : 1) },
-    })
+    snapshotGauge(`${PREFIX}panic_mode`, '1 while too few upstreams are healthy and panic mode routes (spread) or sheds', [], (add) => add({}, cluster.panic === 'off' ? 0 : 1))
 
     // ---- workers (from the supervisor's last IPC samples) ----
-    new Gauge({
-      name: `${PREFIX}generation`,
-      help: 'The worker generation now serving',
-      registers,
-      collect () { this.set(o.generation()) },
-    })
-    const supervisorCounter = (name: string, help: string, read: (s: WorkerMetricsSource['stats']) => number): void => {
-      const c: Counter = new Counter({
-        name, help, registers,
-        collect: () => {
-          c.reset()
-          c.inc(this.workerSource === null ? 0 : read(this.workerSource.stats))
-        },
+    snapshotGauge(`${PREFIX}generation`, 'The worker generation now serving', [], (add) => add({}, o.generation()))
+    const supervisorCounter = (name: string, help: string, read: (s: WorkerMetricsSource['stats']) => number): void =>
+      snapshotCounter(name, help, [], (add) => add({}, this.workerSource === null ? 0 : read(this.workerSource.stats)))
+    const workerGauge = (name: string, help: string, read: (w: WorkerSample) => number | undefined): void =>
+      snapshotGauge(name, help, ['slot'], (add) => {
+        for (const w of this.workerSource?.samples() ?? []) {
+          const v = read(w)
+          if (v !== undefined) add({ slot: w.slot }, v)
+        }
       })
-    }
-    const workerGauge = (name: string, help: string, read: (w: WorkerSample) => number | undefined): void => {
-      const g: Gauge<'slot'> = new Gauge({
-        name, help, labelNames: ['slot'] as const, registers,
-        collect: () => {
-          g.reset()
-          for (const w of this.workerSource?.samples() ?? []) {
-            const v = read(w)
-            if (v !== undefined) g.set({ slot: w.slot }, v)
-          }
-        },
-      })
-    }
     workerGauge(`${PREFIX}worker_up`, '1 while the worker slot has a ready process', (w) => w.up ? 1 : 0)
     supervisorCounter(`${PREFIX}worker_restarts_total`, 'Worker processes restarted after an unexpected exit or a failed start', (s) => s.restarts)
     supervisorCounter(`${PREFIX}worker_recycles_total`, 'Worker processes replaced on purpose (max requests/age, ejection, failed checks, admin)', (s) => s.recycles)
@@ -238,28 +178,14 @@ export class Metrics {
     workerGauge(`${PREFIX}worker_event_loop_lag_seconds`, 'Event loop lag of the worker process, last reported', (w) => w.process?.eventLoopLagSeconds)
 
     // ---- state tier ----
-    const idem = new Counter({
-      name: `${PREFIX}idempotency_requests_total`,
-      help: 'Requests on idempotency routes, by outcome',
-      labelNames: ['outcome'] as const,
-      registers,
-      collect: () => {
-        idem.reset()
-        for (const k of IDEMPOTENCY_OUTCOMES) idem.inc({ outcome: k }, this.idempotency[k].value)
-      },
+    snapshotCounter(`${PREFIX}idempotency_requests_total`, 'Requests on idempotency routes, by outcome', ['outcome'], (add) => {
+      for (const k of IDEMPOTENCY_OUTCOMES) add({ outcome: k }, this.idempotency[k].value)
     })
-    const sessionErrors = new Counter({
-      name: `${PREFIX}session_store_errors_total`,
-      help: 'Failed session store operations (claylb and its workers), by operation',
-      labelNames: ['operation'] as const,
-      registers,
-      collect: () => {
-        sessionErrors.reset()
-        let fromWorkers = 0
-        for (const w of this.workerSource?.samples() ?? []) fromWorkers += w.sessionStoreErrors ?? 0
-        for (const k of SESSION_OPERATIONS) sessionErrors.inc({ operation: k }, this.sessionStore[k].value)
-        if (fromWorkers > 0) sessionErrors.inc({ operation: 'worker' }, fromWorkers)
-      },
+    snapshotCounter(`${PREFIX}session_store_errors_total`, 'Failed session store operations (claylb and its workers), by operation', ['operation'], (add) => {
+      let fromWorkers = 0
+      for (const w of this.workerSource?.samples() ?? []) fromWorkers += w.sessionStoreErrors ?? 0
+      for (const k of SESSION_OPERATIONS) add({ operation: k }, this.sessionStore[k].value)
+      if (fromWorkers > 0) add({ operation: 'worker' }, fromWorkers)
     })
     this.redisDuration = new Histogram({
       name: `${PREFIX}redis_command_duration_seconds`,
@@ -268,12 +194,7 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,
     })
-    new Counter({
-      name: `${PREFIX}redis_errors_total`,
-      help: 'Redis commands that failed or timed out',
-      registers,
-      collect () { this.reset(); this.inc(redisErrors.value) },
-    })
+    snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, redisErrors.value))
 
     for (const h of o.cluster.hosts) this.bind(h)
     o.cluster.onChange(() => { for (const h of o.cluster.hosts) if (h.metrics === null) this.bind(h) })

@@ -1,6 +1,7 @@
 import t from 'tap'
-import { Host } from '../../src/upstream/host.js'
-import { Cluster } from '../../src/upstream/cluster.js'
+import type { Host } from '../../src/upstream/host.js'
+import type { Cluster } from '../../src/upstream/cluster.js'
+import { testCluster } from '../helpers/hosts.js'
 import { LeastRequest } from '../../src/balancer/least-request.js'
 import { RoundRobin } from '../../src/balancer/round-robin.js'
 import { startBackend, type Handler } from '../helpers/backend.js'
@@ -8,13 +9,7 @@ import { startClaylb } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
 
 function cluster (n: number, weights: number[] = []): { c: Cluster, h: Host[] } {
-  const c = new Cluster()
-  const h: Host[] = []
-  for (let i = 0; i < n; i++) {
-    const host = new Host({ id: `h${i}`, url: `http://127.0.0.1:${20_000 + i}`, weight: weights[i] ?? 1, connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100 })
-    c.add(host)
-    h.push(host)
-  }
+  const { cluster: c, hosts: h } = testCluster(n, weights)
   return { c, h }
 }
 

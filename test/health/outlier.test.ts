@@ -3,8 +3,9 @@ import { startBackend, type Handler } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { json, req } from '../helpers/http.js'
 import { scrape, value } from '../helpers/metrics.js'
-import { Host } from '../../src/upstream/host.js'
-import { Cluster } from '../../src/upstream/cluster.js'
+import type { Host } from '../../src/upstream/host.js'
+import type { Cluster } from '../../src/upstream/cluster.js'
+import { testCluster } from '../helpers/hosts.js'
 import { OutlierDetector } from '../../src/health/outlier.js'
 import { createLogger } from '../../src/log.js'
 
@@ -41,13 +42,7 @@ t.test('a backend answering 500 to every request is ejected after the configured
 })
 
 function hosts (n: number): { cluster: Cluster, list: Host[] } {
-  const cluster = new Cluster()
-  const list: Host[] = []
-  for (let i = 0; i < n; i++) {
-    const h = new Host({ id: `h${i}`, url: `http://127.0.0.1:${10_000 + i}`, connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100 })
-    cluster.add(h)
-    list.push(h)
-  }
+  const { cluster, hosts: list } = testCluster(n, [], 10_000)
   return { cluster, list }
 }
 
