@@ -42,4 +42,6 @@ export interface WorkerProcessSample {
   heapUsedBytes: number
   /** mean event-loop delay over the last interval */
   eventLoopLagSeconds: number
+  /** failed session store operations in this worker so far (the session runtime fills it) */
+  sessionStoreErrors?: number
 }

@@ -133,7 +133,10 @@ export class Supervisor {
   * samples (): Iterable<WorkerSample> {
     for (const w of this.workers) {
       const s: WorkerSample = { slot: `worker-${w.slot}`, up: w.state === 'ready' && w.host.up }
-      if (w.lastSample !== undefined) s.process = w.lastSample
+      if (w.lastSample !== undefined) {
+        s.process = w.lastSample
+        if (w.lastSample.sessionStoreErrors !== undefined) s.sessionStoreErrors = w.lastSample.sessionStoreErrors
+      }
       yield s
     }
   }
