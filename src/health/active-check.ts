@@ -97,8 +97,12 @@ class HostCheck {
       this.failures++
       if (h.healthy && this.failures >= this.s.unhealthyThreshold) {
         h.setHealthy(false)
-        this.logger.warn({ upstream: h.id, failures: this.failures, reason: detail }, 'upstream unhealthy')
-        this.onUnhealthy(h)
+        // a draining host (a retiring worker closing its server) failing is expected, not news
+        if (h.draining) this.logger.debug({ upstream: h.id, reason: detail }, 'draining upstream unhealthy')
+        else {
+          this.logger.warn({ upstream: h.id, failures: this.failures, reason: detail }, 'upstream unhealthy')
+          this.onUnhealthy(h)
+        }
       }
     }
   }

@@ -4,8 +4,17 @@
  * every family typed, names valid and prefixed claylb_, values numeric, no timestamps.
  * That parser folds labelled histograms together, so values are read from the flat sample lines.
  */
-import parse, { type Family } from 'parse-prometheus-text-format'
+import { createRequire } from 'node:module'
 import { req } from './http.js'
+
+/** what parse-prometheus-text-format returns (the package ships no types) */
+export interface Family {
+  name: string
+  help: string
+  type: string
+  metrics: Array<{ value?: string, labels?: Record<string, string>, timestamp_ms?: string, buckets?: Record<string, string>, count?: string, sum?: string }>
+}
+const parse = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[]
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const NUMBER = /^(?:[+-]?(?:\d+\.?\d*(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?)|[+-]?Inf|NaN)$/i
