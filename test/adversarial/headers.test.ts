@@ -144,7 +144,7 @@ t.test('an upstream trying response splitting or broken headers: 502, nothing of
   ]
   // one upstream, one proxy: GET /case/N gets answer N
   const up = await startRawUpstream((head) => cases[Number(/^GET \/case\/(\d+)/.exec(head)?.[1])]![1])
-  const lb = await startClaylb({ args: ['--upstream', up.url], config: { retry: { attempts: 1 }, log: { access: false } } })
+  const lb = await startClaylb({ args: ['--upstream', up.url], config: { retry: { attempts: 1 }, healthCheck: { enabled: false }, log: { access: false } } })
   t.teardown(async () => { await lb.stop('SIGKILL'); await up.close() })
   for (const [i, [name]] of cases.entries()) {
     const c = await RawClient.connect(Number(new URL(lb.url).port))

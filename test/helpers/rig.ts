@@ -27,7 +27,7 @@ export async function startRig (t: Test, o: { handler?: Handler, config?: Record
   const backend = await startBackend(o.handler ?? recordBody, { maxHeaderSize: 1 << 20 })
   backend.server.maxHeadersCount = 0
   const tap = await startWiretap(backend.port)
-  const lb = await startClaylb({ args: ['--upstream', tap.url], config: { log: { access: true }, ...o.config } })
+  const lb = await startClaylb({ args: ['--upstream', tap.url], config: { log: { access: true }, healthCheck: { enabled: false }, ...o.config } }) // the wiretap must see only proxied bytes
   t.teardown(async () => { await lb.stop('SIGKILL'); await tap.close(); await backend.close() })
   return {
     lb,
