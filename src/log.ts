@@ -21,10 +21,14 @@ export interface AccessLog {
   flush (): void
 }
 
-const BATCH_BYTES = 8192
+/**
+ * Workers write to the same stdout; a write(2) to a pipe of at most PIPE_BUF (4096) bytes is atomic,
+ * so keeping every batch under it keeps their lines from being cut into ours.
+ */
+const BATCH_BYTES = 4096
 
 /**
- * Lines are batched in memory and written with process.stdout (one write(2) per ~8 KB or per second).
+ * Lines are batched in memory and written with process.stdout (one write(2) per ~4 KB or per second).
  * Not sonic-boom's asynchronous mode: its flushSync retries a broken pipe forever, so a reader that
  * went away would keep claylb from ever exiting.
  */
@@ -38,8 +42,8 @@ export function createAccessLog (level: string, name = 'claylb'): AccessLog {
   }
   const logger = pino({ name, level, base: { pid: process.pid } }, {
     write (line: string) {
+      if (buf.length + line.length > BATCH_BYTES) flush()
       buf += line
-      if (buf.length >= BATCH_BYTES) flush()
     },
   })
   const timer = setInterval(flush, 1000)

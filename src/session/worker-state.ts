@@ -45,7 +45,9 @@ export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, lo
     async close () {
       if (!redis) return
       const { closeRedis } = await import('../redis/client.js')
-      await closeRedis(await redis)
+      const client = await redis
+      client.removeAllListeners('close') // closing it ourselves is not an outage
+      await closeRedis(client)
     },
   }
 }
@@ -59,9 +61,12 @@ function logTransitions (client: RedisClient, where: string, logger: StateLogger
     up = true
     down = false
   })
-  client.on('error', (err: Error) => {
+  const lost = (reason: string): void => {
     if (down) return
     down = true
-    logger.warn({ redis: where, error: err.message }, up ? 'state tier lost: requests that need it answer 503' : 'state tier not reachable yet')
-  })
+    logger.warn({ redis: where, error: reason }, up ? 'state tier lost: requests that need it answer 503' : 'state tier not reachable yet')
+  }
+  client.on('error', (err: Error) => lost(err.message))
+  // a dropped connection that comes back before a reconnect attempt fails raises no 'error'
+  client.on('close', () => { if (up) lost('connection closed') })
 }

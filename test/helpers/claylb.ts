@@ -80,7 +80,7 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i)
       buf = buf.slice(i + 1)
-      try { logs.push(JSON.parse(line)) } catch { logs.push({ raw: line }) }
+      try { logs.push(JSON.parse(line)) } catch { logs.push({ raw: line }); if (process.env['CLAYLB_DEBUG_LOGS']) process.stderr.write(`UNPARSED: ${line.slice(0, 300)}\n`) }
     }
     for (const w of watchers) w()
   })
