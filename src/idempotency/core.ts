@@ -1,0 +1,165 @@
+/**
+ * @module idempotency/core
+ * The transport-free idempotency layer: `begin` a keyed request, then `complete`, `release` or
+ * `markUnknown` it with the owner's claim. The claim's lease is renewed while the request is alive.
+ * The proxy and the Node middleware are thin adapters around this.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import type { IdempotencyStore, StoredResponse } from './store.js'
+
+export interface IdempotencySettings {
+  /** the in-flight lease (`lockSeconds`), renewed every third of it while the request is alive */
+  leaseMs: number
+  /** how long a completed record replays (`ttlSeconds`) */
+  ttlMs: number
+  /** the largest response body stored for replay (`maxResponseBytes`) */
+  maxResponseBytes: number
+  /** `onConcurrent: wait`: how long a duplicate waits for the original (0 = answer 409 at once) */
+  waitMs: number
+}
+
+/** Counters for metrics; every hook defaults to a no-op. */
+export interface IdempotencyObserver {
+  /** a claim was granted: the request executes */
+  execution (): void
+  replay (): void
+  /** a 400, 409 or 422 answered by the layer; `type` is the problem slug */
+  rejected (status: number, type: string): void
+  /** an owner found its claim gone when renewing or completing */
+  leaseLost (): void
+  unknownOutcome (): void
+  /** the store was unreachable: answered 503 instead of executing unprotected */
+  failClosed (): void
+}
+
+export const noopObserver: IdempotencyObserver = {
+  execution () {}, replay () {}, rejected () {}, leaseLost () {}, unknownOutcome () {}, failClosed () {},
+}
+
+export type BeginOutcome =
+  | { readonly kind: 'proceed', readonly claim: Claim }
+  | { readonly kind: 'replay', readonly response: StoredResponse }
+  | { readonly kind: 'in-flight', readonly remainingMs: number }
+  | { readonly kind: 'unknown', readonly remainingMs: number }
+  | { readonly kind: 'too-large', readonly status: number }
+  | { readonly kind: 'mismatch' }
+
+/** The owner's handle on an in-flight record: its token and the lease renewal timer. */
+export class Claim {
+  private timer: NodeJS.Timeout | undefined
+  /** set once the claim was completed, released or marked unknown */
+  settled = false
+
+  constructor (readonly id: string, readonly token: string) {}
+
+  /** @internal */
+  startRenewal (core: IdempotencyCore): void {
+    const every = Math.max(50, Math.floor(core.settings.leaseMs / 3))
+    this.timer = setInterval(() => {
+      core.store.renew(this.id, this.token, core.settings.leaseMs).then((owned) => {
+        if (!owned && !this.settled) {
+          this.stopRenewal()
+          core.observer.leaseLost()
+        }
+      }, () => { /* transient: the next tick tries again while the lease lasts */ })
+    }, every)
+    this.timer.unref()
+  }
+
+  /** @internal */
+  stopRenewal (): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+  }
+}
+
+/** `scope` for the proxy and the middleware: the credential, the method and the route, never mixed up. */
+export function scopeOf (credential: string, method: string, route: string): string {
+  return `${method}\u0000${route}\u0000${credential}`
+}
+
+const SLICE_MS = 1000
+
+export class IdempotencyCore {
+  constructor (
+    readonly store: IdempotencyStore,
+    readonly settings: IdempotencySettings,
+    public observer: IdempotencyObserver = noopObserver,
+  ) {}
+
+  /** The record id: neither the client's key nor its credential ever reaches the store in clear. */
+  recordId (scope: string, key: string): string {
+    return createHash('sha256').update(scope).update('\u0000').update(key).digest('hex')
+  }
+
+  /**
+   * Claim (scope, key) or learn what it holds. Throws StoreUnavailableError when the store cannot be
+   * asked. With `settings.waitMs` > 0 an in-flight record is waited for (bounded) before answering.
+   */
+  async begin (scope: string, key: string, fingerprint: string): Promise<BeginOutcome> {
+    const id = this.recordId(scope, key)
+    const deadline = this.settings.waitMs > 0 ? Date.now() + this.settings.waitMs : 0
+    for (;;) {
+      const token = randomBytes(16).toString('base64url')
+      const r = await this.store.begin(id, fingerprint, token, this.settings.leaseMs)
+      switch (r.kind) {
+        case 'claimed': {
+          const claim = new Claim(id, token)
+          claim.startRenewal(this)
+          this.observer.execution()
+          return { kind: 'proceed', claim }
+        }
+        case 'completed':
+          this.observer.replay()
+          return { kind: 'replay', response: r.response }
+        case 'in-flight': {
+          const left = deadline - Date.now()
+          if (left > 0) {
+            // a missed notification costs at most one slice: the record is read again after it
+            await this.store.waitSettled(id, Math.min(left, Math.max(r.remainingMs, 10), SLICE_MS))
+            continue
+          }
+          return r
+        }
+        default:
+          return r
+      }
+    }
+  }
+
+  /** Store the response. False when the claim was lost (the lease ran out and someone else owns it). */
+  async complete (claim: Claim, response: StoredResponse): Promise<boolean> {
+    claim.stopRenewal()
+    const tooLarge = response.body.length > this.settings.maxResponseBytes
+    const ok = tooLarge
+      ? await this.store.tooLarge(claim.id, claim.token, response.status, this.settings.ttlMs)
+      : await this.store.complete(claim.id, claim.token, response, this.settings.ttlMs)
+    claim.settled = true
+    if (!ok) this.observer.leaseLost()
+    return ok
+  }
+
+  /** The response was bigger than `maxResponseBytes`: keep a tombstone so retries never execute again. */
+  async completeTooLarge (claim: Claim, status: number): Promise<boolean> {
+    claim.stopRenewal()
+    const ok = await this.store.tooLarge(claim.id, claim.token, status, this.settings.ttlMs)
+    claim.settled = true
+    if (!ok) this.observer.leaseLost()
+    return ok
+  }
+
+  /** Nothing reached an upstream (or the handler never started): forget the claim at once. */
+  async release (claim: Claim): Promise<boolean> {
+    claim.stopRenewal()
+    claim.settled = true
+    return this.store.release(claim.id, claim.token)
+  }
+
+  /** The request was sent and no answer came back: block retries for one lease, then let them run. */
+  async markUnknown (claim: Claim): Promise<boolean> {
+    claim.stopRenewal()
+    this.observer.unknownOutcome()
+    // not settled: the owner may still complete from this state (the middleware's late handler)
+    return this.store.markUnknown(claim.id, claim.token, this.settings.leaseMs)
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * @module idempotency/memory-store
+ * The store for a single process (one Node server using the middleware without Redis). Same semantics
+ * as the Redis store, the same conformance suite; expiry uses this process's clock.
+ */
+import { EventEmitter } from 'node:events'
+import type { IdempotencyStore, StoreBegin, StoredResponse } from './store.js'
+
+interface Rec {
+  st: 'i' | 'c' | 'u' | 't'
+  fp: string
+  tok: string | undefined
+  expiresAt: number
+  response?: StoredResponse
+  status?: number
+}
+
+const SWEEP_MS = 60_000
+
+export class MemoryStore implements IdempotencyStore {
+  private readonly records = new Map<string, Rec>()
+  private readonly settled = new EventEmitter()
+  private readonly sweeper: NodeJS.Timeout
+
+  constructor () {
+    this.settled.setMaxListeners(0)
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref()
+  }
+
+  private live (id: string): Rec | undefined {
+    const r = this.records.get(id)
+    if (r === undefined) return undefined
+    if (r.expiresAt <= Date.now()) {
+      this.records.delete(id)
+      return undefined
+    }
+    return r
+  }
+
+  private owned (id: string, token: string): Rec | undefined {
+    const r = this.live(id)
+    return r !== undefined && r.tok === token ? r : undefined
+  }
+
+  async begin (id: string, fingerprint: string, token: string, leaseMs: number): Promise<StoreBegin> {
+    const r = this.live(id)
+    if (r === undefined) {
+      this.records.set(id, { st: 'i', fp: fingerprint, tok: token, expiresAt: Date.now() + leaseMs })
+      return { kind: 'claimed' }
+    }
+    if (r.fp !== fingerprint) return { kind: 'mismatch' }
+    switch (r.st) {
+      case 'c': return { kind: 'completed', response: r.response! }
+      case 't': return { kind: 'too-large', status: r.status! }
+      case 'u': return { kind: 'unknown', remainingMs: r.expiresAt - Date.now() }
+      default: return { kind: 'in-flight', remainingMs: r.expiresAt - Date.now() }
+    }
+  }
+
+  async renew (id: string, token: string, leaseMs: number): Promise<boolean> {
+    const r = this.owned(id, token)
+    if (r === undefined || r.st !== 'i') return false
+    r.expiresAt = Date.now() + leaseMs
+    return true
+  }
+
+  async complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    return this.finish(id, token, ttlMs, (r) => { r.st = 'c'; r.response = response; r.status = response.status })
+  }
+
+  async tooLarge (id: string, token: string, status: number, ttlMs: number): Promise<boolean> {
+    return this.finish(id, token, ttlMs, (r) => { r.st = 't'; r.status = status })
+  }
+
+  private finish (id: string, token: string, ttlMs: number, set: (r: Rec) => void): boolean {
+    const r = this.owned(id, token)
+    if (r === undefined || (r.st !== 'i' && r.st !== 'u')) return false
+    set(r)
+    r.tok = undefined
+    r.expiresAt = Date.now() + ttlMs
+    this.settled.emit(id)
+    return true
+  }
+
+  async markUnknown (id: string, token: string, leaseMs: number): Promise<boolean> {
+    const r = this.owned(id, token)
+    if (r === undefined || r.st !== 'i') return false
+    r.st = 'u'
+    r.expiresAt = Date.now() + leaseMs
+    this.settled.emit(id)
+    return true
+  }
+
+  async release (id: string, token: string): Promise<boolean> {
+    const r = this.owned(id, token)
+    if (r === undefined || r.st !== 'i') return false
+    this.records.delete(id)
+    this.settled.emit(id)
+    return true
+  }
+
+  waitSettled (id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => { clearTimeout(t); this.settled.off(id, done); resolve() }
+      const t = setTimeout(done, ms)
+      this.settled.on(id, done)
+    })
+  }
+
+  /** records held now (tests, and a sanity bound for operators) */
+  get size (): number { return this.records.size }
+
+  private sweep (): void {
+    const now = Date.now()
+    for (const [id, r] of this.records) if (r.expiresAt <= now) this.records.delete(id)
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.sweeper)
+    this.records.clear()
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * @module idempotency/redis-store
+ * The shared store: one Redis hash per record, every state change one Lua script (EVALSHA through
+ * ioredis `defineCommand`), every write a compare-and-set on the owner token. The record's own TTL is
+ * the lease (and later the retention), so expiry runs on Redis's clock, never an instance's.
+ *
+ * Key: `<prefix>idem:{<id>}` where id is the SHA-256 of scope + client key: the raw key never appears
+ * in a key name, and the whole hash is the hash tag, so records spread over a Redis Cluster's slots and
+ * each script touches one slot. `onConcurrent: wait` listens on `<prefix>idem:{<id>}:settled`.
+ */
+import type { Cluster, Redis } from 'ioredis'
+import { decodeHeaders, encodeHeaders, StoreUnavailableError, type IdempotencyStore, type StoreBegin, type StoredResponse } from './store.js'
+
+// KEYS[1] record · ARGV fingerprint, token, leaseMs
+const BEGIN = `
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then
+  redis.call('HSET', KEYS[1], 'st', 'i', 'fp', ARGV[1], 'tok', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {'p'}
+end
+if redis.call('HGET', KEYS[1], 'fp') ~= ARGV[1] then return {'m'} end
+if st == 'c' then
+  local r = redis.call('HMGET', KEYS[1], 'status', 'hdr', 'body')
+  return {'c', r[1], r[2], r[3]}
+end
+if st == 't' then return {'t', redis.call('HGET', KEYS[1], 'status')} end
+return {st, redis.call('PTTL', KEYS[1])}
+`
+
+// KEYS[1] record · ARGV token, leaseMs
+const RENEW = `
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`
+
+// KEYS[1] record · ARGV token, ttlMs, channel ('' = nobody listens), state ('c' | 't'), status, headers, body
+const FINISH = `
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
+local st = redis.call('HGET', KEYS[1], 'st')
+if st ~= 'i' and st ~= 'u' then return 0 end
+if ARGV[4] == 'c' then
+  redis.call('HSET', KEYS[1], 'st', 'c', 'status', ARGV[5], 'hdr', ARGV[6], 'body', ARGV[7])
+else
+  redis.call('HSET', KEYS[1], 'st', 't', 'status', ARGV[5])
+end
+redis.call('HDEL', KEYS[1], 'tok')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], 'c') end
+return 1
+`
+
+// KEYS[1] record · ARGV token, leaseMs, channel
+const UNKNOWN = `
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
+redis.call('HSET', KEYS[1], 'st', 'u')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], 'u') end
+return 1
+`
+
+// KEYS[1] record · ARGV token, channel
+const RELEASE = `
+if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], 'r') end
+return 1
+`
+
+type Reply = Array<Buffer | number | null>
+interface Scripts {
+  claylbIdemBeginBuffer (key: string, fp: string, token: string, leaseMs: number): Promise<Reply>
+  claylbIdemRenew (key: string, token: string, leaseMs: number): Promise<number>
+  claylbIdemFinish (key: string, token: string, ttlMs: number, channel: string, state: 'c' | 't', status: number, headers: string, body: Buffer | ''): Promise<number>
+  claylbIdemUnknown (key: string, token: string, leaseMs: number, channel: string): Promise<number>
+  claylbIdemRelease (key: string, token: string, channel: string): Promise<number>
+}
+
+export interface RedisStoreOptions {
+  /** prepended to every key (`redis.keyPrefix`); the client itself must not add one */
+  keyPrefix?: string
+  /** publish settle events for `onConcurrent: wait` */
+  notify?: boolean
+}
+
+export class RedisStore implements IdempotencyStore {
+  private readonly client: (Redis | Cluster) & Scripts
+  private readonly prefix: string
+  private readonly notify: boolean
+  private subscriber: Redis | Cluster | undefined
+  private subscribing: Promise<Redis | Cluster> | undefined
+  private readonly waiters = new Map<string, Set<() => void>>()
+
+  constructor (client: Redis | Cluster, o: RedisStoreOptions = {}) {
+    this.prefix = o.keyPrefix ?? 'claylb:'
+    this.notify = o.notify ?? false
+    const c = client as Redis & Partial<Scripts>
+    if (c.claylbIdemBeginBuffer === undefined) {
+      c.defineCommand('claylbIdemBegin', { numberOfKeys: 1, lua: BEGIN })
+      c.defineCommand('claylbIdemRenew', { numberOfKeys: 1, lua: RENEW })
+      c.defineCommand('claylbIdemFinish', { numberOfKeys: 1, lua: FINISH })
+      c.defineCommand('claylbIdemUnknown', { numberOfKeys: 1, lua: UNKNOWN })
+      c.defineCommand('claylbIdemRelease', { numberOfKeys: 1, lua: RELEASE })
+    }
+    this.client = client as (Redis | Cluster) & Scripts
+  }
+
+  /** the Redis key of a record (exported for tests and operators) */
+  keyOf (id: string): string {
+    return `${this.prefix}idem:{${id}}`
+  }
+
+  private channelOf (id: string): string {
+    return this.notify ? `${this.prefix}idem:{${id}}:settled` : ''
+  }
+
+  async begin (id: string, fingerprint: string, token: string, leaseMs: number): Promise<StoreBegin> {
+    const r = await this.call(this.client.claylbIdemBeginBuffer(this.keyOf(id), fingerprint, token, leaseMs))
+    const st = String(r[0])
+    switch (st) {
+      case 'p': return { kind: 'claimed' }
+      case 'm': return { kind: 'mismatch' }
+      case 'c': return {
+        kind: 'completed',
+        response: { status: Number(String(r[1])), headers: decodeHeaders(String(r[2] ?? '[]')), body: Buffer.isBuffer(r[3]) ? r[3] : Buffer.alloc(0) },
+      }
+      case 't': return { kind: 'too-large', status: Number(String(r[1])) }
+      case 'u': return { kind: 'unknown', remainingMs: Math.max(0, Number(r[1])) }
+      default: return { kind: 'in-flight', remainingMs: Math.max(0, Number(r[1])) }
+    }
+  }
+
+  async renew (id: string, token: string, leaseMs: number): Promise<boolean> {
+    return await this.call(this.client.claylbIdemRenew(this.keyOf(id), token, leaseMs)) === 1
+  }
+
+  async complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean> {
+    const body = response.body.length === 0 ? '' : response.body
+    return await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1
+  }
+
+  async tooLarge (id: string, token: string, status: number, ttlMs: number): Promise<boolean> {
+    return await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1
+  }
+
+  async markUnknown (id: string, token: string, leaseMs: number): Promise<boolean> {
+    return await this.call(this.client.claylbIdemUnknown(this.keyOf(id), token, leaseMs, this.channelOf(id))) === 1
+  }
+
+  async release (id: string, token: string): Promise<boolean> {
+    return await this.call(this.client.claylbIdemRelease(this.keyOf(id), token, this.channelOf(id))) === 1
+  }
+
+  private async call<T> (p: Promise<T>): Promise<T> {
+    try {
+      return await p
+    } catch (err) {
+      throw new StoreUnavailableError(`idempotency store: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  /** One subscriber connection for all waiters of this store, made on first use. */
+  private sub (): Promise<Redis | Cluster> {
+    this.subscribing ??= (async () => {
+      const s = this.client.duplicate()
+      this.subscriber = s
+      s.on('error', () => { /* reported through the commands that fail */ })
+      s.on('message', (channel: string) => {
+        const set = this.waiters.get(channel)
+        if (set !== undefined) for (const w of set) w()
+      })
+      if (s.status !== 'ready') await new Promise<void>((resolve, reject) => { s.once('ready', resolve); s.once('end', () => reject(new Error('subscriber closed'))) })
+      return s
+    })()
+    return this.subscribing
+  }
+
+  async waitSettled (id: string, ms: number): Promise<void> {
+    if (!this.notify) return new Promise((resolve) => setTimeout(resolve, ms))
+    const channel = this.channelOf(id)
+    let wake!: () => void
+    const woken = new Promise<void>((resolve) => { wake = resolve })
+    const t = setTimeout(wake, ms)
+    let set = this.waiters.get(channel)
+    const first = set === undefined
+    if (set === undefined) this.waiters.set(channel, set = new Set())
+    set.add(wake)
+    try {
+      const s = await this.sub()
+      if (first) await s.subscribe(channel)
+      await woken
+    } catch {
+      // no subscriber: the caller re-checks the record when the time is up
+      await woken
+    } finally {
+      clearTimeout(t)
+      set.delete(wake)
+      if (set.size === 0 && this.waiters.get(channel) === set) {
+        this.waiters.delete(channel)
+        this.subscriber?.unsubscribe(channel).catch(() => {})
+      }
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.subscriber !== undefined) this.subscriber.disconnect()
+  }
+}

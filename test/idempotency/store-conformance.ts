@@ -1,0 +1,192 @@
+/**
+ * The one conformance suite every idempotency store passes (memory, Redis, Redis Cluster), driven
+ * through the transport-free core.
+ */
+import type { Test } from 'tap'
+import { IdempotencyCore, type BeginOutcome, type IdempotencySettings } from '../../src/idempotency/core.js'
+import type { IdempotencyStore, StoredResponse } from '../../src/idempotency/store.js'
+import { sleep } from '../helpers/http.js'
+
+const settings: IdempotencySettings = { leaseMs: 5000, ttlMs: 60_000, maxResponseBytes: 1024, waitMs: 0 }
+
+const response = (text: string, status = 201): StoredResponse => ({
+  status,
+  headers: ['content-type', 'application/json', 'location', '/orders/1'],
+  body: Buffer.from(text),
+})
+
+let n = 0
+const fresh = (): string => `key-${process.pid}-${Date.now()}-${++n}`
+
+function proceed (t: Test, r: BeginOutcome) {
+  t.equal(r.kind, 'proceed', 'claimed')
+  if (r.kind !== 'proceed') throw new Error(`expected proceed, got ${r.kind}`)
+  return r.claim
+}
+
+export function storeConformance (t: Test, makeStore: () => IdempotencyStore | Promise<IdempotencyStore>): void {
+  let store: IdempotencyStore
+  t.before(async () => { store = await makeStore() })
+  t.teardown(() => store.close())
+  const core = (s: Partial<IdempotencySettings> = {}): IdempotencyCore => new IdempotencyCore(store, { ...settings, ...s })
+
+  t.test('first begin claims; a duplicate sees in-flight with the lease left; another fingerprint is a mismatch', async (t) => {
+    const c = core()
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp1'))
+    const again = await c.begin('s', key, 'fp1')
+    t.equal(again.kind, 'in-flight')
+    if (again.kind === 'in-flight') t.ok(again.remainingMs > 0 && again.remainingMs <= settings.leaseMs, `remaining ${again.remainingMs}`)
+    t.equal((await c.begin('s', key, 'fp2')).kind, 'mismatch', 'mismatch while in flight')
+    t.equal((await c.begin('s', key, 'fp1')).kind, 'in-flight', 'the mismatch did not touch the claim')
+    t.ok(await c.complete(claim, response('{"id":1}')))
+  })
+
+  t.test('completed: the stored response replays byte for byte; a mismatch leaves it intact', async (t) => {
+    const c = core()
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    const body = Buffer.from([0, 1, 2, 255, 254, 0x7b, 0x22])
+    t.ok(await c.complete(claim, { status: 500, headers: ['content-type', 'application/octet-stream', 'x-a', 'b'], body }))
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind, 'replay')
+    if (r.kind === 'replay') {
+      t.equal(r.response.status, 500, 'errors replay too')
+      t.same(r.response.headers, ['content-type', 'application/octet-stream', 'x-a', 'b'])
+      t.ok(r.response.body.equals(body), 'binary body intact')
+    }
+    t.equal((await c.begin('s', key, 'other')).kind, 'mismatch')
+    t.equal((await c.begin('s', key, 'fp')).kind, 'replay', 'still replays after the mismatch')
+  })
+
+  t.test('an empty body replays as empty', async (t) => {
+    const c = core()
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    t.ok(await c.complete(claim, { status: 204, headers: [], body: Buffer.alloc(0) }))
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind, 'replay')
+    if (r.kind === 'replay') { t.equal(r.response.status, 204); t.equal(r.response.body.length, 0) }
+  })
+
+  t.test('scopes and keys are separate records', async (t) => {
+    const c = core()
+    const key = fresh()
+    const a = proceed(t, await c.begin('alice', key, 'fp'))
+    const b = proceed(t, await c.begin('bob', key, 'fp'))
+    t.ok(await c.complete(a, response('alice')))
+    t.ok(await c.complete(b, response('bob')))
+    const ra = await c.begin('alice', key, 'fp')
+    const rb = await c.begin('bob', key, 'fp')
+    t.equal(ra.kind === 'replay' && ra.response.body.toString(), 'alice')
+    t.equal(rb.kind === 'replay' && rb.response.body.toString(), 'bob')
+  })
+
+  t.test('release frees the key at once', async (t) => {
+    const c = core()
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    t.ok(await c.release(claim))
+    const again = proceed(t, await c.begin('s', key, 'fp'))
+    t.notOk(await c.release(claim), 'the old token cannot release the new claim')
+    t.equal((await c.begin('s', key, 'fp')).kind, 'in-flight', 'the new claim stands')
+    await c.release(again)
+  })
+
+  t.test('unknown outcome blocks retries for one lease, then the key may run again', async (t) => {
+    const c = core({ leaseMs: 400 })
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    t.ok(await c.markUnknown(claim))
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind, 'unknown')
+    if (r.kind === 'unknown') t.ok(r.remainingMs > 0 && r.remainingMs <= 400)
+    t.equal((await c.begin('s', key, 'fp2')).kind, 'mismatch', 'a different request is still a mismatch')
+    await sleep(600)
+    const later = proceed(t, await c.begin('s', key, 'fp'))
+    await c.release(later)
+  })
+
+  t.test('the owner may still complete an unknown record (a late answer)', async (t) => {
+    const c = core()
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    t.ok(await c.markUnknown(claim))
+    t.ok(await c.complete(claim, response('late')))
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind === 'replay' && r.response.body.toString(), 'late')
+  })
+
+  t.test('renewal keeps the claim past the lease while the request is alive', async (t) => {
+    const c = core({ leaseMs: 300 })
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    await sleep(900)
+    t.equal((await c.begin('s', key, 'fp')).kind, 'in-flight', 'still claimed after three leases')
+    t.ok(await c.complete(claim, response('slow')))
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind === 'replay' && r.response.body.toString(), 'slow')
+  })
+
+  t.test('a stale owner (lease lost) cannot complete, release or mark the new claim', async (t) => {
+    const c = core({ leaseMs: 200 })
+    let lost = 0
+    c.observer = { ...c.observer, leaseLost: () => { lost++ } }
+    const key = fresh()
+    const stale = proceed(t, await c.begin('s', key, 'fp'))
+    stale.stopRenewal() // the owner stalls: no heartbeat
+    await sleep(400)
+    const fresh2 = proceed(t, await c.begin('s', key, 'fp'))
+    t.notOk(await c.complete(stale, response('stale')), 'stale completion rejected')
+    t.equal(lost, 1, 'counted as a lost lease')
+    t.notOk(await store.markUnknown(stale.id, stale.token, 1000), 'stale markUnknown rejected')
+    t.notOk(await store.release(stale.id, stale.token), 'stale release rejected')
+    t.notOk(await store.renew(stale.id, stale.token, 1000), 'stale renew rejected')
+    t.ok(await c.complete(fresh2, response('fresh')))
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind === 'replay' && r.response.body.toString(), 'fresh', 'the new owner\'s result stands')
+    t.notOk(await c.complete(stale, response('stale')), 'and cannot be overwritten afterwards')
+  })
+
+  t.test('a response over maxResponseBytes leaves a too-large tombstone, never a second execution', async (t) => {
+    const c = core({ maxResponseBytes: 10 })
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    t.ok(await c.complete(claim, response('x'.repeat(11), 200)))
+    const r = await c.begin('s', key, 'fp')
+    t.same(r, { kind: 'too-large', status: 200 })
+    t.equal((await c.begin('s', key, 'other')).kind, 'mismatch')
+  })
+
+  t.test('50 concurrent begins: exactly one claims', async (t) => {
+    const c = core()
+    const key = fresh()
+    const results = await Promise.all(Array.from({ length: 50 }, () => c.begin('s', key, 'fp')))
+    const kinds = results.map((r) => r.kind)
+    t.equal(kinds.filter((k) => k === 'proceed').length, 1)
+    t.equal(kinds.filter((k) => k === 'in-flight').length, 49)
+    for (const r of results) if (r.kind === 'proceed') await c.release(r.claim)
+  })
+
+  t.test('onConcurrent wait: a duplicate gets the original\'s response once it completes', async (t) => {
+    const c = core({ waitMs: 5000 })
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    const waiting = c.begin('s', key, 'fp')
+    await sleep(300)
+    t.ok(await c.complete(claim, response('waited')))
+    const r = await waiting
+    t.equal(r.kind === 'replay' && r.response.body.toString(), 'waited')
+  })
+
+  t.test('onConcurrent wait is bounded: still in flight after the wait is in-flight', async (t) => {
+    const c = core({ waitMs: 300 })
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    const started = Date.now()
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind, 'in-flight')
+    t.ok(Date.now() - started < 3000, 'bounded')
+    await c.release(claim)
+  })
+}

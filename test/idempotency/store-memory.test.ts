@@ -1,0 +1,7 @@
+import t from 'tap'
+import { MemoryStore } from '../../src/idempotency/memory-store.js'
+import { storeConformance } from './store-conformance.js'
+
+let store: MemoryStore | undefined
+t.teardown(() => store?.close())
+storeConformance(t, () => (store = new MemoryStore()))
