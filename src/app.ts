@@ -18,6 +18,8 @@ import { ActiveHealthChecks } from './health/active-check.js'
 import { OutlierDetector } from './health/outlier.js'
 import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
+import { Redis } from 'ioredis'
+import { createIdempotencyGate } from './idempotency/setup.js'
 
 export interface App {
   readonly config: Config
@@ -106,12 +108,16 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       metrics.requestEnded(ex.host, ex.status, ms)
     },
   }
+  // the state tier is connected only when a feature needs it
+  const redis = config.idempotency.routes.length > 0 ? connectRedis(config) : undefined
+  if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger)
 
   const app: App = {
     config, cluster, balancer, core, admin, proxyServer, supervisor, metrics, healthChecks, outlier,
     get generation () { return supervisor.generation },
     async start () {
       healthChecks.start()
+      if (redis !== undefined) await redisReady(redis, config)
       await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503
@@ -137,6 +143,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       admin.server.close()
       admin.server.closeAllConnections()
       await cluster.close()
+      if (core.idempotency !== null) await core.idempotency.core.store.close()
+      redis?.disconnect()
     },
   }
 
@@ -182,4 +190,19 @@ function urlOf (server: Server): string {
   const a = server.address() as AddressInfo
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
   return `http://${host}:${a.port}`
+}
+
+// TEMPORARY until the shared Redis connection layer (src/redis/) lands on main
+function connectRedis (config: Config): Redis {
+  const c = new Redis(config.redis.url, { commandTimeout: config.redis.commandTimeoutMs, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: (n) => Math.min(n * 50, 1000) })
+  c.on('error', () => {})
+  return c
+}
+
+function redisReady (c: Redis, config: Config): Promise<void> {
+  if (c.status === 'ready') return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`Redis at ${config.redis.url} is not reachable: set REDIS_URL, --redis or redis.url`)), 5000)
+    c.once('ready', () => { clearTimeout(t); resolve() })
+  })
 }

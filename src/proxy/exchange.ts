@@ -69,6 +69,8 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   retryFrom: Host | undefined = undefined
   /** set by the idempotency layer on keyed routes */
   tap: ResponseTap | null = null
+  /** the tap was told the outcome (complete or error) */
+  private tapSettled = false
   private held: Buffer | null = null
   private abortUpstream: ((err?: Error) => void) | null = null
   private resume: (() => void) | null = null
@@ -85,7 +87,8 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     readonly method: string,
     readonly path: string,
     headers: string[],
-    private readonly body: Readable | null,
+    /** a stream forwarded once, or a Buffer (read whole by the idempotency layer: replayable) */
+    private readonly body: Readable | Buffer | null,
     private readonly idempotent: boolean,
   ) {
     this.startedAt = performance.now()
@@ -169,6 +172,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
     if (this.tap !== null) {
       // the record is committed before the last byte reaches the client, so an immediate retry replays
+      this.tapSettled = true
       const p = this.tap.onComplete()
       if (p !== undefined) {
         p.then(() => this.completeResponse(), () => this.completeResponse())
@@ -220,7 +224,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   // ---- retries ----
 
   private mayRetry (outcome: TryOutcome): boolean {
-    const replayable = (this.body === null || !this.req.readableDidRead) && (!this.sent || this.idempotent)
+    const replayable = (this.body === null || Buffer.isBuffer(this.body) || !this.req.readableDidRead) && (!this.sent || this.idempotent)
     return this.core.retryPolicy.allow(outcome, this.attempts, replayable, this.core.inflight)
   }
 
@@ -282,7 +286,6 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   /** Answer with a problem (or cut the response when it already started) and finish. */
   fail (err: ProxyError): void {
     if (this.finished) return
-    if (this.tap !== null) this.tap.onError(err.status, this.sent)
     if (this.responseStarted) {
       this.res.destroy()
       this.finish(502)
@@ -296,6 +299,11 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     if (this.finished) return
     this.finished = true
     this.status = status
+    if (this.tap !== null && !this.tapSettled) {
+      // every way out without a complete answer (proxy error, broken response, client gone) ends here
+      this.tapSettled = true
+      this.tap.onError(status, this.sent)
+    }
     if (this.retryTimer !== null) {
       clearTimeout(this.retryTimer)
       this.retryTimer = null

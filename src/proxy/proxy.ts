@@ -11,7 +11,9 @@ import type { Host } from '../upstream/host.js'
 import { kClosing, ProxyError, sendProblem, type ClosingSocket } from '../errors.js'
 import { Deadlines } from './deadlines.js'
 import { Exchange } from './exchange.js'
-import { isIdempotentMethod, upstreamRequestHeaders } from './headers.js'
+import { isIdempotentMethod, upstreamRequestHeaders, type RequestHeaderInfo } from './headers.js'
+import type { ResponseTap } from './exchange.js'
+import type { IdempotencyGate } from './idempotency-gate.js'
 import { RetryPolicy, type RetrySettings, type TryOutcome } from './retry-policy.js'
 
 export interface ProxyOptions {
@@ -42,6 +44,8 @@ export class ProxyCore {
   readonly responseExtra: readonly string[] | undefined = undefined
   inflight = 0
   observer: ProxyObserver = noopObserver
+  /** set when `idempotency.routes` is not empty: the one check ordinary requests pay */
+  idempotency: IdempotencyGate | null = null
   private readonly accessLog: AccessLog | null
   private idleWaiters: Array<() => void> = []
 
@@ -86,12 +90,34 @@ export class ProxyCore {
       sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', `body of ${info.contentLength} bytes exceeds the limit of ${this.maxBodyBytes}`))
       return
     }
-    let body: Readable | null = null
-    if (info.hasBody) body = info.contentLength >= 0 ? req : req.pipe(new BodyLimit(this.maxBodyBytes))
-    const ex = new Exchange(this, req, res, method, path, info.headers, body, isIdempotentMethod(method))
     this.inflight++
+    if (this.idempotency !== null) {
+      const route = this.idempotency.routes.match(method, path)
+      if (route !== undefined) {
+        this.idempotency.handle(this, req, res, method, path, info, route)
+        return
+      }
+    }
+    this.forward(req, res, method, path, info, null)
+  }
+
+  /**
+   * Hand a request (already counted in flight) to an Exchange. `body` is the request body when a
+   * layer before read it whole; otherwise the request streams through.
+   */
+  forward (req: IncomingMessage, res: ServerResponse, method: string, path: string, info: RequestHeaderInfo, tap: ResponseTap | null, body?: Buffer | null): void {
+    let b: Readable | Buffer | null = body ?? null
+    if (body === undefined && info.hasBody) b = info.contentLength >= 0 ? req : req.pipe(new BodyLimit(this.maxBodyBytes))
+    const ex = new Exchange(this, req, res, method, path, info.headers, b, isIdempotentMethod(method))
+    ex.tap = tap
     this.deadlines.add(ex, Date.now())
     ex.start()
+  }
+
+  /** A request (counted in flight) that a layer answered itself, without an upstream. */
+  answered (method: string, path: string, status: number): void {
+    if (this.accessLog !== null) this.accessLog.logger.info({ method, path, status, upstream: undefined, attempts: 0 }, 'request')
+    this.settled()
   }
 
   report (host: Host, outcome: TryOutcome): void {
@@ -105,6 +131,10 @@ export class ProxyCore {
     if (this.accessLog !== null) {
       this.accessLog.logger.info({ method: ex.method, path: ex.path, status: ex.status, upstream: ex.host?.id, attempts: ex.attempts, ms: Math.round(ms * 100) / 100 }, 'request')
     }
+    this.settled()
+  }
+
+  private settled (): void {
     if (--this.inflight === 0 && this.idleWaiters.length > 0) {
       for (const w of this.idleWaiters.splice(0)) w()
     }

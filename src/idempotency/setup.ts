@@ -1,0 +1,35 @@
+/**
+ * @module idempotency/setup
+ * Builds the proxy's idempotency layer from `config.idempotency`, or nothing when no route is
+ * configured (then the proxy never connects to Redis for it and pays one null check per request).
+ */
+import type { Cluster, Redis } from 'ioredis'
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log.js'
+import { IdempotencyGate } from '../proxy/idempotency-gate.js'
+import { IdempotencyCore, type IdempotencySettings } from './core.js'
+import { RouteTable } from './http.js'
+import { RedisStore } from './redis-store.js'
+
+/** How long a duplicate waits for the original with `onConcurrent: wait` (at most the lease). */
+export const MAX_WAIT_MS = 10_000
+
+export function idempotencySettings (c: Config['idempotency']): IdempotencySettings {
+  return {
+    leaseMs: c.lockSeconds * 1000,
+    ttlMs: c.ttlSeconds * 1000,
+    maxResponseBytes: c.maxResponseBytes,
+    waitMs: c.onConcurrent === 'wait' ? Math.min(MAX_WAIT_MS, c.lockSeconds * 1000) : 0,
+  }
+}
+
+export function createIdempotencyGate (config: Config, client: Redis | Cluster, logger: Logger): IdempotencyGate {
+  const store = new RedisStore(client, { keyPrefix: config.redis.keyPrefix, notify: config.idempotency.onConcurrent === 'wait' })
+  return new IdempotencyGate({
+    routes: new RouteTable(config.idempotency.routes),
+    core: new IdempotencyCore(store, idempotencySettings(config.idempotency)),
+    sessionCookie: config.session.cookie,
+    maxBodyBytes: config.limits.maxBodyBytes,
+    logger,
+  })
+}

@@ -1,0 +1,144 @@
+/**
+ * The idempotency layer at the proxy: two real claylb instances sharing one real redis-server, in
+ * front of real backend processes (test/fixtures/orders-app.mjs) that count executions in Redis.
+ */
+import t, { type Test } from 'tap'
+import type { Redis } from 'ioredis'
+import { startClaylb, type Claylb } from '../helpers/claylb.js'
+import { deadPort } from '../helpers/backend.js'
+import { req, sleep } from '../helpers/http.js'
+import { allKeys, connectRedis } from '../helpers/ioredis.js'
+import { startOrdersApp, type OrdersApp } from '../helpers/orders-app.js'
+import { startRedis, type RedisServer } from '../helpers/redis.js'
+import { httpConformance, LEASE_MS, MAX_RESPONSE_BYTES, newKey, send } from './http-conformance.js'
+
+const idempotency = {
+  routes: [{ match: 'POST /orders', required: true }, { match: 'POST /big', required: false }],
+  lockSeconds: LEASE_MS / 1000,
+  maxResponseBytes: MAX_RESPONSE_BYTES,
+}
+
+async function setup (t: Test, o: { redis?: RedisServer, upstreams?: string[] } = {}): Promise<{ redis: RedisServer, client: Redis, apps: OrdersApp[], lbs: Claylb[] }> {
+  const redis = o.redis ?? await startRedis({ useEnv: false })
+  const client = await connectRedis(redis.url)
+  const apps = await Promise.all(['a', 'b'].map((n) => startOrdersApp(n, { url: redis.url })))
+  const config = {
+    upstreams: (o.upstreams ?? []).concat(apps.map((a) => a.url)).map((url) => ({ url })),
+    redis: { url: redis.url },
+    idempotency,
+    log: { access: false },
+  }
+  const lbs = await Promise.all([startClaylb({ config }), startClaylb({ config })])
+  t.teardown(async () => {
+    await Promise.all(lbs.map((l) => l.stop()))
+    await Promise.all(apps.map((a) => a.kill()))
+    client.disconnect()
+    if (o.redis === undefined) await redis.close()
+  })
+  return { redis, client, apps, lbs }
+}
+
+const ordersCount = async (client: Redis): Promise<number> => Number(await client.get('test:{orders}:count') ?? 0)
+const executions = async (apps: OrdersApp[]): Promise<number> => {
+  let sum = 0
+  for (const a of apps) if (a.proc.exitCode === null && a.proc.signalCode === null) sum += (JSON.parse((await req(`${a.url}/executions`)).body) as { executions: number }).executions
+  return sum
+}
+
+t.test('conformance: two instances, one redis-server', async (t) => {
+  const s = await setup(t)
+  httpConformance(t, () => ({
+    urls: s.lbs.map((l) => l.url),
+    orders: () => ordersCount(s.client),
+    bigs: async () => Number(await s.client.get('test:{big}:count') ?? 0),
+    records: async () => (await allKeys(s.client, 'claylb:idem:*')).length,
+  }))
+  t.test('GET /orders/count through the proxy', async (t) => {
+    const r = await req(`${s.lbs[0]!.url}/orders/count`)
+    t.equal(r.status, 200)
+    t.equal(JSON.parse(r.body).count, await ordersCount(s.client))
+  })
+  t.test('a replay touches no upstream and leaves the round-robin cursor where it was', async (t) => {
+    const lb = s.lbs[0]!
+    const key = newKey()
+    const w1 = JSON.parse((await req(`${lb.url}/`)).body).worker
+    const first = await send(lb.url, { key })
+    t.not(first.headers['x-worker-id'], w1, 'the POST went to the next upstream')
+    const before = await executions(s.apps)
+    for (let i = 0; i < 3; i++) t.equal((await send(lb.url, { key })).headers['idempotent-replayed'], 'true')
+    t.equal(await executions(s.apps), before, 'no upstream saw the replays')
+    const w2 = JSON.parse((await req(`${lb.url}/`)).body).worker
+    t.equal(w2, w1, 'the cursor did not move: GET goes where it would have gone without the replays')
+  })
+  t.test('other routes pay nothing: an invalid key on an unconfigured route passes through, nothing stored', async (t) => {
+    const records = (await allKeys(s.client, 'claylb:idem:*')).length
+    const r = await req(`${s.lbs[0]!.url}/other`, { method: 'POST', headers: { 'idempotency-key': '{bad,key}' }, body: '{}' })
+    t.equal(r.status, 200)
+    const g = await req(`${s.lbs[0]!.url}/orders/count`, { headers: { 'idempotency-key': '' } })
+    t.equal(g.status, 200, 'GET on a POST-only route is not keyed')
+    t.equal((await allKeys(s.client, 'claylb:idem:*')).length, records, 'no record made')
+  })
+})
+
+t.test('a POST whose connection failed is retried on another upstream under the same claim', async (t) => {
+  const dead = `http://127.0.0.1:${await deadPort()}`
+  const s = await setup(t, { upstreams: [dead] })
+  const before = await ordersCount(s.client)
+  for (let i = 0; i < 6; i++) {
+    const key = newKey()
+    const a = await send(s.lbs[i % 2]!.url, { key })
+    t.equal(a.status, 201, `try ${i}`)
+    t.equal((await send(s.lbs[(i + 1) % 2]!.url, { key })).body, a.body, 'and replays')
+  }
+  t.equal(await ordersCount(s.client), before + 6, 'one execution per key')
+})
+
+t.test('upstream killed after creating the order, before answering: outcome-unknown until the lease ends', async (t) => {
+  const s = await setup(t)
+  const before = await ordersCount(s.client)
+  const key = newKey()
+  const first = await send(s.lbs[0]!.url, { key, headers: { 'x-test-die': 'after-create' } })
+  t.equal(first.status, 502, 'the client saw the upstream fail')
+  t.equal(await ordersCount(s.client), before + 1, 'the order was created')
+  const retry = await send(s.lbs[1]!.url, { key })
+  t.equal(retry.status, 409)
+  t.equal(JSON.parse(retry.body).type, 'urn:claylb:problem:outcome-unknown')
+  t.ok(Number(retry.headers['retry-after']) >= 1)
+  t.equal(await ordersCount(s.client), before + 1, 'the retry did not execute')
+  // Documented behaviour: once the lease (lockSeconds) after the failure has run out, the key is free
+  // again and a retry executes a second time (at-least-once past that point).
+  await sleep(LEASE_MS + 500)
+  const later = await send(s.lbs[1]!.url, { key })
+  t.equal(later.status, 201, 'after the lease the request may run again')
+  t.equal(await ordersCount(s.client), before + 2, 'and it did: the second execution the docs describe')
+  t.equal((await send(s.lbs[0]!.url, { key })).body, later.body, 'from then on it replays')
+})
+
+t.test('Redis stopped: keyed POSTs get 503 fast and never execute; other requests still work', async (t) => {
+  const redis = await startRedis({ useEnv: false })
+  const s = await setup(t, { redis })
+  t.teardown(() => redis.close())
+  t.equal((await send(s.lbs[0]!.url, { key: newKey() })).status, 201, 'works while Redis is up')
+  const before = await executions(s.apps)
+  await redis.stop()
+  for (const lb of s.lbs) {
+    const started = Date.now()
+    const a = await send(lb.url, { key: newKey() })
+    const ms = Date.now() - started
+    t.equal(a.status, 503)
+    t.equal(JSON.parse(a.body).type, 'urn:claylb:problem:state-unavailable')
+    t.ok(Number(a.headers['retry-after']) >= 1, 'retry-after')
+    t.ok(ms < 5000, `answered within the bound (${ms} ms)`)
+  }
+  t.equal(await executions(s.apps), before, 'nothing executed unprotected')
+  const g = await req(`${s.lbs[0]!.url}/`)
+  t.equal(g.status, 200, 'GETs still routed')
+  await redis.start()
+  // ioredis reconnects by itself (bounded backoff)
+  let ok = 0
+  for (let i = 0; i < 50 && ok === 0; i++) {
+    if ((await send(s.lbs[0]!.url, { key: newKey() })).status === 201) ok++
+    else await sleep(200)
+  }
+  t.equal(ok, 1, 'keyed POSTs work again once Redis is back')
+})
