@@ -14,3 +14,12 @@ export {
   createSessionStore, sessionStoreFromConfig, expressSession, fastifySession,
   Session, SessionStore, SessionTooLargeError, SessionUsageError, type SessionStoreOptions,
 } from './session/index.js'
+export { IdempotencyCore, Claim, scopeOf, type BeginOutcome, type IdempotencyObserver, type IdempotencySettings } from './idempotency/core.js'
+export { MemoryStore } from './idempotency/memory-store.js'
+export { RedisStore, type RedisStoreOptions } from './idempotency/redis-store.js'
+export { StoreUnavailableError, type IdempotencyStore, type StoredResponse, type StoreBegin } from './idempotency/store.js'
+export { IdempotencyEngine, withIdempotency, type IdempotencyOptions } from './idempotency/middleware.js'
+export { idempotencyMiddleware } from './idempotency/express.js'
+export { idempotencyPlugin } from './idempotency/fastify.js'
+export { BodyFingerprint, fingerprintValue } from './idempotency/fingerprint.js'
+export { parseIdempotencyKey } from './idempotency/key.js'

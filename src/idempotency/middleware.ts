@@ -1,0 +1,248 @@
+/**
+ * @module idempotency/middleware
+ * The idempotency core for a Node server without the proxy: the decision engine the Express and
+ * Fastify adapters share, and a plain `node:http` wrapper. The same outcomes, statuses and problem
+ * types as at the proxy.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ProxyError, problemBody, sendProblem } from '../errors.js'
+import { IdempotencyCore, scopeOf, type Claim, type IdempotencyObserver } from './core.js'
+import { BodyFingerprint } from './fingerprint.js'
+import { credentialOf, missingKeyError, outcomeError, replayableHeaders, RouteTable, unavailableError, writeReplay, type IdempotentRoute } from './http.js'
+import { parseIdempotencyKey } from './key.js'
+import { MemoryStore } from './memory-store.js'
+import type { IdempotencyStore, StoredResponse } from './store.js'
+
+export interface IdempotencyOptions {
+  /** where records live: `new RedisStore(ioredisClient)` to share them between processes; default in memory */
+  store?: IdempotencyStore
+  /** "METHOD /prefix" routes to guard; default: every POST, PUT, PATCH and DELETE the middleware sees */
+  routes?: ReadonlyArray<{ match: string, required?: boolean }>
+  /** with no `routes`: answer 400 when the key is missing (default false) */
+  required?: boolean
+  lockSeconds?: number
+  ttlSeconds?: number
+  maxResponseBytes?: number
+  onConcurrent?: 'conflict' | 'wait'
+  /** the session cookie that scopes keys when there is no `authorization` (default `sid`) */
+  sessionCookie?: string
+  /** bound for bodies the middleware reads itself (default 10 MiB) */
+  maxBodyBytes?: number
+  observer?: IdempotencyObserver
+}
+
+/** What to do with one request. */
+export type Decision =
+  | { readonly kind: 'pass' }
+  | { readonly kind: 'reject', readonly error: ProxyError }
+  | { readonly kind: 'replay', readonly response: StoredResponse }
+  | { readonly kind: 'proceed', readonly claim: Claim }
+
+const GUARDED = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+export class IdempotencyEngine {
+  readonly core: IdempotencyCore
+  readonly maxBodyBytes: number
+  private readonly routes: RouteTable | null
+  private readonly required: boolean
+  private readonly sessionCookie: string
+
+  constructor (o: IdempotencyOptions = {}) {
+    const lockSeconds = o.lockSeconds ?? 30
+    this.core = new IdempotencyCore(o.store ?? new MemoryStore(), {
+      leaseMs: lockSeconds * 1000,
+      ttlMs: (o.ttlSeconds ?? 86_400) * 1000,
+      maxResponseBytes: o.maxResponseBytes ?? 1_048_576,
+      waitMs: o.onConcurrent === 'wait' ? Math.min(10_000, lockSeconds * 1000) : 0,
+    }, o.observer)
+    this.routes = o.routes ? new RouteTable(o.routes.map((r) => ({ match: r.match, required: r.required ?? false }))) : null
+    this.required = o.required ?? false
+    this.sessionCookie = o.sessionCookie ?? 'sid'
+    this.maxBodyBytes = o.maxBodyBytes ?? 10_485_760
+  }
+
+  /** The guarded route of a request, or undefined when the middleware lets it pass untouched. */
+  route (method: string, path: string, routePattern?: string): IdempotentRoute | undefined {
+    if (this.routes !== null) return this.routes.match(method, path)
+    if (!GUARDED.has(method)) return undefined
+    const p = routePattern ?? pathname(path)
+    return { match: `${method} ${p}`, method, prefix: p, required: this.required }
+  }
+
+  /** Decide for one request; `fingerprint` is computed only when there is a valid key. */
+  async decide (rawHeaders: readonly string[], route: IdempotentRoute, fingerprint: () => string | Promise<string>): Promise<Decision> {
+    const key = parseIdempotencyKey(rawHeaders)
+    if (key.kind === 'none') return route.required ? this.reject(missingKeyError(route)) : { kind: 'pass' }
+    if (key.kind === 'invalid') return this.reject(new ProxyError('CLAYLB_IDEMPOTENCY_KEY_INVALID', key.problem))
+    const scope = scopeOf(credentialOf(rawHeaders, this.sessionCookie), route.method, route.match)
+    let fp: string
+    try {
+      fp = await fingerprint()
+    } catch (err) {
+      if (err instanceof ProxyError) return { kind: 'reject', error: err }
+      throw err
+    }
+    let o
+    try {
+      o = await this.core.begin(scope, key.key, fp)
+    } catch (err) {
+      this.core.observer.failClosed()
+      return { kind: 'reject', error: unavailableError(err) }
+    }
+    if (o.kind === 'proceed' || o.kind === 'replay') return o
+    return this.reject(outcomeError(o))
+  }
+
+  private reject (error: ProxyError): Decision {
+    this.core.observer.rejected(error.status, error.code)
+    return { kind: 'reject', error }
+  }
+
+  /** Store what the handler answered (or the too-large tombstone). Never throws. */
+  async settle (claim: Claim, status: number, headers: readonly string[], body: Buffer | null): Promise<void> {
+    try {
+      if (body === null) await this.core.completeTooLarge(claim, status)
+      else await this.core.complete(claim, { status, headers: replayableHeaders(headers), body })
+    } catch { /* not recorded: the claim lapses with its lease */ }
+  }
+}
+
+function pathname (path: string): string {
+  const q = path.indexOf('?')
+  return q < 0 ? path : path.slice(0, q)
+}
+
+/** The problem answer as status + headers + body, for adapters that do not write to a ServerResponse. */
+export function problemParts (err: ProxyError): { status: number, headers: Record<string, string>, body: string } {
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' }
+  if (err.retryAfter !== undefined) headers['retry-after'] = String(Math.max(0, Math.ceil(err.retryAfter)))
+  return { status: err.status, headers, body: problemBody(err.code, err.message) }
+}
+
+/** Flatten `res.getHeaders()` (and headers given to writeHead) to [name, value, …]. */
+export function flattenHeaders (h: Record<string, number | string | readonly string[] | undefined>): string[] {
+  const out: string[] = []
+  for (const [name, v] of Object.entries(h)) {
+    if (v === undefined) continue
+    if (Array.isArray(v)) for (const x of v) out.push(name, String(x))
+    else out.push(name, String(v))
+  }
+  return out
+}
+
+/** Read a request body once, bounded, feeding the fingerprint. */
+export function readBody (req: IncomingMessage, max: number, fp: BodyFingerprint): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > max) {
+        req.removeAllListeners('data')
+        req.resume()
+        reject(new ProxyError('CLAYLB_BODY_TOO_LARGE', `body exceeds the limit of ${max} bytes`))
+        return
+      }
+      fp.update(chunk)
+      chunks.push(chunk)
+    })
+    req.once('end', () => resolve(Buffer.concat(chunks, size)))
+    req.once('error', reject)
+  })
+}
+
+type WriteCb = (err?: Error | null) => void
+
+/**
+ * Tee a ServerResponse into the record: chunks are recorded up to `maxResponseBytes`, the newest one
+ * is held back, and `end` waits for the record to be committed before the last bytes go out, so a
+ * retry sent right after the answer replays.
+ */
+export function captureResponse (engine: IdempotencyEngine, res: ServerResponse, claim: Claim): void {
+  const max = engine.core.settings.maxResponseBytes
+  const origWrite = res.write.bind(res) as (chunk: Buffer, cb?: WriteCb) => boolean
+  const origEnd = res.end.bind(res) as (chunk?: Buffer, cb?: () => void) => ServerResponse
+  const origWriteHead = res.writeHead.bind(res) as (...a: unknown[]) => ServerResponse
+  let explicit: string[] = []
+  let chunks: Buffer[] | null = []
+  let size = 0
+  let held: Buffer | null = null
+  let ended = false
+  const record = (b: Buffer): void => {
+    size += b.length
+    if (chunks === null) return
+    if (size > max) chunks = null
+    else chunks.push(b)
+  }
+  const toBuf = (chunk: unknown, enc: unknown): Buffer | null => {
+    if (chunk === undefined || chunk === null || typeof chunk === 'function') return null
+    if (Buffer.isBuffer(chunk)) return chunk
+    if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    return Buffer.from(String(chunk), typeof enc === 'string' ? enc as BufferEncoding : 'utf8')
+  }
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    const h = args.find((a, i) => i > 0 && typeof a === 'object' && a !== null)
+    if (Array.isArray(h)) explicit = h.map(String)
+    else if (h !== undefined) explicit = flattenHeaders(h as Record<string, string>)
+    return origWriteHead(...args)
+  } as typeof res.writeHead
+  res.write = function (chunk: unknown, enc?: unknown, cb?: unknown) {
+    const b = toBuf(chunk, enc)
+    if (b === null || b.length === 0) return true
+    record(b)
+    const prev = held
+    held = b
+    const callback = (typeof enc === 'function' ? enc : cb) as WriteCb | undefined
+    if (callback) process.nextTick(callback)
+    return prev === null ? true : origWrite(prev)
+  } as typeof res.write
+  res.end = function (chunk?: unknown, enc?: unknown, cb?: unknown) {
+    if (ended) return res
+    ended = true
+    const b = toBuf(chunk, enc)
+    if (b !== null) record(b)
+    const callback = (typeof chunk === 'function' ? chunk : typeof enc === 'function' ? enc : cb) as (() => void) | undefined
+    const headers = [...flattenHeaders(res.getHeaders()), ...explicit]
+    const body = chunks === null ? null : Buffer.concat(chunks, size)
+    engine.settle(claim, res.statusCode, headers, body).then(() => {
+      if (held !== null) origWrite(held)
+      origEnd(b ?? undefined, callback)
+    })
+    return res
+  } as typeof res.end
+  res.once('close', () => {
+    // the client left before the handler answered: its outcome is unknown until it does
+    if (!ended) engine.core.markUnknown(claim).catch(() => {})
+  })
+}
+
+export type NodeHandler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse, body: Buffer) => void
+
+/**
+ * Wrap a plain `node:http` handler. The wrapper reads the request body (it has to, to fingerprint it
+ * before the handler runs) and hands it over as the third argument and as `req.body`.
+ */
+export function withIdempotency (handler: NodeHandler, options: IdempotencyOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  const engine = new IdempotencyEngine(options)
+  return (req, res) => {
+    const method = req.method ?? 'GET'
+    const route = engine.route(method, req.url ?? '/')
+    if (route === undefined) {
+      readBody(req, engine.maxBodyBytes, new BodyFingerprint(method, '', undefined)).then((body) => handler(Object.assign(req, { body }), res, body), () => sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', 'body too large')))
+      return
+    }
+    let body: Buffer = Buffer.alloc(0)
+    engine.decide(req.rawHeaders, route, async () => {
+      const fp = new BodyFingerprint(method, req.url ?? '/', req.headers['content-type'])
+      body = await readBody(req, engine.maxBodyBytes, fp)
+      return fp.digest(body)
+    }).then(async (d) => {
+      if (d.kind === 'pass' || d.kind === 'proceed') {
+        if (d.kind === 'pass' && !req.readableEnded) body = await readBody(req, engine.maxBodyBytes, new BodyFingerprint(method, '', undefined))
+        if (d.kind === 'proceed') captureResponse(engine, res, d.claim)
+        handler(Object.assign(req, { body }), res, body)
+      } else if (d.kind === 'replay') writeReplay(res, d.response)
+      else sendProblem(res, d.error)
+    }).catch((err: unknown) => sendProblem(res, err instanceof ProxyError ? err : new ProxyError('CLAYLB_BAD_REQUEST', String(err))))
+  }
+}
