@@ -18,7 +18,7 @@ import { ActiveHealthChecks } from './health/active-check.js'
 import { OutlierDetector } from './health/outlier.js'
 import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
-import { Redis } from 'ioredis'
+import { Cluster as RedisCluster, Redis } from 'ioredis'
 import { createIdempotencyGate } from './idempotency/setup.js'
 
 export interface App {
@@ -193,16 +193,20 @@ function urlOf (server: Server): string {
 }
 
 // TEMPORARY until the shared Redis connection layer (src/redis/) lands on main
-function connectRedis (config: Config): Redis {
-  const c = new Redis(config.redis.url, { commandTimeout: config.redis.commandTimeoutMs, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: (n) => Math.min(n * 50, 1000) })
+function connectRedis (config: Config): Redis | RedisCluster {
+  const retryStrategy = (n: number): number => Math.min(n * 50, 1000)
+  const common = { commandTimeout: config.redis.commandTimeoutMs, maxRetriesPerRequest: 0 }
+  const c = config.redis.cluster
+    ? new RedisCluster(config.redis.cluster.map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port || 6379) })), { enableOfflineQueue: false, clusterRetryStrategy: retryStrategy, redisOptions: common })
+    : new Redis(config.redis.url, { ...common, enableOfflineQueue: false, retryStrategy })
   c.on('error', () => {})
   return c
 }
 
-function redisReady (c: Redis, config: Config): Promise<void> {
+function redisReady (c: Redis | RedisCluster, config: Config): Promise<void> {
   if (c.status === 'ready') return Promise.resolve()
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`Redis at ${config.redis.url} is not reachable: set REDIS_URL, --redis or redis.url`)), 5000)
+    const t = setTimeout(() => reject(new Error(`Redis at ${config.redis.cluster?.join(',') ?? config.redis.url} is not reachable: set REDIS_URL, --redis or redis.url`)), 5000)
     c.once('ready', () => { clearTimeout(t); resolve() })
   })
 }

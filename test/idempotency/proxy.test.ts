@@ -3,56 +3,23 @@
  * front of real backend processes (test/fixtures/orders-app.mjs) that count executions in Redis.
  */
 import t, { type Test } from 'tap'
-import type { Redis } from 'ioredis'
-import { startClaylb, type Claylb } from '../helpers/claylb.js'
 import { deadPort } from '../helpers/backend.js'
 import { req, sleep } from '../helpers/http.js'
-import { allKeys, connectRedis } from '../helpers/ioredis.js'
-import { startOrdersApp, type OrdersApp } from '../helpers/orders-app.js'
+import { allKeys } from '../helpers/ioredis.js'
 import { startRedis, type RedisServer } from '../helpers/redis.js'
-import { httpConformance, LEASE_MS, MAX_RESPONSE_BYTES, newKey, send } from './http-conformance.js'
+import { httpConformance, LEASE_MS, newKey, send } from './http-conformance.js'
+import { executions, ordersCount, startStack, type Stack } from './stack.js'
 
-const idempotency = {
-  routes: [{ match: 'POST /orders', required: true }, { match: 'POST /big', required: false }],
-  lockSeconds: LEASE_MS / 1000,
-  maxResponseBytes: MAX_RESPONSE_BYTES,
-}
-
-async function setup (t: Test, o: { redis?: RedisServer, upstreams?: string[] } = {}): Promise<{ redis: RedisServer, client: Redis, apps: OrdersApp[], lbs: Claylb[] }> {
+async function setup (t: Test, o: { redis?: RedisServer, upstreams?: string[], idempotency?: Record<string, unknown> } = {}): Promise<Stack & { redis: RedisServer }> {
   const redis = o.redis ?? await startRedis({ useEnv: false })
-  const client = await connectRedis(redis.url)
-  const apps = await Promise.all(['a', 'b'].map((n) => startOrdersApp(n, { url: redis.url })))
-  const config = {
-    upstreams: (o.upstreams ?? []).concat(apps.map((a) => a.url)).map((url) => ({ url })),
-    redis: { url: redis.url },
-    idempotency,
-    log: { access: false },
-  }
-  const lbs = await Promise.all([startClaylb({ config }), startClaylb({ config })])
-  t.teardown(async () => {
-    await Promise.all(lbs.map((l) => l.stop()))
-    await Promise.all(apps.map((a) => a.kill()))
-    client.disconnect()
-    if (o.redis === undefined) await redis.close()
-  })
-  return { redis, client, apps, lbs }
-}
-
-const ordersCount = async (client: Redis): Promise<number> => Number(await client.get('test:{orders}:count') ?? 0)
-const executions = async (apps: OrdersApp[]): Promise<number> => {
-  let sum = 0
-  for (const a of apps) if (a.proc.exitCode === null && a.proc.signalCode === null) sum += (JSON.parse((await req(`${a.url}/executions`)).body) as { executions: number }).executions
-  return sum
+  if (o.redis === undefined) t.teardown(() => redis.close())
+  const stack = await startStack(t, { url: redis.url, ...(o.upstreams ? { upstreams: o.upstreams } : {}), ...(o.idempotency ? { idempotency: o.idempotency } : {}) })
+  return { ...stack, redis }
 }
 
 t.test('conformance: two instances, one redis-server', async (t) => {
   const s = await setup(t)
-  httpConformance(t, () => ({
-    urls: s.lbs.map((l) => l.url),
-    orders: () => ordersCount(s.client),
-    bigs: async () => Number(await s.client.get('test:{big}:count') ?? 0),
-    records: async () => (await allKeys(s.client, 'claylb:idem:*')).length,
-  }))
+  httpConformance(t, () => s.target)
   t.test('GET /orders/count through the proxy', async (t) => {
     const r = await req(`${s.lbs[0]!.url}/orders/count`)
     t.equal(r.status, 200)
@@ -141,4 +108,21 @@ t.test('Redis stopped: keyed POSTs get 503 fast and never execute; other request
     else await sleep(200)
   }
   t.equal(ok, 1, 'keyed POSTs work again once Redis is back')
+})
+
+t.test('onConcurrent: wait: a duplicate on the other instance gets the first answer instead of 409', async (t) => {
+  const s = await setup(t, { idempotency: { onConcurrent: 'wait', lockSeconds: 5 } })
+  const before = await ordersCount(s.client)
+  const key = newKey()
+  const first = send(s.lbs[0]!.url, { key, headers: { 'x-test-delay-ms': '700' } })
+  await sleep(200)
+  const dups = await Promise.all([send(s.lbs[1]!.url, { key }), send(s.lbs[0]!.url, { key })])
+  const a = await first
+  t.equal(a.status, 201)
+  for (const d of dups) {
+    t.equal(d.status, 201, 'waited instead of 409')
+    t.equal(d.body, a.body, 'the first answer')
+    t.equal(d.headers['idempotent-replayed'], 'true')
+  }
+  t.equal(await ordersCount(s.client), before + 1)
 })
