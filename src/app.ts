@@ -18,7 +18,7 @@ import { ActiveHealthChecks } from './health/active-check.js'
 import { OutlierDetector } from './health/outlier.js'
 import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
-import { Cluster as RedisCluster, Redis } from 'ioredis'
+import { createRedis, waitReady } from './redis-connect.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 
 export interface App {
@@ -109,7 +109,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     },
   }
   // the state tier is connected only when a feature needs it
-  const redis = config.idempotency.routes.length > 0 ? connectRedis(config) : undefined
+  const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis) : undefined
   if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger)
 
   const app: App = {
@@ -117,7 +117,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     get generation () { return supervisor.generation },
     async start () {
       healthChecks.start()
-      if (redis !== undefined) await redisReady(redis, config)
+      if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${config.redis.cluster?.join(',') ?? config.redis.url}`)
       await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503
@@ -190,23 +190,4 @@ function urlOf (server: Server): string {
   const a = server.address() as AddressInfo
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
   return `http://${host}:${a.port}`
-}
-
-// TEMPORARY until the shared Redis connection layer (src/redis/) lands on main
-function connectRedis (config: Config): Redis | RedisCluster {
-  const retryStrategy = (n: number): number => Math.min(n * 50, 1000)
-  const common = { commandTimeout: config.redis.commandTimeoutMs, maxRetriesPerRequest: 0 }
-  const c = config.redis.cluster
-    ? new RedisCluster(config.redis.cluster.map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port || 6379) })), { enableOfflineQueue: false, clusterRetryStrategy: retryStrategy, redisOptions: common })
-    : new Redis(config.redis.url, { ...common, enableOfflineQueue: false, retryStrategy })
-  c.on('error', () => {})
-  return c
-}
-
-function redisReady (c: Redis | RedisCluster, config: Config): Promise<void> {
-  if (c.status === 'ready') return Promise.resolve()
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`Redis at ${config.redis.cluster?.join(',') ?? config.redis.url} is not reachable: set REDIS_URL, --redis or redis.url`)), 5000)
-    c.once('ready', () => { clearTimeout(t); resolve() })
-  })
 }

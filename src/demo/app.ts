@@ -9,12 +9,14 @@ import { createRouter, type DemoRoute } from './router.js'
 import { loadTestRoutes } from './load-test-routes.js'
 import { faultRoutes, withFailureRate } from './fault-routes.js'
 import { sessionRoutes } from './session-routes.js'
+import { orderRoutes } from './order-routes.js'
 
 export function createApp (ctx: WorkerContext): RequestHandler {
   const faults = ctx.config.workers.faults
   const routes: DemoRoute[] = [
     ...loadTestRoutes(ctx),
     ...sessionRoutes(ctx),
+    ...orderRoutes(ctx),
     ...(faults ? faultRoutes : []),
   ]
   // connect to Redis now, in the background, rather than on the first session request

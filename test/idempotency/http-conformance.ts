@@ -4,7 +4,7 @@
  *  - route POST /orders (required key) and POST /big (optional key) through the idempotency layer,
  *    with lockSeconds 1 and maxResponseBytes 4096;
  *  - answer POST /orders with 201 JSON { id, worker, createdAt, ...body }, a set-cookie and a location,
- *    honouring x-test-delay-ms (answer later, after the order was created);
+ *    honouring x-demo-delay-ms (answer later, after the order was created);
  *  - answer POST /big?n=N with N bytes.
  */
 import net from 'node:net'
@@ -17,8 +17,10 @@ export interface HttpTarget {
   urls: readonly string[]
   /** executions of POST /orders so far */
   orders (): Promise<number>
-  /** executions of POST /big so far */
-  bigs (): Promise<number>
+  /** executions of POST /big so far; without it the too-large case is skipped (covered elsewhere) */
+  bigs?: () => Promise<number>
+  /** the server's POST /orders sets a cookie (to check replays drop it) */
+  setsCookie?: boolean
   /** idempotency records held now */
   records (): Promise<number>
 }
@@ -51,7 +53,7 @@ export function httpConformance (t: Test, getTarget: () => HttpTarget): void {
   t.test('50 identical POSTs with one key at once: one execution; every answer is the stored response or 409', async (t) => {
     const before = await target.orders()
     const key = newKey()
-    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => send(url(i), { key, headers: { 'x-test-delay-ms': '100' } })))
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => send(url(i), { key, headers: { 'x-demo-delay-ms': '100' } })))
     t.equal(await target.orders(), before + 1, 'exactly one execution')
     const ok = answers.filter((a) => a.status === 201)
     const conflict = answers.filter((a) => a.status === 409)
@@ -106,7 +108,7 @@ export function httpConformance (t: Test, getTarget: () => HttpTarget): void {
   t.test('a mismatched request while the first is in flight: 422, not executed, claim untouched', async (t) => {
     const before = await target.orders()
     const key = newKey()
-    const first = send(url(0), { key, body: { amount: 1 }, headers: { 'x-test-delay-ms': '800' } })
+    const first = send(url(0), { key, body: { amount: 1 }, headers: { 'x-demo-delay-ms': '800' } })
     await sleep(250)
     const mismatched = await send(url(1), { key, body: { amount: 2 } })
     t.equal(mismatched.status, 422)
@@ -121,7 +123,7 @@ export function httpConformance (t: Test, getTarget: () => HttpTarget): void {
   t.test('an original slower than the lease keeps its claim (renewal): duplicates get 409, one execution', async (t) => {
     const before = await target.orders()
     const key = newKey()
-    const first = send(url(0), { key, headers: { 'x-test-delay-ms': String(LEASE_MS * 2.5) } })
+    const first = send(url(0), { key, headers: { 'x-demo-delay-ms': String(LEASE_MS * 2.5) } })
     await sleep(LEASE_MS * 1.6)
     const dup = await send(url(1), { key })
     t.equal(dup.status, 409, 'still claimed after the first lease ran out')
@@ -148,7 +150,7 @@ export function httpConformance (t: Test, getTarget: () => HttpTarget): void {
   t.test('replays never carry set-cookie and say idempotent-replayed: true', async (t) => {
     const key = newKey()
     const first = await send(url(0), { key })
-    t.ok(first.headers['set-cookie'], 'the original sets a cookie')
+    if (target.setsCookie !== false) t.ok(first.headers['set-cookie'], 'the original sets a cookie')
     t.notOk(first.headers['idempotent-replayed'])
     const replay = await send(url(1), { key })
     t.equal(replay.status, 201)
@@ -181,6 +183,10 @@ export function httpConformance (t: Test, getTarget: () => HttpTarget): void {
   })
 
   t.test('a response over maxResponseBytes: a too-large tombstone, never a second execution', async (t) => {
+    if (target.bigs === undefined) {
+      t.pass('no POST /big on this server: covered by the suites that have it')
+      return
+    }
     const before = await target.bigs()
     const key = newKey()
     const first = await send(url(0), { key, path: `/big?n=${MAX_RESPONSE_BYTES + 1000}` })

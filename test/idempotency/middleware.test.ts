@@ -34,7 +34,7 @@ function expressApp (name: string, counters: Counters, options: IdempotencyOptio
   app.use(idempotencyMiddleware(options))
   app.post('/orders', async (req, res) => {
     counters.orders++
-    await sleep(delayOf(req.headers['x-test-delay-ms']))
+    await sleep(delayOf(req.headers['x-demo-delay-ms']))
     const o = order(name, req.body)
     res.status(201).set('set-cookie', `seen=${name}`).set('location', `/orders/${String(o['id'])}`).json(o)
   })
@@ -53,7 +53,7 @@ function fastifyApp (name: string, counters: Counters, options: IdempotencyOptio
   app.register(idempotencyPlugin, options)
   app.post('/orders', async (req, reply) => {
     counters.orders++
-    await sleep(delayOf(req.headers['x-test-delay-ms']))
+    await sleep(delayOf(req.headers['x-demo-delay-ms']))
     const o = order(name, req.body)
     return reply.code(201).header('set-cookie', `seen=${name}`).header('location', `/orders/${String(o['id'])}`).send(o)
   })
@@ -74,7 +74,7 @@ function nodeApp (name: string, counters: Counters, options: IdempotencyOptions)
         const o = order(name, JSON.parse(body.toString() || '{}'))
         res.writeHead(201, { 'content-type': 'application/json', 'set-cookie': `seen=${name}`, location: `/orders/${String(o['id'])}` })
         res.end(JSON.stringify(o))
-      }, delayOf(req.headers['x-test-delay-ms']))
+      }, delayOf(req.headers['x-demo-delay-ms']))
     } else if (url.pathname === '/big') {
       counters.bigs++
       const n = Number(url.searchParams.get('n'))

@@ -64,7 +64,7 @@ t.test('upstream killed after creating the order, before answering: outcome-unkn
   const s = await setup(t)
   const before = await ordersCount(s.client)
   const key = newKey()
-  const first = await send(s.lbs[0]!.url, { key, headers: { 'x-test-die': 'after-create' } })
+  const first = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-fault': 'die-after-create' } })
   t.equal(first.status, 502, 'the client saw the upstream fail')
   t.equal(await ordersCount(s.client), before + 1, 'the order was created')
   const retry = await send(s.lbs[1]!.url, { key })
@@ -114,7 +114,7 @@ t.test('onConcurrent: wait: a duplicate on the other instance gets the first ans
   const s = await setup(t, { idempotency: { onConcurrent: 'wait', lockSeconds: 5 } })
   const before = await ordersCount(s.client)
   const key = newKey()
-  const first = send(s.lbs[0]!.url, { key, headers: { 'x-test-delay-ms': '700' } })
+  const first = send(s.lbs[0]!.url, { key, headers: { 'x-demo-delay-ms': '700' } })
   await sleep(200)
   const dups = await Promise.all([send(s.lbs[1]!.url, { key }), send(s.lbs[0]!.url, { key })])
   const a = await first

@@ -1,0 +1,84 @@
+/**
+ * @module demo/order-routes
+ * `POST /orders` creates an order from the JSON body and counts the execution in Redis;
+ * `GET /orders/count` says how many orders were ever executed. The count is what the idempotency
+ * tests read: it rises once per real execution, whichever worker and claylb instance ran it.
+ *
+ * With `workers.faults: true`, `x-demo-delay-ms: N` answers N ms after the order was created and
+ * `x-demo-fault: die-after-create` SIGKILLs the worker after creating the order, before answering.
+ */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { WorkerContext } from '../workers/context.js'
+import { createRedis, waitReady, type RedisClient } from '../redis-connect.js'
+import type { DemoRoute } from './router.js'
+import { sendJson } from './reply.js'
+
+const MAX_ORDER_BYTES = 1024 * 1024
+const MAX_DELAY_MS = 300_000
+
+export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
+  const countKey = `${ctx.config.redis.keyPrefix}demo:{orders}:count`
+  const faults = ctx.config.workers.faults
+  // connected on first use: a worker that never sees an order never connects
+  let ready: Promise<RedisClient> | undefined
+  const redis = (): Promise<RedisClient> => {
+    ready ??= (async () => {
+      const c = createRedis(ctx.config.redis)
+      await waitReady(c, 5000, 'Redis').catch((err: unknown) => { ready = undefined; c.disconnect(); throw err })
+      return c
+    })()
+    return ready
+  }
+  return [
+    {
+      method: 'POST',
+      path: '/orders',
+      async handle (req, res) {
+        let body: unknown
+        try {
+          body = JSON.parse((await readBody(req)).toString('utf8') || '{}')
+        } catch {
+          return sendJson(res, 400, { error: 'the body must be a JSON object of at most 1 MiB' })
+        }
+        if (body === null || typeof body !== 'object' || Array.isArray(body)) return sendJson(res, 400, { error: 'the body must be a JSON object' })
+        try {
+          await (await redis()).incr(countKey)
+        } catch (err) {
+          ctx.logger.warn({ err: (err as Error).message }, 'orders: redis unavailable')
+          return sendJson(res, 503, { error: 'state tier unavailable' })
+        }
+        if (faults && req.headers['x-demo-fault'] === 'die-after-create') process.kill(process.pid, 'SIGKILL')
+        const delay = faults ? Math.min(MAX_DELAY_MS, Number(req.headers['x-demo-delay-ms'] ?? 0) || 0) : 0
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+        const order = { id: randomUUID(), worker: ctx.id, createdAt: new Date().toISOString(), ...body }
+        res.setHeader('location', `/orders/${order.id}`)
+        sendJson(res, 201, order)
+      },
+    },
+    {
+      method: 'GET',
+      path: '/orders/count',
+      async handle (_req, res) {
+        try {
+          sendJson(res, 200, { count: Number(await (await redis()).get(countKey) ?? 0) })
+        } catch {
+          sendJson(res, 503, { error: 'state tier unavailable' })
+        }
+      },
+    },
+  ]
+}
+
+function readBody (req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_ORDER_BYTES) { req.destroy(); reject(new Error('too large')) } else chunks.push(c)
+    })
+    req.once('end', () => resolve(Buffer.concat(chunks, size)))
+    req.once('error', reject)
+  })
+}
