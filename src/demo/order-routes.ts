@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { WorkerContext } from '../workers/context.js'
-import { createRedis, waitReady, type RedisClient } from '../redis-connect.js'
+import type { RedisClient } from '../redis-connect.js'
 import type { DemoRoute } from './router.js'
 import { sendJson } from './reply.js'
 
@@ -20,10 +20,11 @@ const MAX_DELAY_MS = 300_000
 export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
   const countKey = `${ctx.config.redis.keyPrefix}demo:{orders}:count`
   const faults = ctx.config.workers.faults
-  // connected on first use: a worker that never sees an order never connects
+  // connected (and ioredis loaded) on first use: a worker that never sees an order boots as fast as before
   let ready: Promise<RedisClient> | undefined
   const redis = (): Promise<RedisClient> => {
     ready ??= (async () => {
+      const { createRedis, waitReady } = await import('../redis-connect.js')
       const c = createRedis(ctx.config.redis)
       await waitReady(c, 5000, 'Redis').catch((err: unknown) => { ready = undefined; c.disconnect(); throw err })
       return c

@@ -5,7 +5,7 @@
  * The proxy and the Node middleware are thin adapters around this.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import type { IdempotencyStore, StoredResponse } from './store.js'
+import type { IdempotencyStore, StoreBegin, StoredResponse } from './store.js'
 
 export interface IdempotencySettings {
   /** the in-flight lease (`lockSeconds`), renewed every third of it while the request is alive */
@@ -36,13 +36,11 @@ export const noopObserver: IdempotencyObserver = {
   execution () {}, replay () {}, rejected () {}, leaseLost () {}, unknownOutcome () {}, failClosed () {},
 }
 
+/** what the store said, with a claim the caller owns instead of `claimed` and `replay` for `completed` */
 export type BeginOutcome =
   | { readonly kind: 'proceed', readonly claim: Claim }
   | { readonly kind: 'replay', readonly response: StoredResponse }
-  | { readonly kind: 'in-flight', readonly remainingMs: number }
-  | { readonly kind: 'unknown', readonly remainingMs: number }
-  | { readonly kind: 'too-large', readonly status: number }
-  | { readonly kind: 'mismatch' }
+  | Exclude<StoreBegin, { kind: 'claimed' } | { kind: 'completed' }>
 
 /** The owner's handle on an in-flight record: its token and the lease renewal timer. */
 export class Claim {

@@ -14,7 +14,7 @@ t.test('two claylb instances with demo workers, one Redis', async (t) => {
   const client = await connectRedis(redis.url)
   const config = {
     workers: { count: 2, faults: true },
-    redis: { url: redis.url },
+    redis: { url: redis.url, commandTimeoutMs: 3000 },
     idempotency: { routes: [{ match: 'POST /orders', required: true }], lockSeconds: LEASE_MS / 1000, maxResponseBytes: MAX_RESPONSE_BYTES },
     log: { access: false },
   }

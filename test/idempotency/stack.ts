@@ -17,7 +17,8 @@ export async function startStack (t: Test, o: { url?: string, cluster?: readonly
   const apps = await Promise.all(['a', 'b'].map((n) => startOrdersApp(n, o.cluster ? { cluster: o.cluster } : { url: o.url! })))
   const config = {
     upstreams: (o.upstreams ?? []).concat(apps.map((a) => a.url)).map((url) => ({ url })),
-    redis: o.cluster ? { cluster: o.cluster } : { url: o.url },
+    // generous command timeout: the suites run beside others on a small shared machine
+    redis: o.cluster ? { cluster: o.cluster, commandTimeoutMs: 3000 } : { url: o.url, commandTimeoutMs: 3000 },
     idempotency: {
       routes: [{ match: 'POST /orders', required: true }, { match: 'POST /big', required: false }],
       lockSeconds: LEASE_MS / 1000,
