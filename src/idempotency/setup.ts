@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import { IdempotencyGate } from '../proxy/idempotency-gate.js'
 import { IdempotencyCore, type IdempotencySettings } from './core.js'
+import { IdempotencyCounters } from './counters.js'
 import { RouteTable } from './http.js'
 import { RedisStore } from './redis-store.js'
 
@@ -27,7 +28,8 @@ export function createIdempotencyGate (config: Config, client: Redis | Cluster, 
   const store = new RedisStore(client, { keyPrefix: config.redis.keyPrefix, notify: config.idempotency.onConcurrent === 'wait' })
   return new IdempotencyGate({
     routes: new RouteTable(config.idempotency.routes),
-    core: new IdempotencyCore(store, idempotencySettings(config.idempotency)),
+    // read by the metrics registry (claylb_idempotency_*) at scrape time
+    core: new IdempotencyCore(store, idempotencySettings(config.idempotency), new IdempotencyCounters()),
     sessionCookie: config.session.cookie,
     maxBodyBytes: config.limits.maxBodyBytes,
     logger,
