@@ -2,20 +2,11 @@
  * The idempotency layer at the proxy: two real claylb instances sharing one real redis-server, in
  * front of real backend processes (test/fixtures/orders-app.mjs) that count executions in Redis.
  */
-import t, { type Test } from 'tap'
-import { deadPort } from '../helpers/backend.js'
+import t from 'tap'
 import { req, sleep } from '../helpers/http.js'
 import { allKeys } from '../helpers/ioredis.js'
-import { startRedis, type RedisServer } from '../helpers/redis.js'
-import { httpConformance, LEASE_MS, newKey, send } from './http-conformance.js'
-import { executions, ordersCount, startStack, type Stack } from './stack.js'
-
-async function setup (t: Test, o: { redis?: RedisServer, upstreams?: string[], idempotency?: Record<string, unknown> } = {}): Promise<Stack & { redis: RedisServer }> {
-  const redis = o.redis ?? await startRedis({ useEnv: false })
-  if (o.redis === undefined) t.teardown(() => redis.close())
-  const stack = await startStack(t, { url: redis.url, ...(o.upstreams ? { upstreams: o.upstreams } : {}), ...(o.idempotency ? { idempotency: o.idempotency } : {}) })
-  return { ...stack, redis }
-}
+import { httpConformance, newKey, send } from './http-conformance.js'
+import { executions, ordersCount, setupWithRedis as setup } from './stack.js'
 
 t.test('conformance: two instances, one redis-server', async (t) => {
   const s = await setup(t)
@@ -45,69 +36,6 @@ t.test('conformance: two instances, one redis-server', async (t) => {
     t.equal(g.status, 200, 'GET on a POST-only route is not keyed')
     t.equal((await allKeys(s.client, 'claylb:idem:*')).length, records, 'no record made')
   })
-})
-
-t.test('a POST whose connection failed is retried on another upstream under the same claim', async (t) => {
-  const dead = `http://127.0.0.1:${await deadPort()}`
-  const s = await setup(t, { upstreams: [dead] })
-  const before = await ordersCount(s.client)
-  for (let i = 0; i < 6; i++) {
-    const key = newKey()
-    const a = await send(s.lbs[i % 2]!.url, { key })
-    t.equal(a.status, 201, `try ${i}`)
-    t.equal((await send(s.lbs[(i + 1) % 2]!.url, { key })).body, a.body, 'and replays')
-  }
-  t.equal(await ordersCount(s.client), before + 6, 'one execution per key')
-})
-
-t.test('upstream killed after creating the order, before answering: outcome-unknown until the lease ends', async (t) => {
-  const s = await setup(t)
-  const before = await ordersCount(s.client)
-  const key = newKey()
-  const first = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-fault': 'die-after-create' } })
-  t.equal(first.status, 502, 'the client saw the upstream fail')
-  t.equal(await ordersCount(s.client), before + 1, 'the order was created')
-  const retry = await send(s.lbs[1]!.url, { key })
-  t.equal(retry.status, 409)
-  t.equal(JSON.parse(retry.body).type, 'urn:claylb:problem:outcome-unknown')
-  t.ok(Number(retry.headers['retry-after']) >= 1)
-  t.equal(await ordersCount(s.client), before + 1, 'the retry did not execute')
-  // Documented behaviour: once the lease (lockSeconds) after the failure has run out, the key is free
-  // again and a retry executes a second time (at-least-once past that point).
-  await sleep(LEASE_MS + 500)
-  const later = await send(s.lbs[1]!.url, { key })
-  t.equal(later.status, 201, 'after the lease the request may run again')
-  t.equal(await ordersCount(s.client), before + 2, 'and it did: the second execution the docs describe')
-  t.equal((await send(s.lbs[0]!.url, { key })).body, later.body, 'from then on it replays')
-})
-
-t.test('Redis stopped: keyed POSTs get 503 fast and never execute; other requests still work', async (t) => {
-  const redis = await startRedis({ useEnv: false })
-  const s = await setup(t, { redis })
-  t.teardown(() => redis.close())
-  t.equal((await send(s.lbs[0]!.url, { key: newKey() })).status, 201, 'works while Redis is up')
-  const before = await executions(s.apps)
-  await redis.stop()
-  for (const lb of s.lbs) {
-    const started = Date.now()
-    const a = await send(lb.url, { key: newKey() })
-    const ms = Date.now() - started
-    t.equal(a.status, 503)
-    t.equal(JSON.parse(a.body).type, 'urn:claylb:problem:state-unavailable')
-    t.ok(Number(a.headers['retry-after']) >= 1, 'retry-after')
-    t.ok(ms < 5000, `answered within the bound (${ms} ms)`)
-  }
-  t.equal(await executions(s.apps), before, 'nothing executed unprotected')
-  const g = await req(`${s.lbs[0]!.url}/`)
-  t.equal(g.status, 200, 'GETs still routed')
-  await redis.start()
-  // ioredis reconnects by itself (bounded backoff)
-  let ok = 0
-  for (let i = 0; i < 50 && ok === 0; i++) {
-    if ((await send(s.lbs[0]!.url, { key: newKey() })).status === 201) ok++
-    else await sleep(200)
-  }
-  t.equal(ok, 1, 'keyed POSTs work again once Redis is back')
 })
 
 t.test('onConcurrent: wait: a duplicate on the other instance gets the first answer instead of 409', async (t) => {

@@ -8,6 +8,7 @@ import { startClaylb, type Claylb } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
 import { allKeys, connectCluster, connectRedis } from '../helpers/ioredis.js'
 import { startOrdersApp, type OrdersApp } from '../helpers/orders-app.js'
+import { startRedis, type RedisServer } from '../helpers/redis.js'
 import { LEASE_MS, MAX_RESPONSE_BYTES, type HttpTarget } from './http-conformance.js'
 
 export interface Stack { client: Redis | Cluster, apps: OrdersApp[], lbs: Claylb[], target: HttpTarget }
@@ -49,4 +50,12 @@ export async function executions (apps: OrdersApp[]): Promise<number> {
   let sum = 0
   for (const a of apps) if (a.proc.exitCode === null && a.proc.signalCode === null) sum += (JSON.parse((await req(`${a.url}/executions`)).body) as { executions: number }).executions
   return sum
+}
+
+/** A stack on its own redis-server (or on the one given, which the caller then owns). */
+export async function setupWithRedis (t: Test, o: { redis?: RedisServer, upstreams?: string[], idempotency?: Record<string, unknown> } = {}): Promise<Stack & { redis: RedisServer }> {
+  const redis = o.redis ?? await startRedis({ useEnv: false })
+  if (o.redis === undefined) t.teardown(() => redis.close())
+  const stack = await startStack(t, { url: redis.url, ...(o.upstreams ? { upstreams: o.upstreams } : {}), ...(o.idempotency ? { idempotency: o.idempotency } : {}) })
+  return { ...stack, redis }
 }
