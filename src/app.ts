@@ -18,7 +18,7 @@ import { ActiveHealthChecks } from './health/active-check.js'
 import { OutlierDetector } from './health/outlier.js'
 import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
-import { createRedis, waitReady } from './redis-connect.js'
+import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 
 export interface App {
@@ -109,7 +109,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     },
   }
   // the state tier is connected only when a feature needs it
-  const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis) : undefined
+  const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined
   if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger)
 
   const app: App = {
@@ -117,7 +117,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     get generation () { return supervisor.generation },
     async start () {
       healthChecks.start()
-      if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${config.redis.cluster?.join(',') ?? config.redis.url}`)
+      if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${describeRedis(config.redis)}`)
       await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503
@@ -144,7 +144,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       admin.server.closeAllConnections()
       await cluster.close()
       if (core.idempotency !== null) await core.idempotency.core.store.close()
-      redis?.disconnect()
+      if (redis !== undefined) await closeRedis(redis)
     },
   }
 

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { WorkerContext } from '../workers/context.js'
-import type { RedisClient } from '../redis-connect.js'
+import { toStateError } from '../redis/index.js'
 import type { DemoRoute } from './router.js'
 import { sendJson } from './reply.js'
 
@@ -20,17 +20,6 @@ const MAX_DELAY_MS = 300_000
 export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
   const countKey = `${ctx.config.redis.keyPrefix}demo:{orders}:count`
   const faults = ctx.config.workers.faults
-  // connected (and ioredis loaded) on first use: a worker that never sees an order boots as fast as before
-  let ready: Promise<RedisClient> | undefined
-  const redis = (): Promise<RedisClient> => {
-    ready ??= (async () => {
-      const { createRedis, waitReady } = await import('../redis-connect.js')
-      const c = createRedis(ctx.config.redis)
-      await waitReady(c, 5000, 'Redis').catch((err: unknown) => { ready = undefined; c.disconnect(); throw err })
-      return c
-    })()
-    return ready
-  }
   return [
     {
       method: 'POST',
@@ -44,10 +33,9 @@ export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
         }
         if (body === null || typeof body !== 'object' || Array.isArray(body)) return sendJson(res, 400, { error: 'the body must be a JSON object' })
         try {
-          await (await redis()).incr(countKey)
+          await (await ctx.redis()).incr(countKey)
         } catch (err) {
-          ctx.logger.warn({ err: (err as Error).message }, 'orders: redis unavailable')
-          return sendJson(res, 503, { error: 'state tier unavailable' })
+          throw toStateError(err, 'orders') // the worker runtime answers an outage with a 503 problem
         }
         if (faults && req.headers['x-demo-fault'] === 'die-after-create') process.kill(process.pid, 'SIGKILL')
         const delay = faults ? Math.min(MAX_DELAY_MS, Number(req.headers['x-demo-delay-ms'] ?? 0) || 0) : 0
@@ -61,11 +49,13 @@ export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
       method: 'GET',
       path: '/orders/count',
       async handle (_req, res) {
+        let count: string | null
         try {
-          sendJson(res, 200, { count: Number(await (await redis()).get(countKey) ?? 0) })
-        } catch {
-          sendJson(res, 503, { error: 'state tier unavailable' })
+          count = await (await ctx.redis()).get(countKey)
+        } catch (err) {
+          throw toStateError(err, 'orders')
         }
+        sendJson(res, 200, { count: Number(count ?? 0) })
       },
     },
   ]
