@@ -1,34 +1,22 @@
 /**
- * ioredis clients for tests, with the settings the product uses: bounded command timeouts and no
- * offline queue (a command while disconnected fails at once instead of waiting).
+ * Redis clients for tests, made by the product's own connection layer (bounded command timeouts, no
+ * offline queue), with a generous timeout for a shared machine.
  */
-import { Cluster, Redis } from 'ioredis'
+import { Cluster, type Redis } from 'ioredis'
+import { createRedis, waitReady } from '../../src/redis/index.js'
 
-const settings = { commandTimeout: 1000, enableOfflineQueue: false, maxRetriesPerRequest: 1 } as const
-
-function ready (c: Redis | Cluster): Promise<void> {
-  if (c.status === 'ready') return Promise.resolve()
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('redis did not become ready')), 10_000)
-    c.once('ready', () => { clearTimeout(t); resolve() })
-  })
-}
+const base = { keyPrefix: '', commandTimeoutMs: 1000 }
 
 export async function connectRedis (url: string): Promise<Redis> {
-  const c = new Redis(url, settings)
-  c.on('error', () => {})
-  await ready(c)
-  return c
+  const c = createRedis({ ...base, url }, 'test')
+  await waitReady(c, 10_000)
+  return c as Redis
 }
 
 export async function connectCluster (urls: readonly string[]): Promise<Cluster> {
-  const c = new Cluster(urls.map((u) => { const p = new URL(u); return { host: p.hostname, port: Number(p.port) } }), {
-    enableOfflineQueue: false,
-    redisOptions: { commandTimeout: settings.commandTimeout, maxRetriesPerRequest: 1 },
-  })
-  c.on('error', () => {})
-  await ready(c)
-  return c
+  const c = createRedis({ ...base, url: urls[0]!, cluster: urls }, 'test')
+  await waitReady(c, 10_000)
+  return c as Cluster
 }
 
 /** Every key on a standalone server or on every master of a cluster. */
