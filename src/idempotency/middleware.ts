@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ProxyError, problemBody, sendProblem } from '../errors.js'
 import { IdempotencyCore, scopeOf, type Claim, type IdempotencyObserver } from './core.js'
+import { readBody } from './body.js'
 import { BodyFingerprint } from './fingerprint.js'
 import { credentialOf, missingKeyError, outcomeError, replayableHeaders, RouteTable, unavailableError, writeReplay, type IdempotentRoute } from './http.js'
 import { parseIdempotencyKey } from './key.js'
@@ -130,27 +131,6 @@ export function flattenHeaders (h: Record<string, number | string | readonly str
   return out
 }
 
-/** Read a request body once, bounded, feeding the fingerprint. */
-export function readBody (req: IncomingMessage, max: number, fp: BodyFingerprint): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > max) {
-        req.removeAllListeners('data')
-        req.resume()
-        reject(new ProxyError('CLAYLB_BODY_TOO_LARGE', `body exceeds the limit of ${max} bytes`))
-        return
-      }
-      fp.update(chunk)
-      chunks.push(chunk)
-    })
-    req.once('end', () => resolve(Buffer.concat(chunks, size)))
-    req.once('error', reject)
-  })
-}
-
 type WriteCb = (err?: Error | null) => void
 
 /**
@@ -215,6 +195,8 @@ export function captureResponse (engine: IdempotencyEngine, res: ServerResponse,
     if (!ended) engine.core.markUnknown(claim).catch(() => {})
   })
 }
+
+export { readBody }
 
 export type NodeHandler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse, body: Buffer) => void
 

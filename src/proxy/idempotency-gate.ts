@@ -11,6 +11,7 @@ import { ProxyError } from '../errors.js'
 import type { Claim, IdempotencyCore } from '../idempotency/core.js'
 import { scopeOf } from '../idempotency/core.js'
 import { BodyFingerprint } from '../idempotency/fingerprint.js'
+import { readBody } from '../idempotency/body.js'
 import { credentialOf, missingKeyError, outcomeError, replayableHeaders, type RouteTable, sendOutcome, unavailableError, writeReplay, type IdempotentRoute } from '../idempotency/http.js'
 import { parseIdempotencyKey } from '../idempotency/key.js'
 import type { ResponseTap } from './exchange.js'
@@ -102,36 +103,6 @@ export class IdempotencyGate {
         this.answer(proxy, req, res, method, path, outcomeError(outcome))
     }
   }
-}
-
-/** Read the whole body once, feeding the fingerprint as it arrives; bounded by `limits.maxBodyBytes`. */
-function readBody (req: IncomingMessage, max: number, fp: BodyFingerprint): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length
-      if (size > max) {
-        cleanup()
-        reject(new ProxyError('CLAYLB_BODY_TOO_LARGE', `body exceeds the limit of ${max} bytes`))
-        return
-      }
-      fp.update(chunk)
-      chunks.push(chunk)
-    }
-    const onEnd = (): void => { cleanup(); resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)) }
-    const onClose = (): void => { if (!req.complete) { cleanup(); reject(new Error('client closed')) } }
-    const cleanup = (): void => {
-      req.off('data', onData)
-      req.off('end', onEnd)
-      req.off('close', onClose)
-      req.off('error', onClose)
-    }
-    req.on('data', onData)
-    req.on('end', onEnd)
-    req.on('close', onClose)
-    req.on('error', onClose)
-  })
 }
 
 /**
