@@ -118,10 +118,11 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
   })
 
   t.test('renewal keeps the claim past the lease while the request is alive', async (t) => {
-    const c = core({ leaseMs: 300 })
+    // a lease long enough that a loaded machine's late timers cannot make the test lie
+    const c = core({ leaseMs: 1000 })
     const key = fresh()
     const claim = proceed(t, await c.begin('s', key, 'fp'))
-    await sleep(900)
+    await sleep(2500)
     t.equal((await c.begin('s', key, 'fp')).kind, 'in-flight', 'still claimed after three leases')
     t.ok(await c.complete(claim, response('slow')))
     const r = await c.begin('s', key, 'fp')
