@@ -20,6 +20,7 @@ import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
 import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
+import { metricsObserver } from './idempotency/metrics-observer.js'
 
 export interface App {
   readonly config: Config
@@ -110,7 +111,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   }
   // the state tier is connected only when a feature needs it
   const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined
-  if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger)
+  if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics))
 
   const app: App = {
     config, cluster, balancer, core, admin, proxyServer, supervisor, metrics, healthChecks, outlier,

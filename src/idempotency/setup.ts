@@ -6,9 +6,9 @@
 import type { Cluster, Redis } from 'ioredis'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
+import type { IdempotencyObserver } from './core.js'
 import { IdempotencyGate } from '../proxy/idempotency-gate.js'
 import { IdempotencyCore, type IdempotencySettings } from './core.js'
-import { IdempotencyCounters } from './counters.js'
 import { RouteTable } from './http.js'
 import { RedisStore } from './redis-store.js'
 
@@ -24,12 +24,11 @@ export function idempotencySettings (c: Config['idempotency']): IdempotencySetti
   }
 }
 
-export function createIdempotencyGate (config: Config, client: Redis | Cluster, logger: Logger): IdempotencyGate {
+export function createIdempotencyGate (config: Config, client: Redis | Cluster, logger: Logger, observer?: IdempotencyObserver): IdempotencyGate {
   const store = new RedisStore(client, { keyPrefix: config.redis.keyPrefix, notify: config.idempotency.onConcurrent === 'wait' })
   return new IdempotencyGate({
     routes: new RouteTable(config.idempotency.routes),
-    // read by the metrics registry (claylb_idempotency_*) at scrape time
-    core: new IdempotencyCore(store, idempotencySettings(config.idempotency), new IdempotencyCounters()),
+    core: new IdempotencyCore(store, idempotencySettings(config.idempotency), observer),
     sessionCookie: config.session.cookie,
     maxBodyBytes: config.limits.maxBodyBytes,
     logger,

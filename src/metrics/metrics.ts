@@ -94,6 +94,10 @@ export class Metrics {
   readonly none = new HostMetrics(NO_UPSTREAM)
   /** `metrics.idempotency.replayed.inc()` */
   readonly idempotency = Object.fromEntries(IDEMPOTENCY_OUTCOMES.map((o) => [o, new Tally()])) as Record<IdempotencyOutcome, Tally>
+  /** in-flight claims whose owner found them gone (lease ran out) when renewing or completing */
+  readonly idempotencyLeaseExpiries = new Tally()
+  /** executions whose upstream died after receiving the request (records marked outcome-unknown) */
+  readonly idempotencyUnknownOutcomes = new Tally()
   /** `metrics.sessionStore.save.inc()` on a failed session store operation */
   readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
   readonly redisErrors = new Tally()
@@ -181,6 +185,8 @@ export class Metrics {
     snapshotCounter(`${PREFIX}idempotency_requests_total`, 'Requests on idempotency routes, by outcome', ['outcome'], (add) => {
       for (const k of IDEMPOTENCY_OUTCOMES) add({ outcome: k }, this.idempotency[k].value)
     })
+    snapshotCounter(`${PREFIX}idempotency_lease_expiries_total`, 'Idempotency claims lost by their owner (lease ran out before renewal or completion)', [], (add) => add({}, this.idempotencyLeaseExpiries.value))
+    snapshotCounter(`${PREFIX}idempotency_unknown_outcomes_total`, 'Executions whose upstream died after receiving the request (retries answered outcome-unknown for one lease)', [], (add) => add({}, this.idempotencyUnknownOutcomes.value))
     snapshotCounter(`${PREFIX}session_store_errors_total`, 'Failed session store operations (claylb and its workers), by operation', ['operation'], (add) => {
       let fromWorkers = 0
       for (const w of this.workerSource?.samples() ?? []) fromWorkers += w.sessionStoreErrors ?? 0

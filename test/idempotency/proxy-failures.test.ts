@@ -7,7 +7,7 @@ import { deadPort } from '../helpers/backend.js'
 import { req, sleep } from '../helpers/http.js'
 import { startRedis } from '../helpers/redis.js'
 import { LEASE_MS, newKey, send } from './http-conformance.js'
-import { executions, ordersCount, setupWithRedis as setup } from './stack.js'
+import { executions, metricSum, ordersCount, setupWithRedis as setup } from './stack.js'
 
 t.test('a POST whose connection failed is retried on another upstream under the same claim', async (t) => {
   const dead = `http://127.0.0.1:${await deadPort()}`
@@ -41,6 +41,8 @@ t.test('upstream killed after creating the order, before answering: outcome-unkn
   t.equal(later.status, 201, 'after the lease the request may run again')
   t.equal(await ordersCount(s.client), before + 2, 'and it did: the second execution the docs describe')
   t.equal((await send(s.lbs[0]!.url, { key })).body, later.body, 'from then on it replays')
+  t.equal(await metricSum(s.lbs, 'claylb_idempotency_unknown_outcomes_total'), 1, 'one unknown outcome counted')
+  t.equal(await metricSum(s.lbs, 'claylb_idempotency_requests_total{outcome="outcome_unknown"}'), 1, 'one retry answered outcome-unknown')
 })
 
 t.test('Redis stopped: keyed POSTs get 503 fast and never execute; other requests still work', async (t) => {
@@ -60,6 +62,7 @@ t.test('Redis stopped: keyed POSTs get 503 fast and never execute; other request
     t.ok(ms < 5000, `answered within the bound (${ms} ms)`)
   }
   t.equal(await executions(s.apps), before, 'nothing executed unprotected')
+  t.equal(await metricSum(s.lbs, 'claylb_idempotency_requests_total{outcome="state_unavailable"}'), 2, 'fail-closed 503s counted')
   const g = await req(`${s.lbs[0]!.url}/`)
   t.equal(g.status, 200, 'GETs still routed')
   await redis.start()

@@ -6,7 +6,7 @@ import t from 'tap'
 import { req, sleep } from '../helpers/http.js'
 import { allKeys } from '../helpers/ioredis.js'
 import { httpConformance, newKey, send } from './http-conformance.js'
-import { executions, ordersCount, setupWithRedis as setup } from './stack.js'
+import { executions, metricSum, ordersCount, setupWithRedis as setup } from './stack.js'
 
 t.test('conformance: two instances, one redis-server', async (t) => {
   const s = await setup(t)
@@ -27,6 +27,12 @@ t.test('conformance: two instances, one redis-server', async (t) => {
     t.equal(await executions(s.apps), before, 'no upstream saw the replays')
     const w2 = JSON.parse((await req(`${lb.url}/`)).body).worker
     t.equal(w2, w1, 'the cursor did not move: GET goes where it would have gone without the replays')
+  })
+  t.test('the counters on /metrics saw every kind of outcome', async (t) => {
+    const n = (o: string): Promise<number> => metricSum(s.lbs, `claylb_idempotency_requests_total{outcome="${o}"}`)
+    t.equal(await n('executed'), await ordersCount(s.client) + await s.target.bigs!(), 'executed = real executions (orders and /big)')
+    for (const o of ['replayed', 'conflict', 'mismatch', 'key_invalid', 'key_missing', 'not_stored']) t.ok(await n(o) > 0, o)
+    t.equal(await n('state_unavailable'), 0)
   })
   t.test('other routes pay nothing: an invalid key on an unconfigured route passes through, nothing stored', async (t) => {
     const records = (await allKeys(s.client, 'claylb:idem:*')).length

@@ -59,3 +59,13 @@ export async function setupWithRedis (t: Test, o: { redis?: RedisServer, upstrea
   const stack = await startStack(t, { url: redis.url, ...(o.upstreams ? { upstreams: o.upstreams } : {}), ...(o.idempotency ? { idempotency: o.idempotency } : {}) })
   return { ...stack, redis }
 }
+
+/** A counter summed over the instances' /metrics (Prometheus text), e.g. `claylb_idempotency_requests_total{outcome="executed"}`. */
+export async function metricSum (lbs: readonly Claylb[], series: string): Promise<number> {
+  let sum = 0
+  for (const lb of lbs) {
+    const text = (await req(`${lb.admin}/metrics`)).body
+    for (const line of text.split('\n')) if (line.startsWith(series + ' ')) sum += Number(line.slice(series.length + 1))
+  }
+  return sum
+}
