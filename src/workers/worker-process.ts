@@ -21,16 +21,8 @@ export class WorkerNotReady extends Error {
   override name = 'WorkerNotReady'
 }
 
-export interface WorkerSpec {
-  id: string
-  slot: number
-  generation: number
-  appPath: string
-  socketPath: string
-  tmpdir: string
-  recycleAfterRequests: number
-  config: Config
-}
+/** what a worker is started with: exactly what it receives at boot */
+export type WorkerSpec = WorkerBoot
 
 export interface WorkerEvents {
   message (w: WorkerProcess, msg: WorkerMessage): void
