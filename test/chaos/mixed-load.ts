@@ -1,0 +1,123 @@
+/**
+ * The chaos suite's client: for a bounded time, idempotent GETs, sequential session increments on one
+ * cookie jar, and keyed POST /orders retried until a 2xx, all through claylb, while a fault runs beside
+ * them. It records every non-2xx answer and whether it is a documented problem+json.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import { Agent, request } from 'undici'
+import { PROBLEMS, PROBLEM_TYPE_BASE } from '../../src/errors.js'
+import { sleep } from '../helpers/http.js'
+
+const DOCUMENTED = new Set(Object.values(PROBLEMS).map(([, , slug]) => PROBLEM_TYPE_BASE + slug))
+export const problem = (slug: string): string => PROBLEM_TYPE_BASE + slug
+
+export const rssKiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
+export const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length
+
+export interface Reply { status: number, type: string, body: string, at: number, replayed?: boolean }
+
+export interface MixedResult {
+  gets: number
+  failedGets: Reply[]
+  /** the count each successful increment answered, in order */
+  sessionCounts: number[]
+  sessionFailed: number
+  cookie: string
+  keys: number
+  /** keys that saw a 502 or a 409 outcome-unknown: the order may have run more than once */
+  uncertainKeys: number
+  abandoned: string[]
+  /** every non-2xx answer: "METHOD path status type" → count */
+  failures: Record<string, number>
+  /** non-2xx answers that were not a documented problem+json, and transport errors */
+  undocumented: string[]
+  /** every non-2xx answer with when it was sent */
+  problems: Reply[]
+  latenciesMs: number[]
+}
+
+/** Runs the three client kinds against `base` until `seconds` have passed, `fault` alongside. */
+export async function mixedLoad (base: string, seconds: number, fault: (running: () => boolean) => Promise<void>): Promise<MixedResult> {
+  const agent = new Agent({ keepAliveTimeout: 2000, connections: 32 })
+  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, abandoned: [], failures: {}, undocumented: [], problems: [], latenciesMs: [] }
+  const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> => {
+    const at = Date.now()
+    const started = performance.now()
+    try {
+      const res = await request(base + path, { method: method as 'GET', headers, body, dispatcher: agent })
+      const text = await res.body.text()
+      r.latenciesMs.push(performance.now() - started)
+      const reply: Reply = { status: res.statusCode, type: '', body: text, at, replayed: res.headers['idempotent-replayed'] === 'true' }
+      if (res.statusCode >= 300) {
+        try { reply.type = String((JSON.parse(text) as { type?: unknown }).type) } catch { reply.type = '(not json)' }
+        const kind = `${method} ${path} ${res.statusCode} ${reply.type}`
+        r.failures[kind] = (r.failures[kind] ?? 0) + 1
+        r.problems.push(reply)
+        if (!String(res.headers['content-type']).startsWith('application/problem+json') || !DOCUMENTED.has(reply.type)) {
+          r.undocumented.push(`${kind} ${String(res.headers['content-type'])} ${text.slice(0, 200)}`)
+        }
+      }
+      return reply
+    } catch (err) {
+      const kind = `${method} ${path} transport ${(err as Error).message}`
+      r.failures[kind] = (r.failures[kind] ?? 0) + 1
+      r.undocumented.push(kind)
+      return { status: 0, type: '', body: '', at }
+    }
+  }
+
+  // the cookie first, so every increment of the lane is on one session
+  const first = await request(base + '/session/counter', { method: 'POST', dispatcher: agent })
+  r.sessionCounts.push((JSON.parse(await first.body.text()) as { count: number }).count)
+  r.cookie = ([] as string[]).concat(first.headers['set-cookie'] ?? [])[0]!.split(';')[0]!
+
+  const deadline = Date.now() + seconds * 1000
+  const running = (): boolean => Date.now() < deadline
+
+  const getLane = async (): Promise<void> => {
+    while (running()) {
+      const a = await call('GET', '/')
+      r.gets++
+      if (a.status !== 200) r.failedGets.push(a)
+      await sleep(5)
+    }
+  }
+  const sessionLane = async (): Promise<void> => {
+    while (running()) {
+      const a = await call('POST', '/session/counter', { cookie: r.cookie })
+      if (a.status === 200) r.sessionCounts.push((JSON.parse(a.body) as { count: number }).count)
+      else r.sessionFailed++
+      await sleep(10)
+    }
+  }
+  const orderLane = async (lane: number): Promise<void> => {
+    let n = 0
+    while (running()) {
+      const key = `chaos-${process.pid}-${Date.now().toString(36)}-${lane}-${++n}`
+      r.keys++
+      let uncertain = false
+      let done = false
+      let last: Reply | undefined
+      const firstAt = Date.now()
+      for (let attempt = 1; attempt <= 60 && !done; attempt++) {
+        const a = last = await call('POST', '/orders', { 'content-type': 'application/json', 'idempotency-key': key }, '{"amount":10,"item":"book"}')
+        if (a.status >= 200 && a.status < 300) done = true
+        else {
+          // the order may have run: after the lease a retry may run it again (documented at-least-once)
+          if (a.status === 502 || a.type === problem('outcome-unknown')) uncertain = true
+          await sleep(Math.min(50 * attempt, 300))
+        }
+      }
+      if (uncertain) r.uncertainKeys++
+      if (!done) r.abandoned.push(`${key}: retried from ${new Date(firstAt).toISOString()}, last ${last?.status}${last?.replayed === true ? ' (replayed)' : ''} ${last?.body}`)
+    }
+  }
+
+  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), fault(running)])
+  await agent.close()
+  return r
+}
+
+export function percentile (sorted: number[], p: number): number {
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]! * 10) / 10
+}
