@@ -46,8 +46,8 @@ export interface RedisServer {
   port: number
   /** false when REDIS_URL was used (then stop/start are not ours to call) */
   owned: boolean
-  /** kill the server (an outage) */
-  stop (): Promise<void>
+  /** end the server (an outage): SIGKILL unless told otherwise (SIGTERM is Redis' clean shutdown) */
+  stop (signal?: NodeJS.Signals): Promise<void>
   /** start it again on the same port */
   start (): Promise<void>
   close (): Promise<void>
@@ -65,28 +65,37 @@ function spawnRedis (port: number, extra: string[] = [], dir?: string): ChildPro
   return p
 }
 
-export async function startRedis (opts: { useEnv?: boolean } = {}): Promise<RedisServer> {
+export interface StartRedisOptions {
+  /** false: always start a private server, even when REDIS_URL is set */
+  useEnv?: boolean
+  /** an append-only file fsynced on every write, so a restart keeps every acknowledged write */
+  persist?: boolean
+}
+
+export async function startRedis (opts: StartRedisOptions = {}): Promise<RedisServer> {
   const env = process.env['REDIS_URL']
   if (env && opts.useEnv !== false) {
     return { url: env, port: Number(new URL(env).port || 6379), owned: false, async stop () { throw new Error('REDIS_URL is not owned by the test') }, async start () {}, async close () {} }
   }
   requireRedisServer()
   const port = await freePort()
-  let proc: ChildProcess | undefined = spawnRedis(port)
+  const dir = opts.persist === true ? mkdtempSync(join(tmpdir(), `claylb-redis-${port}-`)) : undefined
+  const extra = dir ? ['--appendonly', 'yes', '--appendfsync', 'always'] : []
+  let proc: ChildProcess | undefined = spawnRedis(port, extra, dir)
   await waitPort(port)
   const server: RedisServer = {
     url: `redis://127.0.0.1:${port}`,
     port,
     owned: true,
-    async stop () {
+    async stop (signal: NodeJS.Signals = 'SIGKILL') {
       const p = proc
       proc = undefined
       if (!p || p.exitCode !== null) return
-      await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGKILL') })
+      await new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill(signal) })
     },
     async start () {
       if (proc) return
-      proc = spawnRedis(port)
+      proc = spawnRedis(port, extra, dir)
       await waitPort(port)
     },
     async close () { await server.stop() },

@@ -1,0 +1,137 @@
+/**
+ * One chaos scenario: the real CLI with 3 demo workers and a private redis-server, loaded by the mixed
+ * client for a bounded time while `fault` runs, then the invariants every scenario shares:
+ * no failed idempotent GET, no lost or doubled session increment, no duplicate order beyond the
+ * documented unknown outcomes, every failure a documented problem+json, fds and RSS bounded.
+ *
+ * Soak mode (not in CI): CLAYLB_SOAK_SECONDS=N runs each scenario for N seconds; CLAYLB_SOAK_OUT=dir
+ * writes dir/<scenario>.json (requests, failures by kind, duplicates, p50/p99, RSS over time).
+ */
+import type { Test } from 'tap'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { startClaylb, type Claylb } from '../helpers/claylb.js'
+import { json, sleep } from '../helpers/http.js'
+import { startRedis, type RedisServer } from '../helpers/redis.js'
+import { status, until } from '../workers/load.js'
+import { fdCount, mixedLoad, percentile, rssKiB, type MixedResult } from './mixed-load.js'
+
+export const SOAK_SECONDS = Number(process.env['CLAYLB_SOAK_SECONDS'] ?? 0)
+
+export interface FaultContext {
+  lb: Claylb
+  redis: RedisServer
+  /** true until the load's time is up */
+  running: () => boolean
+}
+
+export interface Scenario {
+  name: string
+  /** seconds of load in CI (soak mode overrides) */
+  seconds: number
+  /** merged over the base config, one level deep */
+  config?: Record<string, Record<string, unknown>>
+  /** a restartable Redis whose data survives the restart */
+  persistRedis?: boolean
+  /** GETs that may fail, with why (default: none may) */
+  allowFailedGets?: (r: MixedResult) => boolean
+  fault: (c: FaultContext) => Promise<void>
+  /** what the fault did, added to the summary (e.g. workers killed) */
+  faultSummary?: () => Record<string, unknown>
+}
+
+export interface ChaosReport {
+  lb: Claylb
+  redis: RedisServer
+  r: MixedResult
+  orders: number
+  summary: Record<string, unknown>
+}
+
+const BASE: Record<string, Record<string, unknown>> = {
+  // every fault may look like an unstable restart: a short, capped backoff, and the slot is never given up
+  workers: { count: 3, restartBackoffMs: 100, restartBackoffMaxMs: 500, maxUnstableRestarts: 100_000, faults: true },
+  idempotency: { routes: [{ match: 'POST /orders', required: true }], lockSeconds: 2 },
+  log: { access: false },
+}
+
+export async function chaosRun (t: Test, s: Scenario): Promise<ChaosReport> {
+  const seconds = SOAK_SECONDS > 0 ? SOAK_SECONDS : s.seconds
+  const redis = await startRedis({ useEnv: false, persist: s.persistRedis ?? false })
+  t.teardown(() => redis.close())
+  const config: Record<string, unknown> = { redis: { url: redis.url, commandTimeoutMs: 3000 } }
+  for (const [k, v] of Object.entries(BASE)) config[k] = { ...v }
+  for (const [k, v] of Object.entries(s.config ?? {})) config[k] = { ...(config[k] as object | undefined), ...v }
+  const lb = await startClaylb({ config, env: { REDIS_URL: redis.url, SESSION_SECRET: 'chaos-secret-0123456789-abcdefghijklmnop' } })
+  t.teardown(() => lb.stop())
+
+  // warm every worker, then the baseline
+  for (let i = 0; i < 30; i++) await json(`${lb.url}/`)
+  await sleep(500)
+  const rssStart = rssKiB(lb.pid)
+  const fdStart = fdCount(lb.pid)
+  const t0 = Date.now()
+  const rssOverTime = [{ s: 0, rssKiB: rssStart, fds: fdStart }]
+  const sampler = setInterval(() => rssOverTime.push({ s: Math.round((Date.now() - t0) / 1000), rssKiB: rssKiB(lb.pid), fds: fdCount(lb.pid) }), 1000)
+
+  let r: MixedResult
+  try {
+    r = await mixedLoad(lb.url, seconds, (running) => s.fault({ lb, redis, running }))
+  } finally {
+    clearInterval(sampler)
+  }
+  const count = (s.config?.['workers']?.['count'] as number | undefined) ?? 3
+  await until(() => status(lb.admin), (st) => st.workers.filter((w) => w.state === 'ready').length === count, 30_000, `all ${count} slots ready again`)
+  await sleep(500)
+  const rssEnd = rssKiB(lb.pid)
+  const fdEnd = fdCount(lb.pid)
+  rssOverTime.push({ s: Math.round((Date.now() - t0) / 1000), rssKiB: rssEnd, fds: fdEnd })
+  const orders = (await json<{ count: number }>(`${lb.url}/orders/count`)).count
+  const session = await json<{ count: number }>(`${lb.url}/session`, { headers: { cookie: r.cookie } })
+
+  t.ok(r.gets > 100, `GETs sent: ${r.gets}`)
+  if (s.allowFailedGets?.(r) !== true) t.same(r.failedGets, [], 'no failed idempotent GET')
+
+  // one session, sequential: a failed increment may or may not have counted (the worker or Redis can
+  // die after the write, before the answer), a successful one always did
+  const successes = r.sessionCounts.length
+  t.ok(successes > 20, `session increments that succeeded: ${successes}, failed: ${r.sessionFailed}`)
+  t.ok(r.sessionCounts.every((c, i) => i === 0 || c > r.sessionCounts[i - 1]!), 'session counts only grow')
+  t.ok(session.count >= successes, `no lost increment: ${session.count} >= ${successes}`)
+  t.ok(session.count <= successes + r.sessionFailed, `nothing counted twice: ${session.count} <= ${successes} + ${r.sessionFailed} failed`)
+
+  t.same(r.abandoned, [], 'every key reached a final answer within its retries')
+  t.ok(r.keys > 10, `keys: ${r.keys}, uncertain (502, 504 or outcome-unknown): ${r.uncertainKeys}, stored state-outcome-unknown: ${r.unknownKeys}`)
+  t.ok(orders >= r.keys - r.unknownKeys, `every key executed at least once (but those the app could not tell): ${orders} >= ${r.keys} - ${r.unknownKeys}`)
+  t.ok(orders <= r.keys + r.uncertainKeys, `no duplicate beyond the documented unknown outcomes: ${orders} <= ${r.keys} + ${r.uncertainKeys}`)
+
+  t.same(r.undocumented, [], 'every non-2xx answer is a documented problem+json')
+
+  t.ok(fdEnd <= fdStart + 64, `fds bounded: ${fdStart} → ${fdEnd}`)
+  t.ok(rssEnd <= rssStart + 128 * 1024, `RSS bounded: ${Math.round(rssStart / 1024)} → ${Math.round(rssEnd / 1024)} MiB`)
+
+  const sorted = r.latenciesMs.sort((a, b) => a - b)
+  const summary = {
+    scenario: s.name,
+    seconds,
+    requests: sorted.length,
+    failuresByKind: r.failures,
+    keys: r.keys,
+    uncertainKeys: r.uncertainKeys,
+    unknownKeys: r.unknownKeys,
+    orders,
+    // after a 502, 504 or outcome-unknown (documented at-least-once once the lease ended), never otherwise
+    reExecutions: Math.max(0, orders - r.keys),
+    session: { successes, failed: r.sessionFailed, count: session.count },
+    latencyMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) },
+    rss: rssOverTime,
+    ...s.faultSummary?.(),
+  }
+  t.comment(JSON.stringify({ ...summary, rss: { startKiB: rssStart, endKiB: rssEnd, fds: [fdStart, fdEnd] } }))
+  const out = process.env['CLAYLB_SOAK_OUT']
+  if (out) {
+    mkdirSync(out, { recursive: true })
+    writeFileSync(join(out, `${s.name}.json`), JSON.stringify(summary, null, 2))
+  }
+  return { lb, redis, r, orders, summary }
+}
