@@ -17,6 +17,7 @@ export const PROBLEMS = {
   CLAYLB_UPSTREAM_FAILED: [502, 'Bad Gateway', 'upstream-failed'],
   CLAYLB_NO_HEALTHY_UPSTREAM: [503, 'Service Unavailable', 'no-healthy-upstream'],
   CLAYLB_STATE_UNAVAILABLE: [503, 'Service Unavailable', 'state-unavailable'],
+  CLAYLB_STATE_OUTCOME_UNKNOWN: [500, 'Internal Server Error', 'state-outcome-unknown'],
   CLAYLB_SHUTTING_DOWN: [503, 'Service Unavailable', 'shutting-down'],
   CLAYLB_UPSTREAM_TIMEOUT: [504, 'Gateway Timeout', 'upstream-timeout'],
   CLAYLB_IDEMPOTENCY_KEY_INVALID: [400, 'Bad Request', 'idempotency-key-invalid'],

@@ -122,6 +122,8 @@ export const configSchema = z.strictObject({
     lockSeconds: positiveInt(30),
     maxResponseBytes: positiveInt(1_048_576),
     onConcurrent: z.enum(['conflict', 'wait'], { error: 'must be "conflict" or "wait"' }).default('conflict'),
+    /** upstream answers that mean "not processed, retry": the key is released, not stored ([] stores all) */
+    releaseStatuses: z.array(z.int({ error: 'must be an HTTP status from 400 to 599' }).min(400, { error: 'must be an HTTP status from 400 to 599' }).max(599, { error: 'must be an HTTP status from 400 to 599' })).default([429, 503]),
   }).prefault({}),
   session: z.strictObject({
     cookie: str('sid'),

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { WorkerContext } from '../workers/context.js'
-import { toStateError } from '../redis/index.js'
+import { notConnected, toStateError, toWriteError } from '../redis/index.js'
 import type { DemoRoute } from './router.js'
 import { sendJson } from './reply.js'
 
@@ -32,10 +32,15 @@ export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
           return sendJson(res, 400, { error: 'the body must be a JSON object of at most 1 MiB' })
         }
         if (body === null || typeof body !== 'object' || Array.isArray(body)) return sendJson(res, 400, { error: 'the body must be a JSON object' })
+        const redis = await ctx.redis()
+        // not connected: refused before anything is sent, a 503 that is safe to retry
+        const refused = notConnected(redis, 'orders')
+        if (refused) throw refused
         try {
-          await (await ctx.redis()).incr(countKey)
+          await redis.incr(countKey)
         } catch (err) {
-          throw toStateError(err, 'orders') // the worker runtime answers an outage with a 503 problem
+          // sent and the reply lost: the order may exist, so the answer must not invite a retry
+          throw toWriteError(err, 'orders')
         }
         if (faults && req.headers['x-demo-fault'] === 'die-after-create') process.kill(process.pid, 'SIGKILL')
         const delay = faults ? Math.min(MAX_DELAY_MS, Number(req.headers['x-demo-delay-ms'] ?? 0) || 0) : 0

@@ -16,7 +16,18 @@ export interface IdempotencySettings {
   maxResponseBytes: number
   /** `onConcurrent: wait`: how long a duplicate waits for the original (0 = answer 409 at once) */
   waitMs: number
+  /**
+   * Answers that say "not processed, come back later" (`releaseStatuses`, default 429 and 503): the
+   * claim is released instead of stored, so the retry the answer asks for executes instead of
+   * replaying the refusal for `ttlMs`.
+   */
+  releaseStatuses?: ReadonlySet<number>
 }
+
+export const DEFAULT_RELEASE_STATUSES: ReadonlySet<number> = new Set([429, 503])
+
+/** how often a result the store could not take is offered again, while the lease lasts */
+const RESTORE_EVERY_MS = 200
 
 /** Counters for metrics; every hook defaults to a no-op. */
 export interface IdempotencyObserver {
@@ -47,14 +58,20 @@ export class Claim {
   private timer: NodeJS.Timeout | undefined
   /** set once the claim was completed, released or marked unknown */
   settled = false
+  /** when the lease ends at the latest, as far as this process knows (moved by every renewal) */
+  leaseUntil: number
 
-  constructor (readonly id: string, readonly token: string) {}
+  constructor (readonly id: string, readonly token: string, leaseMs: number) {
+    this.leaseUntil = Date.now() + leaseMs
+  }
 
   /** @internal */
   startRenewal (core: IdempotencyCore): void {
     const every = Math.max(50, Math.floor(core.settings.leaseMs / 3))
     this.timer = setInterval(() => {
+      const sent = Date.now()
       core.store.renew(this.id, this.token, core.settings.leaseMs).then((owned) => {
+        if (owned) this.leaseUntil = sent + core.settings.leaseMs
         if (!owned && !this.settled) {
           this.stopRenewal()
           core.observer.leaseLost()
@@ -79,11 +96,15 @@ export function scopeOf (credential: string, method: string, route: string): str
 const SLICE_MS = 1000
 
 export class IdempotencyCore {
+  private readonly releaseStatuses: ReadonlySet<number>
+
   constructor (
     readonly store: IdempotencyStore,
     readonly settings: IdempotencySettings,
     public observer: IdempotencyObserver = noopObserver,
-  ) {}
+  ) {
+    this.releaseStatuses = settings.releaseStatuses ?? DEFAULT_RELEASE_STATUSES
+  }
 
   /** The record id: neither the client's key nor its credential ever reaches the store in clear. */
   recordId (scope: string, key: string): string {
@@ -102,7 +123,7 @@ export class IdempotencyCore {
       const r = await this.store.begin(id, fingerprint, token, this.settings.leaseMs)
       switch (r.kind) {
         case 'claimed': {
-          const claim = new Claim(id, token)
+          const claim = new Claim(id, token, this.settings.leaseMs)
           claim.startRenewal(this)
           this.observer.execution()
           return { kind: 'proceed', claim }
@@ -125,25 +146,56 @@ export class IdempotencyCore {
     }
   }
 
-  /** Store the response. False when the claim was lost (the lease ran out and someone else owns it). */
+  /**
+   * Store the response, or release the claim when its status is one of `releaseStatuses`. False when
+   * the claim was lost (the lease ran out and someone else owns it). Throws StoreUnavailableError when
+   * the store cannot take it now; it is offered again in the background while the lease lasts.
+   */
   async complete (claim: Claim, response: StoredResponse): Promise<boolean> {
+    if (this.releaseStatuses.has(response.status)) return this.release(claim)
+    if (response.body.length > this.settings.maxResponseBytes) return this.completeTooLarge(claim, response.status)
+    return this.settle(claim, () => this.store.complete(claim.id, claim.token, response, this.settings.ttlMs))
+  }
+
+  /** The response was bigger than `maxResponseBytes`: keep a tombstone so retries never execute again. */
+  async completeTooLarge (claim: Claim, status: number): Promise<boolean> {
+    if (this.releaseStatuses.has(status)) return this.release(claim)
+    return this.settle(claim, () => this.store.tooLarge(claim.id, claim.token, status, this.settings.ttlMs))
+  }
+
+  /**
+   * The request executed, so its result must reach the store, or a retry after a short outage would
+   * execute it again. Every store write is a compare-and-set on the owner token, so offering it again
+   * until the lease ends can never overwrite a newer claim.
+   */
+  private async settle (claim: Claim, write: () => Promise<boolean>): Promise<boolean> {
     claim.stopRenewal()
-    const tooLarge = response.body.length > this.settings.maxResponseBytes
-    const ok = tooLarge
-      ? await this.store.tooLarge(claim.id, claim.token, response.status, this.settings.ttlMs)
-      : await this.store.complete(claim.id, claim.token, response, this.settings.ttlMs)
+    let ok
+    try {
+      ok = await write()
+    } catch (err) {
+      this.offerAgain(claim, write)
+      throw err
+    }
     claim.settled = true
     if (!ok) this.observer.leaseLost()
     return ok
   }
 
-  /** The response was bigger than `maxResponseBytes`: keep a tombstone so retries never execute again. */
-  async completeTooLarge (claim: Claim, status: number): Promise<boolean> {
-    claim.stopRenewal()
-    const ok = await this.store.tooLarge(claim.id, claim.token, status, this.settings.ttlMs)
-    claim.settled = true
-    if (!ok) this.observer.leaseLost()
-    return ok
+  private offerAgain (claim: Claim, write: () => Promise<boolean>): void {
+    const retry = (): void => {
+      if (claim.settled) return
+      if (Date.now() > claim.leaseUntil) {
+        // the lease is over in the store too: the key is free again, a retry executes once more
+        this.observer.leaseLost()
+        return
+      }
+      write().then((ok) => {
+        claim.settled = true
+        if (!ok) this.observer.leaseLost()
+      }, () => setTimeout(retry, RESTORE_EVERY_MS).unref())
+    }
+    setTimeout(retry, RESTORE_EVERY_MS).unref()
   }
 
   /** Nothing reached an upstream (or the handler never started): forget the claim at once. */

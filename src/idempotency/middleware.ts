@@ -25,6 +25,8 @@ export interface IdempotencyOptions {
   ttlSeconds?: number
   maxResponseBytes?: number
   onConcurrent?: 'conflict' | 'wait'
+  /** handler statuses that mean "not processed, retry": the key is released, not stored (default [429, 503]) */
+  releaseStatuses?: readonly number[]
   /** the session cookie that scopes keys when there is no `authorization` (default `sid`) */
   sessionCookie?: string
   /** bound for bodies the middleware reads itself (default 10 MiB) */
@@ -55,6 +57,7 @@ export class IdempotencyEngine {
       ttlMs: (o.ttlSeconds ?? 86_400) * 1000,
       maxResponseBytes: o.maxResponseBytes ?? 1_048_576,
       waitMs: o.onConcurrent === 'wait' ? Math.min(10_000, lockSeconds * 1000) : 0,
+      ...(o.releaseStatuses ? { releaseStatuses: new Set(o.releaseStatuses) } : {}),
     }, o.observer)
     this.routes = o.routes ? new RouteTable(o.routes.map((r) => ({ match: r.match, required: r.required ?? false }))) : null
     this.required = o.required ?? false

@@ -21,6 +21,7 @@ export function idempotencySettings (c: Config['idempotency']): IdempotencySetti
     ttlMs: c.ttlSeconds * 1000,
     maxResponseBytes: c.maxResponseBytes,
     waitMs: c.onConcurrent === 'wait' ? Math.min(MAX_WAIT_MS, c.lockSeconds * 1000) : 0,
+    releaseStatuses: new Set(c.releaseStatuses),
   }
 }
 

@@ -75,8 +75,8 @@ export class SessionStore implements SessionBackend {
     this.ttlMs = (o.ttlSeconds ?? 1800) * 1000
     this.maxBytes = o.maxBytes ?? 65_536
     this.#secure = o.secure ?? 'auto'
-    this.#save = defineScript(o.redis, 'claylbSessionSave', 2, SAVE_LUA)
-    this.#take = defineScript(o.redis, 'claylbSessionTake', 2, TAKE_LUA)
+    this.#save = defineScript(o.redis, 'claylbSessionSave', 2, SAVE_LUA, { writes: true })
+    this.#take = defineScript(o.redis, 'claylbSessionTake', 2, TAKE_LUA, { writes: true })
   }
 
   /**

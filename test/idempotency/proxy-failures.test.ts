@@ -74,3 +74,37 @@ t.test('Redis stopped: keyed POSTs get 503 fast and never execute; other request
   }
   t.equal(ok, 1, 'keyed POSTs work again once Redis is back')
 })
+
+t.test('an upstream 429 or 503 releases the key (the retry it asks for executes); a 500 is stored and replays', async (t) => {
+  const s = await setup(t)
+  for (const status of [429, 503]) {
+    const key = newKey()
+    const before = await ordersCount(s.client)
+    const refused = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-status': String(status) } })
+    t.equal(refused.status, status, `the upstream's ${status} reaches the client`)
+    t.equal(refused.headers['retry-after'], '1', 'with its retry-after')
+    t.equal(refused.headers['idempotent-replayed'], undefined)
+    const retry = await send(s.lbs[1]!.url, { key })
+    t.equal(retry.status, 201, `the retry after a ${status} executes: the key was released, not stored`)
+    t.equal(await ordersCount(s.client), before + 1, 'once')
+    const replay = await send(s.lbs[0]!.url, { key })
+    t.equal(replay.body, retry.body, 'and from then on replays the 201')
+  }
+  const key = newKey()
+  const failed = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-status': '500' } })
+  t.equal(failed.status, 500)
+  const again = await send(s.lbs[1]!.url, { key })
+  t.equal(again.status, 500, 'a 500 is a result: stored')
+  t.equal(again.headers['idempotent-replayed'], 'true')
+  t.equal(again.body, failed.body, 'replayed byte for byte')
+})
+
+t.test('releaseStatuses: [] stores a 503 like any other answer (the spec read literally)', async (t) => {
+  const s = await setup(t, { idempotency: { releaseStatuses: [] } })
+  const key = newKey()
+  const refused = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-status': '503' } })
+  t.equal(refused.status, 503)
+  const retry = await send(s.lbs[1]!.url, { key })
+  t.equal(retry.status, 503, 'replayed')
+  t.equal(retry.headers['idempotent-replayed'], 'true')
+})

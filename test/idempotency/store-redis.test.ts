@@ -58,3 +58,30 @@ t.test('Redis down: every call fails fast with StoreUnavailableError', async (t)
   await t.rejects(core.begin('s', 'k', 'fp'), StoreUnavailableError)
   t.ok(Date.now() - started < 3000, `failed within the bound (${Date.now() - started} ms)`)
 })
+
+t.test('a result the store could not take during an outage is stored once Redis is back inside the lease', async (t) => {
+  const server = await startRedis({ useEnv: false, persist: true })
+  const client = await connectRedis(server.url)
+  t.teardown(async () => { client.disconnect(); await server.close() })
+  const core = new IdempotencyCore(new RedisStore(client, { keyPrefix: 'out:' }), { ...settings, leaseMs: 4000 })
+  const r = await core.begin('s', 'k', 'fp')
+  if (r.kind !== 'proceed') throw new Error(`expected a claim, got ${r.kind}`)
+  // the request executed; Redis dies before its response is recorded
+  await server.stop()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const response = { status: 201, headers: ['content-type', 'application/json'], body: Buffer.from('{"id":1}') }
+  await t.rejects(core.complete(r.claim, response), StoreUnavailableError, 'the first offer fails with the outage')
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  await server.start()
+  // the claim survived the restart (append-only file); the core offers the result again meanwhile
+  let replay
+  for (let i = 0; i < 40 && replay === undefined; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const again = await core.begin('s', 'k', 'fp').catch(() => undefined)
+    if (again?.kind === 'replay') replay = again.response
+    else if (again?.kind === 'proceed') throw new Error('the key was free: the retry would execute a second time')
+  }
+  t.ok(replay, 'a retry after the outage replays the result instead of executing again')
+  t.equal(replay?.status, 201)
+  t.equal(replay?.body.toString(), '{"id":1}')
+})

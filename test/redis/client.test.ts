@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, startRedis, startRedisCluster } from '../helpers/redis.js'
 import { buildConfig } from '../../src/config/load.js'
-import { createRedis, waitReady, closeRedis, defineScript, key, StateUnavailableError, describeRedis } from '../../src/redis/index.js'
+import { createRedis, waitReady, closeRedis, defineScript, key, StateUnavailableError, StateOutcomeUnknownError, describeRedis } from '../../src/redis/index.js'
 
 const LUA = `
 redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
@@ -20,7 +20,7 @@ t.test('standalone: scripts by EVALSHA, outage is a fast StateUnavailableError, 
   t.teardown(() => closeRedis(client))
   t.equal(await client.ping(), 'PONG', 'a command sent before the first connection waits for it')
   await waitReady(client, 5000)
-  const bump = defineScript<string>(client, 'testBump', 2, LUA)
+  const bump = defineScript<string>(client, 'testBump', 2, LUA, { writes: true })
   const tag = 'abc'
   const keys = [key('t:', tag, ':h'), key('t:', tag, ':s')]
   t.equal(keys[0], 't:{abc}:h')
@@ -44,6 +44,40 @@ t.test('standalone: scripts by EVALSHA, outage is a fast StateUnavailableError, 
   t.equal(await bump(keys, [1, 'z']), '1', 'works again after Redis restarted (NOSCRIPT handled)')
 })
 
+t.test('a write whose reply is lost is outcome-unknown (500), never a retryable 503; a read is a 503', async (t) => {
+  const redis = await startRedis({ useEnv: false, persist: true })
+  t.teardown(() => redis.close())
+  const config = buildConfig({ redis: { url: redis.url, commandTimeoutMs: 300 } }, {}, {}).redis
+  const client = createRedis(config, 'test')
+  const admin = createRedis(config, 'admin')
+  t.teardown(() => Promise.all([closeRedis(client), closeRedis(admin)]))
+  await Promise.all([waitReady(client, 5000), waitReady(admin, 5000)])
+  const bump = defineScript<string>(client, 'testBump', 2, LUA, { writes: true })
+  const peek = defineScript<string>(client, 'testPeek', 1, "return redis.call('HGET', KEYS[1], 'n')", { writes: false })
+  const keys = [key('t:', 'lost', ':h'), key('t:', 'lost', ':s')]
+  t.equal(await bump(keys, [1, 'a']), '1')
+
+  // Redis holds every write for 1 s: the script is sent, the client gives up after 300 ms, Redis runs it later
+  await admin.call('CLIENT', 'PAUSE', '1000', 'WRITE')
+  const err = await bump(keys, [1, 'b']).catch((e: unknown) => e)
+  t.type(err, StateOutcomeUnknownError, 'the sent write is outcome-unknown')
+  t.equal((err as StateOutcomeUnknownError).status, 500)
+  t.equal((err as StateOutcomeUnknownError).code, 'CLAYLB_STATE_OUTCOME_UNKNOWN')
+  t.equal((err as StateOutcomeUnknownError).retryAfter, undefined, 'no retry-after: a retry could apply it twice')
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  t.equal(await admin.hget(keys[0]!, 'n'), '2', 'and it was in fact applied: a retry would have counted twice')
+
+  await redis.stop()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const refused = await bump(keys, [1, 'c']).catch((e: unknown) => e)
+  t.type(refused, StateUnavailableError, 'not connected: refused before sending, a 503 safe to retry')
+  const read = await peek([keys[0]!], []).catch((e: unknown) => e)
+  t.type(read, StateUnavailableError, 'a read is always a 503')
+  await redis.start()
+  await waitReady(client, 5000)
+  t.equal(await bump(keys, [1, 'd']), '3', 'the refused write was never applied')
+})
+
 t.test('cluster: a multi-key script with one hash tag, no CROSSSLOT', async (t) => {
   const cluster = await startRedisCluster()
   t.teardown(() => cluster.close())
@@ -52,7 +86,7 @@ t.test('cluster: a multi-key script with one hash tag, no CROSSSLOT', async (t) 
   const client = createRedis(config, 'test')
   t.teardown(() => closeRedis(client))
   await waitReady(client, 10_000)
-  const bump = defineScript<string>(client, 'testBump', 2, LUA)
+  const bump = defineScript<string>(client, 'testBump', 2, LUA, { writes: true })
   for (const tag of ['a', 'b', 'c', 'd', 'e', 'f']) {
     t.equal(await bump([key('t:', tag, ':h'), key('t:', tag, ':s')], [1, 'x']), '1', `tag ${tag}`)
   }
@@ -72,7 +106,7 @@ t.test('sentinel: the primary found through a real redis-sentinel', async (t) =>
   const client = createRedis(config, 'test')
   t.teardown(() => closeRedis(client))
   await waitReady(client, 10_000)
-  const bump = defineScript<string>(client, 'testBump', 2, LUA)
+  const bump = defineScript<string>(client, 'testBump', 2, LUA, { writes: true })
   t.equal(await bump([key('t:', 's', ':h'), key('t:', 's', ':s')], [4, 'x']), '4')
   t.equal(String(await client.info('server')).match(/tcp_port:(\d+)/)?.[1], String(primary.port), 'talking to the primary')
 })
