@@ -136,3 +136,34 @@ t.test('Redis down: the middleware answers 503 and the handler never runs', asyn
   t.equal(r.headers.get('retry-after'), '1')
   t.equal(counters.orders, 0)
 })
+
+t.test('middleware: a handler that answers 503 or 429 releases the key; a 500 is stored', async (t) => {
+  let runs = 0
+  const server = http.createServer(withIdempotency((req, res) => {
+    runs++
+    const status = Number(req.headers['x-demo-status'] ?? 201)
+    res.writeHead(status, { 'content-type': 'application/json', 'retry-after': '1' })
+    res.end(JSON.stringify({ run: runs }))
+  }, { routes, store: new MemoryStore() }))
+  const url = await listen(server)
+  t.teardown(() => server.close())
+  const post = async (key: string, status?: number): Promise<{ status: number, body: string, replayed: string | null }> => {
+    const r = await fetch(`${url}/orders`, { method: 'POST', headers: { 'idempotency-key': key, 'content-type': 'application/json', ...(status ? { 'x-demo-status': String(status) } : {}) }, body: '{}' })
+    return { status: r.status, body: await r.text(), replayed: r.headers.get('idempotent-replayed') }
+  }
+  for (const status of [429, 503]) {
+    const key = randomUUID()
+    t.equal((await post(key, status)).status, status)
+    const retry = await post(key)
+    t.equal(retry.status, 201, `after a ${status} the retry executes`)
+    t.equal(retry.replayed, null)
+    t.equal((await post(key)).replayed, 'true', 'and then replays')
+  }
+  const key = randomUUID()
+  const failed = await post(key, 500)
+  const again = await post(key)
+  t.equal(again.status, 500, 'a 500 is stored')
+  t.equal(again.body, failed.body)
+  t.equal(again.replayed, 'true')
+  t.equal(runs, 5, 'handler runs: two refusals, two retries, one 500')
+})
