@@ -56,12 +56,20 @@ export async function startBackends (names: string[]): Promise<Backend[]> {
 }
 
 /** A port with nothing listening on it (bound, then released). */
+/**
+ * A port where nothing listens (connection refused). Taken below the kernel's ephemeral range, where
+ * no `listen(0)` of a parallel test can land on it later; checked to refuse before it is returned.
+ */
 export async function deadPort (): Promise<number> {
-  const s = http.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000)
+    const refused = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1')
+      c.once('connect', () => { c.destroy(); resolve(false) })
+      c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'))
+    })
+    if (refused) return port
+  }
 }
 
 /**
