@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { WorkerContext } from '../workers/context.js'
-import { notConnected, toStateError, toWriteError } from '../redis/index.js'
+import { refusedUnlessConnected, toStateError, toWriteError } from '../redis/index.js'
 import type { DemoRoute } from './router.js'
 import { sendJson } from './reply.js'
 
@@ -33,8 +33,8 @@ export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
         }
         if (body === null || typeof body !== 'object' || Array.isArray(body)) return sendJson(res, 400, { error: 'the body must be a JSON object' })
         const redis = await ctx.redis()
-        // not connected: refused before anything is sent, a 503 that is safe to retry
-        const refused = notConnected(redis, 'orders')
+        // not connected (after waiting for the first connection): refused before anything is sent, a 503 that is safe to retry
+        const refused = await refusedUnlessConnected(redis, 'orders')
         if (refused) throw refused
         try {
           await redis.incr(countKey)

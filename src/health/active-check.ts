@@ -100,7 +100,8 @@ class HostCheck {
         // a draining host (a retiring worker closing its server) failing is expected, not news
         if (h.draining) this.logger.debug({ upstream: h.id, reason: detail }, 'draining upstream unhealthy')
         else {
-          this.logger.warn({ upstream: h.id, failures: this.failures, reason: detail }, 'upstream unhealthy')
+          // requests: what it had been sent when it left the rotation (nothing more may follow)
+          this.logger.warn({ upstream: h.id, failures: this.failures, reason: detail, requests: h.requests }, 'upstream unhealthy')
           this.onUnhealthy(h)
         }
       }

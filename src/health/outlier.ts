@@ -64,7 +64,7 @@ export class OutlierDetector {
     host.ejectedAt = now
     host.failures = 0
     host.setEjected(true)
-    this.logger.warn({ upstream: host.id, ejectionMs: ms, ejections: host.ejections, lastOutcome: last }, 'upstream ejected')
+    this.logger.warn({ upstream: host.id, ejectionMs: ms, ejections: host.ejections, lastOutcome: last, requests: host.requests }, 'upstream ejected')
     const t = setTimeout(() => this.uneject(host), ms)
     t.unref()
     this.timers.set(host, t)

@@ -10,7 +10,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Config } from '../config/schema.js'
-import { StateUnavailableError } from './errors.js'
+import { notConnected, StateUnavailableError } from './errors.js'
 
 export type RedisConfig = Config['redis']
 export type RedisClient = Redis | Cluster
@@ -122,6 +122,20 @@ export function waitReady (client: RedisClient, timeoutMs: number, name = 'Redis
     client.on('ready', onReady)
     client.on('error', onError)
   })
+}
+
+/**
+ * Before a write that must not be sent blindly (see toWriteError): undefined when `client` is
+ * connected. While its very first connection is still being made the write waits for it, as any
+ * command does (bounded by the command timeout), so a fresh worker's first write is not a 503; after
+ * that, not connected is a StateUnavailableError at once. Refused, nothing was sent: safe to retry.
+ */
+export async function refusedUnlessConnected (client: RedisClient, what = 'state tier'): Promise<StateUnavailableError | undefined> {
+  if (client.status !== 'ready' && client.options.enableOfflineQueue === true) {
+    const timeoutMs = (client.isCluster ? (client as Cluster).options.redisOptions?.commandTimeout : (client as Redis).options.commandTimeout) ?? 1000
+    await waitReady(client, timeoutMs).catch(() => {})
+  }
+  return notConnected(client, what)
 }
 
 /** Close without waiting for replies that may never come. */

@@ -4,8 +4,8 @@
  * to EVAL after NOSCRIPT, e.g. when Redis restarted). Every key a script touches is passed in KEYS and
  * all of them share one hash tag (see keys.ts), so every script runs on Redis Cluster.
  */
-import type { RedisClient } from './client.js'
-import { notConnected, toStateError, toWriteError } from './errors.js'
+import { refusedUnlessConnected, type RedisClient } from './client.js'
+import { toStateError, toWriteError } from './errors.js'
 
 export type ScriptArg = string | number | Buffer
 
@@ -21,7 +21,7 @@ export function defineScript<R = unknown> (client: RedisClient, name: string, nu
   return async (keys, args) => {
     if (keys.length !== numberOfKeys) throw new TypeError(`script ${name} takes ${numberOfKeys} keys, got ${keys.length}`)
     if (o.writes) {
-      const refused = notConnected(client, `Redis (${name})`)
+      const refused = await refusedUnlessConnected(client, `Redis (${name})`)
       if (refused) throw refused
     }
     try {

@@ -146,11 +146,14 @@ export class Supervisor {
     return undefined
   }
 
-  /** Queue a surge-then-drain replacement of `w`. false when it is not a serving worker or already queued. */
+  /**
+   * Queue a surge-then-drain replacement of `w`. false when it is not a serving worker, or already
+   * queued or being recycled (it stays marked until its recycle ended, however it ended).
+   */
   requestRecycle (w: WorkerProcess, reason: string): boolean {
     if (w.state !== 'ready' || w.retired || this.recycleQueued.has(w)) return false
     this.recycleQueued.add(w)
-    void this.exclusive(() => this.recycle(w, reason))
+    void this.exclusive(() => this.recycle(w, reason).finally(() => this.recycleQueued.delete(w)))
     return true
   }
 
@@ -294,7 +297,6 @@ export class Supervisor {
   }
 
   private async recycle (old: WorkerProcess, reason: string): Promise<void> {
-    this.recycleQueued.delete(old)
     const slot = this.slotOf.get(old)!
     if (this.stopping || slot.retired || slot.current !== old || old.state !== 'ready') return
     const t0 = Date.now()

@@ -14,7 +14,7 @@ export const problem = (slug: string): string => PROBLEM_TYPE_BASE + slug
 export const rssKiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
 export const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length
 
-export interface Reply { status: number, type: string, body: string, at: number, replayed?: boolean }
+export interface Reply { status: number, type: string, body: string, at: number, replayed?: boolean, /** the Idempotency-Key sent */ key?: string }
 
 export interface MixedResult {
   gets: number
@@ -50,6 +50,7 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
       const text = await res.body.text()
       r.latenciesMs.push(performance.now() - started)
       const reply: Reply = { status: res.statusCode, type: '', body: text, at, replayed: res.headers['idempotent-replayed'] === 'true' }
+      if (headers['idempotency-key'] !== undefined) reply.key = headers['idempotency-key']
       if (res.statusCode >= 300) {
         try { reply.type = String((JSON.parse(text) as { type?: unknown }).type) } catch { reply.type = '(not json)' }
         const kind = `${method} ${path} ${res.statusCode} ${reply.type}`

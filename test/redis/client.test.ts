@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { deadPort } from '../helpers/backend.js'
 import { freePort, startRedis, startRedisCluster } from '../helpers/redis.js'
 import { buildConfig } from '../../src/config/load.js'
 import { createRedis, waitReady, closeRedis, defineScript, key, StateUnavailableError, StateOutcomeUnknownError, describeRedis } from '../../src/redis/index.js'
@@ -42,6 +43,27 @@ t.test('standalone: scripts by EVALSHA, outage is a fast StateUnavailableError, 
   await redis.start()
   await waitReady(client, 5000)
   t.equal(await bump(keys, [1, 'z']), '1', 'works again after Redis restarted (NOSCRIPT handled)')
+})
+
+t.test('a write sent while the very first connection is being made waits for it, as any command does', async (t) => {
+  const redis = await startRedis({ useEnv: false })
+  t.teardown(() => redis.close())
+  const keys = [key('t:', 'first', ':h'), key('t:', 'first', ':s')]
+  // a fresh worker connects in the background and is routed to at once: its first write must not be a 503
+  const client = createRedis(buildConfig({ redis: { url: redis.url, commandTimeoutMs: 3000 } }, {}, {}).redis, 'test')
+  t.teardown(() => closeRedis(client))
+  const bump = defineScript<string>(client, 'testFirst', 2, LUA, { writes: true })
+  t.not(client.status, 'ready', `not connected yet (${client.status})`)
+  t.equal(await bump(keys, [1, 'a']), '1', 'the write waited for the first connection and ran')
+
+  // a first connection that never comes: refused within the command timeout, never sent (503, not 500)
+  const dead = createRedis(buildConfig({ redis: { url: `redis://127.0.0.1:${await deadPort()}`, commandTimeoutMs: 300 } }, {}, {}).redis, 'dead')
+  t.teardown(() => closeRedis(dead))
+  const deadBump = defineScript<string>(dead, 'testFirst', 2, LUA, { writes: true })
+  const began = Date.now()
+  const err = await deadBump(keys, [1, 'b']).catch((e: unknown) => e)
+  t.type(err, StateUnavailableError, 'refused: a 503 safe to retry')
+  t.ok(Date.now() - began < 2000, `within the bound (${Date.now() - began} ms)`)
 })
 
 t.test('a write whose reply is lost is outcome-unknown (500), never a retryable 503; a read is a 503', async (t) => {

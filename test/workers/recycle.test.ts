@@ -1,5 +1,6 @@
 import t from 'tap'
 import { startClaylb } from '../helpers/claylb.js'
+import { req } from '../helpers/http.js'
 import { assertNoRequestAfterDrain, status, steadyLoad, until, type Status } from './load.js'
 
 /** polls /status while `during` runs; returns every snapshot */
@@ -48,4 +49,21 @@ t.test('maxRequests 50, 3 workers, 600 requests: every slot recycled twice, one 
   t.ok(maxWorkers <= 4, `surge of one: at most 4 processes at once (${maxWorkers})`)
   const stopped = lb.logs.filter((l) => l['msg'] === 'worker stopped').map((l) => String(l['worker']))
   assertNoRequestAfterDrain(t, lb, stopped)
+})
+
+t.test('a second recycle request for a worker already being recycled is refused (409) until it is done', async (t) => {
+  const lb = await startClaylb({ config: { workers: { count: 2 }, log: { access: false } } })
+  t.teardown(() => lb.stop())
+  const { id } = (await status(lb.admin)).workers[0]!
+  const recycle = (): Promise<number> => req(`${lb.admin}/workers/${id}/recycle`, { method: 'POST' }).then((r) => r.status)
+  t.equal(await recycle(), 202, 'the first request is accepted')
+  t.equal(await recycle(), 409, 'a second one right after is refused, not accepted and dropped (its recycle has begun)')
+  // its replacement is starting: the old worker still serves, still 'ready', and is still being recycled
+  await lb.waitForLog((l) => l['msg'] === 'recycling worker' && l['worker'] === id)
+  t.equal((await status(lb.admin)).workers.find((w) => w.id === id)?.state, 'ready', `${id} still serves while its replacement starts`)
+  t.equal(await recycle(), 409, 'and again while the replacement starts')
+  const done = await lb.waitForLog((l) => l['msg'] === 'worker recycled' && l['worker'] === id)
+  t.equal(await recycle(), 404, 'once recycled, the worker is gone')
+  t.equal(lb.logs.filter((l) => l['msg'] === 'recycling worker' && l['worker'] === id).length, 1, 'recycled exactly once')
+  t.ok(done['replacement'], `replaced by ${String(done['replacement'])}`)
 })
