@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { WorkerContext } from '../workers/context.js'
-import { refusedUnlessConnected, toStateError, toWriteError } from '../redis/index.js'
+import { toStateError, toWriteError, whenConnected } from '../redis/index.js'
 import type { DemoRoute } from './router.js'
 import { sendJson } from './reply.js'
 
@@ -33,9 +33,9 @@ export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
         }
         if (body === null || typeof body !== 'object' || Array.isArray(body)) return sendJson(res, 400, { error: 'the body must be a JSON object' })
         const redis = await ctx.redis()
-        // not connected (after waiting for the first connection): refused before anything is sent, a 503 that is safe to retry
-        const refused = await refusedUnlessConnected(redis, 'orders')
-        if (refused) throw refused
+        // not connected: refused before anything is sent, a 503 that is safe to retry (a worker's first
+        // order waits, bounded, for the connection its client is still making)
+        await whenConnected(redis, 'orders')
         try {
           await redis.incr(countKey)
         } catch (err) {

@@ -10,10 +10,13 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Config } from '../config/schema.js'
-import { notConnected, StateUnavailableError } from './errors.js'
+import { StateUnavailableError, notConnected } from './errors.js'
 
 export type RedisConfig = Config['redis']
 export type RedisClient = Redis | Cluster
+
+/** clients of createRedis still making their first connection: how long a write may wait for it */
+const firstConnection = new WeakMap<RedisClient, number>()
 
 /** ms between reconnect attempts grows to this cap; a restarted Redis is back within about a second */
 const MAX_RECONNECT_DELAY_MS = 1000
@@ -93,8 +96,26 @@ export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
   client.on('error', () => {})
   // Requests that arrive while the very first connection is being made wait for it (bounded by the
   // command timeout); after that, a lost connection fails commands at once instead of queueing them.
-  client.once('ready', () => { client.options.enableOfflineQueue = false })
+  firstConnection.set(client, config.commandTimeoutMs)
+  client.once('ready', () => {
+    client.options.enableOfflineQueue = false
+    firstConnection.delete(client)
+  })
   return client
+}
+
+/**
+ * Resolves when a write may be sent to `client` now; else rejects with StateUnavailableError before
+ * anything was sent (a 503 safe to retry). A client still making its very first connection (a worker's
+ * client is made by its first request that needs state) is waited for, bounded by the command timeout,
+ * like any command sent then; a connection that was up and is lost is refused at once.
+ */
+export async function whenConnected (client: RedisClient, what = 'state tier'): Promise<void> {
+  const refused = notConnected(client, what)
+  if (refused === undefined) return
+  const waitMs = firstConnection.get(client)
+  if (waitMs === undefined || client.status === 'end') throw refused
+  await waitReady(client, waitMs, `${what} unavailable: Redis`)
 }
 
 /**
@@ -122,20 +143,6 @@ export function waitReady (client: RedisClient, timeoutMs: number, name = 'Redis
     client.on('ready', onReady)
     client.on('error', onError)
   })
-}
-
-/**
- * Before a write that must not be sent blindly (see toWriteError): undefined when `client` is
- * connected. While its very first connection is still being made the write waits for it, as any
- * command does (bounded by the command timeout), so a fresh worker's first write is not a 503; after
- * that, not connected is a StateUnavailableError at once. Refused, nothing was sent: safe to retry.
- */
-export async function refusedUnlessConnected (client: RedisClient, what = 'state tier'): Promise<StateUnavailableError | undefined> {
-  if (client.status !== 'ready' && client.options.enableOfflineQueue === true) {
-    const timeoutMs = (client.isCluster ? (client as Cluster).options.redisOptions?.commandTimeout : (client as Redis).options.commandTimeout) ?? 1000
-    await waitReady(client, timeoutMs).catch(() => {})
-  }
-  return notConnected(client, what)
 }
 
 /** Close without waiting for replies that may never come. */

@@ -4,7 +4,8 @@
  * to EVAL after NOSCRIPT, e.g. when Redis restarted). Every key a script touches is passed in KEYS and
  * all of them share one hash tag (see keys.ts), so every script runs on Redis Cluster.
  */
-import { refusedUnlessConnected, type RedisClient } from './client.js'
+import type { RedisClient } from './client.js'
+import { whenConnected } from './client.js'
 import { toStateError, toWriteError } from './errors.js'
 
 export type ScriptArg = string | number | Buffer
@@ -20,10 +21,8 @@ export function defineScript<R = unknown> (client: RedisClient, name: string, nu
   const command = (client as unknown as Record<string, (...a: ScriptArg[]) => Promise<R>>)[name]!
   return async (keys, args) => {
     if (keys.length !== numberOfKeys) throw new TypeError(`script ${name} takes ${numberOfKeys} keys, got ${keys.length}`)
-    if (o.writes) {
-      const refused = await refusedUnlessConnected(client, `Redis (${name})`)
-      if (refused) throw refused
-    }
+    // not connected: refused before anything is sent (after the first connection, waited for)
+    if (o.writes) await whenConnected(client, `Redis (${name})`)
     try {
       return await command.call(client, ...keys, ...args)
     } catch (err) {

@@ -14,7 +14,7 @@ import { startClaylb, type Claylb } from '../helpers/claylb.js'
 import { json, sleep } from '../helpers/http.js'
 import { startRedis, type RedisServer } from '../helpers/redis.js'
 import { status, until } from '../workers/load.js'
-import { fdCount, mixedLoad, percentile, rssKiB, type MixedResult } from './mixed-load.js'
+import { fdCount, mixedLoad, percentile, rssKiB, type MixedResult, type SlowGets } from './mixed-load.js'
 
 export const SOAK_SECONDS = Number(process.env['CLAYLB_SOAK_SECONDS'] ?? 0)
 
@@ -33,6 +33,8 @@ export interface Scenario {
   config?: Record<string, Record<string, unknown>>
   /** a restartable Redis whose data survives the restart */
   persistRedis?: boolean
+  /** extra GET lanes on a slow route (default: none) */
+  slowGets?: SlowGets
   /** GETs that may fail, with why (default: none may) */
   allowFailedGets?: (r: MixedResult) => boolean
   fault: (c: FaultContext) => Promise<void>
@@ -76,7 +78,7 @@ export async function chaosRun (t: Test, s: Scenario): Promise<ChaosReport> {
 
   let r: MixedResult
   try {
-    r = await mixedLoad(lb.url, seconds, (running) => s.fault({ lb, redis, running }))
+    r = await mixedLoad(lb.url, seconds, (running) => s.fault({ lb, redis, running }), s.slowGets)
   } finally {
     clearInterval(sampler)
   }

@@ -36,10 +36,15 @@ export interface MixedResult {
   /** every non-2xx answer with when it was sent */
   problems: Reply[]
   latenciesMs: number[]
+  /** of `gets`, those sent by the slow lanes */
+  slowGets?: number
 }
 
+/** GET lanes on a slow route (e.g. the demo's /delay/400), so every drain has requests in flight */
+export interface SlowGets { lanes: number, path: string }
+
 /** Runs the three client kinds against `base` until `seconds` have passed, `fault` alongside. */
-export async function mixedLoad (base: string, seconds: number, fault: (running: () => boolean) => Promise<void>): Promise<MixedResult> {
+export async function mixedLoad (base: string, seconds: number, fault: (running: () => boolean) => Promise<void>, slow?: SlowGets): Promise<MixedResult> {
   const agent = new Agent({ keepAliveTimeout: 2000, connections: 32 })
   const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, undocumented: [], problems: [], latenciesMs: [] }
   const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> => {
@@ -85,6 +90,14 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
       await sleep(5)
     }
   }
+  const slowLane = async (path: string): Promise<void> => {
+    while (running()) {
+      const a = await call('GET', path)
+      r.gets++
+      r.slowGets = (r.slowGets ?? 0) + 1
+      if (a.status !== 200) r.failedGets.push(a)
+    }
+  }
   const sessionLane = async (): Promise<void> => {
     while (running()) {
       const a = await call('POST', '/session/counter', { cookie: r.cookie })
@@ -120,7 +133,8 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
     }
   }
 
-  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), fault(running)])
+  const slowLanes = Array.from({ length: slow?.lanes ?? 0 }, () => slowLane(slow!.path))
+  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), ...slowLanes, fault(running)])
   await agent.close()
   return r
 }
