@@ -4,6 +4,8 @@
  * and the RFC 9457 problem+json writer.
  */
 import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { lingerOnClose } from './proxy/linger.js'
 
 /** code → [status, title, type slug] — the single mapping from failure to what the client sees */
 export const PROBLEMS = {
@@ -74,12 +76,18 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
   // upload): otherwise the rest is parsed on as if it were a next request, and the request timeout
   // later answers that same request a second time.
   const req = res.req as ServerResponse['req'] | undefined
-  if (err.code === 'CLAYLB_BODY_TOO_LARGE' || err.code === 'CLAYLB_BAD_REQUEST' || err.code === 'CLAYLB_NOT_IMPLEMENTED' ||
-    (req !== undefined && !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0))) {
+  const midBody = req !== undefined && !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0)
+  const untrusted = err.code === 'CLAYLB_BAD_REQUEST' || err.code === 'CLAYLB_NOT_IMPLEMENTED'
+  if (untrusted || err.code === 'CLAYLB_BODY_TOO_LARGE' || midBody) {
     res.shouldKeepAlive = false
-    // Node has already parsed (and will emit) requests pipelined behind this one: they must not run
-    const socket = req?.socket as ClosingSocket | undefined
-    if (socket) socket[kClosing] = true
+    // Node has already parsed (and will emit) requests pipelined behind this one: they must not run.
+    // (undici nulls req.socket when it destroys a request body it was streaming: res still has it.)
+    const socket = (req?.socket ?? res.socket) as (Socket & ClosingSocket) | null | undefined
+    if (socket) {
+      socket[kClosing] = true
+      // the client is still sending: close only once it has read this answer (see proxy/linger)
+      if (midBody && !untrusted) lingerOnClose(socket, req)
+    }
   }
   res.writeHead(err.status, headers)
   res.end(body)

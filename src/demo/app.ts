@@ -7,7 +7,7 @@
 import type { RequestHandler, WorkerContext } from '../workers/context.js'
 import { createRouter, type DemoRoute } from './router.js'
 import { loadTestRoutes } from './load-test-routes.js'
-import { faultRoutes, withFailureRate } from './fault-routes.js'
+import { faultRoutes, withFaults } from './fault-routes.js'
 import { sessionRoutes } from './session-routes.js'
 import { orderRoutes } from './order-routes.js'
 
@@ -22,7 +22,7 @@ export function createApp (ctx: WorkerContext): RequestHandler {
   // connect to Redis now, in the background, rather than on the first session request
   void ctx.redis()
   const router = createRouter(routes)
-  return faults ? withFailureRate(router) : router
+  return faults ? withFaults(router) : router
 }
 
 export default createApp

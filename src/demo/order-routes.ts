@@ -5,7 +5,8 @@
  * tests read: it rises once per real execution, whichever worker and claylb instance ran it.
  *
  * With `workers.faults: true`, `x-demo-delay-ms: N` answers N ms after the order was created and
- * `x-demo-fault: die-after-create` SIGKILLs the worker after creating the order, before answering.
+ * `x-demo-fault: die-after-create` SIGKILLs the worker after creating the order, before answering;
+ * `x-demo-fault: reset-mid-body` sends the head and half of the answer, then resets the connection.
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -13,6 +14,7 @@ import type { WorkerContext } from '../workers/context.js'
 import { toStateError, toWriteError, whenConnected } from '../redis/index.js'
 import type { DemoRoute } from './router.js'
 import { sendJson } from './reply.js'
+import { cutMidBody, wantsResetMidBody } from './fault-routes.js'
 
 const MAX_ORDER_BYTES = 1024 * 1024
 const MAX_DELAY_MS = 300_000
@@ -46,6 +48,7 @@ export function orderRoutes (ctx: WorkerContext): DemoRoute[] {
         const delay = faults ? Math.min(MAX_DELAY_MS, Number(req.headers['x-demo-delay-ms'] ?? 0) || 0) : 0
         if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
         const order = { id: randomUUID(), worker: ctx.id, createdAt: new Date().toISOString(), ...body }
+        if (faults && wantsResetMidBody(req)) cutMidBody(res)
         res.setHeader('location', `/orders/${order.id}`)
         sendJson(res, 201, order)
       },

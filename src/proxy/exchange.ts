@@ -72,6 +72,11 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   /** the tap was told the outcome (complete or error) */
   private tapSettled = false
   private held: Buffer | null = null
+  /**
+   * The upstream's head, until the first byte of the answer goes to the client (Node sends a head
+   * only with the body's first write anyway). While it waits, a broken answer can still be a 502.
+   */
+  private head: { status: number, text: string, headers: string[] } | null = null
   private abortUpstream: ((err?: Error) => void) | null = null
   private resume: (() => void) | null = null
   private opts: Dispatcher.DispatchOptions
@@ -137,11 +142,16 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     this.responseStarted = true
     this.status = statusCode
     this.resume = resume
-    const res = this.res
     if (this.finished) return false
     if (this.tap !== null) this.tap.onHeaders(statusCode, rawHeaders)
-    res.writeHead(statusCode, statusText, downstreamResponseHeaders(rawHeaders, this.core.responseExtra))
+    this.head = { status: statusCode, text: statusText, headers: downstreamResponseHeaders(rawHeaders, this.core.responseExtra) }
     return true
+  }
+
+  private writeHead (): void {
+    const h = this.head!
+    this.head = null
+    this.res.writeHead(h.status, h.text, h.headers)
   }
 
   onData (chunk: Buffer): boolean {
@@ -154,6 +164,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
       if (prev === null) return true
       chunk = prev
     }
+    if (this.head !== null) this.writeHead()
     if (this.res.write(chunk)) return true
     // Backpressure: the client reads slower than the upstream sends; undici pauses until 'drain'.
     this.res.once('drain', this.resume!)
@@ -183,6 +194,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   }
 
   private completeResponse (): void {
+    if (this.head !== null) this.writeHead()
     if (this.held !== null) {
       this.res.end(this.held)
       this.held = null
@@ -283,10 +295,13 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     }
   }
 
-  /** Answer with a problem (or cut the response when it already started) and finish. */
+  /**
+   * Answer with a problem and finish; when part of the upstream's answer already went to the client,
+   * cut the connection instead, so that the client never takes what it got for a whole answer.
+   */
   fail (err: ProxyError): void {
     if (this.finished) return
-    if (this.responseStarted) {
+    if (this.responseStarted && this.head === null) {
       this.res.destroy()
       this.finish(502)
       return

@@ -88,6 +88,11 @@ export function createListener (core: ProxyCore, ws: WebSocketTunnel, o: Listene
   })
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    // pipelined behind an answer that closes the connection (read on while it lingers): never run
+    if ((socket as ClosingSocket)[kClosing] === true) {
+      socket.destroy()
+      return
+    }
     if (isWebSocketUpgrade(req)) ws.handle(req, socket, head)
     else answerWithoutUpgrade(core, req, socket, head)
   })

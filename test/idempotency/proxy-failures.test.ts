@@ -45,6 +45,23 @@ t.test('upstream killed after creating the order, before answering: outcome-unkn
   t.equal(await metricSum(s.lbs, 'claylb_idempotency_requests_total{outcome="outcome_unknown"}'), 1, 'one retry answered outcome-unknown')
 })
 
+t.test('upstream cut mid-answer after creating the order: a 502 (none of it reached the client), then outcome-unknown, never the cut answer', async (t) => {
+  const s = await setup(t)
+  const before = await ordersCount(s.client)
+  const key = newKey()
+  // the proxy holds back the last chunk until the record is committed: here that was all of it
+  const first = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-fault': 'reset-mid-body' } })
+  t.equal(first.status, 502, 'a problem answer, not a bare close')
+  t.equal(JSON.parse(first.body).type, 'urn:claylb:problem:upstream-failed')
+  t.equal(await ordersCount(s.client), before + 1, 'the order was created')
+  for (const lb of s.lbs) {
+    const retry = await send(lb.url, { key })
+    t.equal(retry.status, 409, 'a retry is not answered with the cut answer')
+    t.equal(JSON.parse(retry.body).type, 'urn:claylb:problem:outcome-unknown')
+  }
+  t.equal(await ordersCount(s.client), before + 1, 'nor run again inside the lease')
+})
+
 t.test('Redis stopped: keyed POSTs get 503 fast and never execute; other requests still work', async (t) => {
   const redis = await startRedis({ useEnv: false })
   const s = await setup(t, { redis })

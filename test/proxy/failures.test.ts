@@ -1,7 +1,12 @@
 import t from 'tap'
 import { startBackend, startBackends, deadPort } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
-import { json, req } from '../helpers/http.js'
+import { json, req, sleep } from '../helpers/http.js'
+import { RawClient } from '../helpers/raw.js'
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
+import { Readable } from 'node:stream'
+import { Agent, request } from 'undici'
 
 t.test('a dead backend: GETs and POSTs still succeed on the others (connection refused is retried)', async (t) => {
   const live = await startBackends(['a', 'b'])
@@ -96,4 +101,86 @@ t.test('a client that hangs up is logged as 499', async (t) => {
   const st = await json<{ upstreams: Array<{ inflight: number, healthy: boolean }> }>(`${lb.admin}/status`)
   t.equal(st.upstreams[0]!.healthy, true, 'the upstream is not blamed')
   t.equal(st.upstreams[0]!.inflight, 0, 'nothing left in flight')
+})
+
+t.test('an upstream that resets mid-upload: every client reads the 502, none sees a broken pipe', async (t) => {
+  // the reset comes while the client is still sending; closing at once made some clients see EPIPE
+  const resetter = await startBackend((req) => { req.once('data', () => req.socket.resetAndDestroy()) })
+  const lb = await startClaylb({ args: ['--upstream', resetter.url] })
+  const agent = new Agent({ connections: 32 })
+  t.teardown(async () => { await agent.close(); await lb.stop(); await resetter.close() })
+  // 1 MiB in 16 chunks over ~160 ms, chunked
+  const dripped = (): Readable => Readable.from((async function * () {
+    for (let i = 0; i < 16; i++) { yield Buffer.alloc(64 * 1024, 'u'); await sleep(10) }
+  })())
+  const answers = await Promise.all(Array.from({ length: 20 }, async () => {
+    try {
+      const r = await request(`${lb.url}/upload`, { method: 'POST', body: dripped(), dispatcher: agent })
+      return `${r.statusCode} ${(JSON.parse(await r.body.text()) as { type: string }).type}`
+    } catch (err) {
+      return `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`
+    }
+  }))
+  t.same([...new Set(answers)], ['502 urn:claylb:problem:upstream-failed'], '20 of 20 read the 502')
+
+  // a client that writes its whole body before it reads anything (8 MiB, more than the socket buffers hold)
+  const c = await RawClient.connect(Number(new URL(lb.url).port))
+  t.teardown(() => c.destroy())
+  const size = 8 * 1024 * 1024
+  c.pause()
+  await c.write(`POST /upload HTTP/1.1\r\nHost: x\r\ncontent-length: ${size}\r\n\r\n`)
+  const chunk = Buffer.alloc(256 * 1024, 'u')
+  let written = 0
+  while (written < size && c.error === undefined && !c.closed) { await c.write(chunk).catch(() => {}); written += chunk.length }
+  t.equal(c.error?.code, undefined, `the whole body was accepted (${written / 1048576} MiB written)`)
+  c.socket.resume()
+  const answer = await c.readResponse(5000)
+  t.equal(answer?.status, 502, 'then the 502 is read')
+  t.equal(answer?.headers['connection'], 'close', 'with connection: close')
+  t.ok(await c.waitClosed(5000), 'and the connection closes')
+  t.equal(resetter.count, 21, 'each upload reached the upstream once: a POST is not retried')
+})
+
+t.test('an upstream that breaks after its head, before any byte of the body: 502 problem, not a bare close', async (t) => {
+  const breaker = await startBackend((req, res) => {
+    req.resume()
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 100 })
+    if (req.url === '/partial') res.write('x'.repeat(50))
+    else res.flushHeaders()
+    setTimeout(() => req.socket.destroy(), 50)
+  })
+  const lb = await startClaylb({ args: ['--upstream', breaker.url] })
+  t.teardown(async () => { await lb.stop(); await breaker.close() })
+  for (const method of ['GET', 'POST']) {
+    const r = await req(`${lb.url}/head-only`, { method, ...(method === 'POST' ? { body: 'b' } : {}) })
+    t.equal(r.status, 502, `${method}: nothing of the answer had gone out, so it can still be a 502`)
+    t.equal(JSON.parse(r.body).type, 'urn:claylb:problem:upstream-failed')
+  }
+  // the contrast: once part of the body went out, the only honest answer left is a cut connection
+  await t.rejects(req(`${lb.url}/partial`), 'half a body: the client sees an incomplete answer, never a whole one')
+})
+
+t.test('while a refused upload lingers, nothing pipelined behind it runs, not even an upgrade', async (t) => {
+  let upgrades = 0
+  const resetter = await startBackend((req) => { req.once('data', () => req.socket.destroy()) })
+  resetter.server.on('upgrade', (_req, socket: Socket) => { upgrades++; socket.destroy() })
+  const lb = await startClaylb({ args: ['--upstream', resetter.url] })
+  t.teardown(async () => { await lb.stop(); await resetter.close() })
+  // half-open, as a client that keeps sending after the answer's FIN
+  const s = connect({ port: Number(new URL(lb.url).port), host: '127.0.0.1', allowHalfOpen: true })
+  let got = ''
+  s.on('data', (d: Buffer) => { got += d.toString('latin1') })
+  s.on('error', () => {})
+  await once(s, 'connect')
+  s.write('POST /up HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n')
+  await sleep(300) // the upstream reset, the 502 went out, the connection lingers
+  s.write('10\r\n0123456789abcdef\r\n0\r\n\r\n' +
+    'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n' +
+    'GET /after HTTP/1.1\r\nHost: x\r\n\r\n')
+  await sleep(500)
+  s.destroy()
+  t.match(got, /^HTTP\/1\.1 502 /, 'the upload got its 502')
+  t.equal(got.match(/HTTP\/1\.1 /g)?.length, 1, 'and nothing else was answered')
+  t.equal(upgrades, 0, 'the pipelined upgrade never reached the upstream')
+  t.equal(resetter.count, 1, 'nor any pipelined request')
 })

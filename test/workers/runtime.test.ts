@@ -2,6 +2,11 @@ import t from 'tap'
 import { existsSync } from 'node:fs'
 import { request } from 'undici'
 import { join } from 'node:path'
+import http from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
+import { buildConfig } from '../../src/config/load.js'
+import { createApp } from '../../src/demo/app.js'
+import type { WorkerContext } from '../../src/workers/context.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
 import { status, steadyLoad, until } from './load.js'
@@ -45,6 +50,8 @@ t.test('the demo app: load-test routes, faults off by default', async (t) => {
   t.equal(stream.headers['transfer-encoding'], 'chunked')
   t.same(stream.body.trim().split('\n').map((l) => JSON.parse(l).chunk), [0, 1, 2, 3, 4])
   t.equal((await req(`${lb.url}/hang`)).status, 404, 'no /hang unless workers.faults')
+  const uncut = await req(`${lb.url}/bytes/100000`, { headers: { 'x-demo-fault': 'reset-mid-body' } })
+  t.equal(uncut.body.length, 100000, 'x-demo-fault ignored unless workers.faults')
   const fails = await Promise.all(Array.from({ length: 20 }, () => req(`${lb.url}/?fail=1`)))
   t.ok(fails.every((f) => f.status === 200), '?fail ignored unless workers.faults')
   t.ok([root, bytes, echo, stream].length && (await req(`${lb.url}/nope`)).headers['x-worker-id'], 'x-worker-id on a 404 too')
@@ -80,4 +87,43 @@ t.test('own app: a plain handler gets a fresh empty cwd, deleted when the worker
 
 t.test('a missing app module is a clear start error', async (t) => {
   await t.rejects(startClaylb({ args: ['--workers', '1', '--app', './no/such/app.mjs'] }), /does not exist/)
+})
+
+t.test('the demo app with workers.faults on TCP: x-demo-fault: reset-mid-body sends part of the answer, then an RST', async (t) => {
+  // in a worker the socket is a Unix one, which has no RST: there it is a close (the chaos test's case)
+  const config = buildConfig({ workers: { faults: true } }, {}, { SESSION_SECRET: 'demo-secret-0123456789-abcdefghijklmnopq' })
+  const quiet = { debug () {}, info () {}, warn () {}, error () {} }
+  const ctx = { id: 'w0', slot: 1, generation: 1, config, tmpdir: '', logger: quiet, redis: () => new Promise(() => {}), session: () => new Promise(() => {}) }
+  const server = http.createServer(createApp(ctx as unknown as WorkerContext))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const port = (server.address() as AddressInfo).port
+  // reading an RST may look like an end of stream; a write after it tells: refused after an RST, taken after a FIN
+  const cut = (request: string): Promise<{ reset: boolean, head: string, body: string }> => new Promise((resolve) => {
+    const c = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    let got = ''
+    let reset = false
+    const done = (): void => {
+      c.destroy()
+      const end = got.indexOf('\r\n\r\n')
+      resolve({ reset, head: end < 0 ? '' : got.slice(0, end + 2).toLowerCase(), body: end < 0 ? '' : got.slice(end + 4) })
+    }
+    c.setEncoding('latin1')
+    c.on('data', (d: string) => { got += d })
+    c.on('error', (err: NodeJS.ErrnoException) => { reset ||= err.code === 'ECONNRESET'; done() })
+    c.on('end', () => c.write('probe', (err) => { reset ||= (err as NodeJS.ErrnoException | null)?.code === 'ECONNRESET'; done() }))
+    c.write(request)
+  })
+  const fault = 'x-demo-fault: reset-mid-body\r\n'
+  const bytes = await cut(`GET /bytes/100000 HTTP/1.1\r\nHost: x\r\n${fault}\r\n`)
+  t.ok(bytes.reset, '/bytes: reset')
+  t.match(bytes.head, /\r\ncontent-length: 100000\r\n/, 'after a head announcing 100000 bytes')
+  t.ok(bytes.body.length > 0 && bytes.body.length < 100000, `and ${bytes.body.length} of them`)
+  const stream = await cut(`GET /stream/5 HTTP/1.1\r\nHost: x\r\n${fault}\r\n`)
+  t.ok(stream.reset && stream.head.includes('\r\ntransfer-encoding: chunked\r\n') && stream.body.length > 0 && !stream.body.endsWith('0\r\n\r\n'), '/stream: reset inside the first chunk')
+  const echo = await cut(`POST /echo HTTP/1.1\r\nHost: x\r\n${fault}content-length: 100000\r\n\r\n${'e'.repeat(1000)}`)
+  t.ok(echo.reset, '/echo: reset while the body is still arriving')
+  t.equal(echo.head, '', 'before any answer')
+  const normal = await cut('GET /bytes/10 HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n')
+  t.same([normal.reset, normal.body], [false, 'claylb cla'], 'without the header: the whole answer')
 })
