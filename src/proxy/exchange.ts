@@ -76,7 +76,9 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
    * The upstream's head, until the first byte of the answer goes to the client (Node sends a head
    * only with the body's first write anyway). While it waits, a broken answer can still be a 502.
    */
-  private head: { status: number, text: string, headers: string[] } | null = null
+  private headPending = false
+  private headText = ''
+  private headHeaders: string[] | null = null
   private abortUpstream: ((err?: Error) => void) | null = null
   private resume: (() => void) | null = null
   private opts: Dispatcher.DispatchOptions
@@ -144,14 +146,17 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     this.resume = resume
     if (this.finished) return false
     if (this.tap !== null) this.tap.onHeaders(statusCode, rawHeaders)
-    this.head = { status: statusCode, text: statusText, headers: downstreamResponseHeaders(rawHeaders, this.core.responseExtra) }
+    // fields, not an object: no allocation per request beyond the header list itself
+    this.headPending = true
+    this.headText = statusText
+    this.headHeaders = downstreamResponseHeaders(rawHeaders, this.core.responseExtra)
     return true
   }
 
   private writeHead (): void {
-    const h = this.head!
-    this.head = null
-    this.res.writeHead(h.status, h.text, h.headers)
+    this.headPending = false
+    this.res.writeHead(this.status, this.headText, this.headHeaders!)
+    this.headHeaders = null
   }
 
   onData (chunk: Buffer): boolean {
@@ -164,7 +169,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
       if (prev === null) return true
       chunk = prev
     }
-    if (this.head !== null) this.writeHead()
+    if (this.headPending) this.writeHead()
     if (this.res.write(chunk)) return true
     // Backpressure: the client reads slower than the upstream sends; undici pauses until 'drain'.
     this.res.once('drain', this.resume!)
@@ -194,7 +199,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
   }
 
   private completeResponse (): void {
-    if (this.head !== null) this.writeHead()
+    if (this.headPending) this.writeHead()
     if (this.held !== null) {
       this.res.end(this.held)
       this.held = null
@@ -301,7 +306,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
    */
   fail (err: ProxyError): void {
     if (this.finished) return
-    if (this.responseStarted && this.head === null) {
+    if (this.responseStarted && !this.headPending) {
       this.res.destroy()
       this.finish(502)
       return
