@@ -46,7 +46,7 @@ export function withFailureRate (next: RequestHandler): RequestHandler {
  */
 export function withResetMidBody (next: RequestHandler): RequestHandler {
   return (req, res) => {
-    if (req.headers['x-demo-fault'] === RESET_MID_BODY) {
+    if (wantsResetMidBody(req)) {
       const url = req.url ?? ''
       if (req.method === 'GET' && /^\/(?:bytes|stream)\//.test(url)) cutMidBody(res)
       else if (req.method === 'POST' && /^\/echo(?:$|\?)/.test(url)) resetMidRequest(req)

@@ -5,4 +5,4 @@
 export { createRedis, waitReady, whenConnected, closeRedis, describeRedis, type RedisClient, type RedisConfig } from './client.js'
 export { key } from './keys.js'
 export { defineScript, type Script, type ScriptArg } from './scripts.js'
-export { StateUnavailableError, StateOutcomeUnknownError, toStateError, toWriteError, notConnected } from './errors.js'
+export { StateUnavailableError, StateOutcomeUnknownError, toStateError, toWriteError } from './errors.js'

@@ -2,12 +2,12 @@
  * The idempotency layer at the proxy when things fail: dead upstreams, a backend killed mid-request,
  * and Redis stopped. Two real claylb instances, real backends, real redis-server.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { deadPort } from '../helpers/backend.js'
 import { req, sleep } from '../helpers/http.js'
 import { startRedis } from '../helpers/redis.js'
 import { LEASE_MS, newKey, send } from './http-conformance.js'
-import { executions, metricSum, ordersCount, setupWithRedis as setup } from './stack.js'
+import { executions, metricSum, ordersCount, setupWithRedis as setup, type Stack } from './stack.js'
 
 t.test('a POST whose connection failed is retried on another upstream under the same claim', async (t) => {
   const dead = `http://127.0.0.1:${await deadPort()}`
@@ -22,13 +22,20 @@ t.test('a POST whose connection failed is retried on another upstream under the 
   t.equal(await ordersCount(s.client), before + 6, 'one execution per key')
 })
 
-t.test('upstream killed after creating the order, before answering: outcome-unknown until the lease ends', async (t) => {
-  const s = await setup(t)
+/** A keyed POST whose upstream breaks after creating the order (`fault`): the client gets a 502 problem, the order ran once. */
+async function brokenAfterCreate (t: Test, s: Stack, fault: string): Promise<{ key: string, before: number }> {
   const before = await ordersCount(s.client)
   const key = newKey()
-  const first = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-fault': 'die-after-create' } })
-  t.equal(first.status, 502, 'the client saw the upstream fail')
+  const first = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-fault': fault } })
+  t.equal(first.status, 502, 'the client saw the upstream fail: a problem answer, not a bare close')
+  t.equal(JSON.parse(first.body).type, 'urn:claylb:problem:upstream-failed')
   t.equal(await ordersCount(s.client), before + 1, 'the order was created')
+  return { key, before }
+}
+
+t.test('upstream killed after creating the order, before answering: outcome-unknown until the lease ends', async (t) => {
+  const s = await setup(t)
+  const { key, before } = await brokenAfterCreate(t, s, 'die-after-create')
   const retry = await send(s.lbs[1]!.url, { key })
   t.equal(retry.status, 409)
   t.equal(JSON.parse(retry.body).type, 'urn:claylb:problem:outcome-unknown')
@@ -47,13 +54,8 @@ t.test('upstream killed after creating the order, before answering: outcome-unkn
 
 t.test('upstream cut mid-answer after creating the order: a 502 (none of it reached the client), then outcome-unknown, never the cut answer', async (t) => {
   const s = await setup(t)
-  const before = await ordersCount(s.client)
-  const key = newKey()
   // the proxy holds back the last chunk until the record is committed: here that was all of it
-  const first = await send(s.lbs[0]!.url, { key, headers: { 'x-demo-fault': 'reset-mid-body' } })
-  t.equal(first.status, 502, 'a problem answer, not a bare close')
-  t.equal(JSON.parse(first.body).type, 'urn:claylb:problem:upstream-failed')
-  t.equal(await ordersCount(s.client), before + 1, 'the order was created')
+  const { key, before } = await brokenAfterCreate(t, s, 'reset-mid-body')
   for (const lb of s.lbs) {
     const retry = await send(lb.url, { key })
     t.equal(retry.status, 409, 'a retry is not answered with the cut answer')
