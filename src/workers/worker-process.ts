@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { Host } from '../upstream/host.js'
 import type { Config } from '../config/schema.js'
 import { WORKER_BOOT_ENV, type WorkerBoot, type WorkerMessage, type WorkerProcessSample } from './protocol.js'
+import { ClaylbError } from '../errors.js'
 
 const RUNTIME = fileURLToPath(new URL('./runtime.js', import.meta.url))
 /** pause between readiness probes */
@@ -16,9 +17,8 @@ const PROBE_GAP_MS = 50
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping' | 'exited'
 
-export class WorkerNotReady extends Error {
-  readonly code = 'CLAYLB_ERR_WORKER_NOT_READY'
-  override name = 'WorkerNotReady'
+export class WorkerNotReady extends ClaylbError {
+  constructor (message: string) { super('CLAYLB_ERR_WORKER_NOT_READY', message) }
 }
 
 /** what a worker is started with: exactly what it receives at boot */
