@@ -24,7 +24,7 @@ import type { Cluster } from '../upstream/cluster.js'
 import type { WorkerSample } from '../metrics/metrics.js'
 import { resolveApp } from './app-module.js'
 import { CrashBackoff } from './crash-backoff.js'
-import type { WorkerMessage } from './protocol.js'
+import { workerConfigOf, type WorkerMessage } from './protocol.js'
 import { WorkerProcess, type WorkerEvents } from './worker-process.js'
 import { ClaylbError } from '../errors.js'
 
@@ -194,7 +194,8 @@ export class Supervisor {
       socketPath: join(this.runDir, `${id}.sock`),
       tmpdir: workerDir,
       recycleAfterRequests: w.maxRequests > 0 ? withJitter(w.maxRequests, w.recycleJitterPercent) : 0,
-      config: gen.config,
+      config: workerConfigOf(gen.config),
+      timeouts: gen.config.timeouts,
     }, this.events)
     this.workers.add(worker)
     this.slotOf.set(worker, slot)
