@@ -9,7 +9,9 @@ import type { Logger } from '../log.js'
 import type { IdempotencyObserver } from './core.js'
 import { IdempotencyGate } from '../proxy/idempotency-gate.js'
 import { IdempotencyCore, type IdempotencySettings } from './core.js'
-import { RouteTable } from './http.js'
+import { IdempotencyDecider } from './decision.js'
+import { RouteTable } from './routes.js'
+import { defaultScope, ScopeSources } from './scope.js'
 import { RedisStore } from './redis-store.js'
 
 /** How long a duplicate waits for the original with `onConcurrent: wait` (at most the lease). */
@@ -26,11 +28,17 @@ export function idempotencySettings (c: Config['idempotency']): IdempotencySetti
 }
 
 export function createIdempotencyGate (config: Config, client: Redis | Cluster, logger: Logger, observer?: IdempotencyObserver): IdempotencyGate {
-  const store = new RedisStore(client, { keyPrefix: config.redis.keyPrefix, notify: config.idempotency.onConcurrent === 'wait' })
+  const c = config.idempotency
+  const store = new RedisStore(client, {
+    keyPrefix: config.redis.keyPrefix,
+    notify: c.onConcurrent === 'wait',
+    waitReplicas: c.waitReplicas,
+    waitTimeoutMs: c.waitTimeoutMs,
+    onUnreplicated: (acked) => logger.warn({ acked, wanted: c.waitReplicas }, 'idempotency: a stored answer reached fewer replicas than idempotency.waitReplicas; a failover now could lose it'),
+  })
   return new IdempotencyGate({
-    routes: new RouteTable(config.idempotency.routes),
-    core: new IdempotencyCore(store, idempotencySettings(config.idempotency), observer),
-    sessionCookie: config.session.cookie,
+    routes: new RouteTable(c.routes),
+    decider: new IdempotencyDecider(new IdempotencyCore(store, idempotencySettings(c), observer), new ScopeSources(c.scope ?? defaultScope(config.session.cookie))),
     maxBodyBytes: config.limits.maxBodyBytes,
     logger,
   })

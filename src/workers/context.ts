@@ -23,7 +23,7 @@ export interface WorkerContext {
   /** the slot this worker fills (1..workers.count); a replacement keeps its slot */
   readonly slot: number
   readonly generation: number
-  /** the slice of claylb's config a worker needs (redis, session, log.level, healthCheck.path, workers): never admin.* */
+  /** the slice of claylb's config a worker needs (WorkerConfig: redis, session, log.level, healthCheck.path, workers, idempotency.ttlSeconds): never admin.* */
   readonly config: WorkerConfig
   /** an empty directory, the process's cwd, deleted when the worker exits */
   readonly tmpdir: string

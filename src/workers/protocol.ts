@@ -35,6 +35,8 @@ export interface WorkerConfig {
   readonly log: { readonly level: Config['log']['level'] }
   readonly healthCheck: { readonly path: Config['healthCheck']['path'] }
   readonly workers: { readonly count: number, readonly app: string, readonly faults: boolean }
+  /** how long claylb keeps a key's record: an app deduping on claylb-idempotency-id keeps its ids as long */
+  readonly idempotency: { readonly ttlSeconds: number }
 }
 
 export function workerConfigOf (c: Config): WorkerConfig {
@@ -44,6 +46,7 @@ export function workerConfigOf (c: Config): WorkerConfig {
     log: { level: c.log.level },
     healthCheck: { path: c.healthCheck.path },
     workers: { count: c.workers.count, app: c.workers.app, faults: c.workers.faults },
+    idempotency: { ttlSeconds: c.idempotency.ttlSeconds },
   }
 }
 

@@ -92,11 +92,12 @@ t.test('ctx.config is the slice a worker needs: never admin.* (the token), liste
   const r = await req(`${lb.url}/`)
   t.notOk(r.body.includes(token), 'the admin token is nowhere in it')
   const c = JSON.parse(r.body) as Record<string, Record<string, unknown>>
-  t.same(Object.keys(c).sort(), ['healthCheck', 'log', 'redis', 'session', 'workers'], 'only the worker\'s sections')
+  t.same(Object.keys(c).sort(), ['healthCheck', 'idempotency', 'log', 'redis', 'session', 'workers'], 'only the worker\'s sections')
   t.same(c['healthCheck'], { path: '/healthz' })
   t.same(Object.keys(c['workers']!).sort(), ['app', 'count', 'faults'])
   t.equal(c['workers']!['count'], 1)
   t.same(Object.keys(c['log']!), ['level'])
+  t.same(Object.keys(c['idempotency']!), ['ttlSeconds'])
 })
 
 t.test('a missing app module is a clear start error', async (t) => {
