@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { BIN, ROOT, childEnv } from './helpers/claylb.js'
 
 const run = (...args: string[]): { status: number | null, stdout: string, stderr: string } => {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 30_000 })
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 90_000 })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 

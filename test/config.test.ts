@@ -73,7 +73,7 @@ t.test('defaults, flag overrides, REDIS_URL, frozen result', async (t) => {
 t.test('start with an invalid config exits 1 and names the problem', async (t) => {
   const file = join(tmp, 'bad-start.yaml')
   writeFileSync(file, 'timeouts: { connectMs: 0 }\n')
-  const r = spawnSync(process.execPath, [BIN, 'start', '--config', file], { encoding: 'utf8', timeout: 10_000, env: childEnv() })
+  const r = spawnSync(process.execPath, [BIN, 'start', '--config', file], { encoding: 'utf8', timeout: 90_000, env: childEnv() })
   t.equal(r.status, 1)
   t.match(r.stderr, /timeouts\.connectMs: must be a positive integer/)
 })

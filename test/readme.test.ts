@@ -81,7 +81,7 @@ async function run (t: Test, file: string, env: NodeJS.ProcessEnv): Promise<{ pr
 const checkConfig = (yamlText: string): { status: number | null, out: string } => {
   const file = join(mkdtempSync(join(WORK, 'c-')), 'config.yaml')
   writeFileSync(file, yamlText)
-  const r = spawnSync(process.execPath, [BIN, 'check-config', file], { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 30_000 })
+  const r = spawnSync(process.execPath, [BIN, 'check-config', file], { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 90_000 })
   return { status: r.status, out: r.stdout + r.stderr }
 }
 
