@@ -15,7 +15,7 @@ import { startClaylb, type Claylb } from '../helpers/claylb.js'
 import { json, sleep } from '../helpers/http.js'
 import { startRedis, type RedisServer } from '../helpers/redis.js'
 import { status, until } from '../workers/load.js'
-import { fdCount, mixedLoad, percentile, rssKiB, type MixedResult, type SlowGets } from './mixed-load.js'
+import { fdCount, mixedLoad, percentile, rssKiB, type FaultRunning, type MixedResult, type SlowGets } from './mixed-load.js'
 
 export const SOAK_SECONDS = Number(process.env['CLAYLB_SOAK_SECONDS'] ?? 0)
 
@@ -25,8 +25,13 @@ export interface FaultContext {
   /** the config and environment `lb` runs with (to start more instances on the same Redis) */
   config: Record<string, unknown>
   env: NodeJS.ProcessEnv
-  /** true until the load's time is up */
-  running: () => boolean
+  /**
+   * `running(goalMet)`: go on faulting. True while the load's minimum time lasts, and after it while
+   * `goalMet` is false (the fault has not done what the scenario asserts yet), up to a hard cap.
+   */
+  running: FaultRunning
+  /** the load's result so far (requests sent, answers seen): for pacing faults by progress */
+  live: MixedResult
 }
 
 export interface Scenario {
@@ -84,11 +89,13 @@ export async function chaosRun (t: Test, s: Scenario): Promise<ChaosReport> {
   const sampler = setInterval(() => rssOverTime.push({ s: Math.round((Date.now() - t0) / 1000), rssKiB: rssKiB(lb.pid), fds: fdCount(lb.pid) }), 1000)
 
   let r: MixedResult
+  const loadStart = Date.now()
   try {
-    r = await mixedLoad(lb.url, seconds, (running) => s.fault({ lb, redis, running, config, env }), s.slowGets)
+    r = await mixedLoad(lb.url, seconds, (running, live) => s.fault({ lb, redis, running, live, config, env }), s.slowGets)
   } finally {
     clearInterval(sampler)
   }
+  const loadSeconds = Math.round((Date.now() - loadStart) / 100) / 10
   const count = (s.config?.['workers']?.['count'] as number | undefined) ?? 3
   await until(() => status(lb.admin), (st) => st.workers.filter((w) => w.state === 'ready').length === count, 30_000, `all ${count} slots ready again`)
   await sleep(500)
@@ -124,6 +131,8 @@ export async function chaosRun (t: Test, s: Scenario): Promise<ChaosReport> {
   const summary = {
     scenario: s.name,
     seconds,
+    // at least `seconds`: longer when the fault needed longer to reach its goal (a busy machine)
+    loadSeconds,
     requests: sorted.length,
     failuresByKind: r.failures,
     keys: r.keys,

@@ -29,7 +29,7 @@ t.test('kill a claylb instance (SIGKILL of its process group) mid-request, again
   const { summary } = await chaosRun(t, {
     name: 'kill-instance',
     seconds: 20,
-    async fault ({ lb, redis, running, config, env }) {
+    async fault ({ lb, redis, running, live, config, env }) {
       const client = await connectRedis(redis.url)
       const agent = new Agent({ connections: 16 })
       const post = async (url: string, key: string, headers: Record<string, string> = {}): Promise<{ status: number, type: string, replayed: boolean, deduped: boolean, body: string } | Error> => {
@@ -44,7 +44,10 @@ t.test('kill a claylb instance (SIGKILL of its process group) mid-request, again
       }
       // the victim's orders exist (the demo app wrote them with their id): it is mid-request on all
       const created = async (keys: string[]): Promise<boolean> => await client.exists(...keys.map(orderKeyOf)) === keys.length
-      while (running()) {
+      const goal = (): boolean => kills >= 2 && killedMidRequest >= 1
+      while (running(goal())) {
+        // the mixed load keeps going on the survivor meanwhile: pace by its progress too
+        const served = live.keys
         const victim = await startClaylb({ config, env, detached: true })
         const keys = Array.from({ length: PER_VICTIM }, (_, i) => `kill-${process.pid}-${kills}-${i}`)
         faultKeys += keys.length
@@ -76,6 +79,7 @@ t.test('kill a claylb instance (SIGKILL of its process group) mid-request, again
           const replay = await post(lb.url, key)
           if (replay instanceof Error || !replay.replayed || replay.body !== last!.body) wrong.push(`${key}: not replayed afterwards`)
         }
+        while (live.keys < served + 20 && running(goal())) await sleep(50)
       }
       await agent.close()
       client.disconnect()

@@ -45,8 +45,22 @@ export interface MixedResult {
 /** GET lanes on a slow route (e.g. the demo's /delay/400), so every drain has requests in flight */
 export interface SlowGets { lanes: number, path: string }
 
-/** Runs the three client kinds against `base` until `seconds` have passed, `fault` alongside. */
-export async function mixedLoad (base: string, seconds: number, fault: (running: () => boolean) => Promise<void>, slow?: SlowGets): Promise<MixedResult> {
+/**
+ * Whether the fault should go on. It is paced by progress, not by the clock alone: it goes on while the
+ * load's minimum time lasts, and past it for as long as the fault says its goal is not met yet (a busy
+ * machine reaches the goal later, never not at all), up to a hard cap after which it must stop.
+ */
+export type FaultRunning = (goalMet?: boolean) => boolean
+
+/** how long past its minimum time the load may go on while a fault has not reached its goal */
+export const OVERTIME_MS = Number(process.env['CLAYLB_CHAOS_OVERTIME_MS'] ?? 120_000)
+
+/**
+ * Runs the three client kinds against `base`, `fault` alongside, for at least `seconds` and until the
+ * fault has returned (so the last fault is always seen under load). `fault` receives `running` and the
+ * live result, so it can pace itself by requests served and answers seen.
+ */
+export async function mixedLoad (base: string, seconds: number, fault: (running: FaultRunning, live: MixedResult) => Promise<void>, slow?: SlowGets): Promise<MixedResult> {
   const agent = new Agent({ keepAliveTimeout: 2000, connections: 32 })
   const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, outcomeUnknownKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, undocumented: [], problems: [], latenciesMs: [] }
   const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> => {
@@ -82,7 +96,10 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
   r.cookie = ([] as string[]).concat(first.headers['set-cookie'] ?? [])[0]!.split(';')[0]!
 
   const deadline = Date.now() + seconds * 1000
-  const running = (): boolean => Date.now() < deadline
+  const cap = deadline + OVERTIME_MS
+  let faultDone = false
+  const faultRunning: FaultRunning = (goalMet = true) => Date.now() < cap && (Date.now() < deadline || !goalMet)
+  const running = (): boolean => Date.now() < deadline || !faultDone
 
   // a slow lane's route is slow already: it sends back to back and is counted apart as well
   const getLane = async (path = '/', slow = false): Promise<void> => {
@@ -134,7 +151,8 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
   }
 
   const slowLanes = Array.from({ length: slow?.lanes ?? 0 }, () => getLane(slow!.path, true))
-  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), ...slowLanes, fault(running)])
+  const faulting = fault(faultRunning, r).finally(() => { faultDone = true })
+  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), ...slowLanes, faulting])
   await agent.close()
   return r
 }

@@ -22,10 +22,14 @@ t.test('freeze Redis past the lease under GETs, session increments and keyed POS
     config: { redis: { commandTimeoutMs: 2000 }, idempotency: { lockSeconds: LEASE_SECONDS } },
     // a GET reaches a worker whose Redis client may be stuck in the freeze: not an idempotency matter
     allowFailedGets: (res) => res.failedGets.every((g) => g.status === 503 || g.status === 500),
-    async fault ({ redis, running }) {
-      while (running()) {
+    async fault ({ redis, running, live }) {
+      const goal = (): boolean => freezes.length >= 3
+      while (running(goal())) {
+        // keyed requests under way between freezes: paced by the load's progress, not the clock alone
+        const keys = live.keys
         await sleep(2500)
-        if (!running()) break
+        while (live.keys < keys + 20 && running(goal())) await sleep(50)
+        if (!running(goal())) break
         const at = Date.now()
         redis.pause()
         await sleep(FROZEN_MS)

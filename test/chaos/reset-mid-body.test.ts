@@ -22,6 +22,8 @@ import { problem } from './mixed-load.js'
 
 const FAULT = { 'x-demo-fault': 'reset-mid-body' }
 const PER_SECOND = 15
+/** faults the scenario asserts it injected (at PER_SECOND, about 8 s of its 12 on a quiet machine) */
+const CUTS = 120
 
 interface Answer { status: number, type: string, replayed: boolean, deduped?: boolean, body: string, error?: string }
 
@@ -38,7 +40,7 @@ t.test('workers reset mid-body under GETs, session increments and keyed POSTs', 
   let resetTries = 0
   let resetRetries = 0
 
-  const { r, orders, summary } = await chaosRun(t, {
+  const { r, orders } = await chaosRun(t, {
     name: 'reset-mid-body',
     seconds: 12,
     async fault ({ lb, running }) {
@@ -121,7 +123,8 @@ t.test('workers reset mid-body under GETs, session increments and keyed POSTs', 
       }
 
       const pending: Array<Promise<void>> = []
-      for (let i = 0; running(); i++) {
+      // the goal is a count of faults, not a rate: a busy machine takes longer to inject them
+      for (let i = 0; running(cuts >= CUTS); i++) {
         const n = 1000 + Math.floor(Math.random() * 200_000)
         switch (i % 6) {
           case 0: pending.push(i % 12 === 0 ? getViaUndici(`/bytes/${n}`) : getRaw(`/bytes/${n}`, n, false)); break
@@ -142,7 +145,7 @@ t.test('workers reset mid-body under GETs, session increments and keyed POSTs', 
     faultSummary: () => ({ cuts, resetTries, resetRetries, cutOrders, dedupedOrders, faultAnswers: seen }),
   })
 
-  t.ok(cuts >= Number(summary['seconds']) * PER_SECOND * 0.6, `faults injected: ${cuts}`)
+  t.ok(cuts >= CUTS, `faults injected: ${cuts}`)
   t.same(wrong, [], 'every cut answer was what the client must see')
   t.ok(cutOrders > 0 && dedupedOrders === cutOrders, `keyed orders cut: ${cutOrders}, each retry answered with the cut request's order: ${dedupedOrders}`)
   // each cut request was one try ending in a reset: none was tried again (a GET whose answer had
