@@ -24,8 +24,10 @@ export interface MixedResult {
   sessionFailed: number
   cookie: string
   keys: number
-  /** keys that saw a 502, a 504 or a 409 outcome-unknown: the order may have run more than once */
+  /** keys that saw a 502, a 504 or a 409 outcome-unknown on the way (each still runs at most once) */
   uncertainKeys: number
+  /** keys whose final answer is the 409 outcome-unknown: the order ran once or not at all */
+  outcomeUnknownKeys: number
   /** keys whose stored answer is the app's 500 state-outcome-unknown: the order ran once or not at all */
   unknownKeys: number
   abandoned: string[]
@@ -60,7 +62,7 @@ export const OVERTIME_MS = Number(process.env['CLAYLB_CHAOS_OVERTIME_MS'] ?? 120
  */
 export async function mixedLoad (base: string, seconds: number, fault: (running: FaultRunning, live: MixedResult) => Promise<void>, slow?: SlowGets): Promise<MixedResult> {
   const agent = new Agent({ keepAliveTimeout: 2000, connections: 32 })
-  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, undocumented: [], problems: [], latenciesMs: [] }
+  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, outcomeUnknownKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, undocumented: [], problems: [], latenciesMs: [] }
   const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> => {
     const at = Date.now()
     const started = performance.now()
@@ -133,9 +135,13 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
           // the app lost its write's reply: that answer is stored and replayed, the key is settled
           r.unknownKeys++
           done = true
+        } else if (a.type === problem('outcome-unknown')) {
+          // final: claylb never runs it again (a route whose upstream dedupes is forwarded again instead)
+          r.outcomeUnknownKeys++
+          uncertain = true
+          done = true
         } else {
-          // the order may have run: after the lease a retry may run it again (documented at-least-once)
-          if (a.status === 502 || a.status === 504 || a.type === problem('outcome-unknown')) uncertain = true
+          if (a.status === 502 || a.status === 504) uncertain = true
           await sleep(Math.min(50 * attempt, 300))
         }
       }
