@@ -14,7 +14,7 @@ export const problem = (slug: string): string => PROBLEM_TYPE_BASE + slug
 export const rssKiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
 export const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length
 
-export interface Reply { status: number, type: string, body: string, at: number, replayed?: boolean, /** the Idempotency-Key sent */ key?: string }
+export interface Reply { status: number, type: string, body: string, at: number, replayed?: boolean, /** the Idempotency-Key sent */ key?: string, /** the claylb it went to, when there are several */ base?: string, /** when a transport error ended it */ failedAt?: number }
 
 export interface MixedResult {
   gets: number
@@ -29,8 +29,10 @@ export interface MixedResult {
   /** keys whose stored answer is the app's 500 state-outcome-unknown: the order ran once or not at all */
   unknownKeys: number
   abandoned: string[]
-  /** every non-2xx answer: "METHOD path status type" → count */
+  /** every non-2xx answer: "METHOD path status type" → count ("… @base" with several hosts) */
   failures: Record<string, number>
+  /** with several hosts: the 2xx answers, "METHOD path @base" → count */
+  answered: Record<string, number>
   /** non-2xx answers that were not a documented problem+json, and transport errors */
   undocumented: string[]
   /** every non-2xx answer with when it was sent */
@@ -43,22 +45,32 @@ export interface MixedResult {
 /** GET lanes on a slow route (e.g. the demo's /delay/400), so every drain has requests in flight */
 export interface SlowGets { lanes: number, path: string }
 
+/** Several claylb hosts (scale-out): each request goes to the next one in turn, a retry to another. */
+export interface Spread { bases: readonly string[], /** ends the load before its time is up */ stopped?: () => boolean }
+
 /** Runs the three client kinds against `base` until `seconds` have passed, `fault` alongside. */
-export async function mixedLoad (base: string, seconds: number, fault: (running: () => boolean) => Promise<void>, slow?: SlowGets): Promise<MixedResult> {
+export async function mixedLoad (base: string, seconds: number, fault: (running: () => boolean, progress: Readonly<MixedResult>) => Promise<void>, slow?: SlowGets, spread?: Spread): Promise<MixedResult> {
   const agent = new Agent({ keepAliveTimeout: 2000, connections: 32 })
-  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, undocumented: [], problems: [], latenciesMs: [] }
+  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, answered: {}, undocumented: [], problems: [], latenciesMs: [] }
+  let turn = 0
   const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> => {
+    const to = spread === undefined ? base : spread.bases[turn++ % spread.bases.length]!
+    const where = spread === undefined ? '' : ` @${to}`
     const at = Date.now()
     const started = performance.now()
     try {
-      const res = await request(base + path, { method: method as 'GET', headers, body, dispatcher: agent })
+      const res = await request(to + path, { method: method as 'GET', headers, body, dispatcher: agent })
       const text = await res.body.text()
       r.latenciesMs.push(performance.now() - started)
       const reply: Reply = { status: res.statusCode, type: '', body: text, at, replayed: res.headers['idempotent-replayed'] === 'true' }
       if (headers['idempotency-key'] !== undefined) reply.key = headers['idempotency-key']
+      if (spread !== undefined) {
+        reply.base = to
+        if (res.statusCode < 300) r.answered[`${method} ${path}${where}`] = (r.answered[`${method} ${path}${where}`] ?? 0) + 1
+      }
       if (res.statusCode >= 300) {
         try { reply.type = String((JSON.parse(text) as { type?: unknown }).type) } catch { reply.type = '(not json)' }
-        const kind = `${method} ${path} ${res.statusCode} ${reply.type}`
+        const kind = `${method} ${path} ${res.statusCode} ${reply.type}${where}`
         r.failures[kind] = (r.failures[kind] ?? 0) + 1
         r.problems.push(reply)
         if (!String(res.headers['content-type']).startsWith('application/problem+json') || !DOCUMENTED.has(reply.type)) {
@@ -67,10 +79,12 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
       }
       return reply
     } catch (err) {
-      const kind = `${method} ${path} transport ${(err as Error).message}`
+      const kind = `${method} ${path} transport ${(err as Error).message}${where}`
       r.failures[kind] = (r.failures[kind] ?? 0) + 1
       r.undocumented.push(kind)
-      return { status: 0, type: '', body: '', at }
+      const reply: Reply = { status: 0, type: `transport ${(err as { code?: string }).code ?? ''}`, body: '', at, failedAt: Date.now() }
+      if (spread !== undefined) reply.base = to
+      return reply
     }
   }
 
@@ -80,7 +94,7 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
   r.cookie = ([] as string[]).concat(first.headers['set-cookie'] ?? [])[0]!.split(';')[0]!
 
   const deadline = Date.now() + seconds * 1000
-  const running = (): boolean => Date.now() < deadline
+  const running = (): boolean => Date.now() < deadline && spread?.stopped?.() !== true
 
   // a slow lane's route is slow already: it sends back to back and is counted apart as well
   const getLane = async (path = '/', slow = false): Promise<void> => {
@@ -118,7 +132,8 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
           done = true
         } else {
           // the order may have run: after the lease a retry may run it again (documented at-least-once)
-          if (a.status === 502 || a.status === 504 || a.type === problem('outcome-unknown')) uncertain = true
+          // so may one whose connection broke (a claylb host died mid-request); a refused one never ran
+          if ((a.status === 0 && a.type !== 'transport ECONNREFUSED') || a.status === 502 || a.status === 504 || a.type === problem('outcome-unknown')) uncertain = true
           await sleep(Math.min(50 * attempt, 300))
         }
       }
@@ -128,7 +143,7 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
   }
 
   const slowLanes = Array.from({ length: slow?.lanes ?? 0 }, () => getLane(slow!.path, true))
-  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), ...slowLanes, fault(running)])
+  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), ...slowLanes, fault(running, r)])
   await agent.close()
   return r
 }
