@@ -87,6 +87,10 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   const result = configSchema.safeParse(applyOverrides(raw as Record<string, unknown>, overrides))
   if (!result.success) throw new ConfigError(formatIssues(result.error.issues), source)
   const c = result.data
+  if (c.idempotency.waitReplicas > 0) {
+    if (c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) throw new ConfigError([`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`], source)
+    if (c.redis.cluster !== undefined) throw new ConfigError(['idempotency.waitReplicas: needs a single Redis primary (with replicas), not redis.cluster'], source)
+  }
   const resolved = {
     ...c,
     workers: { ...c.workers, count: c.workers.count ?? (c.upstreams.length > 0 ? 0 : 4) },

@@ -117,7 +117,26 @@ export const configSchema = z.strictObject({
     maxBodyBytes: positiveInt(10_485_760),
   }).prefault({}),
   idempotency: z.strictObject({
-    routes: z.array(z.strictObject({ match: routeMatch, required: bool(false) })).default([]),
+    routes: z.array(z.strictObject({
+      match: routeMatch,
+      required: bool(false),
+      /**
+       * the upstream dedupes on `claylb-idempotency-id` in its own storage: after an unknown outcome a
+       * retry is forwarded again under a new lease instead of refused
+       */
+      upstreamDedupes: bool(false),
+      /** match the path case-sensitively (default: as most routers do, case-insensitively) */
+      caseSensitive: bool(false),
+    })).default([]),
+    /**
+     * where a key's scope comes from: the first of these request headers present (`cookie:<name>` is
+     * one cookie); unset: `authorization`, then the session cookie
+     */
+    scope: z.array(z.string().regex(/^(cookie:[!#-'*+.0-9A-Z^-z|~-]+|[!#-'*+.0-9A-Z^-z|~-]+)$/, { error: 'must be a header name or "cookie:<name>"' })).min(1, { error: 'must name at least one header' }).optional(),
+    /** `WAIT` for this many replicas after each claim and record (0: no WAIT) */
+    waitReplicas: nonNegativeInt(0),
+    /** how long one WAIT may take; below `redis.commandTimeoutMs` */
+    waitTimeoutMs: positiveInt(250),
     ttlSeconds: positiveInt(86_400),
     lockSeconds: positiveInt(30),
     maxResponseBytes: positiveInt(1_048_576),

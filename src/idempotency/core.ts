@@ -26,8 +26,14 @@ export interface IdempotencySettings {
 
 export const DEFAULT_RELEASE_STATUSES: ReadonlySet<number> = new Set([429, 503])
 
-/** how often a result the store could not take is offered again, while the lease lasts */
+/** how often a result the store could not take is offered again */
 const RESTORE_EVERY_MS = 200
+/**
+ * How long it is offered at most. The record stays (in flight, then unknown) for `ttlMs` whatever
+ * happens, so offering past the lease is safe: every write is fenced by the owner token, and the
+ * answer that lands turns an unknown outcome into the known one.
+ */
+const RESTORE_FOR_MS = 300_000
 
 /** Counters for metrics; every hook defaults to a no-op. */
 export interface IdempotencyObserver {
@@ -61,7 +67,11 @@ export class Claim {
   /** when the lease ends at the latest, as far as this process knows (moved by every renewal) */
   leaseUntil: number
 
-  constructor (readonly id: string, readonly token: string, leaseMs: number) {
+  /**
+   * @param id the record id (the scoped key's hash): what an upstream that dedupes stores
+   * @param fence rises with every claim of the record, so an upstream can refuse an older owner
+   */
+  constructor (readonly id: string, readonly token: string, leaseMs: number, readonly fence = 1) {
     this.leaseUntil = Date.now() + leaseMs
   }
 
@@ -114,16 +124,26 @@ export class IdempotencyCore {
   /**
    * Claim (scope, key) or learn what it holds. Throws StoreUnavailableError when the store cannot be
    * asked. With `settings.waitMs` > 0 an in-flight record is waited for (bounded) before answering.
+   * `reclaim`: the upstream dedupes on the record id, so an unknown outcome is claimed again and the
+   * request re-forwarded (the upstream answers with what it did the first time) instead of refused.
    */
-  async begin (scope: string, key: string, fingerprint: string): Promise<BeginOutcome> {
+  async begin (scope: string, key: string, fingerprint: string, reclaim = false): Promise<BeginOutcome> {
     const id = this.recordId(scope, key)
     const deadline = this.settings.waitMs > 0 ? Date.now() + this.settings.waitMs : 0
     for (;;) {
       const token = randomBytes(16).toString('base64url')
-      const r = await this.store.begin(id, fingerprint, token, this.settings.leaseMs)
+      let r
+      try {
+        r = await this.store.begin(id, fingerprint, token, this.settings.leaseMs, this.settings.ttlMs, reclaim)
+      } catch (err) {
+        // the claim may have landed after all (a reply lost or late): nothing executed, so free it,
+        // or it would turn into an unknown outcome when its lease ends
+        this.releaseLater(id, token)
+        throw err
+      }
       switch (r.kind) {
         case 'claimed': {
-          const claim = new Claim(id, token, this.settings.leaseMs)
+          const claim = new Claim(id, token, this.settings.leaseMs, r.fence)
           claim.startRenewal(this)
           this.observer.execution()
           return { kind: 'proceed', claim }
@@ -183,11 +203,12 @@ export class IdempotencyCore {
   }
 
   private offerAgain (claim: Claim, write: () => Promise<boolean>): void {
+    const until = Date.now() + Math.min(RESTORE_FOR_MS, this.settings.ttlMs)
     const retry = (): void => {
       if (claim.settled) return
-      if (Date.now() > claim.leaseUntil) {
-        // the lease is over in the store too: the key is free again, a retry executes once more
-        this.observer.leaseLost()
+      if (Date.now() > until) {
+        // never recorded: the record says unknown (its lease ended without a result), never free
+        this.observer.unknownOutcome()
         return
       }
       write().then((ok) => {
@@ -198,6 +219,17 @@ export class IdempotencyCore {
     setTimeout(retry, RESTORE_EVERY_MS).unref()
   }
 
+  /** Release a claim that may or may not exist, retrying while its lease could still be running. */
+  private releaseLater (id: string, token: string): void {
+    const until = Date.now() + this.settings.leaseMs
+    const attempt = (): void => {
+      this.store.release(id, token).catch(() => {
+        if (Date.now() < until) setTimeout(attempt, RESTORE_EVERY_MS).unref()
+      })
+    }
+    attempt()
+  }
+
   /** Nothing reached an upstream (or the handler never started): forget the claim at once. */
   async release (claim: Claim): Promise<boolean> {
     claim.stopRenewal()
@@ -205,11 +237,14 @@ export class IdempotencyCore {
     return this.store.release(claim.id, claim.token)
   }
 
-  /** The request was sent and no answer came back: block retries for one lease, then let them run. */
+  /**
+   * The request was sent and no answer came back: the record says `unknown` for `ttlMs` (a route whose
+   * upstream dedupes re-claims it on the next retry).
+   */
   async markUnknown (claim: Claim): Promise<boolean> {
     claim.stopRenewal()
     this.observer.unknownOutcome()
     // not settled: the owner may still complete from this state (the middleware's late handler)
-    return this.store.markUnknown(claim.id, claim.token, this.settings.leaseMs)
+    return this.store.markUnknown(claim.id, claim.token, this.settings.ttlMs)
   }
 }

@@ -104,9 +104,12 @@ const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
 export function outcomeError (o: Exclude<BeginOutcome, { kind: 'proceed' } | { kind: 'replay' }>): ProxyError {
   switch (o.kind) {
     case 'in-flight':
-      return new ProxyError('CLAYLB_IDEMPOTENCY_IN_FLIGHT', 'a request with this Idempotency-Key is still being processed; retry later', { retryAfter: seconds(o.remainingMs) })
+      // the first request has run `elapsedMs`: it likely needs about as long again, and the lease
+      // (renewed while it lives) bounds how long a retry can usefully wait
+      return new ProxyError('CLAYLB_IDEMPOTENCY_IN_FLIGHT', 'a request with this Idempotency-Key is still being processed; retry later', { retryAfter: Math.min(seconds(o.elapsedMs), seconds(o.remainingMs)) })
     case 'unknown':
-      return new ProxyError('CLAYLB_IDEMPOTENCY_OUTCOME_UNKNOWN', 'the request with this Idempotency-Key reached the server but no answer came back; it may have taken effect. The key is blocked until retry-after, then the request may run again', { retryAfter: seconds(o.remainingMs) })
+      // no retry-after: retrying cannot help, the record says unknown until it expires
+      return new ProxyError('CLAYLB_IDEMPOTENCY_OUTCOME_UNKNOWN', 'the request with this Idempotency-Key may have been executed but its outcome is unknown (the server or the proxy handling it failed before recording an answer); it will not be executed again for this key. Check the resource, or use a new key to run it again')
     case 'too-large':
       return new ProxyError('CLAYLB_IDEMPOTENCY_TOO_LARGE', `the request with this Idempotency-Key was executed (status ${o.status}) but its response was too large to store for replay; it will not be executed again`)
     case 'mismatch':

@@ -10,6 +10,10 @@ interface Rec {
   st: 'i' | 'c' | 'u' | 't'
   fp: string
   tok: string | undefined
+  fence: number
+  /** in-flight: when the owner's lease ends, and when it claimed */
+  leaseUntil: number
+  t0: number
   expiresAt: number
   response?: StoredResponse
   status?: number
@@ -42,25 +46,38 @@ export class MemoryStore implements IdempotencyStore {
     return r !== undefined && r.tok === token ? r : undefined
   }
 
-  async begin (id: string, fingerprint: string, token: string, leaseMs: number): Promise<StoreBegin> {
+  async begin (id: string, fingerprint: string, token: string, leaseMs: number, ttlMs: number, reclaim: boolean): Promise<StoreBegin> {
+    const now = Date.now()
     const r = this.live(id)
     if (r === undefined) {
-      this.records.set(id, { st: 'i', fp: fingerprint, tok: token, expiresAt: Date.now() + leaseMs })
-      return { kind: 'claimed' }
+      this.records.set(id, { st: 'i', fp: fingerprint, tok: token, fence: 1, leaseUntil: now + leaseMs, t0: now, expiresAt: now + ttlMs })
+      return { kind: 'claimed', fence: 1 }
     }
     if (r.fp !== fingerprint) return { kind: 'mismatch' }
     switch (r.st) {
       case 'c': return { kind: 'completed', response: r.response! }
       case 't': return { kind: 'too-large', status: r.status! }
-      case 'u': return { kind: 'unknown', remainingMs: r.expiresAt - Date.now() }
-      default: return { kind: 'in-flight', remainingMs: r.expiresAt - Date.now() }
+      case 'i':
+        if (r.leaseUntil > now) return { kind: 'in-flight', remainingMs: r.leaseUntil - now, elapsedMs: now - r.t0 }
+        // the owner's lease ended without a result: it may have executed; never free, unknown
+        r.st = 'u'
+        r.expiresAt = now + ttlMs
+        this.settled.emit(id)
     }
+    if (!reclaim) return { kind: 'unknown', remainingMs: r.expiresAt - now }
+    r.st = 'i'
+    r.tok = token
+    r.fence++
+    r.leaseUntil = now + leaseMs
+    r.t0 = now
+    r.expiresAt = now + ttlMs
+    return { kind: 'claimed', fence: r.fence }
   }
 
   async renew (id: string, token: string, leaseMs: number): Promise<boolean> {
     const r = this.owned(id, token)
     if (r === undefined || r.st !== 'i') return false
-    r.expiresAt = Date.now() + leaseMs
+    r.leaseUntil = Date.now() + leaseMs
     return true
   }
 
@@ -82,11 +99,11 @@ export class MemoryStore implements IdempotencyStore {
     return true
   }
 
-  async markUnknown (id: string, token: string, leaseMs: number): Promise<boolean> {
+  async markUnknown (id: string, token: string, ttlMs: number): Promise<boolean> {
     const r = this.owned(id, token)
     if (r === undefined || r.st !== 'i') return false
     r.st = 'u'
-    r.expiresAt = Date.now() + leaseMs
+    r.expiresAt = Date.now() + ttlMs
     this.settled.emit(id)
     return true
   }

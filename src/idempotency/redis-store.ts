@@ -11,13 +11,21 @@
 import type { Cluster, Redis } from 'ioredis'
 import { decodeHeaders, encodeHeaders, StoreUnavailableError, type IdempotencyStore, type StoreBegin, type StoredResponse } from './store.js'
 
-// KEYS[1] record · ARGV fingerprint, token, leaseMs
-const BEGIN = `
+// The lease is a deadline in the record on Redis's clock (TIME), never an instance's; the record's own
+// TTL is the retention, so a claim whose owner vanished stays, and becomes unknown, instead of lapsing.
+const NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// KEYS[1] record · ARGV fingerprint, token, leaseMs, ttlMs, reclaim ('1' | '0'), channel
+// → {'p', fence} | {'m'} | {'c', status, hdr, body} | {'t', status} | {'i', leaseLeftMs, elapsedMs} | {'u', pttl}
+const BEGIN = NOW + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
-  redis.call('HSET', KEYS[1], 'st', 'i', 'fp', ARGV[1], 'tok', ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {'p'}
+  redis.call('HSET', KEYS[1], 'st', 'i', 'fp', ARGV[1], 'tok', ARGV[2], 'fence', 1, 'lease', now + tonumber(ARGV[3]), 't0', now)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {'p', 1}
 end
 if redis.call('HGET', KEYS[1], 'fp') ~= ARGV[1] then return {'m'} end
 if st == 'c' then
@@ -25,13 +33,28 @@ if st == 'c' then
   return {'c', r[1], r[2], r[3]}
 end
 if st == 't' then return {'t', redis.call('HGET', KEYS[1], 'status')} end
-return {st, redis.call('PTTL', KEYS[1])}
+if st == 'i' then
+  local r = redis.call('HMGET', KEYS[1], 'lease', 't0')
+  local left = tonumber(r[1]) - now
+  if left > 0 then return {'i', left, now - tonumber(r[2])} end
+  -- the owner's lease ended without a result: it may have executed; never free, unknown
+  redis.call('HSET', KEYS[1], 'st', 'u')
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], 'u') end
+end
+if ARGV[5] == '1' then
+  local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+  redis.call('HSET', KEYS[1], 'st', 'i', 'tok', ARGV[2], 'lease', now + tonumber(ARGV[3]), 't0', now)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {'p', fence}
+end
+return {'u', redis.call('PTTL', KEYS[1])}
 `
 
 // KEYS[1] record · ARGV token, leaseMs
-const RENEW = `
+const RENEW = NOW + `
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
 return 1
 `
 
@@ -51,7 +74,7 @@ if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], 'c') end
 return 1
 `
 
-// KEYS[1] record · ARGV token, leaseMs, channel
+// KEYS[1] record · ARGV token, ttlMs, channel (the token stays: the owner may still complete it)
 const UNKNOWN = `
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
 redis.call('HSET', KEYS[1], 'st', 'u')
@@ -70,10 +93,10 @@ return 1
 
 type Reply = Array<Buffer | number | null>
 interface Scripts {
-  claylbIdemBeginBuffer (key: string, fp: string, token: string, leaseMs: number): Promise<Reply>
+  claylbIdemBeginBuffer (key: string, fp: string, token: string, leaseMs: number, ttlMs: number, reclaim: '1' | '0', channel: string): Promise<Reply>
   claylbIdemRenew (key: string, token: string, leaseMs: number): Promise<number>
   claylbIdemFinish (key: string, token: string, ttlMs: number, channel: string, state: 'c' | 't', status: number, headers: string, body: Buffer | ''): Promise<number>
-  claylbIdemUnknown (key: string, token: string, leaseMs: number, channel: string): Promise<number>
+  claylbIdemUnknown (key: string, token: string, ttlMs: number, channel: string): Promise<number>
   claylbIdemRelease (key: string, token: string, channel: string): Promise<number>
 }
 
@@ -82,12 +105,33 @@ export interface RedisStoreOptions {
   keyPrefix?: string
   /** publish settle events for `onConcurrent: wait` */
   notify?: boolean
+  /**
+   * `WAIT` for this many replicas after every claim and every record (`idempotency.waitReplicas`),
+   * so a failover cannot lose a claim. A claim the replicas do not acknowledge is released and the
+   * request refused (StoreUnavailableError). A single Redis (with replicas) only, not a Cluster.
+   * WAIT holds the connection it runs on: give the store a connection of its own.
+   */
+  waitReplicas?: number
+  /** how long one WAIT may take (default 500 ms); keep it below the client's command timeout */
+  waitTimeoutMs?: number
+  /** a record (the request executed, its answer stored) that fewer replicas than asked acknowledged */
+  onUnreplicated?: (acked: number) => void
+}
+
+/** The replicas did not acknowledge a claim in time: it was released, the request not executed. */
+export class NotReplicatedError extends StoreUnavailableError {
+  constructor (readonly acked: number, readonly wanted: number) {
+    super(`idempotency store: the claim reached ${acked} of ${wanted} replicas in time`)
+  }
 }
 
 export class RedisStore implements IdempotencyStore {
   private readonly client: (Redis | Cluster) & Scripts
   private readonly prefix: string
   private readonly notify: boolean
+  private readonly waitReplicas: number
+  private readonly waitTimeoutMs: number
+  private readonly onUnreplicated: (acked: number) => void
   private subscriber: Redis | Cluster | undefined
   private subscribing: Promise<Redis | Cluster> | undefined
   private readonly waiters = new Map<string, Set<() => void>>()
@@ -95,6 +139,10 @@ export class RedisStore implements IdempotencyStore {
   constructor (client: Redis | Cluster, o: RedisStoreOptions = {}) {
     this.prefix = o.keyPrefix ?? 'claylb:'
     this.notify = o.notify ?? false
+    this.waitReplicas = o.waitReplicas ?? 0
+    this.waitTimeoutMs = o.waitTimeoutMs ?? 500
+    this.onUnreplicated = o.onUnreplicated ?? (() => {})
+    if (this.waitReplicas > 0 && client.isCluster) throw new Error('idempotency.waitReplicas needs a single Redis primary (with replicas), not a Redis Cluster')
     const c = client as Redis & Partial<Scripts>
     if (c.claylbIdemBeginBuffer === undefined) {
       c.defineCommand('claylbIdemBegin', { numberOfKeys: 1, lua: BEGIN })
@@ -115,11 +163,15 @@ export class RedisStore implements IdempotencyStore {
     return this.notify ? `${this.prefix}idem:{${id}}:settled` : ''
   }
 
-  async begin (id: string, fingerprint: string, token: string, leaseMs: number): Promise<StoreBegin> {
-    const r = await this.call(this.client.claylbIdemBeginBuffer(this.keyOf(id), fingerprint, token, leaseMs))
+  async begin (id: string, fingerprint: string, token: string, leaseMs: number, ttlMs: number, reclaim: boolean): Promise<StoreBegin> {
+    const r = await this.call(this.client.claylbIdemBeginBuffer(this.keyOf(id), fingerprint, token, leaseMs, ttlMs, reclaim ? '1' : '0', this.channelOf(id)))
     const st = String(r[0])
     switch (st) {
-      case 'p': return { kind: 'claimed' }
+      case 'p': {
+        const fence = Number(r[1])
+        await this.claimReplicated(id, token)
+        return { kind: 'claimed', fence }
+      }
       case 'm': return { kind: 'mismatch' }
       case 'c': return {
         kind: 'completed',
@@ -127,8 +179,31 @@ export class RedisStore implements IdempotencyStore {
       }
       case 't': return { kind: 'too-large', status: Number(String(r[1])) }
       case 'u': return { kind: 'unknown', remainingMs: Math.max(0, Number(r[1])) }
-      default: return { kind: 'in-flight', remainingMs: Math.max(0, Number(r[1])) }
+      default: return { kind: 'in-flight', remainingMs: Math.max(0, Number(r[1])), elapsedMs: Math.max(0, Number(r[2])) }
     }
+  }
+
+  /** WAIT after a claim: too few acknowledgements release it (nothing executed yet) and refuse. */
+  private async claimReplicated (id: string, token: string): Promise<void> {
+    if (this.waitReplicas === 0) return
+    let acked: number
+    try {
+      acked = await this.call(this.client.wait(this.waitReplicas, this.waitTimeoutMs))
+    } catch (err) {
+      await this.release(id, token).catch(() => {})
+      throw err
+    }
+    if (acked >= this.waitReplicas) return
+    await this.release(id, token).catch(() => {})
+    throw new NotReplicatedError(acked, this.waitReplicas)
+  }
+
+  /** WAIT after a record: it executed, so the answer stands; a shortfall is reported, not refused. */
+  private async recordReplicated (ok: boolean): Promise<boolean> {
+    if (!ok || this.waitReplicas === 0) return ok
+    const acked = await this.client.wait(this.waitReplicas, this.waitTimeoutMs).catch(() => 0)
+    if (acked < this.waitReplicas) this.onUnreplicated(acked)
+    return ok
   }
 
   async renew (id: string, token: string, leaseMs: number): Promise<boolean> {
@@ -137,15 +212,15 @@ export class RedisStore implements IdempotencyStore {
 
   async complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const body = response.body.length === 0 ? '' : response.body
-    return await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1
+    return this.recordReplicated(await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1)
   }
 
   async tooLarge (id: string, token: string, status: number, ttlMs: number): Promise<boolean> {
-    return await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1
+    return this.recordReplicated(await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1)
   }
 
-  async markUnknown (id: string, token: string, leaseMs: number): Promise<boolean> {
-    return await this.call(this.client.claylbIdemUnknown(this.keyOf(id), token, leaseMs, this.channelOf(id))) === 1
+  async markUnknown (id: string, token: string, ttlMs: number): Promise<boolean> {
+    return await this.call(this.client.claylbIdemUnknown(this.keyOf(id), token, ttlMs, this.channelOf(id))) === 1
   }
 
   async release (id: string, token: string): Promise<boolean> {

@@ -26,7 +26,14 @@ export function idempotencySettings (c: Config['idempotency']): IdempotencySetti
 }
 
 export function createIdempotencyGate (config: Config, client: Redis | Cluster, logger: Logger, observer?: IdempotencyObserver): IdempotencyGate {
-  const store = new RedisStore(client, { keyPrefix: config.redis.keyPrefix, notify: config.idempotency.onConcurrent === 'wait' })
+  const c = config.idempotency
+  const store = new RedisStore(client, {
+    keyPrefix: config.redis.keyPrefix,
+    notify: c.onConcurrent === 'wait',
+    waitReplicas: c.waitReplicas,
+    waitTimeoutMs: c.waitTimeoutMs,
+    onUnreplicated: (acked) => logger.warn({ acked, wanted: c.waitReplicas }, 'idempotency: a stored answer reached fewer replicas than idempotency.waitReplicas; a failover now could lose it'),
+  })
   return new IdempotencyGate({
     routes: new RouteTable(config.idempotency.routes),
     core: new IdempotencyCore(store, idempotencySettings(config.idempotency), observer),

@@ -1,12 +1,17 @@
 /**
  * @module idempotency/store
- * Where idempotency records live. One record per (scope, key), in one of four states:
- *  - in-flight: claimed by an owner token, with a lease (the record's own TTL) and the fingerprint;
- *  - completed: the stored response, kept `ttlMs`;
- *  - unknown: the upstream died after the request was sent; kept until the lease ends;
- *  - too-large: the response was bigger than the store accepts; a tombstone kept `ttlMs`.
- * Every write names the owner token and is a compare-and-set on it, so a stale owner (one whose lease
- * ran out and whose key was claimed again) can never overwrite a newer claim or a result.
+ * Where idempotency records live. One record per (scope, key), kept `ttlMs` from its last change, in
+ * one of four states:
+ *  - in-flight: claimed by an owner token with a lease (a deadline in the record, renewed while the
+ *    owner lives), the fingerprint, a fencing counter and when the claim started;
+ *  - completed: the stored response;
+ *  - unknown: the request may have executed and nobody knows the answer: the upstream died after the
+ *    request was sent, or the owner's lease ended without a result (owner killed, store frozen). A key
+ *    is never free again because an owner disappeared: that would execute it a second time, silently;
+ *  - too-large: the response was bigger than the store accepts; a tombstone.
+ * Every write names the owner token and is a compare-and-set on it, so a stale owner can never
+ * overwrite a newer claim or a result. A stale owner may still store its answer over `unknown` while
+ * nobody re-claimed the key: that answer is the truth the unknown state stood for.
  */
 
 export interface StoredResponse {
@@ -17,24 +22,31 @@ export interface StoredResponse {
 }
 
 export type StoreBegin =
-  | { readonly kind: 'claimed' }
+  /** `fence` rises with every claim of the record: the upstream can refuse an older one */
+  | { readonly kind: 'claimed', readonly fence: number }
   | { readonly kind: 'completed', readonly response: StoredResponse }
-  | { readonly kind: 'in-flight', readonly remainingMs: number }
+  /** `remainingMs` of the lease, `elapsedMs` since the owner claimed */
+  | { readonly kind: 'in-flight', readonly remainingMs: number, readonly elapsedMs: number }
+  /** `remainingMs` until the record expires */
   | { readonly kind: 'unknown', readonly remainingMs: number }
   | { readonly kind: 'too-large', readonly status: number }
   | { readonly kind: 'mismatch' }
 
 export interface IdempotencyStore {
-  /** Claim `id` for `token` with a lease, or tell what the record holds. Atomic. */
-  begin (id: string, fingerprint: string, token: string, leaseMs: number): Promise<StoreBegin>
+  /**
+   * Claim `id` for `token` with a lease (the record kept `ttlMs`), or tell what the record holds.
+   * Atomic. An in-flight record whose lease ended becomes unknown here. With `reclaim` (the upstream
+   * dedupes on the record id) an unknown record is claimed again under a new token and fence.
+   */
+  begin (id: string, fingerprint: string, token: string, leaseMs: number, ttlMs: number, reclaim: boolean): Promise<StoreBegin>
   /** Extend the lease of an in-flight claim; false when `token` no longer owns it. */
   renew (id: string, token: string, leaseMs: number): Promise<boolean>
   /** Store the response (from in-flight or unknown); false when `token` no longer owns the record. */
   complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean>
   /** Store the too-large tombstone instead of a response. */
   tooLarge (id: string, token: string, status: number, ttlMs: number): Promise<boolean>
-  /** The outcome is unknown: keep the record blocked for `leaseMs` from now, then let it lapse. */
-  markUnknown (id: string, token: string, leaseMs: number): Promise<boolean>
+  /** The outcome is unknown: the record says so for `ttlMs` from now (the owner may still complete it). */
+  markUnknown (id: string, token: string, ttlMs: number): Promise<boolean>
   /** Forget an in-flight claim at once (nothing reached an upstream). */
   release (id: string, token: string): Promise<boolean>
   /** Resolves when the record leaves in-flight, or after `ms`. Never rejects. */

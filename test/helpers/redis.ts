@@ -50,6 +50,9 @@ export interface RedisServer {
   stop (signal?: NodeJS.Signals): Promise<void>
   /** start it again on the same port */
   start (): Promise<void>
+  /** freeze it (SIGSTOP: connections stay open, nothing answers) / thaw it (SIGCONT) */
+  pause (): void
+  resume (): void
   close (): Promise<void>
 }
 
@@ -70,17 +73,22 @@ export interface StartRedisOptions {
   useEnv?: boolean
   /** an append-only file fsynced on every write, so a restart keeps every acknowledged write */
   persist?: boolean
+  /** start a replica of the server on this port (loopback) */
+  replicaOf?: number
 }
 
 export async function startRedis (opts: StartRedisOptions = {}): Promise<RedisServer> {
   const env = process.env['REDIS_URL']
   if (env && opts.useEnv !== false) {
-    return { url: env, port: Number(new URL(env).port || 6379), owned: false, async stop () { throw new Error('REDIS_URL is not owned by the test') }, async start () {}, async close () {} }
+    const notOwned = (): never => { throw new Error('REDIS_URL is not owned by the test') }
+    return { url: env, port: Number(new URL(env).port || 6379), owned: false, async stop () { notOwned() }, async start () {}, pause: notOwned, resume: notOwned, async close () {} }
   }
   requireRedisServer()
   const port = await freePort()
-  const dir = opts.persist === true ? mkdtempSync(join(tmpdir(), `claylb-redis-${port}-`)) : undefined
-  const extra = dir ? ['--appendonly', 'yes', '--appendfsync', 'always'] : []
+  // a replica writes the snapshot it loads: never into the working directory
+  const dir = opts.persist === true || opts.replicaOf !== undefined ? mkdtempSync(join(tmpdir(), `claylb-redis-${port}-`)) : undefined
+  const extra = opts.persist === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : []
+  if (opts.replicaOf !== undefined) extra.push('--replicaof', '127.0.0.1', String(opts.replicaOf))
   let proc: ChildProcess | undefined = spawnRedis(port, extra, dir)
   await waitPort(port)
   const server: RedisServer = {
@@ -98,7 +106,12 @@ export async function startRedis (opts: StartRedisOptions = {}): Promise<RedisSe
       proc = spawnRedis(port, extra, dir)
       await waitPort(port)
     },
-    async close () { await server.stop() },
+    pause () { proc?.kill('SIGSTOP') },
+    resume () { proc?.kill('SIGCONT') },
+    async close () {
+      proc?.kill('SIGCONT')
+      await server.stop()
+    },
   }
   return server
 }

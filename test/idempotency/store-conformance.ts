@@ -93,18 +93,64 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     await c.release(again)
   })
 
-  t.test('unknown outcome blocks retries for one lease, then the key may run again', async (t) => {
-    const c = core({ leaseMs: 400 })
+  t.test('unknown outcome is stored for the record\'s TTL: retries never run it again', async (t) => {
+    const c = core({ leaseMs: 300, ttlMs: 60_000 })
     const key = fresh()
     const claim = proceed(t, await c.begin('s', key, 'fp'))
     t.ok(await c.markUnknown(claim))
     const r = await c.begin('s', key, 'fp')
     t.equal(r.kind, 'unknown')
-    if (r.kind === 'unknown') t.ok(r.remainingMs > 0 && r.remainingMs <= 400)
+    if (r.kind === 'unknown') t.ok(r.remainingMs > 50_000 && r.remainingMs <= 60_000, `kept for the TTL (${r.remainingMs} ms left)`)
     t.equal((await c.begin('s', key, 'fp2')).kind, 'mismatch', 'a different request is still a mismatch')
-    await sleep(600)
-    const later = proceed(t, await c.begin('s', key, 'fp'))
-    await c.release(later)
+    await sleep(700)
+    t.equal((await c.begin('s', key, 'fp')).kind, 'unknown', 'still unknown well past the lease')
+  })
+
+  t.test('an owner that vanished (lease ended, no result) leaves unknown, never a free key', async (t) => {
+    const c = core({ leaseMs: 200 })
+    const key = fresh()
+    const gone = proceed(t, await c.begin('s', key, 'fp'))
+    gone.stopRenewal() // the owner is killed: no heartbeat, no result
+    const during = await c.begin('s', key, 'fp')
+    t.equal(during.kind, 'in-flight')
+    await sleep(400)
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind, 'unknown', 'lease over without a result: unknown')
+    t.equal((await c.begin('s', key, 'fp')).kind, 'unknown', 'and it stays unknown')
+  })
+
+  t.test('in-flight tells how long the first request has been running', async (t) => {
+    const c = core({ leaseMs: 5000 })
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    await sleep(300)
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind, 'in-flight')
+    if (r.kind === 'in-flight') t.ok(r.elapsedMs >= 250 && r.elapsedMs < 5000, `elapsed ${r.elapsedMs} ms`)
+    await c.release(claim)
+  })
+
+  t.test('reclaim (the upstream dedupes): an unknown record is claimed again under a higher fence', async (t) => {
+    const c = core({ leaseMs: 200 })
+    const key = fresh()
+    const first = proceed(t, await c.begin('s', key, 'fp', true))
+    t.equal(first.fence, 1)
+    t.equal((await c.begin('s', key, 'fp', true)).kind, 'in-flight', 'a live owner is never displaced')
+    first.stopRenewal()
+    await sleep(400)
+    const second = proceed(t, await c.begin('s', key, 'fp', true))
+    t.equal(second.id, first.id, 'the same record id goes to the upstream again')
+    t.ok(second.fence > first.fence, `fence rose (${first.fence} -> ${second.fence})`)
+    t.notOk(await c.complete(first, response('stale')), 'the old owner can no longer record')
+    t.ok(await c.complete(second, response('deduped')))
+    const r = await c.begin('s', key, 'fp', true)
+    t.equal(r.kind === 'replay' && r.response.body.toString(), 'deduped')
+    const marked = fresh()
+    const m = proceed(t, await c.begin('s', marked, 'fp', true))
+    t.ok(await c.markUnknown(m))
+    const again = proceed(t, await c.begin('s', marked, 'fp', true))
+    t.ok(again.fence > m.fence, 'a marked unknown is reclaimed too')
+    await c.release(again)
   })
 
   t.test('the owner may still complete an unknown record (a late answer)', async (t) => {
@@ -129,15 +175,15 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     t.equal(r.kind === 'replay' && r.response.body.toString(), 'slow')
   })
 
-  t.test('a stale owner (lease lost) cannot complete, release or mark the new claim', async (t) => {
+  t.test('a stale owner (lease lost, key re-claimed) cannot complete, release or mark the new claim', async (t) => {
     const c = core({ leaseMs: 200 })
     let lost = 0
     c.observer = { ...c.observer, leaseLost: () => { lost++ } }
     const key = fresh()
-    const stale = proceed(t, await c.begin('s', key, 'fp'))
+    const stale = proceed(t, await c.begin('s', key, 'fp', true))
     stale.stopRenewal() // the owner stalls: no heartbeat
     await sleep(400)
-    const fresh2 = proceed(t, await c.begin('s', key, 'fp'))
+    const fresh2 = proceed(t, await c.begin('s', key, 'fp', true))
     t.notOk(await c.complete(stale, response('stale')), 'stale completion rejected')
     t.equal(lost, 1, 'counted as a lost lease')
     t.notOk(await store.markUnknown(stale.id, stale.token, 1000), 'stale markUnknown rejected')
@@ -147,6 +193,18 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     const r = await c.begin('s', key, 'fp')
     t.equal(r.kind === 'replay' && r.response.body.toString(), 'fresh', 'the new owner\'s result stands')
     t.notOk(await c.complete(stale, response('stale')), 'and cannot be overwritten afterwards')
+  })
+
+  t.test('a stalled owner whose key went unknown (nobody re-claimed) may still record its answer', async (t) => {
+    const c = core({ leaseMs: 200 })
+    const key = fresh()
+    const stalled = proceed(t, await c.begin('s', key, 'fp'))
+    stalled.stopRenewal()
+    await sleep(400)
+    t.equal((await c.begin('s', key, 'fp')).kind, 'unknown')
+    t.ok(await c.complete(stalled, response('late but true')), 'the late answer is the truth: stored')
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind === 'replay' && r.response.body.toString(), 'late but true')
   })
 
   t.test('a response over maxResponseBytes leaves a too-large tombstone, never a second execution', async (t) => {
