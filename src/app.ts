@@ -108,6 +108,9 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     requestEnded (ex, ms) {
       metrics.requestEnded(ex.host, ex.status, ms)
     },
+    requestAnswered (status, ms) {
+      metrics.requestEnded(undefined, status, ms)
+    },
   }
   // the state tier is connected only when a feature needs it
   const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined

@@ -10,6 +10,8 @@ import { lingerOnClose } from './proxy/linger.js'
 /** code → [status, title, type slug] — the single mapping from failure to what the client sees */
 export const PROBLEMS = {
   CLAYLB_BAD_REQUEST: [400, 'Bad Request', 'bad-request'],
+  CLAYLB_INVALID_JSON: [400, 'Bad Request', 'invalid-json'],
+  CLAYLB_PATH_NOT_NORMALISABLE: [400, 'Bad Request', 'path-not-normalisable'],
   CLAYLB_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
   CLAYLB_BODY_TOO_LARGE: [413, 'Content Too Large', 'body-too-large'],
   CLAYLB_SESSION_TOO_LARGE: [413, 'Content Too Large', 'session-too-large'],

@@ -1,17 +1,23 @@
 /**
  * @module idempotency/express
  * Express middleware (4 and 5). Put it after your body parser (`express.json()`): the parsed body is
- * fingerprinted by value; with no parser before it the raw body is read, fingerprinted and left on
- * `req.body` as a Buffer. Structural types only, so Express stays an optional peer dependency.
+ * fingerprinted by value, or exactly from its bytes when the parser kept them as `req.rawBody`
+ * (`express.json({ verify: (req, res, buf) => { req.rawBody = buf } })`: numbers past 2^53 and
+ * duplicate member names are only seen that way). With no parser before it the raw body is read,
+ * fingerprinted and left on `req.body` as a Buffer. A claimed request carries `req.idempotency`
+ * (`id`, `fence`, `key`). Structural types only, so Express stays an optional peer dependency.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { sendProblem } from '../errors.js'
 import { BodyFingerprint, fingerprintValue } from './fingerprint.js'
 import { writeReplay } from './http.js'
-import { captureResponse, IdempotencyEngine, readBody, type IdempotencyOptions } from './middleware.js'
+import { captureResponse, IdempotencyEngine, readBody, requestIdempotency, type IdempotencyOptions, type RequestIdempotency } from './middleware.js'
 
 interface ExpressRequest extends IncomingMessage {
   body?: unknown
+  /** the body's bytes, when the body parser's `verify` kept them */
+  rawBody?: unknown
+  idempotency?: RequestIdempotency
   originalUrl?: string
   baseUrl?: string
   route?: { path?: unknown }
@@ -28,9 +34,14 @@ export function idempotencyMiddleware (options: IdempotencyOptions = {}): (req: 
     const pattern = req.route && typeof req.route.path === 'string' ? `${req.baseUrl ?? ''}${req.route.path}` : undefined
     const route = engine.route(method, url, pattern)
     if (route === undefined) return next()
-    engine.decide(req.rawHeaders, route, async () => {
-      if (req._body === true || req.readableEnded) return fingerprintValue(method, url, req.body)
-      const fp = new BodyFingerprint(method, url, req.headers['content-type'])
+    engine.decide(req.rawHeaders, url, route, async (target) => {
+      if (Buffer.isBuffer(req.rawBody)) {
+        const fp = new BodyFingerprint(method, target, req.headers['content-type'])
+        fp.update(req.rawBody)
+        return fp.digest(req.rawBody)
+      }
+      if (req._body === true || req.readableEnded) return fingerprintValue(method, target, req.body)
+      const fp = new BodyFingerprint(method, target, req.headers['content-type'])
       const body = await readBody(req, engine.maxBodyBytes, fp)
       req.body = body
       return fp.digest(body)
@@ -38,6 +49,7 @@ export function idempotencyMiddleware (options: IdempotencyOptions = {}): (req: 
       switch (d.kind) {
         case 'pass': return next()
         case 'proceed':
+          req.idempotency = requestIdempotency(d.claim, req.rawHeaders)
           captureResponse(engine, res, d.claim)
           return next()
         case 'replay': return writeReplay(res, d.response)

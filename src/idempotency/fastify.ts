@@ -4,14 +4,15 @@
  * fingerprinted by value), an `onSend` hook stores the answer before Fastify writes it. A streamed
  * payload cannot be replayed: it is stored as the too-large tombstone. Registered without
  * encapsulation, so it guards every route of the instance it is registered on; `routes` narrows it.
- * Structural types only, so Fastify stays an optional peer dependency.
+ * A claimed request carries `request.idempotency` (`id`, `fence`, `key`). Structural types only, so
+ * Fastify stays an optional peer dependency.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Claim } from './core.js'
-import { fingerprintValue } from './fingerprint.js'
-import { IdempotencyEngine, problemParts, type IdempotencyOptions } from './middleware.js'
+import { BodyFingerprint, fingerprintValue } from './fingerprint.js'
+import { IdempotencyEngine, problemParts, requestIdempotency, type IdempotencyOptions, type RequestIdempotency } from './middleware.js'
 
-interface FastifyRequest { method: string, url: string, body?: unknown, raw: IncomingMessage, routeOptions?: { url?: string } }
+interface FastifyRequest { method: string, url: string, body?: unknown, rawBody?: unknown, idempotency?: RequestIdempotency, raw: IncomingMessage, routeOptions?: { url?: string } }
 interface FastifyReply {
   statusCode: number
   code (status: number): FastifyReply
@@ -49,11 +50,18 @@ export function idempotencyPlugin (fastify: FastifyInstance, options: Idempotenc
   fastify.addHook('preHandler', async (request, reply) => {
     const route = engine.route(request.method, request.url, request.routeOptions?.url)
     if (route === undefined) return
-    const d = await engine.decide(request.raw.rawHeaders, route, () => fingerprintValue(request.method, request.url, request.body))
+    const d = await engine.decide(request.raw.rawHeaders, request.url, route, (target) => {
+      // exact when the bytes were kept (e.g. the fastify-raw-body plugin), else the parsed value
+      if (!Buffer.isBuffer(request.rawBody)) return fingerprintValue(request.method, target, request.body)
+      const fp = new BodyFingerprint(request.method, target, request.raw.headers['content-type'])
+      fp.update(request.rawBody)
+      return fp.digest(request.rawBody)
+    })
     switch (d.kind) {
       case 'pass': return
       case 'proceed':
         claims.set(request, d.claim)
+        request.idempotency = requestIdempotency(d.claim, request.raw.rawHeaders)
         return
       case 'replay': {
         const headers = headerObject(d.response.headers)
@@ -89,7 +97,7 @@ export function idempotencyPlugin (fastify: FastifyInstance, options: Idempotenc
     const claim = claims.get(request)
     if (claim !== undefined) {
       claims.delete(request)
-      await engine.core.markUnknown(claim).catch(() => {})
+      engine.markUnknown(claim)
     }
   })
   done()

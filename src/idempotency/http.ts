@@ -1,80 +1,13 @@
 /**
  * @module idempotency/http
- * What the proxy and the middleware share on the HTTP side: the route table, the scope's credential,
- * the outcome → answer mapping, and the replay writer.
+ * What the proxy and the middleware share on the HTTP side: the outcome → answer mapping, the
+ * headers kept for replay, and the replay writer.
  */
 import type { ServerResponse } from 'node:http'
-import { ProxyError, sendProblem } from '../errors.js'
+import { ProxyError } from '../errors.js'
 import type { BeginOutcome } from './core.js'
+import type { IdempotentRoute } from './routes.js'
 import type { StoredResponse } from './store.js'
-
-export interface IdempotentRoute {
-  /** "POST /orders", as configured: part of the scope */
-  readonly match: string
-  readonly method: string
-  readonly prefix: string
-  readonly required: boolean
-}
-
-/**
- * `idempotency.routes` compiled once: method → routes, longest prefix first. A prefix matches the
- * path itself and anything below it (`/orders` matches `/orders`, `/orders/7`, `/orders?x=1`, not
- * `/ordersx`).
- */
-export class RouteTable {
-  private readonly byMethod = new Map<string, IdempotentRoute[]>()
-
-  constructor (routes: ReadonlyArray<{ readonly match: string, readonly required: boolean }>) {
-    for (const r of routes) {
-      const sp = r.match.indexOf(' ')
-      const method = r.match.slice(0, sp)
-      const prefix = r.match.slice(sp + 1)
-      const list = this.byMethod.get(method) ?? []
-      list.push({ match: r.match, method, prefix: prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix, required: r.required })
-      list.sort((a, b) => b.prefix.length - a.prefix.length)
-      this.byMethod.set(method, list)
-    }
-  }
-
-  get size (): number { return this.byMethod.size }
-
-  match (method: string, path: string): IdempotentRoute | undefined {
-    const list = this.byMethod.get(method)
-    if (list === undefined) return undefined
-    for (const r of list) {
-      if (!path.startsWith(r.prefix)) continue
-      const next = path.charCodeAt(r.prefix.length)
-      if (r.prefix === '/' || Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return r
-    }
-    return undefined
-  }
-}
-
-/**
- * The client's credential for the scope: `authorization`, else the session cookie, else none. Raw
- * header list in, so the proxy never builds a header object.
- */
-export function credentialOf (rawHeaders: readonly string[], sessionCookie: string): string {
-  let cookie: string | undefined
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!
-    if (name.length === 13 && name.toLowerCase() === 'authorization') return `authorization:${rawHeaders[i + 1]!}`
-    if (name.length === 6 && name.toLowerCase() === 'cookie') cookie = cookie === undefined ? rawHeaders[i + 1]! : `${cookie}; ${rawHeaders[i + 1]!}`
-  }
-  if (cookie !== undefined) {
-    const value = cookieValue(cookie, sessionCookie)
-    if (value !== undefined) return `session:${value}`
-  }
-  return ''
-}
-
-function cookieValue (header: string, name: string): string | undefined {
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=')
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
-  }
-  return undefined
-}
 
 /** Response headers never stored for replay: another client's cookie or challenge, framing, our own marker. */
 const NOT_REPLAYED = new Set([
@@ -123,11 +56,4 @@ export function unavailableError (cause: unknown): ProxyError {
 
 export function missingKeyError (route: IdempotentRoute): ProxyError {
   return new ProxyError('CLAYLB_IDEMPOTENCY_KEY_MISSING', `${route.match} requires an Idempotency-Key header`)
-}
-
-/** Send an outcome's problem and tell the observer. */
-export function sendOutcome (res: ServerResponse, err: ProxyError, observer: { rejected (status: number, type: string): void, failClosed (): void }): void {
-  if (err.code === 'CLAYLB_STATE_UNAVAILABLE') observer.failClosed()
-  else observer.rejected(err.status, err.code)
-  sendProblem(res, err)
 }

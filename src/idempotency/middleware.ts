@@ -6,19 +6,29 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ProxyError, problemBody, sendProblem } from '../errors.js'
-import { IdempotencyCore, scopeOf, type Claim, type IdempotencyObserver } from './core.js'
+import { IdempotencyCore, type Claim, type IdempotencyObserver } from './core.js'
 import { readBody } from './body.js'
+import { IdempotencyDecider, type Decision } from './decision.js'
 import { BodyFingerprint } from './fingerprint.js'
-import { credentialOf, missingKeyError, outcomeError, replayableHeaders, RouteTable, unavailableError, writeReplay, type IdempotentRoute } from './http.js'
-import { parseIdempotencyKey } from './key.js'
+import { replayableHeaders, writeReplay } from './http.js'
 import { MemoryStore } from './memory-store.js'
-import type { IdempotencyStore, StoredResponse } from './store.js'
+import { normalisePath } from './route-path.js'
+import { RouteTable, type IdempotentRoute, type RouteSpec } from './routes.js'
+import { defaultScope, ScopeSources } from './scope.js'
+import type { IdempotencyStore } from './store.js'
+
+export type { Decision } from './decision.js'
 
 export interface IdempotencyOptions {
   /** where records live: `new RedisStore(ioredisClient)` to share them between processes; default in memory */
   store?: IdempotencyStore
-  /** "METHOD /prefix" routes to guard; default: every POST, PUT, PATCH and DELETE the middleware sees */
-  routes?: ReadonlyArray<{ match: string, required?: boolean }>
+  /**
+   * "METHOD /prefix" routes to guard; default: every POST, PUT, PATCH and DELETE the middleware sees.
+   * `upstreamDedupes: true`: your handler dedupes on `req.idempotency.id`, so after an unknown outcome
+   * a retry runs the handler again instead of being refused. `caseSensitive: true`: match the path
+   * case-sensitively (default: case-insensitively, as Express does).
+   */
+  routes?: readonly RouteSpec[]
   /** with no `routes`: answer 400 when the key is missing (default false) */
   required?: boolean
   lockSeconds?: number
@@ -27,28 +37,44 @@ export interface IdempotencyOptions {
   onConcurrent?: 'conflict' | 'wait'
   /** handler statuses that mean "not processed, retry": the key is released, not stored (default [429, 503]) */
   releaseStatuses?: readonly number[]
-  /** the session cookie that scopes keys when there is no `authorization` (default `sid`) */
+  /** the session cookie of the default scope (default `sid`) */
   sessionCookie?: string
+  /** where a key's scope comes from: the first header present (`cookie:<name>` for one cookie); default `authorization`, then the session cookie */
+  scope?: readonly string[]
   /** bound for bodies the middleware reads itself (default 10 MiB) */
   maxBodyBytes?: number
   observer?: IdempotencyObserver
+  /** an answer that could not be recorded yet (it is offered again), or a claim that could not be settled; default: a process warning */
+  onError?: (err: unknown) => void
 }
 
-/** What to do with one request. */
-export type Decision =
-  | { readonly kind: 'pass' }
-  | { readonly kind: 'reject', readonly error: ProxyError }
-  | { readonly kind: 'replay', readonly response: StoredResponse }
-  | { readonly kind: 'proceed', readonly claim: Claim }
+/** What a handler learns about its keyed request (`req.idempotency`; Fastify: `request.idempotency`). */
+export interface RequestIdempotency {
+  /** the record id (the scoped key's hash): dedupe on it in your own storage, with a unique constraint */
+  readonly id: string
+  /** rises with every claim of the record: a write fenced by it refuses an older owner */
+  readonly fence: number
+  /** the client's Idempotency-Key */
+  readonly key: string
+}
+
+export function requestIdempotency (claim: Claim, rawHeaders: readonly string[]): RequestIdempotency {
+  let key = ''
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'idempotency-key') key = rawHeaders[i + 1]!.replace(/^"(.*)"$/, '$1')
+  return { id: claim.id, fence: claim.fence, key }
+}
 
 const GUARDED = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
+const warn = (err: unknown): void => { process.emitWarning(`claylb idempotency: ${(err as Error)?.message ?? String(err)}`, 'ClaylbIdempotencyWarning') }
+
 export class IdempotencyEngine {
   readonly core: IdempotencyCore
+  readonly decider: IdempotencyDecider
   readonly maxBodyBytes: number
+  readonly onError: (err: unknown) => void
   private readonly routes: RouteTable | null
   private readonly required: boolean
-  private readonly sessionCookie: string
 
   constructor (o: IdempotencyOptions = {}) {
     const lockSeconds = o.lockSeconds ?? 30
@@ -59,61 +85,43 @@ export class IdempotencyEngine {
       waitMs: o.onConcurrent === 'wait' ? Math.min(10_000, lockSeconds * 1000) : 0,
       ...(o.releaseStatuses ? { releaseStatuses: new Set(o.releaseStatuses) } : {}),
     }, o.observer)
-    this.routes = o.routes ? new RouteTable(o.routes.map((r) => ({ match: r.match, required: r.required ?? false }))) : null
+    this.decider = new IdempotencyDecider(this.core, new ScopeSources(o.scope ?? defaultScope(o.sessionCookie ?? 'sid')))
+    this.routes = o.routes ? new RouteTable(o.routes) : null
     this.required = o.required ?? false
-    this.sessionCookie = o.sessionCookie ?? 'sid'
     this.maxBodyBytes = o.maxBodyBytes ?? 10_485_760
+    this.onError = o.onError ?? warn
   }
 
   /** The guarded route of a request, or undefined when the middleware lets it pass untouched. */
   route (method: string, path: string, routePattern?: string): IdempotentRoute | undefined {
     if (this.routes !== null) return this.routes.match(method, path)
     if (!GUARDED.has(method)) return undefined
-    const p = routePattern ?? pathname(path)
-    return { match: `${method} ${p}`, method, prefix: p, required: this.required }
+    const p = routePattern ?? normalisePath(path)
+    if (p === null) return { match: `${method} (a path that cannot be normalised)`, method, prefix: '', required: true, upstreamDedupes: false, caseSensitive: true, unsafePath: true }
+    const prefix = p.toLowerCase()
+    return { match: `${method} ${prefix}`, method, prefix, required: this.required, upstreamDedupes: false, caseSensitive: false }
   }
 
   /** Decide for one request; `fingerprint` is computed only when there is a valid key. */
-  async decide (rawHeaders: readonly string[], route: IdempotentRoute, fingerprint: () => string | Promise<string>): Promise<Decision> {
-    const key = parseIdempotencyKey(rawHeaders)
-    if (key.kind === 'none') return route.required ? this.reject(missingKeyError(route)) : { kind: 'pass' }
-    if (key.kind === 'invalid') return this.reject(new ProxyError('CLAYLB_IDEMPOTENCY_KEY_INVALID', key.problem))
-    const scope = scopeOf(credentialOf(rawHeaders, this.sessionCookie), route.method, route.match)
-    let fp: string
-    try {
-      fp = await fingerprint()
-    } catch (err) {
-      if (err instanceof ProxyError) return { kind: 'reject', error: err }
-      throw err
-    }
-    let o
-    try {
-      o = await this.core.begin(scope, key.key, fp)
-    } catch (err) {
-      this.core.observer.failClosed()
-      return { kind: 'reject', error: unavailableError(err) }
-    }
-    if (o.kind === 'proceed' || o.kind === 'replay') return o
-    return this.reject(outcomeError(o))
+  decide (rawHeaders: readonly string[], path: string, route: IdempotentRoute, fingerprint: (target: string) => string | Promise<string>): Promise<Decision> {
+    return this.decider.decide(rawHeaders, path, route, fingerprint)
   }
 
-  private reject (error: ProxyError): Decision {
-    this.core.observer.rejected(error.status, error.code)
-    return { kind: 'reject', error }
-  }
-
-  /** Store what the handler answered (or the too-large tombstone). Never throws. */
+  /** Store what the handler answered (or the too-large tombstone). Never throws: failures go to `onError`. */
   async settle (claim: Claim, status: number, headers: readonly string[], body: Buffer | null): Promise<void> {
     try {
       if (body === null) await this.core.completeTooLarge(claim, status)
       else await this.core.complete(claim, { status, headers: replayableHeaders(headers), body })
-    } catch { /* not recorded: the claim lapses with its lease */ }
+    } catch (err) {
+      // offered again in the background; until it lands retries get 409, never a second execution
+      this.onError(err)
+    }
   }
-}
 
-function pathname (path: string): string {
-  const q = path.indexOf('?')
-  return q < 0 ? path : path.slice(0, q)
+  /** The client left before the handler answered: the outcome is unknown until it does. */
+  markUnknown (claim: Claim): void {
+    this.core.markUnknown(claim).catch(this.onError)
+  }
 }
 
 /** The problem answer as status + headers + body, for adapters that do not write to a ServerResponse. */
@@ -195,13 +203,13 @@ export function captureResponse (engine: IdempotencyEngine, res: ServerResponse,
   } as typeof res.end
   res.once('close', () => {
     // the client left before the handler answered: its outcome is unknown until it does
-    if (!ended) engine.core.markUnknown(claim).catch(() => {})
+    if (!ended) engine.markUnknown(claim)
   })
 }
 
 export { readBody }
 
-export type NodeHandler = (req: IncomingMessage & { body?: Buffer }, res: ServerResponse, body: Buffer) => void
+export type NodeHandler = (req: IncomingMessage & { body?: Buffer, idempotency?: RequestIdempotency }, res: ServerResponse, body: Buffer) => void
 
 /**
  * Wrap a plain `node:http` handler. The wrapper reads the request body (it has to, to fingerprint it
@@ -217,15 +225,17 @@ export function withIdempotency (handler: NodeHandler, options: IdempotencyOptio
       return
     }
     let body: Buffer = Buffer.alloc(0)
-    engine.decide(req.rawHeaders, route, async () => {
-      const fp = new BodyFingerprint(method, req.url ?? '/', req.headers['content-type'])
+    engine.decide(req.rawHeaders, req.url ?? '/', route, async (target) => {
+      const fp = new BodyFingerprint(method, target, req.headers['content-type'])
       body = await readBody(req, engine.maxBodyBytes, fp)
       return fp.digest(body)
     }).then(async (d) => {
       if (d.kind === 'pass' || d.kind === 'proceed') {
         if (d.kind === 'pass' && !req.readableEnded) body = await readBody(req, engine.maxBodyBytes, new BodyFingerprint(method, '', undefined))
-        if (d.kind === 'proceed') captureResponse(engine, res, d.claim)
-        handler(Object.assign(req, { body }), res, body)
+        if (d.kind === 'proceed') {
+          captureResponse(engine, res, d.claim)
+          handler(Object.assign(req, { body, idempotency: requestIdempotency(d.claim, req.rawHeaders) }), res, body)
+        } else handler(Object.assign(req, { body }), res, body)
       } else if (d.kind === 'replay') writeReplay(res, d.response)
       else sendProblem(res, d.error)
     }).catch((err: unknown) => sendProblem(res, err instanceof ProxyError ? err : new ProxyError('CLAYLB_BAD_REQUEST', String(err))))

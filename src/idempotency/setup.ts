@@ -9,7 +9,9 @@ import type { Logger } from '../log.js'
 import type { IdempotencyObserver } from './core.js'
 import { IdempotencyGate } from '../proxy/idempotency-gate.js'
 import { IdempotencyCore, type IdempotencySettings } from './core.js'
-import { RouteTable } from './http.js'
+import { IdempotencyDecider } from './decision.js'
+import { RouteTable } from './routes.js'
+import { defaultScope, ScopeSources } from './scope.js'
 import { RedisStore } from './redis-store.js'
 
 /** How long a duplicate waits for the original with `onConcurrent: wait` (at most the lease). */
@@ -35,9 +37,8 @@ export function createIdempotencyGate (config: Config, client: Redis | Cluster, 
     onUnreplicated: (acked) => logger.warn({ acked, wanted: c.waitReplicas }, 'idempotency: a stored answer reached fewer replicas than idempotency.waitReplicas; a failover now could lose it'),
   })
   return new IdempotencyGate({
-    routes: new RouteTable(config.idempotency.routes),
-    core: new IdempotencyCore(store, idempotencySettings(config.idempotency), observer),
-    sessionCookie: config.session.cookie,
+    routes: new RouteTable(c.routes),
+    decider: new IdempotencyDecider(new IdempotencyCore(store, idempotencySettings(c), observer), new ScopeSources(c.scope ?? defaultScope(config.session.cookie))),
     maxBodyBytes: config.limits.maxBodyBytes,
     logger,
   })

@@ -6,26 +6,28 @@
  * into the record and commits it before the last byte goes out.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { Logger } from '../log.js'
-import { ProxyError } from '../errors.js'
+import { ProxyError, sendProblem } from '../errors.js'
 import type { Claim, IdempotencyCore } from '../idempotency/core.js'
-import { scopeOf } from '../idempotency/core.js'
+import { withIdempotencyHeaders, type IdempotencyDecider } from '../idempotency/decision.js'
 import { BodyFingerprint } from '../idempotency/fingerprint.js'
 import { readBody } from '../idempotency/body.js'
-import { credentialOf, missingKeyError, outcomeError, replayableHeaders, type RouteTable, sendOutcome, unavailableError, writeReplay, type IdempotentRoute } from '../idempotency/http.js'
-import { parseIdempotencyKey } from '../idempotency/key.js'
+import { replayableHeaders, writeReplay } from '../idempotency/http.js'
+import type { IdempotentRoute, RouteTable } from '../idempotency/routes.js'
 import type { ResponseTap } from './exchange.js'
 import { downstreamResponseHeaders, type RequestHeaderInfo } from './headers.js'
 import type { ProxyCore } from './proxy.js'
 
 export interface GateOptions {
   routes: RouteTable
-  core: IdempotencyCore
-  /** the session cookie's name: the credential when there is no `authorization` */
-  sessionCookie: string
+  decider: IdempotencyDecider
   maxBodyBytes: number
   logger: Logger
 }
+
+/** the body reader's failure that is not an answer: the client went away */
+class ClientGone extends Error {}
 
 export class IdempotencyGate {
   readonly routes: RouteTable
@@ -35,72 +37,63 @@ export class IdempotencyGate {
   constructor (o: GateOptions) {
     this.o = o
     this.routes = o.routes
-    this.core = o.core
+    this.core = o.decider.core
   }
 
   /** The proxy counted the request in flight; every path out calls `proxy.answered` or `proxy.forward`. */
   handle (proxy: ProxyCore, req: IncomingMessage, res: ServerResponse, method: string, path: string, info: RequestHeaderInfo, route: IdempotentRoute): void {
-    const key = parseIdempotencyKey(req.rawHeaders)
-    if (key.kind === 'key') {
-      this.run(proxy, req, res, method, path, info, route, key.key).catch((err: unknown) => {
-        this.o.logger.error({ err }, 'idempotency gate failed')
-        this.answer(proxy, req, res, method, path, new ProxyError('CLAYLB_UPSTREAM_FAILED', 'internal error in the idempotency layer'))
-      })
-      return
-    }
-    if (key.kind === 'none' && !route.required) {
-      // an optional route without a key is an ordinary request
-      proxy.forward(req, res, method, path, info, null)
-      return
-    }
-    this.answer(proxy, req, res, method, path, key.kind === 'invalid' ? new ProxyError('CLAYLB_IDEMPOTENCY_KEY_INVALID', key.problem) : missingKeyError(route))
+    const started = performance.now()
+    this.run(proxy, req, res, method, path, info, route, started).catch((err: unknown) => {
+      if (err instanceof ClientGone) {
+        proxy.answered(method, path, 499, started)
+        return
+      }
+      this.o.logger.error({ err }, 'idempotency gate failed')
+      this.answer(proxy, req, res, method, path, started, new ProxyError('CLAYLB_UPSTREAM_FAILED', 'internal error in the idempotency layer'))
+    })
   }
 
-  private answer (proxy: ProxyCore, req: IncomingMessage, res: ServerResponse, method: string, path: string, err: ProxyError): void {
+  private answer (proxy: ProxyCore, req: IncomingMessage, res: ServerResponse, method: string, path: string, started: number, err: ProxyError): void {
     if (!req.complete) {
       req.resume()
       res.shouldKeepAlive = false
     }
-    sendOutcome(res, err, this.core.observer)
-    proxy.answered(method, path, err.status)
+    sendProblem(res, err)
+    proxy.answered(method, path, err.status, started)
   }
 
-  private async run (proxy: ProxyCore, req: IncomingMessage, res: ServerResponse, method: string, path: string, info: RequestHeaderInfo, route: IdempotentRoute, key: string): Promise<void> {
-    const fp = new BodyFingerprint(method, path, req.headers['content-type'])
+  private async run (proxy: ProxyCore, req: IncomingMessage, res: ServerResponse, method: string, path: string, info: RequestHeaderInfo, route: IdempotentRoute, started: number): Promise<void> {
     let body: Buffer | null = null
-    if (info.hasBody) {
-      try {
-        body = await readBody(req, this.o.maxBodyBytes, fp)
-      } catch (err) {
-        if (err instanceof ProxyError) this.answer(proxy, req, res, method, path, err)
-        else proxy.answered(method, path, 499)
-        return
+    const d = await this.o.decider.decide(req.rawHeaders, path, route, async (target) => {
+      const fp = new BodyFingerprint(method, target, req.headers['content-type'])
+      if (info.hasBody) {
+        body = await readBody(req, this.o.maxBodyBytes, fp).catch((err: unknown) => {
+          throw err instanceof ProxyError ? err : new ClientGone()
+        })
       }
-    }
-    const fingerprint = fp.digest(body ?? undefined)
-    const scope = scopeOf(credentialOf(req.rawHeaders, this.o.sessionCookie), method, route.match)
-    let outcome
-    try {
-      outcome = await this.core.begin(scope, key, fingerprint)
-    } catch (err) {
-      this.answer(proxy, req, res, method, path, unavailableError(err))
-      return
-    }
-    switch (outcome.kind) {
+      return fp.digest(body ?? undefined)
+    })
+    switch (d.kind) {
+      case 'pass':
+        // an optional route without a key is an ordinary request (minus any claylb-idempotency-* it sent)
+        withIdempotencyHeaders(info.headers, null)
+        proxy.forward(req, res, method, path, info, null)
+        return
       case 'proceed':
         if (res.destroyed) { // the client left while we claimed: nothing was sent anywhere
-          this.core.release(outcome.claim).catch(() => {})
-          proxy.answered(method, path, 499)
+          this.core.release(d.claim).catch(() => {})
+          proxy.answered(method, path, 499, started)
           return
         }
-        proxy.forward(req, res, method, path, info, new RecordTap(this.core, outcome.claim, this.o.logger), body)
+        withIdempotencyHeaders(info.headers, d.claim)
+        proxy.forward(req, res, method, path, info, new RecordTap(this.core, d.claim, this.o.logger), body)
         return
       case 'replay':
-        writeReplay(res, outcome.response)
-        proxy.answered(method, path, outcome.response.status)
+        writeReplay(res, d.response)
+        proxy.answered(method, path, d.response.status, started, true)
         return
       default:
-        this.answer(proxy, req, res, method, path, outcomeError(outcome))
+        this.answer(proxy, req, res, method, path, started, d.error)
     }
   }
 }
@@ -139,7 +132,8 @@ class RecordTap implements ResponseTap {
       if (this.tooLarge) await this.core.completeTooLarge(this.claim, this.status)
       else await this.core.complete(this.claim, { status: this.status, headers: this.headers, body: Buffer.concat(this.chunks, this.size) })
     } catch (err) {
-      // executed but not recorded: the claim lapses with its lease; a retry after that may run again
+      // executed but not recorded yet: offered again in the background; until it lands retries get
+      // 409 (in flight, then outcome-unknown once the lease ends), never a second execution
       this.logger.error({ err }, 'idempotency: could not store the response')
     }
   }

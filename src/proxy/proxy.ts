@@ -31,9 +31,11 @@ export interface ProxyObserver {
   tryEnded (host: Host, outcome: TryOutcome): void
   /** every request, once, when it is over */
   requestEnded (ex: Exchange, durationMs: number): void
+  /** a request a layer answered itself (idempotency replays and refusals), once */
+  requestAnswered (status: number, durationMs: number): void
 }
 
-const noopObserver: ProxyObserver = { tryEnded () {}, requestEnded () {} }
+const noopObserver: ProxyObserver = { tryEnded () {}, requestEnded () {}, requestAnswered () {} }
 
 export class ProxyCore {
   readonly balancer: Balancer
@@ -114,9 +116,17 @@ export class ProxyCore {
     ex.start()
   }
 
-  /** A request (counted in flight) that a layer answered itself, without an upstream. */
-  answered (method: string, path: string, status: number): void {
-    if (this.accessLog !== null) this.accessLog.logger.info({ method, path, status, upstream: undefined, attempts: 0 }, 'request')
+  /**
+   * A request (counted in flight) that a layer answered itself, without an upstream: counted and
+   * timed like any other (from `startedAt`, a performance.now()); `replayed` marks a stored answer.
+   */
+  answered (method: string, path: string, status: number, startedAt = performance.now(), replayed = false): void {
+    const ms = performance.now() - startedAt
+    this.observer.requestAnswered(status, ms)
+    if (this.accessLog !== null) {
+      const line = { method, path, status, upstream: undefined, attempts: 0, ms: Math.round(ms * 100) / 100 }
+      this.accessLog.logger.info(replayed ? { ...line, replayed: true } : line, 'request')
+    }
     this.settled()
   }
 
