@@ -26,7 +26,7 @@ export interface MixedResult {
   keys: number
   /** keys that saw a 502, a 504 or a 409 outcome-unknown: the order may have run more than once */
   uncertainKeys: number
-  /** keys whose stored answer is the app's 500 state-outcome-unknown: the order ran once or not at all */
+  /** keys settled on an unknown outcome (the app's 500 state-outcome-unknown, claylb's 409 outcome-unknown): the order ran once or not at all */
   unknownKeys: number
   abandoned: string[]
   /** every non-2xx answer: "METHOD path status type" → count ("… @base" with several hosts) */
@@ -126,8 +126,9 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
       for (let attempt = 1; attempt <= 60 && !done; attempt++) {
         const a = last = await call('POST', '/orders', { 'content-type': 'application/json', 'idempotency-key': key }, '{"amount":10,"item":"book"}')
         if (a.status >= 200 && a.status < 300) done = true
-        else if (a.type === problem('state-outcome-unknown')) {
-          // the app lost its write's reply: that answer is stored and replayed, the key is settled
+        else if (a.type === problem('state-outcome-unknown') || a.type === problem('outcome-unknown')) {
+          // the app lost its write's reply (that answer is stored and replayed), or claylb lost the
+          // request's (the key says unknown for the record's TTL, no retry-after): settled, ran at most once
           r.unknownKeys++
           done = true
         } else {
