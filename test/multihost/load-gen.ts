@@ -16,7 +16,7 @@ if (!Array.isArray(bases) || bases.length === 0) throw new Error('usage: load-ge
 
 let stopped = false
 createInterface({ input: process.stdin }).on('line', (l) => { if (l.trim() === 'stop') stopped = true }).on('close', () => { stopped = true })
-const say = (o: unknown): void => { process.stdout.write(JSON.stringify(o) + '\n') }
+const say = (o: unknown, then?: () => void): void => { process.stdout.write(JSON.stringify(o) + '\n', then) }
 
 const r = await mixedLoad(bases[0]!, 3600, async (running, p) => {
   while (running()) {
@@ -26,5 +26,5 @@ const r = await mixedLoad(bases[0]!, 3600, async (running, p) => {
 }, undefined, { bases, stopped: () => stopped })
 
 const sorted = r.latenciesMs.sort((a, b) => a - b)
-say({ result: { ...r, latenciesMs: [], latencyMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: percentile(sorted, 1) }, requests: sorted.length } })
-process.exit(0)
+// a pipe is written asynchronously: exit once the (large) result is out, not before
+say({ result: { ...r, latenciesMs: [], latencyMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: percentile(sorted, 1) }, requests: sorted.length } }, () => process.exit(0))

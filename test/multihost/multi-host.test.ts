@@ -25,7 +25,7 @@ import type { ChildProcess } from 'node:child_process'
 import { ROOT, childEnv, startClaylb, type Claylb } from '../helpers/claylb.js'
 import { sleep } from '../helpers/http.js'
 import { problem, type MixedResult } from '../chaos/mixed-load.js'
-import { Network, namespacesRefused, requireNetTools } from './netns.js'
+import { Network, namespacesRefused, requireNetTools, sweepStale } from './netns.js'
 import { NetRedisCluster } from './redis-cluster.js'
 
 const SOAK_SECONDS = Number(process.env['CLAYLB_SOAK_SECONDS'] ?? 0)
@@ -44,6 +44,8 @@ if (refused !== undefined) {
   t.plan(0, `skipped: ${refused}`)
 } else {
   t.test('3 claylb hosts on a Redis Cluster across a real network, under Redis, partition, link and host faults', async (t) => {
+    const stale = sweepStale()
+    if (stale.length > 0) t.comment(`removed namespaces a killed run left: ${stale.join(' ')}`)
     const net = new Network()
     let destroyed = false
     const destroy = (): string[] => { if (destroyed) return []; destroyed = true; return net.destroy() }

@@ -41,6 +41,28 @@ const run = (args: string[], input?: string): string => {
 
 export interface Host { name: string, ns: string, ip: string }
 
+const killAll = (ns: string): void => {
+  const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
+  for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL') } catch { /* gone already */ } }
+}
+
+/**
+ * Namespaces a run that was killed outright (no teardown) left behind, with their processes: every
+ * `clb<pid>-…` whose pid is no longer alive. Returns the names removed.
+ */
+export function sweepStale (): string[] {
+  const removed: string[] = []
+  const all = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0]!)
+  for (const ns of all) {
+    const pid = /^clb(\d+)-/.exec(ns)?.[1]
+    if (pid === undefined) continue
+    try { process.kill(Number(pid), 0); continue } catch { /* its run is gone */ }
+    killAll(ns)
+    if (spawnSync('ip', ['netns', 'del', ns]).status === 0) removed.push(ns)
+  }
+  return removed
+}
+
 export class Network {
   readonly hosts = new Map<string, Host>()
   readonly #prefix: string
@@ -53,7 +75,7 @@ export class Network {
 
   /** subnet: the first three octets, e.g. "10.77.0" (a /24 that exists only inside these namespaces) */
   constructor (subnet = '10.77.0') {
-    this.#prefix = `clb${process.pid % 100_000}`
+    this.#prefix = `clb${process.pid}`
     this.#subnet = subnet
     this.#switch = `${this.#prefix}-sw`
     run(['ip', 'netns', 'add', this.#switch])
@@ -151,8 +173,7 @@ export class Network {
     for (const p of this.#procs) p.kill('SIGKILL')
     const left: string[] = []
     for (const ns of [...[...this.hosts.values()].map((h) => h.ns), this.#switch]) {
-      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
-      for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL') } catch { /* gone already */ } }
+      killAll(ns)
       if (spawnSync('ip', ['netns', 'del', ns]).status !== 0) left.push(ns)
     }
     this.hosts.clear()
