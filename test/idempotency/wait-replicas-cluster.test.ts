@@ -4,8 +4,7 @@
  * a replica: keys on its slots are claimed, keys on the others are refused and released.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,7 +14,9 @@ import { connectCluster } from '../helpers/ioredis.js'
 import { freePort, startRedisCluster } from '../helpers/redis.js'
 import { sleep } from '../helpers/http.js'
 
-const cli = (port: number, ...args: string[]): string => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' })
+const cli = (port: number, ...args: string[]): string => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+/** a reply, or '' while the server is not up yet */
+const tryCli = (port: number, ...args: string[]): string => { try { return cli(port, ...args) } catch { return '' } }
 
 t.test('store on a cluster: WAIT at the primary of the key\'s slot', async (t) => {
   const cluster = await startRedisCluster()
@@ -29,7 +30,7 @@ t.test('store on a cluster: WAIT at the primary of the key\'s slot', async (t) =
   const replica = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
     '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'], { stdio: 'ignore' })
   t.teardown(() => { replica.kill('SIGKILL') })
-  for (let i = 0; cli(port, 'ping').trim() !== 'PONG'; i++) { if (i > 100) throw new Error('replica did not start'); await sleep(50) }
+  for (let i = 0; tryCli(port, 'ping').trim() !== 'PONG'; i++) { if (i > 100) throw new Error('replica did not start'); await sleep(50) }
   const masterId = cli(withReplica, 'cluster', 'myid').trim()
   execFileSync('redis-cli', ['--cluster', 'add-node', `127.0.0.1:${port}`, `127.0.0.1:${withReplica}`, '--cluster-slave', '--cluster-master-id', masterId], { stdio: 'ignore' })
   for (let i = 0; !cli(port, 'info', 'replication').includes('master_link_status:up'); i++) {
