@@ -116,6 +116,9 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined
   if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics))
 
+  // readiness is the proxy's, not the process's: ready only while the listener is bound and until a
+  // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
+  let serving = false
   const app: App = {
     config, cluster, balancer, core, admin, proxyServer, supervisor, metrics, healthChecks, outlier,
     get generation () { return supervisor.generation },
@@ -127,10 +130,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       // first clients are served rather than answered 503
       await supervisor.start()
       await listen(proxyServer, config.listen.port, config.listen.host)
+      serving = true
       return { proxy: urlOf(proxyServer), admin: urlOf(admin.server) }
     },
     reload: () => supervisor.reload(),
     async stop () {
+      serving = false
       proxyServer.close()
       proxyServer.closeIdleConnections()
       const drained = await Promise.race([
@@ -155,7 +160,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   admin.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }))
   admin.route('GET', '/readyz', (_req, res) => {
     const n = cluster.upCount()
-    sendJson(res, n > 0 ? 200 : 503, { ready: n > 0, healthyUpstreams: n, panic: cluster.panic })
+    const ready = serving && n > 0
+    sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: cluster.panic })
   })
   admin.route('GET', '/status', (_req, res) => sendJson(res, 200, {
     generation: app.generation,

@@ -1,7 +1,8 @@
 /**
  * @module cli
- * `claylb start [flags]` and `claylb check-config FILE`. The only module that touches signals and exit codes.
+ * `claylb start [flags]`, `claylb check-config FILE`, `--version`, `--help`. The only module that touches signals and exit codes.
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
 import { createLogger } from './log.js'
@@ -10,22 +11,53 @@ import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from
 import { ensureSessionSecret, SessionSecretError } from './session/secret.js'
 
 const USAGE = `usage:
-  claylb start [-c FILE] [--host H] [--port N] [--admin-port N] [--upstream URL]... [--workers N] [--app MODULE] [--redis URL]
-  claylb check-config FILE
+  claylb start [options]        run the proxy (and its workers, when it has no upstreams or --workers N)
+  claylb check-config FILE      validate a config file: each problem on its own line with its path
+  claylb --version              print the version
+  claylb --help                 print this help
+
+options of start (each overrides the config file):
+  -c, --config FILE     YAML config file (see README "Configuration reference")
+      --host H          proxy listen address (listen.host)
+      --port N          proxy listen port (listen.port)
+      --admin-port N    admin API port (admin.port)
+      --upstream URL    a static upstream; repeat for more (upstreams)
+      --workers N       spawn N worker processes (workers.count)
+      --app MODULE      the module the workers run (workers.app; default builtin:demo)
+      --redis URL       Redis for sessions and idempotency (redis.url)
+  -h, --help            print this help
+
+signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config and rolls the workers.
 `
+
+/** the version in package.json, read once when asked (it sits beside dist/ in every install) */
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
 
 export async function main (argv: string[]): Promise<number | undefined> {
   const [command, ...rest] = argv
   switch (command) {
-    case 'start': return start(rest)
-    case 'check-config': return checkConfig(rest)
-    case '-h': case '--help': case 'help':
-      process.stdout.write(USAGE)
+    case 'start':
+      if (rest.includes('-h') || rest.includes('--help')) return help()
+      return start(rest)
+    case 'check-config':
+      if (rest.includes('-h') || rest.includes('--help')) return help()
+      return checkConfig(rest)
+    case '-h': case '--help': case 'help': return help()
+    case '-v': case '--version': case 'version':
+      process.stdout.write(`claylb ${version()}\n`)
       return 0
     default:
       process.stderr.write(`${command ? `unknown command: ${command}\n` : ''}${USAGE}`)
       return 2
   }
+}
+
+function help (): number {
+  process.stdout.write(USAGE)
+  return 0
 }
 
 function checkConfig (args: string[]): number {

@@ -34,6 +34,32 @@ export const PROBLEMS = {
 
 export type ProblemCode = keyof typeof PROBLEMS
 
+/**
+ * code → what it means: every error claylb's own processes raise that is not an answer to a client
+ * (those are PROBLEMS above). The single registry: a new failure gets its code here, and its class
+ * below extends ClaylbError with it, so `err.code` is always one of these.
+ */
+export const PROCESS_ERRORS = {
+  CLAYLB_ERR_CONFIG: 'the config file or a flag does not validate',
+  CLAYLB_ERR_REDIS_UNREACHABLE: 'the state tier (Redis) cannot be reached or started at start-up',
+  CLAYLB_ERR_SESSION_SECRET: 'the session secret is missing or too short',
+  CLAYLB_ERR_SESSION_USAGE: 'a session API used against its rules (a programming error in the app)',
+  CLAYLB_ERR_APP_NOT_FOUND: 'workers.app names no module',
+  CLAYLB_ERR_APP_MODULE: 'the worker app module exports no handler or factory',
+  CLAYLB_ERR_WORKER_NOT_READY: 'a worker did not become ready in time',
+  CLAYLB_ERR_ROLLOUT_ABANDONED: 'a new generation of workers did not become ready; the old one keeps serving',
+} as const satisfies Record<string, string>
+
+export type ProcessErrorCode = keyof typeof PROCESS_ERRORS
+
+/** The base of every process error: a code from PROCESS_ERRORS, the subclass's name. */
+export class ClaylbError extends Error {
+  constructor (readonly code: ProcessErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+  }
+}
+
 export const PROBLEM_TYPE_BASE = 'urn:claylb:problem:'
 
 export class ProxyError extends Error {

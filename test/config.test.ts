@@ -1,10 +1,12 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { writeFileSync, mkdtempSync } from 'node:fs'
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BIN, ROOT, childEnv } from './helpers/claylb.js'
+import { parse } from 'yaml'
 import { buildConfig, ConfigError } from '../src/config/load.js'
+import { configSchema } from '../src/config/schema.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'claylb-config-'))
 const checkConfig = (content: string, name = 'c.yaml') => {
@@ -33,6 +35,20 @@ t.test('check-config: the shipped default config is valid', async (t) => {
   t.equal(r.status, 0, r.stdout + r.stderr)
 })
 
+t.test('defaults live in the schema: the shipped config sets nothing to its default', async (t) => {
+  const defaults = configSchema.parse({}) as unknown as Record<string, unknown>
+  const shipped = parse(readFileSync(join(ROOT, 'config', 'default.yaml'), 'utf8')) as Record<string, unknown>
+  const same: string[] = []
+  const walk = (a: unknown, d: unknown, path: string): void => {
+    if (a !== null && typeof a === 'object' && !Array.isArray(a)) {
+      for (const [k, v] of Object.entries(a)) walk(v, (d as Record<string, unknown> | undefined)?.[k], path ? `${path}.${k}` : k)
+    } else if (JSON.stringify(a) === JSON.stringify(d)) same.push(`${path}: ${JSON.stringify(a)}`)
+  }
+  walk(shipped, defaults, '')
+  t.same(same, [], 'no key repeats its schema default')
+  t.ok(Object.keys(shipped).length > 0, 'the file sets something')
+})
+
 t.test('check-config: JSON works, broken syntax is a clear error', async (t) => {
   t.equal(checkConfig('{"listen": {"port": 1234}}', 'c.json').status, 0)
   const bad = checkConfig('listen: { port: [', 'bad.yaml')
@@ -57,7 +73,7 @@ t.test('defaults, flag overrides, REDIS_URL, frozen result', async (t) => {
 t.test('start with an invalid config exits 1 and names the problem', async (t) => {
   const file = join(tmp, 'bad-start.yaml')
   writeFileSync(file, 'timeouts: { connectMs: 0 }\n')
-  const r = spawnSync(process.execPath, [BIN, 'start', '--config', file], { encoding: 'utf8', timeout: 10_000, env: childEnv() })
+  const r = spawnSync(process.execPath, [BIN, 'start', '--config', file], { encoding: 'utf8', timeout: 90_000, env: childEnv() })
   t.equal(r.status, 1)
   t.match(r.stderr, /timeouts\.connectMs: must be a positive integer/)
 })

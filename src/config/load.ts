@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type Config } from './schema.js'
+import { ClaylbError } from '../errors.js'
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
 
@@ -14,11 +15,9 @@ export function defaultRedisUrl (env: NodeJS.ProcessEnv = process.env): string {
   return env['CLAYLB_DEFAULT_REDIS_URL'] || DEFAULT_REDIS_URL
 }
 
-export class ConfigError extends Error {
-  readonly code = 'CLAYLB_ERR_CONFIG'
+export class ConfigError extends ClaylbError {
   constructor (readonly problems: readonly string[], readonly source?: string) {
-    super(`invalid config${source ? ` (${source})` : ''}:\n  ${problems.join('\n  ')}`)
-    this.name = 'ConfigError'
+    super('CLAYLB_ERR_CONFIG', `invalid config${source ? ` (${source})` : ''}:\n  ${problems.join('\n  ')}`)
   }
 }
 

@@ -4,6 +4,7 @@
  * Units are in the key's name (…Ms, …Seconds, …Bytes).
  */
 import { z } from 'zod'
+import { IDEMPOTENCY_DEFAULTS, REDIS_KEY_PREFIX, SESSION_DEFAULTS } from './defaults.js'
 
 const intMsg = (what: string) => ({ error: `must be ${what}` })
 const positiveInt = (d: number) => z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).default(d)
@@ -56,7 +57,7 @@ export const configSchema = z.strictObject({
   redis: z.strictObject({
     /** resolved in load.ts: --redis, else this, else REDIS_URL, else redis://127.0.0.1:6379 */
     url: redisUrl.optional(),
-    keyPrefix: z.string().default('claylb:'),
+    keyPrefix: z.string().default(REDIS_KEY_PREFIX),
     cluster: z.array(redisUrl).min(1).optional(),
     sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(redisUrl).min(1) }).optional(),
     commandTimeoutMs: positiveInt(500),
@@ -137,21 +138,21 @@ export const configSchema = z.strictObject({
     waitReplicas: nonNegativeInt(0),
     /** how long one WAIT may take; below `redis.commandTimeoutMs` */
     waitTimeoutMs: positiveInt(250),
-    ttlSeconds: positiveInt(86_400),
-    lockSeconds: positiveInt(30),
-    maxResponseBytes: positiveInt(1_048_576),
-    onConcurrent: z.enum(['conflict', 'wait'], { error: 'must be "conflict" or "wait"' }).default('conflict'),
+    ttlSeconds: positiveInt(IDEMPOTENCY_DEFAULTS.ttlSeconds),
+    lockSeconds: positiveInt(IDEMPOTENCY_DEFAULTS.lockSeconds),
+    maxResponseBytes: positiveInt(IDEMPOTENCY_DEFAULTS.maxResponseBytes),
+    onConcurrent: z.enum(['conflict', 'wait'], { error: 'must be "conflict" or "wait"' }).default(IDEMPOTENCY_DEFAULTS.onConcurrent),
     /** upstream answers that mean "not processed, retry": the key is released, not stored ([] stores all) */
-    releaseStatuses: z.array(z.int({ error: 'must be an HTTP status from 400 to 599' }).min(400, { error: 'must be an HTTP status from 400 to 599' }).max(599, { error: 'must be an HTTP status from 400 to 599' })).default([429, 503]),
+    releaseStatuses: z.array(z.int({ error: 'must be an HTTP status from 400 to 599' }).min(400, { error: 'must be an HTTP status from 400 to 599' }).max(599, { error: 'must be an HTTP status from 400 to 599' })).default([...IDEMPOTENCY_DEFAULTS.releaseStatuses]),
   }).prefault({}),
   session: z.strictObject({
-    cookie: str('sid'),
-    secretEnv: str('SESSION_SECRET'),
-    ttlSeconds: positiveInt(1800),
+    cookie: str(SESSION_DEFAULTS.cookie),
+    secretEnv: str(SESSION_DEFAULTS.secretEnv),
+    ttlSeconds: positiveInt(SESSION_DEFAULTS.ttlSeconds),
     /** most bytes (field names + JSON values) one session may hold; 0 = no limit */
-    maxBytes: nonNegativeInt(65_536),
+    maxBytes: nonNegativeInt(SESSION_DEFAULTS.maxBytes),
     /** the cookie's Secure attribute; auto: when the request came over https (x-forwarded-proto) */
-    secure: z.union([z.literal('auto'), z.boolean()], { error: 'must be true, false or "auto"' }).default('auto'),
+    secure: z.union([z.literal('auto'), z.boolean()], { error: 'must be true, false or "auto"' }).default(SESSION_DEFAULTS.secure),
   }).prefault({}),
   shutdownTimeoutMs: positiveInt(10_000),
   log: z.strictObject({

@@ -29,9 +29,6 @@ class HostCheck {
   private stopped = false
   private passes = 0
   private failures = 0
-  /** checks done, by result (for tests and /status) */
-  passed = 0
-  failed = 0
 
   constructor (readonly host: Host, private readonly s: HealthCheckSettings, private readonly logger: Logger, private readonly onUnhealthy: (host: Host) => void) {
     this.client = new Client(host.origin, {
@@ -84,7 +81,6 @@ class HostCheck {
   private record (ok: boolean, detail: string): void {
     const h = this.host
     if (ok) {
-      this.passed++
       this.failures = 0
       this.passes++
       if (!h.healthy && this.passes >= this.s.healthyThreshold) {
@@ -92,7 +88,6 @@ class HostCheck {
         this.logger.info({ upstream: h.id, passes: this.passes }, 'upstream healthy')
       }
     } else {
-      this.failed++
       this.passes = 0
       this.failures++
       if (h.healthy && this.failures >= this.s.unhealthyThreshold) {
@@ -146,12 +141,6 @@ export class ActiveHealthChecks {
       this.checks.set(host, check)
       check.start()
     }
-  }
-
-  /** checks done for a host so far, by result */
-  stats (host: Host): { passed: number, failed: number } | undefined {
-    const c = this.checks.get(host)
-    return c === undefined ? undefined : { passed: c.passed, failed: c.failed }
   }
 
   close (): void {

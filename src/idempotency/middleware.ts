@@ -1,8 +1,9 @@
 /**
  * @module idempotency/middleware
- * The idempotency core for a Node server without the proxy: the decision engine the Express and
- * Fastify adapters share, and a plain `node:http` wrapper. The same outcomes, statuses and problem
- * types as at the proxy.
+ * The idempotency core for a Node server without the proxy: the engine the Express and Fastify
+ * adapters share (options → core, routes and the decision flow of decision.ts, the same one the
+ * proxy's gate runs), the response recorder, and a plain `node:http` wrapper. The same outcomes,
+ * statuses and problem types as at the proxy.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ProxyError, problemBody, sendProblem } from '../errors.js'

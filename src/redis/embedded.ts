@@ -15,6 +15,7 @@ import { defaultRedisUrl } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import { closeRedis, createRedis, describeRedis, waitReady } from './client.js'
+import { ClaylbError } from '../errors.js'
 
 /** required: start fails without Redis. optional: a custom worker app may use state; warn without it. */
 export type RedisNeed = 'required' | 'optional' | 'none'
@@ -25,11 +26,9 @@ export function redisNeed (config: Config): RedisNeed {
   return 'none'
 }
 
-export class StateTierStartError extends Error {
-  readonly code = 'CLAYLB_ERR_REDIS_UNREACHABLE'
+export class StateTierStartError extends ClaylbError {
   constructor (message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'StateTierStartError'
+    super('CLAYLB_ERR_REDIS_UNREACHABLE', message, options)
   }
 }
 

@@ -2,6 +2,7 @@
  * @module session/errors
  */
 import { ProxyError } from '../errors.js'
+import { ClaylbError } from '../errors.js'
 
 /** The session would outgrow `session.maxBytes`; nothing of the change was written. */
 export class SessionTooLargeError extends ProxyError {
@@ -12,10 +13,8 @@ export class SessionTooLargeError extends ProxyError {
 }
 
 /** A misuse of the session API by the app (a programming error, not a client's). */
-export class SessionUsageError extends Error {
-  readonly code = 'CLAYLB_ERR_SESSION_USAGE'
+export class SessionUsageError extends ClaylbError {
   constructor (message: string) {
-    super(message)
-    this.name = 'SessionUsageError'
+    super('CLAYLB_ERR_SESSION_USAGE', message)
   }
 }

@@ -5,14 +5,13 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '../log.js'
+import { ClaylbError } from '../errors.js'
 
 export const MIN_SECRET_LENGTH = 32
 
-export class SessionSecretError extends Error {
-  readonly code = 'CLAYLB_ERR_SESSION_SECRET'
+export class SessionSecretError extends ClaylbError {
   constructor (message: string) {
-    super(message)
-    this.name = 'SessionSecretError'
+    super('CLAYLB_ERR_SESSION_SECRET', message)
   }
 }
 

@@ -96,8 +96,17 @@ export class Session {
   async increment (field: string, by = 1): Promise<number> {
     checkField(field)
     if (!Number.isSafeInteger(by)) throw new SessionUsageError(`increment of "${field}": by must be a safe integer`)
-    if (this.#sets.has(field)) {
-      throw new SessionUsageError(`session field "${field}" was set and incremented in one request; increment only`)
+    const pending = this.#sets.get(field)
+    if (pending !== undefined) {
+      // A session not in Redis yet (new, or just regenerated: its data moved here) has no stored value
+      // to add to, so the pending one is the whole truth and folds into the step. On a stored session
+      // a set and an increment of one field would race other requests' increments: refused.
+      const value = JSON.parse(pending) as unknown
+      if (this.#existing || typeof value !== 'number' || !Number.isSafeInteger(value + by)) {
+        throw new SessionUsageError(`session field "${field}" was set and incremented in one request; increment only`)
+      }
+      this.#sets.delete(field)
+      return (await this.#commit([field, value + by]))!
     }
     return (await this.#commit([field, by]))!
   }

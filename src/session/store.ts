@@ -24,6 +24,7 @@ import { SAVE_LUA, TAKE_LUA } from './scripts.js'
 import { Session } from './session.js'
 import { readSecrets, SessionSecretError } from './secret.js'
 import type { Config } from '../config/schema.js'
+import { REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../config/defaults.js'
 
 export interface SessionStoreOptions {
   redis: RedisClient
@@ -70,11 +71,11 @@ export class SessionStore implements SessionBackend {
     if (o.secrets.length === 0) throw new TypeError('createSessionStore: at least one secret is needed')
     this.#redis = o.redis
     this.#secrets = [...o.secrets]
-    this.#prefix = `${o.keyPrefix ?? 'claylb:'}sess:`
-    this.cookieName = o.cookie ?? 'sid'
-    this.ttlMs = (o.ttlSeconds ?? 1800) * 1000
-    this.maxBytes = o.maxBytes ?? 65_536
-    this.#secure = o.secure ?? 'auto'
+    this.#prefix = `${o.keyPrefix ?? REDIS_KEY_PREFIX}sess:`
+    this.cookieName = o.cookie ?? SESSION_DEFAULTS.cookie
+    this.ttlMs = (o.ttlSeconds ?? SESSION_DEFAULTS.ttlSeconds) * 1000
+    this.maxBytes = o.maxBytes ?? SESSION_DEFAULTS.maxBytes
+    this.#secure = o.secure ?? SESSION_DEFAULTS.secure
     this.#save = defineScript(o.redis, 'claylbSessionSave', 2, SAVE_LUA, { writes: true })
     this.#take = defineScript(o.redis, 'claylbSessionTake', 2, TAKE_LUA, { writes: true })
   }

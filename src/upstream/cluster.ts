@@ -45,13 +45,6 @@ export class Cluster {
     return this.hosts.find((h) => h.id === id)
   }
 
-  /** hosts the balancer may pick now (panic included) */
-  availableCount (): number {
-    let n = 0
-    for (const h of this.hosts) if (h.available) n++
-    return n
-  }
-
   /** hosts that are healthy, not ejected and not draining */
   upCount (): number {
     let n = 0

@@ -7,14 +7,14 @@
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ClaylbError } from '../errors.js'
 
 const BUILTIN: Record<string, string> = {
   demo: fileURLToPath(new URL('../demo/app.js', import.meta.url)),
 }
 
-export class AppNotFound extends Error {
-  readonly code = 'CLAYLB_ERR_APP_NOT_FOUND'
-  override name = 'AppNotFound'
+export class AppNotFound extends ClaylbError {
+  constructor (message: string) { super('CLAYLB_ERR_APP_NOT_FOUND', message) }
 }
 
 export function resolveApp (app: string, cwd = process.cwd()): string {

@@ -3,7 +3,7 @@
  * What an app module running in an ephemeral worker is given, and what it must give back.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Config } from '../config/schema.js'
+import type { WorkerConfig } from './protocol.js'
 import type { RedisClient } from '../redis/client.js'
 import type { Session } from '../session/session.js'
 
@@ -23,8 +23,8 @@ export interface WorkerContext {
   /** the slot this worker fills (1..workers.count); a replacement keeps its slot */
   readonly slot: number
   readonly generation: number
-  /** the whole resolved claylb config */
-  readonly config: Config
+  /** the slice of claylb's config a worker needs (WorkerConfig: redis, session, log.level, healthCheck.path, workers, idempotency.ttlSeconds): never admin.* */
+  readonly config: WorkerConfig
   /** an empty directory, the process's cwd, deleted when the worker exits */
   readonly tmpdir: string
   readonly logger: WorkerLogger

@@ -21,7 +21,33 @@ export interface WorkerBoot {
   tmpdir: string
   /** ask to be recycled after this many requests (0: never) */
   recycleAfterRequests: number
-  config: Config
+  config: WorkerConfig
+}
+
+/**
+ * The part of claylb's config a worker (and the app in it, as `ctx.config`) is given: what it needs to
+ * reach the state tier, log, answer probes and know its pool. Never admin.* (the admin token), the
+ * listeners, the upstreams or anything else of the proxy's.
+ */
+export interface WorkerConfig {
+  readonly redis: Config['redis']
+  readonly session: Config['session']
+  readonly log: { readonly level: Config['log']['level'] }
+  readonly healthCheck: { readonly path: Config['healthCheck']['path'] }
+  readonly workers: { readonly count: number, readonly app: string, readonly faults: boolean }
+  /** how long claylb keeps a key's record: an app deduping on claylb-idempotency-id keeps its ids as long */
+  readonly idempotency: { readonly ttlSeconds: number }
+}
+
+export function workerConfigOf (c: Config): WorkerConfig {
+  return {
+    redis: c.redis,
+    session: c.session,
+    log: { level: c.log.level },
+    healthCheck: { path: c.healthCheck.path },
+    workers: { count: c.workers.count, app: c.workers.app, faults: c.workers.faults },
+    idempotency: { ttlSeconds: c.idempotency.ttlSeconds },
+  }
 }
 
 /** worker → supervisor */

@@ -15,10 +15,10 @@ import type { RequestHandler, WorkerContext } from './context.js'
 import { createWorkerLogger } from './worker-logger.js'
 import { ProxyError, sendProblem } from '../errors.js'
 import { createWorkerState } from '../session/worker-state.js'
+import { ClaylbError } from '../errors.js'
 
-class AppModuleError extends Error {
-  readonly code = 'CLAYLB_ERR_APP_MODULE'
-  override name = 'AppModuleError'
+class AppModuleError extends ClaylbError {
+  constructor (message: string) { super('CLAYLB_ERR_APP_MODULE', message) }
 }
 
 const bootText = process.env[WORKER_BOOT_ENV]

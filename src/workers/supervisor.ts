@@ -24,8 +24,9 @@ import type { Cluster } from '../upstream/cluster.js'
 import type { WorkerSample } from '../metrics/metrics.js'
 import { resolveApp } from './app-module.js'
 import { CrashBackoff } from './crash-backoff.js'
-import type { WorkerMessage } from './protocol.js'
+import { workerConfigOf, type WorkerMessage } from './protocol.js'
 import { WorkerProcess, type WorkerEvents } from './worker-process.js'
+import { ClaylbError } from '../errors.js'
 
 export interface SupervisorOptions {
   config: Config
@@ -53,9 +54,8 @@ export interface SupervisorStats {
 
 export type RolloutResult = { ok: true, generation: number } | { ok: false, generation: number, reason: string }
 
-export class RolloutAbandoned extends Error {
-  readonly code = 'CLAYLB_ERR_ROLLOUT_ABANDONED'
-  override name = 'RolloutAbandoned'
+export class RolloutAbandoned extends ClaylbError {
+  constructor (message: string) { super('CLAYLB_ERR_ROLLOUT_ABANDONED', message) }
 }
 
 /** one image: the config (and so the app) a set of workers runs */
@@ -194,7 +194,8 @@ export class Supervisor {
       socketPath: join(this.runDir, `${id}.sock`),
       tmpdir: workerDir,
       recycleAfterRequests: w.maxRequests > 0 ? withJitter(w.maxRequests, w.recycleJitterPercent) : 0,
-      config: gen.config,
+      config: workerConfigOf(gen.config),
+      timeouts: gen.config.timeouts,
     }, this.events)
     this.workers.add(worker)
     this.slotOf.set(worker, slot)

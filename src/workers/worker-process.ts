@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { Host } from '../upstream/host.js'
 import type { Config } from '../config/schema.js'
 import { WORKER_BOOT_ENV, type WorkerBoot, type WorkerMessage, type WorkerProcessSample } from './protocol.js'
+import { ClaylbError } from '../errors.js'
 
 const RUNTIME = fileURLToPath(new URL('./runtime.js', import.meta.url))
 /** pause between readiness probes */
@@ -16,13 +17,15 @@ const PROBE_GAP_MS = 50
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping' | 'exited'
 
-export class WorkerNotReady extends Error {
-  readonly code = 'CLAYLB_ERR_WORKER_NOT_READY'
-  override name = 'WorkerNotReady'
+export class WorkerNotReady extends ClaylbError {
+  constructor (message: string) { super('CLAYLB_ERR_WORKER_NOT_READY', message) }
 }
 
-/** what a worker is started with: exactly what it receives at boot */
-export type WorkerSpec = WorkerBoot
+/** what a worker is started with: its boot record (all the worker receives), and the proxy side of it */
+export interface WorkerSpec extends WorkerBoot {
+  /** the proxy's side of the worker (its Host), never sent to the worker */
+  timeouts: Config['timeouts']
+}
 
 export interface WorkerEvents {
   message (w: WorkerProcess, msg: WorkerMessage): void
@@ -61,18 +64,17 @@ export class WorkerProcess {
     this.socketPath = spec.socketPath
     this.tmpdir = spec.tmpdir
     this.url = `unix:${spec.socketPath}`
-    const c = spec.config
+    const { timeouts, ...boot } = spec
     this.host = new Host({
       id: spec.id,
       url: this.url,
       socketPath: spec.socketPath,
       kind: 'worker',
       slot: spec.slot,
-      connectTimeoutMs: c.timeouts.connectMs,
-      headersTimeoutMs: c.timeouts.headersMs,
-      bodyTimeoutMs: c.timeouts.idleMs,
+      connectTimeoutMs: timeouts.connectMs,
+      headersTimeoutMs: timeouts.headersMs,
+      bodyTimeoutMs: timeouts.idleMs,
     })
-    const boot: WorkerBoot = { ...spec }
     this.child = fork(RUNTIME, [], {
       cwd: spec.tmpdir,
       env: workerEnv(JSON.stringify(boot)),

@@ -24,9 +24,11 @@ export interface MixedResult {
   sessionFailed: number
   cookie: string
   keys: number
-  /** keys that saw a 502, a 504 or a 409 outcome-unknown: the order may have run more than once */
+  /** keys that saw a 502, a 504 or a 409 outcome-unknown on the way (each still runs at most once) */
   uncertainKeys: number
-  /** keys settled on an unknown outcome (the app's 500 state-outcome-unknown, claylb's 409 outcome-unknown): the order ran once or not at all */
+  /** keys whose final answer is the 409 outcome-unknown: the order ran once or not at all */
+  outcomeUnknownKeys: number
+  /** keys whose stored answer is the app's 500 state-outcome-unknown: the order ran once or not at all */
   unknownKeys: number
   abandoned: string[]
   /** every non-2xx answer: "METHOD path status type" → count ("… @base" with several hosts) */
@@ -46,12 +48,26 @@ export interface MixedResult {
 export interface SlowGets { lanes: number, path: string }
 
 /** Several claylb hosts (scale-out): each request goes to the next one in turn, a retry to another. */
-export interface Spread { bases: readonly string[], /** ends the load before its time is up */ stopped?: () => boolean }
+export interface Spread { bases: readonly string[], /** ends the load (and the fault) now */ stopped?: () => boolean }
 
-/** Runs the three client kinds against `base` until `seconds` have passed, `fault` alongside. */
-export async function mixedLoad (base: string, seconds: number, fault: (running: () => boolean, progress: Readonly<MixedResult>) => Promise<void>, slow?: SlowGets, spread?: Spread): Promise<MixedResult> {
+/**
+ * Whether the fault should go on. It is paced by progress, not by the clock alone: it goes on while the
+ * load's minimum time lasts, and past it for as long as the fault says its goal is not met yet (a busy
+ * machine reaches the goal later, never not at all), up to a hard cap after which it must stop.
+ */
+export type FaultRunning = (goalMet?: boolean) => boolean
+
+/** how long past its minimum time the load may go on while a fault has not reached its goal */
+export const OVERTIME_MS = Number(process.env['CLAYLB_CHAOS_OVERTIME_MS'] ?? 120_000)
+
+/**
+ * Runs the three client kinds against `base`, `fault` alongside, for at least `seconds` and until the
+ * fault has returned (so the last fault is always seen under load). `fault` receives `running` and the
+ * live result, so it can pace itself by requests served and answers seen.
+ */
+export async function mixedLoad (base: string, seconds: number, fault: (running: FaultRunning, live: MixedResult) => Promise<void>, slow?: SlowGets, spread?: Spread): Promise<MixedResult> {
   const agent = new Agent({ keepAliveTimeout: 2000, connections: 32 })
-  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, answered: {}, undocumented: [], problems: [], latenciesMs: [] }
+  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, outcomeUnknownKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, answered: {}, undocumented: [], problems: [], latenciesMs: [] }
   let turn = 0
   const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> => {
     const to = spread === undefined ? base : spread.bases[turn++ % spread.bases.length]!
@@ -94,7 +110,11 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
   r.cookie = ([] as string[]).concat(first.headers['set-cookie'] ?? [])[0]!.split(';')[0]!
 
   const deadline = Date.now() + seconds * 1000
-  const running = (): boolean => Date.now() < deadline && spread?.stopped?.() !== true
+  const cap = deadline + OVERTIME_MS
+  let faultDone = false
+  const stopped = (): boolean => spread?.stopped?.() === true
+  const faultRunning: FaultRunning = (goalMet = true) => !stopped() && Date.now() < cap && (Date.now() < deadline || !goalMet)
+  const running = (): boolean => !stopped() && (Date.now() < deadline || !faultDone)
 
   // a slow lane's route is slow already: it sends back to back and is counted apart as well
   const getLane = async (path = '/', slow = false): Promise<void> => {
@@ -126,15 +146,19 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
       for (let attempt = 1; attempt <= 60 && !done; attempt++) {
         const a = last = await call('POST', '/orders', { 'content-type': 'application/json', 'idempotency-key': key }, '{"amount":10,"item":"book"}')
         if (a.status >= 200 && a.status < 300) done = true
-        else if (a.type === problem('state-outcome-unknown') || a.type === problem('outcome-unknown')) {
-          // the app lost its write's reply (that answer is stored and replayed), or claylb lost the
-          // request's (the key says unknown for the record's TTL, no retry-after): settled, ran at most once
+        else if (a.type === problem('state-outcome-unknown')) {
+          // the app lost its write's reply: that answer is stored and replayed, the key is settled
           r.unknownKeys++
           done = true
+        } else if (a.type === problem('outcome-unknown')) {
+          // final: claylb never runs it again (a route whose upstream dedupes is forwarded again instead)
+          r.outcomeUnknownKeys++
+          uncertain = true
+          done = true
         } else {
-          // the order may have run: after the lease a retry may run it again (documented at-least-once)
-          // so may one whose connection broke (a claylb host died mid-request); a refused one never ran
-          if ((a.status === 0 && a.type !== 'transport ECONNREFUSED') || a.status === 502 || a.status === 504 || a.type === problem('outcome-unknown')) uncertain = true
+          // the order may have run: a 502, a 504, or a connection that broke (a claylb host died
+          // mid-request); a refused connection never ran it
+          if (a.status === 502 || a.status === 504 || (a.status === 0 && a.type !== 'transport ECONNREFUSED')) uncertain = true
           await sleep(Math.min(50 * attempt, 300))
         }
       }
@@ -144,7 +168,8 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
   }
 
   const slowLanes = Array.from({ length: slow?.lanes ?? 0 }, () => getLane(slow!.path, true))
-  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), ...slowLanes, fault(running, r)])
+  const faulting = fault(faultRunning, r).finally(() => { faultDone = true })
+  await Promise.all([getLane(), getLane(), sessionLane(), orderLane(1), orderLane(2), ...slowLanes, faulting])
   await agent.close()
   return r
 }

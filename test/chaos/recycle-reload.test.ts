@@ -7,13 +7,13 @@
 import t from 'tap'
 import { json, req, sleep, type Reply } from '../helpers/http.js'
 import { assertNoRequestAfterDrain, status, until, type Status } from '../workers/load.js'
-import { chaosRun, SOAK_SECONDS } from './harness.js'
+import { chaosRun } from './harness.js'
 
 const COUNT = 3
 const SLOW_MS = 400
 const SECONDS = 10
-/** a roll takes 2-3 s here: one started later would run after the load, proving nothing */
-const ROLL_MS = 2500
+/** /status snapshots the surge checks need at the least */
+const SNAPSHOTS = 100
 
 /** the supervisor's own account of one-at-a-time work: "(" ")" a recycle, "[" "]" a rollout */
 const MARKS: Record<string, string> = { 'recycling worker': '(', 'worker recycled': ')' }
@@ -36,7 +36,9 @@ t.test('recycles after maxRequests, SIGHUPs and a queued POST /reload under load
     config: { workers: { count: COUNT, maxRequests: 250, recycleJitterPercent: 20 } },
     slowGets: { lanes: 4, path: `/delay/${SLOW_MS}` },
     async fault ({ lb, running }) {
-      const loadEnds = Date.now() + (SOAK_SECONDS > 0 ? SOAK_SECONDS : SECONDS) * 1000
+      // paced by progress: a SIGHUP once two recycles happened since the last roll, the load going on
+      // until one SIGHUP and the POST /reload queued behind it have rolled (soak mode: more SIGHUPs)
+      const goal = (): boolean => reload !== undefined && snapshots.length >= SNAPSHOTS
       const recycles = (): number => lb.logs.filter((l) => l['msg'] === 'worker recycled').length
       let generation = 1
       let rolled = false
@@ -44,9 +46,9 @@ t.test('recycles after maxRequests, SIGHUPs and a queued POST /reload under load
         try {
           let since = Date.now()
           let recyclesBefore = recycles()
-          while (running()) {
+          while (running(goal())) {
             await sleep(50)
-            if (Date.now() - since < 1500 || recycles() - recyclesBefore < 2 || loadEnds - Date.now() < ROLL_MS) continue
+            if (Date.now() - since < 1500 || recycles() - recyclesBefore < 2) continue
             const next = generation + 1
             lb.proc.kill('SIGHUP')
             sighups++
@@ -133,7 +135,7 @@ t.test('recycles after maxRequests, SIGHUPs and a queued POST /reload under load
     maxReplacing = Math.max(maxReplacing, gens.size - 1 + doubled)
     if (gens.size === 1) maxOneGeneration = Math.max(maxOneGeneration, s.workers.length)
   }
-  t.ok(snapshots.length > 100, `/status snapshots: ${snapshots.length}`)
+  t.ok(snapshots.length >= SNAPSHOTS, `/status snapshots: ${snapshots.length}`)
   t.ok(minReady >= COUNT, `ready workers never fewer than ${COUNT} (fewest: ${minReady})`)
   t.ok(maxProcs <= 2 * COUNT, `at most ${2 * COUNT} worker processes at once (most: ${maxProcs})`)
   t.ok(maxOneGeneration <= COUNT + 1, `a recycle surges by one (most outside a roll: ${maxOneGeneration})`)

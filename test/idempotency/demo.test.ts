@@ -15,7 +15,8 @@ t.test('two claylb instances with demo workers, one Redis', async (t) => {
   const config = {
     workers: { count: 2, faults: true },
     redis: { url: redis.url, commandTimeoutMs: 3000 },
-    idempotency: { routes: [{ match: 'POST /orders', required: true }], lockSeconds: LEASE_MS / 1000, maxResponseBytes: MAX_RESPONSE_BYTES },
+    // as config/default.yaml: the demo app dedupes on claylb-idempotency-id
+    idempotency: { routes: [{ match: 'POST /orders', required: true, upstreamDedupes: true }], lockSeconds: LEASE_MS / 1000, maxResponseBytes: MAX_RESPONSE_BYTES },
     log: { access: false },
   }
   const lbs: Claylb[] = await Promise.all([startClaylb({ config }), startClaylb({ config })])
@@ -33,22 +34,28 @@ t.test('two claylb instances with demo workers, one Redis', async (t) => {
     setsCookie: false,
   }))
 
-  t.test('worker SIGKILLed after creating the order, before answering', async (t) => {
+  t.test('worker SIGKILLed after creating the order, before answering: the retry gets that order (the app dedupes), then replays', async (t) => {
     const before = await count()
     const key = newKey()
     const first = await send(lbs[0]!.url, { key, headers: { 'x-demo-fault': 'die-after-create' } })
     t.equal(first.status, 502, 'the client saw the worker die')
     t.equal(await count(), before + 1, 'the order was created')
     const retry = await send(lbs[1]!.url, { key })
-    t.equal(retry.status, 409)
-    t.equal(JSON.parse(retry.body).type, 'urn:claylb:problem:outcome-unknown')
-    t.equal(await count(), before + 1, 'the retry did not execute')
-    // well past the lease the key is still unknown: never free, never a silent second order
-    await sleep(LEASE_MS * 2 + 500)
-    const later = await send(lbs[1]!.url, { key })
-    t.equal(later.status, 409)
-    t.equal(JSON.parse(later.body).type, 'urn:claylb:problem:outcome-unknown')
+    t.equal(retry.status, 201, 'upstreamDedupes: the retry is forwarded again under a new lease')
+    t.equal(retry.headers['x-demo-deduped'], 'true', 'and the app answered with the order it made the first time')
     t.equal(await count(), before + 1, 'one order, ever')
+    const replay = await send(lbs[0]!.url, { key })
+    t.equal(replay.headers['idempotent-replayed'], 'true', 'from then on claylb replays it')
+    t.equal(replay.body, retry.body)
+  })
+
+  t.test('the app sees the record id and fence; a client cannot send its own', async (t) => {
+    const key = newKey()
+    const a = await send(lbs[0]!.url, { key, headers: { 'claylb-idempotency-id': 'f'.repeat(64), 'claylb-idempotency-fence': '99' } })
+    t.equal(a.status, 201)
+    t.not(a.headers['x-demo-deduped'], 'true', 'a forged id did not reach the app')
+    const records = await allKeys(client, 'claylb:demo:{orders}:id:*')
+    t.notOk(records.includes(`claylb:demo:{orders}:id:${'f'.repeat(64)}`), 'the forged id was never stored')
   })
 
   t.test('Redis stopped: keyed POSTs 503 within the bound, nothing reaches a worker, GETs still work', async (t) => {

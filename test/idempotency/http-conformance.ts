@@ -63,7 +63,7 @@ export function httpConformance (t: Test, getTarget: () => HttpTarget): void {
     t.equal(new Set(ok.map((a) => a.body)).size, 1, 'every 201 carries the same body bytes')
     for (const c of conflict) {
       t.equal(problemType(c), 'urn:claylb:problem:idempotency-in-flight')
-      t.ok(Number(c.headers['retry-after']) >= 1, 'retry-after from the lease')
+      t.ok(Number(c.headers['retry-after']) >= 1, 'a retry-after')
     }
     const replay = await send(url(1), { key })
     t.equal(replay.status, 201)

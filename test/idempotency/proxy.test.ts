@@ -60,3 +60,17 @@ t.test('onConcurrent: wait: a duplicate on the other instance gets the first ans
   }
   t.equal(await ordersCount(s.client), before + 1)
 })
+
+t.test('409 in flight: retry-after says how long the first has been running, not the whole lease', async (t) => {
+  const s = await setup(t, { idempotency: { lockSeconds: 30 } })
+  const key = newKey()
+  const sentAt = Date.now()
+  const first = send(s.lbs[0]!.url, { key, headers: { 'x-demo-delay-ms': '1500' } })
+  await sleep(300)
+  const dup = await send(s.lbs[1]!.url, { key })
+  const bound = Math.ceil((Date.now() - sentAt) / 1000)
+  t.equal(dup.status, 409)
+  const ra = Number(dup.headers['retry-after'])
+  t.ok(ra >= 1 && ra <= bound, `retry-after ${ra} s: at most the ${bound} s the first has been running (the lease is 30 s)`)
+  t.equal((await first).status, 201)
+})

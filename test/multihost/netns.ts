@@ -1,15 +1,15 @@
 /**
  * A small real network on this machine: one Linux network namespace per host, each with a veth pair
  * to a bridge that lives in a namespace of its own (the machine's own namespace is never touched), and
- * the faults a network has: a host cut from some addresses (nftables drops, both ways), a degraded link
- * (tc netem delay + loss where the kernel has it, else a tbf-throttled queue + nftables random loss).
+ * the faults a network has: a host cut from some addresses (iptables drops, both ways), a degraded link
+ * (tc netem delay + loss where the kernel has it, else a tbf-throttled queue + iptables random loss).
  * Every namespace made is deleted by destroy(), its processes killed first.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
 
 const INSTALL = {
   ip: 'apt-get install -y iproute2',
-  nft: 'apt-get install -y nftables',
+  iptables: 'apt-get install -y iptables',
   tc: 'apt-get install -y iproute2',
 } as const
 
@@ -71,7 +71,7 @@ export class Network {
   #ports = 0
   #procs = new Set<ChildProcess>()
   /** which link degradation the kernel allowed, once one was applied */
-  degradedWith: 'netem' | 'tbf+nft' | undefined
+  degradedWith: 'netem' | 'tbf+iptables' | undefined
 
   /** subnet: the first three octets, e.g. "10.77.0" (a /24 that exists only inside these namespaces) */
   constructor (subnet = '10.77.0') {
@@ -118,28 +118,36 @@ export class Network {
     return run(['ip', 'netns', 'exec', this.host(host).ns, cmd, ...args])
   }
 
-  #nft (host: string, table: string, rules: string[]): void {
-    const ns = this.host(host).ns
-    run(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], `table inet ${table} {\n chain out {\n type filter hook output priority 0\n ${rules.join('\n ')}\n }\n chain in {\n type filter hook input priority 0\n ${rules.map((r) => r.replace(/\bdaddr\b/g, 'saddr')).join('\n ')}\n }\n}\n`)
+  /** An iptables chain of its own in the host's namespace, jumped to from INPUT and OUTPUT. */
+  #chain (host: string, chain: string, rules: string[][]): void {
+    const ipt = (...args: string[]): string => run(['ip', 'netns', 'exec', this.host(host).ns, 'iptables', ...args])
+    ipt('-N', chain)
+    for (const r of rules) ipt('-A', chain, ...r)
+    ipt('-I', 'OUTPUT', '-j', chain)
+    ipt('-I', 'INPUT', '-j', chain)
   }
 
-  #nftDelete (host: string, table: string): void {
-    spawnSync('ip', ['netns', 'exec', this.host(host).ns, 'nft', 'delete', 'table', 'inet', table])
+  #unchain (host: string, chain: string): void {
+    const ipt = (...args: string[]): void => { spawnSync('ip', ['netns', 'exec', this.host(host).ns, 'iptables', ...args]) }
+    ipt('-D', 'OUTPUT', '-j', chain)
+    ipt('-D', 'INPUT', '-j', chain)
+    ipt('-F', chain)
+    ipt('-X', chain)
   }
 
   /** Cut `host` from these addresses, both ways: packets are dropped, nothing is refused. */
   partition (host: string, from: readonly string[]): void {
-    this.#nft(host, 'clbpartition', from.map((ip) => `ip daddr ${ip} drop`))
+    this.#chain(host, 'CLB-PARTITION', from.flatMap((ip) => [['-d', ip, '-j', 'DROP'], ['-s', ip, '-j', 'DROP']]))
   }
 
   heal (host: string): void {
-    this.#nftDelete(host, 'clbpartition')
+    this.#unchain(host, 'CLB-PARTITION')
   }
 
   /**
    * Latency and loss on a host's link, both directions: tc netem where the kernel has it; else (netem
    * is not built into every kernel) a tbf queue throttling the link, whose backlog is the latency,
-   * and nftables dropping a share of the packets at random.
+   * and iptables dropping a share of the packets at random.
    */
   degrade (host: string, o: { delayMs: number, jitterMs: number, lossPercent: number, tbfRate: string }): void {
     const ns = this.host(host).ns
@@ -151,17 +159,16 @@ export class Network {
       run(['ip', 'netns', 'exec', this.#switch, 'tc', 'qdisc', 'add', 'dev', port, 'root', 'netem', 'delay', `${o.delayMs}ms`, `${o.jitterMs}ms`, 'loss', `${o.lossPercent}%`])
       return
     }
-    this.degradedWith = 'tbf+nft'
+    this.degradedWith = 'tbf+iptables'
     run(['ip', 'netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', o.tbfRate, 'burst', '16kb', 'latency', `${o.delayMs}ms`])
     run(['ip', 'netns', 'exec', this.#switch, 'tc', 'qdisc', 'add', 'dev', this.#portOf(host), 'root', 'tbf', 'rate', o.tbfRate, 'burst', '16kb', 'latency', `${o.delayMs}ms`])
-    const keep = Math.round(o.lossPercent)
-    this.#nft(host, 'clbloss', [`numgen random mod 100 < ${keep} drop`])
+    this.#chain(host, 'CLB-LOSS', [['-m', 'statistic', '--mode', 'random', '--probability', String(o.lossPercent / 100), '-j', 'DROP']])
   }
 
   restore (host: string): void {
     spawnSync('ip', ['netns', 'exec', this.host(host).ns, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root'])
     spawnSync('ip', ['netns', 'exec', this.#switch, 'tc', 'qdisc', 'del', 'dev', this.#portOf(host), 'root'])
-    this.#nftDelete(host, 'clbloss')
+    this.#unchain(host, 'CLB-LOSS')
   }
 
   #portOf (host: string): string {

@@ -43,7 +43,7 @@ t.test('the embedded redis-server does not outlive a SIGKILLed claylb', async (t
 t.test('an unreachable non-default Redis is a clear start-up error naming the URL and REDIS_URL', async (t) => {
   const url = `redis://127.0.0.1:${await freePort()}`
   const r = spawnSync(process.execPath, [BIN, 'start', '--port', '0', '--admin-port', '0', '--config', writeConfig(needsRedis), '--redis', url],
-    { encoding: 'utf8', timeout: 20_000, env: childEnv({ REDIS_URL: '' }) })
+    { encoding: 'utf8', timeout: 90_000, env: childEnv({ REDIS_URL: '' }) })
   t.equal(r.status, 1)
   t.match(r.stderr, `Redis not reachable at ${url}`)
   t.match(r.stderr, /REDIS_URL/)
@@ -68,7 +68,7 @@ t.test('session secrets at start: a short SESSION_SECRET is refused, a good one 
   const redis = await startRedis({ useEnv: false })
   t.teardown(() => redis.close())
   const r = spawnSync(process.execPath, [BIN, 'start', '--port', '0', '--admin-port', '0', '--config', writeConfig(needsRedis)],
-    { encoding: 'utf8', timeout: 20_000, env: childEnv({ REDIS_URL: redis.url, SESSION_SECRET: 'x'.repeat(40) + ',short' }) })
+    { encoding: 'utf8', timeout: 90_000, env: childEnv({ REDIS_URL: redis.url, SESSION_SECRET: 'x'.repeat(40) + ',short' }) })
   t.equal(r.status, 1)
   t.match(r.stderr, 'SESSION_SECRET: secret #2 is shorter than 32 characters')
   const lb = await startClaylb({ config: needsRedis, env: { REDIS_URL: redis.url, SESSION_SECRET: 'y'.repeat(40) } })

@@ -85,6 +85,21 @@ t.test('own app: a plain handler gets a fresh empty cwd, deleted when the worker
   t.notOk(existsSync(a.cwd) || existsSync(b.cwd), 'the directories are deleted when the workers exit')
 })
 
+t.test('ctx.config is the slice a worker needs: never admin.* (the token), listeners or upstreams', async (t) => {
+  const token = 'admin-token-that-must-stay-in-the-proxy'
+  const lb = await startClaylb({ args: ['--workers', '1', '--app', join(FIXTURES, 'config-app.mjs')], config: { admin: { token }, log: { access: false } } })
+  t.teardown(() => lb.stop())
+  const r = await req(`${lb.url}/`)
+  t.notOk(r.body.includes(token), 'the admin token is nowhere in it')
+  const c = JSON.parse(r.body) as Record<string, Record<string, unknown>>
+  t.same(Object.keys(c).sort(), ['healthCheck', 'idempotency', 'log', 'redis', 'session', 'workers'], 'only the worker\'s sections')
+  t.same(c['healthCheck'], { path: '/healthz' })
+  t.same(Object.keys(c['workers']!).sort(), ['app', 'count', 'faults'])
+  t.equal(c['workers']!['count'], 1)
+  t.same(Object.keys(c['log']!), ['level'])
+  t.same(Object.keys(c['idempotency']!), ['ttlSeconds'])
+})
+
 t.test('a missing app module is a clear start error', async (t) => {
   await t.rejects(startClaylb({ args: ['--workers', '1', '--app', './no/such/app.mjs'] }), /does not exist/)
 })

@@ -1,0 +1,23 @@
+/**
+ * @module config/defaults
+ * Defaults that the library APIs share with the config schema (createSessionStore, the idempotency
+ * middleware): plain values, so a worker or an app using the middleware loads no schema machinery.
+ * The schema takes its defaults for these keys from here; nothing else spells them out.
+ */
+export const REDIS_KEY_PREFIX = 'claylb:'
+
+export const SESSION_DEFAULTS = {
+  cookie: 'sid',
+  secretEnv: 'SESSION_SECRET',
+  ttlSeconds: 1800,
+  maxBytes: 65_536,
+  secure: 'auto',
+} as const
+
+export const IDEMPOTENCY_DEFAULTS = {
+  ttlSeconds: 86_400,
+  lockSeconds: 30,
+  maxResponseBytes: 1_048_576,
+  onConcurrent: 'conflict',
+  releaseStatuses: [429, 503] as readonly number[],
+} as const
