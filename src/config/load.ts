@@ -88,7 +88,6 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   const c = result.data
   if (c.idempotency.waitReplicas > 0) {
     if (c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) throw new ConfigError([`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`], source)
-    if (c.redis.cluster !== undefined) throw new ConfigError(['idempotency.waitReplicas: needs a single Redis primary (with replicas), not redis.cluster'], source)
   }
   const resolved = {
     ...c,

@@ -108,8 +108,9 @@ export interface RedisStoreOptions {
   /**
    * `WAIT` for this many replicas after every claim and every record (`idempotency.waitReplicas`),
    * so a failover cannot lose a claim. A claim the replicas do not acknowledge is released and the
-   * request refused (StoreUnavailableError). A single Redis (with replicas) only, not a Cluster.
-   * WAIT holds the connection it runs on: give the store a connection of its own.
+   * request refused (StoreUnavailableError). On a Cluster the WAIT goes to the primary serving the
+   * key's slot, on the connection that carried the write. WAIT holds the connection it runs on: give
+   * the store a connection of its own.
    */
   waitReplicas?: number
   /** how long one WAIT may take (default 500 ms); keep it below the client's command timeout */
@@ -142,7 +143,6 @@ export class RedisStore implements IdempotencyStore {
     this.waitReplicas = o.waitReplicas ?? 0
     this.waitTimeoutMs = o.waitTimeoutMs ?? 500
     this.onUnreplicated = o.onUnreplicated ?? (() => {})
-    if (this.waitReplicas > 0 && client.isCluster) throw new Error('idempotency.waitReplicas needs a single Redis primary (with replicas), not a Redis Cluster')
     const c = client as Redis & Partial<Scripts>
     if (c.claylbIdemBeginBuffer === undefined) {
       c.defineCommand('claylbIdemBegin', { numberOfKeys: 1, lua: BEGIN })
@@ -188,7 +188,7 @@ export class RedisStore implements IdempotencyStore {
     if (this.waitReplicas === 0) return
     let acked: number
     try {
-      acked = await this.call(this.client.wait(this.waitReplicas, this.waitTimeoutMs))
+      acked = await this.call(this.replicas(id))
     } catch (err) {
       await this.release(id, token).catch(() => {})
       throw err
@@ -198,10 +198,22 @@ export class RedisStore implements IdempotencyStore {
     throw new NotReplicatedError(acked, this.waitReplicas)
   }
 
+  /**
+   * WAIT on the node that took the key's last write. A Cluster sends a keyless command to any node,
+   * but a pipeline's commands all go to the node of its keys' slot: EXISTS names the slot.
+   */
+  private async replicas (id: string): Promise<number> {
+    if (!this.client.isCluster) return await this.client.wait(this.waitReplicas, this.waitTimeoutMs)
+    const replies = await this.client.pipeline().exists(this.keyOf(id)).wait(this.waitReplicas, this.waitTimeoutMs).exec()
+    const [err, acked] = replies?.[1] ?? [new Error('WAIT: no reply')]
+    if (err) throw err
+    return Number(acked)
+  }
+
   /** WAIT after a record: it executed, so the answer stands; a shortfall is reported, not refused. */
-  private async recordReplicated (ok: boolean): Promise<boolean> {
+  private async recordReplicated (id: string, ok: boolean): Promise<boolean> {
     if (!ok || this.waitReplicas === 0) return ok
-    const acked = await this.client.wait(this.waitReplicas, this.waitTimeoutMs).catch(() => 0)
+    const acked = await this.replicas(id).catch(() => 0)
     if (acked < this.waitReplicas) this.onUnreplicated(acked)
     return ok
   }
@@ -212,11 +224,11 @@ export class RedisStore implements IdempotencyStore {
 
   async complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const body = response.body.length === 0 ? '' : response.body
-    return this.recordReplicated(await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1)
+    return this.recordReplicated(id, await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1)
   }
 
   async tooLarge (id: string, token: string, status: number, ttlMs: number): Promise<boolean> {
-    return this.recordReplicated(await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1)
+    return this.recordReplicated(id, await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1)
   }
 
   async markUnknown (id: string, token: string, ttlMs: number): Promise<boolean> {

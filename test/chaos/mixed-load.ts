@@ -14,7 +14,7 @@ export const problem = (slug: string): string => PROBLEM_TYPE_BASE + slug
 export const rssKiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
 export const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length
 
-export interface Reply { status: number, type: string, body: string, at: number, replayed?: boolean, /** the Idempotency-Key sent */ key?: string }
+export interface Reply { status: number, type: string, body: string, at: number, replayed?: boolean, /** the Idempotency-Key sent */ key?: string, /** the claylb it went to, when there are several */ base?: string, /** when a transport error ended it */ failedAt?: number }
 
 export interface MixedResult {
   gets: number
@@ -31,8 +31,10 @@ export interface MixedResult {
   /** keys whose stored answer is the app's 500 state-outcome-unknown: the order ran once or not at all */
   unknownKeys: number
   abandoned: string[]
-  /** every non-2xx answer: "METHOD path status type" → count */
+  /** every non-2xx answer: "METHOD path status type" → count ("… @base" with several hosts) */
   failures: Record<string, number>
+  /** with several hosts: the 2xx answers, "METHOD path @base" → count */
+  answered: Record<string, number>
   /** non-2xx answers that were not a documented problem+json, and transport errors */
   undocumented: string[]
   /** every non-2xx answer with when it was sent */
@@ -44,6 +46,9 @@ export interface MixedResult {
 
 /** GET lanes on a slow route (e.g. the demo's /delay/400), so every drain has requests in flight */
 export interface SlowGets { lanes: number, path: string }
+
+/** Several claylb hosts (scale-out): each request goes to the next one in turn, a retry to another. */
+export interface Spread { bases: readonly string[], /** ends the load (and the fault) now */ stopped?: () => boolean }
 
 /**
  * Whether the fault should go on. It is paced by progress, not by the clock alone: it goes on while the
@@ -60,21 +65,28 @@ export const OVERTIME_MS = Number(process.env['CLAYLB_CHAOS_OVERTIME_MS'] ?? 120
  * fault has returned (so the last fault is always seen under load). `fault` receives `running` and the
  * live result, so it can pace itself by requests served and answers seen.
  */
-export async function mixedLoad (base: string, seconds: number, fault: (running: FaultRunning, live: MixedResult) => Promise<void>, slow?: SlowGets): Promise<MixedResult> {
+export async function mixedLoad (base: string, seconds: number, fault: (running: FaultRunning, live: MixedResult) => Promise<void>, slow?: SlowGets, spread?: Spread): Promise<MixedResult> {
   const agent = new Agent({ keepAliveTimeout: 2000, connections: 32 })
-  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, outcomeUnknownKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, undocumented: [], problems: [], latenciesMs: [] }
+  const r: MixedResult = { gets: 0, failedGets: [], sessionCounts: [], sessionFailed: 0, cookie: '', keys: 0, uncertainKeys: 0, outcomeUnknownKeys: 0, unknownKeys: 0, abandoned: [], failures: {}, answered: {}, undocumented: [], problems: [], latenciesMs: [] }
+  let turn = 0
   const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> => {
+    const to = spread === undefined ? base : spread.bases[turn++ % spread.bases.length]!
+    const where = spread === undefined ? '' : ` @${to}`
     const at = Date.now()
     const started = performance.now()
     try {
-      const res = await request(base + path, { method: method as 'GET', headers, body, dispatcher: agent })
+      const res = await request(to + path, { method: method as 'GET', headers, body, dispatcher: agent })
       const text = await res.body.text()
       r.latenciesMs.push(performance.now() - started)
       const reply: Reply = { status: res.statusCode, type: '', body: text, at, replayed: res.headers['idempotent-replayed'] === 'true' }
       if (headers['idempotency-key'] !== undefined) reply.key = headers['idempotency-key']
+      if (spread !== undefined) {
+        reply.base = to
+        if (res.statusCode < 300) r.answered[`${method} ${path}${where}`] = (r.answered[`${method} ${path}${where}`] ?? 0) + 1
+      }
       if (res.statusCode >= 300) {
         try { reply.type = String((JSON.parse(text) as { type?: unknown }).type) } catch { reply.type = '(not json)' }
-        const kind = `${method} ${path} ${res.statusCode} ${reply.type}`
+        const kind = `${method} ${path} ${res.statusCode} ${reply.type}${where}`
         r.failures[kind] = (r.failures[kind] ?? 0) + 1
         r.problems.push(reply)
         if (!String(res.headers['content-type']).startsWith('application/problem+json') || !DOCUMENTED.has(reply.type)) {
@@ -83,10 +95,12 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
       }
       return reply
     } catch (err) {
-      const kind = `${method} ${path} transport ${(err as Error).message}`
+      const kind = `${method} ${path} transport ${(err as Error).message}${where}`
       r.failures[kind] = (r.failures[kind] ?? 0) + 1
       r.undocumented.push(kind)
-      return { status: 0, type: '', body: '', at }
+      const reply: Reply = { status: 0, type: `transport ${(err as { code?: string }).code ?? ''}`, body: '', at, failedAt: Date.now() }
+      if (spread !== undefined) reply.base = to
+      return reply
     }
   }
 
@@ -98,8 +112,9 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
   const deadline = Date.now() + seconds * 1000
   const cap = deadline + OVERTIME_MS
   let faultDone = false
-  const faultRunning: FaultRunning = (goalMet = true) => Date.now() < cap && (Date.now() < deadline || !goalMet)
-  const running = (): boolean => Date.now() < deadline || !faultDone
+  const stopped = (): boolean => spread?.stopped?.() === true
+  const faultRunning: FaultRunning = (goalMet = true) => !stopped() && Date.now() < cap && (Date.now() < deadline || !goalMet)
+  const running = (): boolean => !stopped() && (Date.now() < deadline || !faultDone)
 
   // a slow lane's route is slow already: it sends back to back and is counted apart as well
   const getLane = async (path = '/', slow = false): Promise<void> => {
@@ -141,7 +156,9 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
           uncertain = true
           done = true
         } else {
-          if (a.status === 502 || a.status === 504) uncertain = true
+          // the order may have run: a 502, a 504, or a connection that broke (a claylb host died
+          // mid-request); a refused connection never ran it
+          if (a.status === 502 || a.status === 504 || (a.status === 0 && a.type !== 'transport ECONNREFUSED')) uncertain = true
           await sleep(Math.min(50 * attempt, 300))
         }
       }

@@ -34,6 +34,10 @@ export interface StartOptions {
   timeoutMs?: number
   /** its own process group (to signal claylb and its workers together, as a terminal does) */
   detached?: boolean
+  /** run it in this network namespace (ip netns exec), listening on `host` */
+  netns?: string
+  /** the proxy's address (default 127.0.0.1) */
+  host?: string
 }
 
 export function writeConfig (config: Record<string, unknown>): string {
@@ -57,13 +61,14 @@ const running = new Set<ChildProcess>()
 process.on('exit', () => { for (const p of running) p.kill('SIGKILL') })
 
 export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
-  const args = ['start', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1']
+  const args = ['start', '--port', '0', '--admin-port', '0', '--host', o.host ?? '127.0.0.1']
   if (o.config) args.push('--config', writeConfig(o.config))
   args.push(...(o.args ?? []))
   // The machine's own Redis on 6379 is never used: unless a test names one (REDIS_URL), a config that
   // needs Redis gets claylb's embedded default, a private redis-server.
   const defaultRedis = `redis://127.0.0.1:${await freePort()}`
-  const proc = spawn(process.execPath, [BIN, ...args], {
+  const [cmd, ...pre] = o.netns === undefined ? [process.execPath] : ['ip', 'netns', 'exec', o.netns, process.execPath]
+  const proc = spawn(cmd!, [...pre, BIN, ...args], {
     cwd: ROOT,
     env: childEnv({ CLAYLB_DEFAULT_REDIS_URL: defaultRedis, ...o.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
