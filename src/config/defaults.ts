@@ -14,6 +14,9 @@ export const SESSION_DEFAULTS = {
   secure: 'auto',
 } as const
 
+/** limits.maxBodyBytes: the largest request body (the middleware reads a keyed body whole, up to it) */
+export const MAX_BODY_BYTES = 10_485_760
+
 export const IDEMPOTENCY_DEFAULTS = {
   ttlSeconds: 86_400,
   lockSeconds: 30,

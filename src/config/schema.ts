@@ -4,7 +4,7 @@
  * Units are in the key's name (…Ms, …Seconds, …Bytes).
  */
 import { z } from 'zod'
-import { IDEMPOTENCY_DEFAULTS, REDIS_KEY_PREFIX, SESSION_DEFAULTS } from './defaults.js'
+import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, REDIS_KEY_PREFIX, SESSION_DEFAULTS } from './defaults.js'
 
 const intMsg = (what: string) => ({ error: `must be ${what}` })
 const positiveInt = (d: number) => z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).default(d)
@@ -115,7 +115,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   limits: z.strictObject({
     maxHeaderBytes: positiveInt(16_384),
-    maxBodyBytes: positiveInt(10_485_760),
+    maxBodyBytes: positiveInt(MAX_BODY_BYTES),
   }).prefault({}),
   idempotency: z.strictObject({
     routes: z.array(z.strictObject({

@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type { IdempotencyStore, StoreBegin, StoredResponse } from './store.js'
+import { IDEMPOTENCY_DEFAULTS } from '../config/defaults.js'
 
 export interface IdempotencySettings {
   /** the in-flight lease (`lockSeconds`), renewed every third of it while the request is alive */
@@ -24,7 +25,7 @@ export interface IdempotencySettings {
   releaseStatuses?: ReadonlySet<number>
 }
 
-export const DEFAULT_RELEASE_STATUSES: ReadonlySet<number> = new Set([429, 503])
+export const DEFAULT_RELEASE_STATUSES: ReadonlySet<number> = new Set(IDEMPOTENCY_DEFAULTS.releaseStatuses)
 
 /** how often a result the store could not take is offered again */
 const RESTORE_EVERY_MS = 200

@@ -17,6 +17,7 @@ import { normalisePath } from './route-path.js'
 import { RouteTable, type IdempotentRoute, type RouteSpec } from './routes.js'
 import { defaultScope, ScopeSources } from './scope.js'
 import type { IdempotencyStore } from './store.js'
+import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, SESSION_DEFAULTS } from '../config/defaults.js'
 
 export type { Decision } from './decision.js'
 
@@ -78,18 +79,18 @@ export class IdempotencyEngine {
   private readonly required: boolean
 
   constructor (o: IdempotencyOptions = {}) {
-    const lockSeconds = o.lockSeconds ?? 30
+    const lockSeconds = o.lockSeconds ?? IDEMPOTENCY_DEFAULTS.lockSeconds
     this.core = new IdempotencyCore(o.store ?? new MemoryStore(), {
       leaseMs: lockSeconds * 1000,
-      ttlMs: (o.ttlSeconds ?? 86_400) * 1000,
-      maxResponseBytes: o.maxResponseBytes ?? 1_048_576,
+      ttlMs: (o.ttlSeconds ?? IDEMPOTENCY_DEFAULTS.ttlSeconds) * 1000,
+      maxResponseBytes: o.maxResponseBytes ?? IDEMPOTENCY_DEFAULTS.maxResponseBytes,
       waitMs: o.onConcurrent === 'wait' ? Math.min(10_000, lockSeconds * 1000) : 0,
       ...(o.releaseStatuses ? { releaseStatuses: new Set(o.releaseStatuses) } : {}),
     }, o.observer)
-    this.decider = new IdempotencyDecider(this.core, new ScopeSources(o.scope ?? defaultScope(o.sessionCookie ?? 'sid')))
+    this.decider = new IdempotencyDecider(this.core, new ScopeSources(o.scope ?? defaultScope(o.sessionCookie ?? SESSION_DEFAULTS.cookie)))
     this.routes = o.routes ? new RouteTable(o.routes) : null
     this.required = o.required ?? false
-    this.maxBodyBytes = o.maxBodyBytes ?? 10_485_760
+    this.maxBodyBytes = o.maxBodyBytes ?? MAX_BODY_BYTES
     this.onError = o.onError ?? warn
   }
 

@@ -2,7 +2,7 @@
  * @module metrics/metrics
  * Every Prometheus metric claylb exports, declared here and registered in ONE prom-client Registry.
  *
- * Cost model: the request path only adds to plain numbers (a per-host HostMetrics bound when the host
+ * Cost model: the request path only adds to plain numbers (a per-host HostCounters from upstream/host-counters.ts, bound when the host
  * joins the cluster, or a Tally other modules hold); the registry reads them in `collect()` callbacks at
  * scrape time. prom-client's own labelled inc()/observe() hash their labels on every call (≈0.4 µs and
  * ≈1 µs measured), which is why no request calls them. Labels are bounded: upstream id (or worker slot),
@@ -15,48 +15,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Cluster } from '../upstream/cluster.js'
 import type { Host } from '../upstream/host.js'
 import { RETRY_REASONS, type RetryPolicy, type TryOutcome } from '../proxy/retry-policy.js'
+import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOME_INDEX, OUTCOMES, Tally } from '../upstream/host-counters.js'
+
+export { DURATION_BUCKETS_SECONDS, Tally }
 
 export const PREFIX = 'claylb_'
-/** request duration buckets, seconds: 1 ms to 60 s (the default request deadline) */
-export const DURATION_BUCKETS_SECONDS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const
-const OUTCOMES: readonly TryOutcome[] = ['ok', 'connect-failed', 'timeout', 'reset', 'http-5xx', 'local']
-const OUTCOME_INDEX: Readonly<Record<TryOutcome, number>> = { ok: 0, 'connect-failed': 1, timeout: 2, reset: 3, 'http-5xx': 4, local: 5 }
 /** the `upstream` label of requests that never reached one (no healthy upstream, bad request) */
 export const NO_UPSTREAM = 'none'
-
-/** A counter the request path (or another module) increments for free; exported at scrape time. */
-export class Tally {
-  value = 0
-  inc (n = 1): void { this.value += n }
-}
-
-/** One upstream's request counters, added to on the request path, read at scrape time. */
-export class HostMetrics {
-  /** index = status / 100 (1..5) */
-  readonly codes = new Float64Array(6)
-  /** per DURATION_BUCKETS_SECONDS bound (not cumulative), last = above every bound */
-  readonly buckets = new Float64Array(DURATION_BUCKETS_SECONDS.length + 1)
-  durationSum = 0
-  count = 0
-  /** index = OUTCOME_INDEX */
-  readonly tries = new Float64Array(OUTCOMES.length)
-  /** times the outlier detector ejected this host */
-  readonly ejections = new Tally()
-
-  constructor (readonly upstream: string) {}
-
-  request (status: number, seconds: number): void {
-    const c = (status / 100) | 0
-    this.codes[c >= 1 && c <= 5 ? c : 5]!++
-    const b = DURATION_BUCKETS_SECONDS
-    let i = 0
-    while (i < b.length && seconds > b[i]!) i++
-    this.buckets[i]!++
-    this.durationSum += seconds
-    this.count++
-  }
-}
 
 /** What the supervisor knows of one live worker (its last IPC report; never fetched on scrape). */
 export interface WorkerSample {
@@ -91,7 +57,7 @@ export interface MetricsOptions {
 
 export class Metrics {
   readonly registry = new Registry()
-  readonly none = new HostMetrics(NO_UPSTREAM)
+  readonly none = new HostCounters(NO_UPSTREAM)
   /** `metrics.idempotency.replayed.inc()` */
   readonly idempotency = Object.fromEntries(IDEMPOTENCY_OUTCOMES.map((o) => [o, new Tally()])) as Record<IdempotencyOutcome, Tally>
   /** in-flight claims whose owner found them gone (lease ran out) when renewing or completing */
@@ -102,7 +68,7 @@ export class Metrics {
   readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
   readonly redisErrors = new Tally()
   workerSource: WorkerMetricsSource | null = null
-  private readonly byId = new Map<string, HostMetrics>()
+  private readonly byId = new Map<string, HostCounters>()
   private readonly redisDuration: Histogram<'command'>
   private readonly redisChildren = new Map<string, { observe (seconds: number): void }>()
 
@@ -111,7 +77,7 @@ export class Metrics {
     const cluster = o.cluster
     const redisErrors = this.redisErrors
     const none = this.none
-    const hostList = (): HostMetrics[] => [none, ...this.byId.values()]
+    const hostList = (): HostCounters[] => [none, ...this.byId.values()]
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
 
     /** a counter copied at scrape time from totals kept elsewhere (reset, then one inc per series) */
@@ -210,7 +176,7 @@ export class Metrics {
   private bind (h: Host): void {
     let m = this.byId.get(h.metricsLabel)
     if (m === undefined) {
-      m = new HostMetrics(h.metricsLabel)
+      m = new HostCounters(h.metricsLabel)
       this.byId.set(h.metricsLabel, m)
     }
     h.metrics = m
@@ -248,13 +214,13 @@ export class Metrics {
 }
 
 /**
- * A histogram whose observations were already counted into HostMetrics by the request path: this
+ * A histogram whose observations were already counted into HostCounters by the request path: this
  * only lays them out as prom-client's Registry expects (cumulative `_bucket`s, `_sum`, `_count`).
  */
 class SnapshotHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  constructor (readonly name: string, readonly help: string, private readonly source: () => Iterable<HostMetrics>) {}
+  constructor (readonly name: string, readonly help: string, private readonly source: () => Iterable<HostCounters>) {}
 
   get (): { name: string, help: string, type: string, aggregator: string, values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> } {
     const values = []

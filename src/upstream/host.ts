@@ -4,7 +4,7 @@
  * Checkers and the supervisor WRITE health; the balancer only READS `available`.
  */
 import { Pool } from 'undici'
-import type { HostMetrics } from '../metrics/metrics.js'
+import type { HostCounters } from './host-counters.js'
 
 /** How a cluster in panic routes: `spread` makes every non-draining host available, `shed` none. */
 export type PanicRouting = 'off' | 'spread' | 'shed'
@@ -56,7 +56,7 @@ export class Host {
   ejectedAt = 0
   unejectedAt = 0
   /** metric children bound to this host's labels (metrics/metrics.ts), so requests do no label lookups */
-  metrics: HostMetrics | null = null
+  metrics: HostCounters | null = null
   /** told when healthy/ejected/draining change (the cluster re-evaluates panic mode) */
   onStateChange: ((host: Host) => void) | null = null
   private idleWaiters: Array<() => void> = []
