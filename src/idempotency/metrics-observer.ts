@@ -15,6 +15,11 @@ const BY_CODE: Partial<Record<ProblemCode, IdempotencyOutcome>> = {
   CLAYLB_IDEMPOTENCY_OUTCOME_UNKNOWN: 'outcome_unknown',
   CLAYLB_IDEMPOTENCY_TOO_LARGE: 'not_stored',
   CLAYLB_IDEMPOTENCY_MISMATCH: 'mismatch',
+  // a keyed request refused before it was claimed: a path that cannot be normalised, a body too
+  // large to fingerprint, JSON with a member name twice
+  CLAYLB_PATH_NOT_NORMALISABLE: 'request_invalid',
+  CLAYLB_BODY_TOO_LARGE: 'request_invalid',
+  CLAYLB_INVALID_JSON: 'request_invalid',
 }
 
 export function metricsObserver (m: Metrics): IdempotencyObserver {

@@ -40,7 +40,7 @@ export interface WorkerMetricsSource {
   samples (): Iterable<WorkerSample>
 }
 
-export const IDEMPOTENCY_OUTCOMES = ['executed', 'replayed', 'conflict', 'mismatch', 'outcome_unknown', 'key_missing', 'key_invalid', 'state_unavailable', 'not_stored'] as const
+export const IDEMPOTENCY_OUTCOMES = ['executed', 'replayed', 'conflict', 'mismatch', 'outcome_unknown', 'key_missing', 'key_invalid', 'request_invalid', 'state_unavailable', 'not_stored'] as const
 export type IdempotencyOutcome = typeof IDEMPOTENCY_OUTCOMES[number]
 export const SESSION_OPERATIONS = ['load', 'save', 'destroy', 'touch'] as const
 export type SessionOperation = typeof SESSION_OPERATIONS[number]

@@ -167,3 +167,46 @@ t.test('middleware: a handler that answers 503 or 429 releases the key; a 500 is
   t.equal(again.replayed, 'true')
   t.equal(runs, 5, 'handler runs: two refusals, two retries, one 500')
 })
+
+t.test('middleware: a client that leaves mid-handler leaves outcome-unknown; with upstreamDedupes the retry runs the handler again with the same req.idempotency.id', async (t) => {
+  const seen: Array<{ id: string, fence: number, key: string }> = []
+  let hold = true
+  const server = http.createServer(withIdempotency((req, res) => {
+    seen.push(req.idempotency!)
+    if (hold) return // never answers: the client gives up
+    res.writeHead(201, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ id: req.idempotency!.id }))
+  }, { store: new MemoryStore(), routes: [{ match: 'POST /orders', required: true, upstreamDedupes: true }, { match: 'POST /plain', required: true }] }))
+  const url = await listen(server)
+  t.teardown(() => { server.closeAllConnections(); server.close() })
+  const post = async (path: string, key: string, signal?: AbortSignal): Promise<Response> => fetch(`${url}${path}`, { method: 'POST', headers: { 'idempotency-key': key, 'content-type': 'application/json' }, body: '{}', ...(signal ? { signal } : {}) })
+  for (const path of ['/orders', '/plain']) {
+    const key = randomUUID()
+    const before = seen.length
+    const ac = new AbortController()
+    const first = post(path, key, ac.signal).catch(() => undefined)
+    for (let i = 0; i < 200 && seen.length === before; i++) await sleep(10) // the handler got it
+    ac.abort()
+    await first
+    hold = false
+    // until the server saw the client leave, the record is in flight (409): paced by that, not a clock
+    let retry = await post(path, key)
+    for (let i = 0; i < 100 && retry.status === 409 && retry.headers.get('retry-after') !== null; i++) {
+      await sleep(20)
+      retry = await post(path, key)
+    }
+    if (path === '/orders') {
+      t.equal(retry.status, 201, 'upstreamDedupes: the handler runs again')
+      t.equal(seen.length, before + 2)
+      t.equal(seen[before + 1]!.id, seen[before]!.id, 'with the same id, so it can dedupe')
+      t.equal(seen[before]!.key, key, 'and the client\'s key')
+      t.ok(seen[before + 1]!.fence > seen[before]!.fence, 'and a higher fence')
+      t.equal((await post(path, key)).headers.get('idempotent-replayed'), 'true', 'then replays')
+    } else {
+      t.equal(retry.status, 409, 'without it: outcome-unknown, never a silent second run')
+      t.equal(((await retry.json()) as { type: string }).type, 'urn:claylb:problem:outcome-unknown')
+      t.equal(seen.length, before + 1, 'the handler ran once')
+    }
+    hold = true
+  }
+})

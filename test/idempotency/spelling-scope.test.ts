@@ -169,6 +169,8 @@ t.test('proxy in front of an Express upstream', async (t) => {
     t.equal(await total('2xx'), before.replays + 1, 'the replay is in claylb_requests_total')
     t.equal(await total('4xx'), before.missing + 1, 'the 400 too')
     t.equal(await timed(), before.timed + 2, 'both in the duration histogram')
+    const invalid = await metric('claylb_idempotency_requests_total{outcome="request_invalid"}')
+    t.equal(invalid, UNSAFE.length * 2 + 1, `the unsafe paths and the duplicate members were counted as request_invalid (${invalid})`)
     const log = await lb.waitForLog((l) => l['msg'] === 'request' && l['replayed'] === true)
     t.equal(log['status'], 201)
     t.equal(typeof log['ms'], 'number', 'timed')
