@@ -2,9 +2,10 @@
  * @module app
  * The composition root: builds the modules from a Config and wires them. No logic of its own.
  */
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { Server as HttpServer } from 'node:http'
+import type { AddressInfo, Server } from 'node:net'
 import type { Config } from './config/schema.js'
+import { ConfigError } from './config/load.js'
 import { createAccessLog, type Logger } from './log.js'
 import { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
@@ -12,6 +13,7 @@ import { createBalancer, type Balancer } from './balancer/balancer.js'
 import { ProxyCore } from './proxy/proxy.js'
 import { createListener } from './proxy/listener.js'
 import { WebSocketTunnel } from './proxy/websocket.js'
+import { Engine } from './engine/engine.js'
 import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
 import { ActiveHealthChecks } from './health/active-check.js'
@@ -74,13 +76,30 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     maxBodyBytes: config.limits.maxBodyBytes,
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
-  const ws = new WebSocketTunnel(balancer, logger, config.timeouts.connectMs)
-  const proxyServer = createListener(core, ws, {
-    maxHeaderBytes: config.limits.maxHeaderBytes,
-    headersTimeoutMs: config.timeouts.headersMs,
-    requestTimeoutMs: config.timeouts.requestMs,
-    idleTimeoutMs: config.timeouts.idleMs,
-  })
+  let ws: WebSocketTunnel | null = null
+  let engine: Engine | null = null
+  let proxyServer: Server
+  if (config.engine === 'raw') {
+    if (config.idempotency.routes.length > 0) {
+      throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use engine "node" with them'])
+    }
+    engine = new Engine(core, {
+      maxHeaderBytes: config.limits.maxHeaderBytes,
+      headersTimeoutMs: Math.min(config.timeouts.headersMs, config.timeouts.requestMs),
+      idleTimeoutMs: Math.min(config.timeouts.idleMs, 65_000),
+      connectTimeoutMs: config.timeouts.connectMs,
+      perTryTimeoutMs: config.retry.perTryTimeoutMs,
+    })
+    proxyServer = engine.server
+  } else {
+    ws = new WebSocketTunnel(balancer, logger, config.timeouts.connectMs)
+    proxyServer = createListener(core, ws, {
+      maxHeaderBytes: config.limits.maxHeaderBytes,
+      headersTimeoutMs: config.timeouts.headersMs,
+      requestTimeoutMs: config.timeouts.requestMs,
+      idleTimeoutMs: config.timeouts.idleMs,
+    })
+  }
   const admin = new AdminServer(config.admin.token)
   const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger)
   const outlier = new OutlierDetector(cluster, config.outlier, logger)
@@ -128,15 +147,19 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     },
     reload: () => supervisor.reload(),
     async stop () {
-      proxyServer.close()
-      proxyServer.closeIdleConnections()
+      if (engine !== null) engine.close()
+      else {
+        proxyServer.close()
+        ;(proxyServer as HttpServer).closeIdleConnections()
+      }
       const drained = await Promise.race([
         core.idle().then(() => true),
         new Promise<boolean>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs, false).unref()),
       ])
       if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
-      proxyServer.closeAllConnections()
-      ws.close()
+      if (engine !== null) engine.closeAll()
+      else (proxyServer as HttpServer).closeAllConnections()
+      ws?.close()
       core.close()
       healthChecks.close()
       outlier.close()

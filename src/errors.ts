@@ -22,6 +22,7 @@ export const PROBLEMS = {
   CLAYLB_STATE_OUTCOME_UNKNOWN: [500, 'Internal Server Error', 'state-outcome-unknown'],
   CLAYLB_SHUTTING_DOWN: [503, 'Service Unavailable', 'shutting-down'],
   CLAYLB_UPSTREAM_TIMEOUT: [504, 'Gateway Timeout', 'upstream-timeout'],
+  CLAYLB_HTTP_VERSION: [505, 'HTTP Version Not Supported', 'http-version-not-supported'],
   CLAYLB_IDEMPOTENCY_KEY_INVALID: [400, 'Bad Request', 'idempotency-key-invalid'],
   CLAYLB_IDEMPOTENCY_KEY_MISSING: [400, 'Bad Request', 'idempotency-key-missing'],
   CLAYLB_IDEMPOTENCY_IN_FLIGHT: [409, 'Conflict', 'idempotency-in-flight'],

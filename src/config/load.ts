@@ -91,8 +91,16 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     ...c,
     workers: { ...c.workers, count: c.workers.count ?? (c.upstreams.length > 0 ? 0 : 4) },
     redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
+    engine: c.engine ?? engineFromEnv(env, source),
   }
   return deepFreeze(resolved) as Config
+}
+
+function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'node' | 'raw' {
+  const v = env['CLAYLB_ENGINE']
+  if (v === undefined || v === '' || v === 'node') return 'node'
+  if (v === 'raw') return 'raw'
+  throw new ConfigError([`CLAYLB_ENGINE: must be "node" or "raw" (got ${JSON.stringify(v)})`], source)
 }
 
 export function loadConfig (file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {

@@ -27,6 +27,11 @@ export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "
 
 export const configSchema = z.strictObject({
   listen: z.strictObject({ host: str('0.0.0.0'), port: port(8080) }).prefault({}),
+  /**
+   * The request path: "node" (node:http + undici) or "raw" (experimental: raw sockets + Node's llhttp,
+   * src/engine). Unset: $CLAYLB_ENGINE, else "node" (resolved in load.ts).
+   */
+  engine: z.enum(['node', 'raw'], { error: 'must be "node" or "raw"' }).optional(),
   admin: z.strictObject({
     host: str('127.0.0.1'),
     port: port(9180),
@@ -144,7 +149,8 @@ export const configSchema = z.strictObject({
 
 export type ConfigInput = z.input<typeof configSchema>
 type Parsed = z.output<typeof configSchema>
-export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis'> & {
+export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine'> & {
+  engine: 'node' | 'raw'
   workers: Parsed['workers'] & { count: number }
   redis: Parsed['redis'] & { url: string }
 }>

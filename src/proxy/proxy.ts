@@ -9,7 +9,7 @@ import type { AccessLog } from '../log.js'
 import type { Balancer } from '../balancer/balancer.js'
 import type { Host } from '../upstream/host.js'
 import { kClosing, ProxyError, sendProblem, type ClosingSocket } from '../errors.js'
-import { Deadlines } from './deadlines.js'
+import { Deadlines, type DeadlineEntry } from './deadlines.js'
 import { Exchange } from './exchange.js'
 import { isIdempotentMethod, upstreamRequestHeaders, type RequestHeaderInfo } from './headers.js'
 import type { ResponseTap } from './exchange.js'
@@ -25,12 +25,22 @@ export interface ProxyOptions {
   accessLog: AccessLog | null
 }
 
+/** What the bookkeeping of a finished request reads (either engine's exchange). */
+export interface FinishedRequest extends DeadlineEntry {
+  readonly method: string
+  readonly path: string
+  readonly status: number
+  readonly host: Host | undefined
+  readonly attempts: number
+  readonly startedAt: number
+}
+
 /** Hooks other modules attach to (metrics, outlier detection). Defaults are no-ops so the hot path never asks. */
 export interface ProxyObserver {
   /** every try's outcome, per host */
   tryEnded (host: Host, outcome: TryOutcome): void
   /** every request, once, when it is over */
-  requestEnded (ex: Exchange, durationMs: number): void
+  requestEnded (ex: FinishedRequest, durationMs: number): void
 }
 
 const noopObserver: ProxyObserver = { tryEnded () {}, requestEnded () {} }
@@ -116,7 +126,7 @@ export class ProxyCore {
 
   /** A request (counted in flight) that a layer answered itself, without an upstream. */
   answered (method: string, path: string, status: number): void {
-    if (this.accessLog !== null) this.accessLog.logger.info({ method, path, status, upstream: undefined, attempts: 0 }, 'request')
+    if (this.accessLog !== null) this.accessLog.request(method, path, status, undefined, 0, undefined)
     this.settled()
   }
 
@@ -124,13 +134,11 @@ export class ProxyCore {
     this.observer.tryEnded(host, outcome)
   }
 
-  finish (ex: Exchange): void {
+  finish (ex: FinishedRequest): void {
     this.deadlines.remove(ex)
     const ms = performance.now() - ex.startedAt
     this.observer.requestEnded(ex, ms)
-    if (this.accessLog !== null) {
-      this.accessLog.logger.info({ method: ex.method, path: ex.path, status: ex.status, upstream: ex.host?.id, attempts: ex.attempts, ms: Math.round(ms * 100) / 100 }, 'request')
-    }
+    if (this.accessLog !== null) this.accessLog.request(ex.method, ex.path, ex.status, ex.host?.id, ex.attempts, ms)
     this.settled()
   }
 
@@ -156,7 +164,7 @@ export class ProxyCore {
  * Absolute-form → origin-form. The authority must be the Host the request carries (RFC 9112 §3.2.2
  * makes it win over Host; refusing a mismatch keeps the upstream and the client agreeing on the host).
  */
-function toOriginForm (target: string, host: string): string | undefined {
+export function toOriginForm (target: string, host: string): string | undefined {
   if (!/^https?:\/\//i.test(target)) return undefined
   try {
     const u = new URL(target)
