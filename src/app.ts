@@ -79,10 +79,10 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   let ws: WebSocketTunnel | null = null
   let engine: Engine | null = null
   let proxyServer: Server
-  if (config.engine === 'raw') {
-    if (config.idempotency.routes.length > 0) {
-      throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use engine "node" with them'])
-    }
+  if (config.engine === 'raw' && config.idempotency.routes.length > 0) {
+    throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use engine "node" or "auto" with them'])
+  }
+  if (engineOf(config) === 'raw') {
     engine = new Engine(core, {
       maxHeaderBytes: config.limits.maxHeaderBytes,
       headersTimeoutMs: Math.min(config.timeouts.headersMs, config.timeouts.requestMs),
@@ -201,6 +201,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   registerUpstreamRoutes(admin, cluster, config.shutdownTimeoutMs, logger)
   return app
+}
+
+/** the engine a config runs: "auto" is raw unless the idempotency gate is needed (node only, for now) */
+export function engineOf (config: Config): 'node' | 'raw' {
+  if (config.engine !== 'auto') return config.engine
+  return config.idempotency.routes.length > 0 ? 'node' : 'raw'
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {

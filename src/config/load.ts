@@ -96,11 +96,11 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   return deepFreeze(resolved) as Config
 }
 
-function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'node' | 'raw' {
+function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'node' | 'raw' {
   const v = env['CLAYLB_ENGINE']
-  if (v === undefined || v === '' || v === 'node') return 'node'
-  if (v === 'raw') return 'raw'
-  throw new ConfigError([`CLAYLB_ENGINE: must be "node" or "raw" (got ${JSON.stringify(v)})`], source)
+  if (v === undefined || v === '') return 'auto'
+  if (v === 'auto' || v === 'node' || v === 'raw') return v
+  throw new ConfigError([`CLAYLB_ENGINE: must be "auto", "node" or "raw" (got ${JSON.stringify(v)})`], source)
 }
 
 export function loadConfig (file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {

@@ -10,7 +10,14 @@ import { ProxyError, type ProblemCode } from '../errors.js'
 import { LINGER_MS } from '../proxy/linger.js'
 import type { Engine } from './engine.js'
 import { Exchange, HOLD_CLOSING, HOLD_PIPELINE } from './exchange.js'
-import { consumeSocket, createParser, methodNames, readStart, readStop, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import { consumeSocket, createParser, methodNames, readStart, readStop, reinitialize, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+
+const BEGAN = 1
+const COMPLETED = 2
+const POST = Buffer.from('POST', 'latin1')
+/** RFC 9110 §5.6.2 tchar */
+const TCHAR = new Uint8Array(256)
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1
 
 export class ClientConn implements ParserCallbacks {
   readonly socket: Socket
@@ -42,6 +49,10 @@ export class ClientConn implements ParserCallbacks {
   private headers: string[] = []
   private url = ''
   private readonly onDataBound: (d: Buffer) => void
+  /** what happened in the current read (BEGAN, COMPLETED bits), for the extension-method re-parse */
+  private readFlags = 0
+  /** an extension method's name while its head is re-parsed under POST's */
+  private pendingMethod = ''
 
   constructor (engine: Engine, socket: Socket, now: number) {
     this.engine = engine
@@ -66,13 +77,15 @@ export class ClientConn implements ParserCallbacks {
       return
     }
     const ret = this.parser.execute(d)
-    if (typeof ret !== 'number') this.onExecute(ret)
+    if (typeof ret !== 'number') this.onParseError(ret, d)
     else if (this.upgrading) this.takeOver(d, ret)
+    this.readFlags = 0
   }
 
   private onMessageBegin (): void {
     this.headStart = this.engine.clock
     this.idleSince = 0
+    this.readFlags |= BEGAN
   }
 
   // ---- parser callbacks ----
@@ -94,13 +107,23 @@ export class ClientConn implements ParserCallbacks {
     this.url = ''
     if (this.closing) return 0 // pipelined behind an answer that closes the connection: never forwarded
     const ex = new Exchange(this)
-    ex.fromHead(major, minor, h, methodNames()[method ?? -1] ?? '', u, keepAlive)
-    if (upgrade) {
+    let name = methodNames()[method ?? -1] ?? ''
+    if (this.pendingMethod !== '') {
+      name = this.pendingMethod
+      this.pendingMethod = ''
+    }
+    ex.fromHead(major, minor, h, name, u, keepAlive)
+    if (!upgrade) ex.upgradeTo = ''
+    else if (ex.method !== 'CONNECT') {
       this.upgrading = true
-      // WebSocket is tunnelled after the same checks as any request; any other upgrade is only an offer
-      // (RFC 9110 §7.8): the plain request is answered, then the connection closes
-      if (ex.method !== 'GET' || ex.upgradeTo.toLowerCase() !== 'websocket') ex.upgradeTo = ''
       ex.closeAfter = true
+      // WebSocket is tunnelled after the same checks as any request; any other upgrade is only an offer
+      // (RFC 9110 §7.8): the plain request is answered, then the connection closes. Its body would
+      // follow the upgrade offer, where no parser reads it: 501.
+      if (ex.method !== 'GET' || ex.upgradeTo.toLowerCase() !== 'websocket') {
+        if (ex.refusal === null && (ex.chunkedIn || ex.contentLength > 0)) ex.refuse('CLAYLB_NOT_IMPLEMENTED', `upgrade to ${ex.upgradeTo} is not supported`)
+        ex.upgradeTo = ''
+      }
     }
     this.receiving = ex
     if (ex.refusal !== null || !keepAlive || upgrade) this.closing = true
@@ -113,18 +136,18 @@ export class ClientConn implements ParserCallbacks {
   }
 
   onMessageComplete (): void {
+    this.readFlags |= COMPLETED
     const ex = this.receiving
     this.receiving = null
     if (ex !== null) ex.onClientBodyEnd()
     if (this.closing && !this.upgrading) this.hold(HOLD_CLOSING)
   }
 
+  /** after each read the parser consumed itself (consume mode) */
   onExecute (ret: number | ParseError): void {
-    if (typeof ret !== 'number') {
-      this.onParseError(ret)
-      return
-    }
-    if (this.upgrading && !this.tunnelled && this.consumed) this.takeOver(this.parser.getCurrentBuffer(), ret)
+    if (typeof ret !== 'number') this.onParseError(ret, null)
+    else if (this.upgrading && !this.tunnelled && this.consumed) this.takeOver(this.parser.getCurrentBuffer(), ret)
+    this.readFlags = 0
   }
 
   /** the parser stopped at an upgrade: the rest of the bytes belong to the tunnel (or are dropped) */
@@ -137,7 +160,32 @@ export class ClientConn implements ParserCallbacks {
     if (ret < d.length) this.engine.tunnelData(this, d.subarray(ret))
   }
 
-  private onParseError (err: ParseError): void {
+  /**
+   * llhttp knows a fixed list of methods; RFC 9110 §9.1 allows any token (nginx forwards `FOO`). A
+   * request that began in this read, with no message completed before it in the same read, starts at
+   * the buffer's first byte (after blank lines): its method is swapped for a known one of the same
+   * framing rules (POST), the head re-parsed, and the real name put back in onHeadersComplete.
+   */
+  private extensionMethod (d: Buffer): boolean {
+    if ((this.readFlags & (BEGAN | COMPLETED)) !== BEGAN || this.receiving !== null || this.pendingMethod !== '') return false
+    let i = 0
+    while (i < d.length && (d[i] === 13 || d[i] === 10)) i++
+    const sp = d.indexOf(32, i)
+    if (sp <= i || sp - i > 32) return false
+    for (let j = i; j < sp; j++) if (TCHAR[d[j]!] !== 1) return false
+    this.pendingMethod = d.toString('latin1', i, sp)
+    reinitialize(this.parser, 'request', this.engine.o.maxHeaderBytes)
+    this.readFlags = 0
+    const again = Buffer.concat([POST, d.subarray(sp)])
+    const ret = this.parser.execute(again)
+    if (typeof ret !== 'number') this.onParseError(ret, again)
+    else if (this.upgrading) this.takeOver(again, ret)
+    return true
+  }
+
+  private onParseError (err: ParseError, d: Buffer | null): void {
+    if (err.code === 'HPE_INVALID_METHOD' && !this.closing && this.extensionMethod(d ?? this.parser.getCurrentBuffer())) return
+    this.pendingMethod = ''
     if (this.closing && this.receiving === null) return // the rest was not going to be read anyway
     const code: ProblemCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE' : 'CLAYLB_BAD_REQUEST'
     const detail = code === 'CLAYLB_HEADERS_TOO_LARGE' ? `request headers exceed ${this.engine.o.maxHeaderBytes} bytes`
@@ -189,6 +237,7 @@ export class ClientConn implements ParserCallbacks {
       return
     }
     if (ex.closeAfter) {
+      // nothing after this answer can be read as a request: those parsed already are dropped unanswered
       this.closing = true
       for (const q of this.queue) q.finished = true
       this.queue.length = 0
@@ -238,13 +287,13 @@ export class ClientConn implements ParserCallbacks {
       this.socket.destroy() // the lingering close is over: the client has sent all it will
       return
     }
-    if (this.receiving !== null) {
-      // the request was cut short: it cannot be completed
-      const ex = this.receiving
-      this.receiving = null
-      if (!ex.finished) ex.clientClosed()
-    }
-    if (this.active === null) this.closeSoon()
+    // a client that hangs up has given up on what it asked (Node's server does the same): 499
+    this.receiving = null
+    for (const q of this.queue) q.finished = true
+    this.queue.length = 0
+    const ex = this.active
+    if (ex !== null && !ex.finished) ex.clientClosed()
+    this.closeSoon()
   }
 
   private onError (): void {
@@ -308,6 +357,11 @@ export class ClientConn implements ParserCallbacks {
       ex.refusal = new ProxyError('CLAYLB_REQUEST_TIMEOUT', 'request not received in time')
       this.enqueue(ex)
     }
+  }
+
+  /** the active exchange's answer is the connection's last one */
+  lastAnswer (): boolean {
+    return (this.closing && this.queue.length === 0) || this.engine.draining
   }
 
   /** Shutdown: close now when nothing is being answered. */

@@ -74,6 +74,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** the whole request was written to the current try */
   private requestWritten = false
   private tryOpen = false
+  /** a try on a stale pooled connection was made again (once per request) */
+  private staleRetried = false
   private isRetry = false
   /** the upstream answered a status of retry.onStatus: its body is dropped, then the request retried */
   private discarding = false
@@ -115,6 +117,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.refuse('CLAYLB_HTTP_VERSION', `HTTP/${major}.${minor} is not supported; use HTTP/1.1`)
       return
     }
+    if (method === 'CONNECT') return this.refuse('CLAYLB_NOT_IMPLEMENTED', 'CONNECT is not supported: claylb is a reverse proxy')
     if (this.hostCount > 1) return this.refuse('CLAYLB_BAD_REQUEST', 'more than one Host header')
     if (this.hostHeader === '' ? minor >= 1 : !validHost(this.hostHeader)) {
       return this.refuse('CLAYLB_BAD_REQUEST', this.hostHeader === '' ? 'HTTP/1.1 request without Host' : 'invalid Host header')
@@ -125,7 +128,6 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       if (origin === undefined) return this.refuse('CLAYLB_BAD_REQUEST', 'request target must be a path, or an absolute http URL naming the Host')
       this.path = origin
     }
-    if (method === 'CONNECT') return this.refuse('CLAYLB_NOT_IMPLEMENTED', 'CONNECT is not supported: claylb is a reverse proxy')
     if (this.otherCoding) return this.refuse('CLAYLB_NOT_IMPLEMENTED', 'transfer codings other than chunked are not supported')
     if (this.badExpect !== '') return this.refuse('CLAYLB_EXPECTATION_FAILED', `unsupported expectation: ${this.badExpect}`)
     const max = conn.engine.core.maxBodyBytes
@@ -205,9 +207,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (this.bodyDropped) this.dropWritten()
     if (this.bodyDone) ok = this.endRequest(c)
     s.uncork()
-    this.conn.engine.timeHeaders(c)
     if (!ok && !this.bodyDone) this.conn.hold(HOLD_UPSTREAM)
-    else this.conn.unhold(HOLD_PENDING)
+    this.conn.unhold(HOLD_PENDING)
   }
 
   private writeChunk (c: UpstreamConn, chunk: Buffer): boolean {
@@ -217,8 +218,10 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     return c.write(CRLF)
   }
 
+  /** the whole request is written: from now the try waits for the answer's head (timed) */
   private endRequest (c: UpstreamConn): boolean {
     this.requestWritten = true
+    this.conn.engine.timeHeaders(c)
     return this.chunkedIn ? c.write(LAST_CHUNK) : true
   }
 
@@ -300,8 +303,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       } else this.closeAfter = true
     }
     // an answer before the request was all received: the rest of it cannot be read as a next request
-    if (!this.clientKeepAlive || !this.bodyDone || this.conn.closing || engine.draining) this.closeAfter = true
-    const connection = this.closeAfter ? 'connection: close\r\n' : this.versionMinor === 0 ? 'connection: keep-alive\r\n' : ''
+    if (!this.clientKeepAlive || !this.bodyDone) this.closeAfter = true
+    const connection = this.closeAfter || this.conn.lastAnswer() ? 'connection: close\r\n' : this.versionMinor === 0 ? 'connection: keep-alive\r\n' : ''
     this.respHeadText = `HTTP/1.1 ${status} ${message}\r\n${this.respLines}${framing}${connection}\r\n`
     this.headPending = true
     return this.method === 'HEAD' ? 1 : 0
@@ -367,13 +370,21 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     const host = this.host
     // a pooled socket the upstream had already closed when the request was written: it saw nothing
     const resetBeforeRequest = c.reused && !c.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'EOF')
-    const outcome: TryOutcome = this.clientGone ? 'local' : !c.connected ? 'connect-failed' : 'reset'
+    const outcome: TryOutcome = this.clientGone ? 'local' : !c.connected || resetBeforeRequest ? 'connect-failed' : 'reset'
     this.endTry(outcome)
     if (this.clientGone) {
       this.finish(499)
       return
     }
     if (this.finished) return
+    if (resetBeforeRequest && !this.staleRetried && !this.bodyDropped) {
+      // the upstream saw nothing: once per request this try is made again at once, on another host,
+      // outside the retry budget and attempts (what a pool does with a stale connection)
+      this.staleRetried = true
+      this.attempts--
+      this.start(host)
+      return
+    }
     if (!this.responseStarted && this.mayRetry(outcome, resetBeforeRequest)) {
       this.retry(host, outcome as RetryReason)
       return
@@ -503,7 +514,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     const code = err.code
     if (code === 'CLAYLB_BAD_REQUEST' || code === 'CLAYLB_NOT_IMPLEMENTED' || code === 'CLAYLB_BODY_TOO_LARGE' ||
       code === 'CLAYLB_HTTP_VERSION' || (!this.bodyDone && this.hasBody) || !this.clientKeepAlive) this.closeAfter = true
-    this.conn.socket.write(problemAnswer(err, this.closeAfter || this.conn.engine.draining), 'latin1')
+    this.conn.socket.write(problemAnswer(err, this.closeAfter || this.conn.lastAnswer()), 'latin1')
     this.finish(err.status)
   }
 
