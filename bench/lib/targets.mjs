@@ -90,8 +90,7 @@ export const TARGETS = [
   },
   { id: 'claylb', short: 'claylb (access log on)', label: 'claylb (access log on, the default)', ...claylb(true) },
   { id: 'claylb-nolog', short: 'claylb (access log off)', label: 'claylb (log.access: false)', ...claylb(false) },
-  { id: 'claylb-raw', short: 'claylb raw engine (log on)', label: 'claylb, engine: raw (access log on)', ...claylb(true, 'raw') },
-  { id: 'claylb-raw-nolog', short: 'claylb raw engine (log off)', label: 'claylb, engine: raw, log.access: false', ...claylb(false, 'raw') },
+  { id: 'claylb-node-nolog', short: 'claylb engine node (log off)', label: 'claylb, engine: node (node:http + undici, the old path), log.access: false', ...claylb(false, 'node') },
   {
     id: 'undici-minimal',
     short: 'minimal undici proxy',
