@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { lingerOnClose } from './proxy/linger.js'
+import { lingerOnClose } from './http/linger.js'
 
 /** code → [status, title, type slug] — the single mapping from failure to what the client sees */
 export const PROBLEMS = {
@@ -86,7 +86,7 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
     const socket = (req?.socket ?? res.socket) as (Socket & ClosingSocket) | null | undefined
     if (socket) {
       socket[kClosing] = true
-      // the client is still sending: close only once it has read this answer (see proxy/linger)
+      // the client is still sending: close only once it has read this answer (see http/linger)
       if (midBody && !untrusted) lingerOnClose(socket, req)
     }
   }

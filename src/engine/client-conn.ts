@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net'
 import { ProxyError, type ProblemCode } from '../errors.js'
-import { LINGER_MS } from '../proxy/linger.js'
+import { LINGER_MS } from '../http/linger.js'
 import type { Engine } from './engine.js'
 import { Exchange, HOLD_CLOSING, HOLD_PIPELINE } from './exchange.js'
 import { consumeSocket, createParser, methodNames, readStart, readStop, reinitialize, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'

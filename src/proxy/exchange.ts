@@ -149,7 +149,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     // fields, not an object: no allocation per request beyond the header list itself
     this.headPending = true
     this.headText = statusText
-    this.headHeaders = downstreamResponseHeaders(rawHeaders, this.core.responseExtra)
+    this.headHeaders = downstreamResponseHeaders(rawHeaders)
     return true
   }
 

@@ -111,7 +111,7 @@ export function upstreamRequestHeaders (raw: readonly string[], clientIp: string
  * Response pass: undici raw headers (Buffers) → a flat list for `res.writeHead`.
  * Drops hop-by-hop and Connection-listed names; everything else passes byte for byte.
  */
-export function downstreamResponseHeaders (raw: readonly Buffer[], extra?: readonly string[]): string[] {
+export function downstreamResponseHeaders (raw: readonly Buffer[]): string[] {
   let out: string[] = []
   let listed: Set<string> | null = null
   for (let i = 0; i < raw.length; i += 2) {
@@ -124,7 +124,6 @@ export function downstreamResponseHeaders (raw: readonly Buffer[], extra?: reado
     out.push(name, raw[i + 1]!.toString('latin1'))
   }
   if (listed !== null) out = withoutListed(out, listed)
-  if (extra) for (const e of extra) out.push(e)
   return out
 }
 

@@ -11,7 +11,7 @@ import type { Host } from '../upstream/host.js'
 import { kClosing, ProxyError, sendProblem, type ClosingSocket } from '../errors.js'
 import { Deadlines, type DeadlineEntry } from './deadlines.js'
 import { Exchange } from './exchange.js'
-import { isIdempotentMethod, upstreamRequestHeaders, type RequestHeaderInfo } from './headers.js'
+import { isIdempotentMethod, upstreamRequestHeaders, validHost, type RequestHeaderInfo } from './headers.js'
 import type { ResponseTap } from './exchange.js'
 import type { IdempotencyGate } from './idempotency-gate.js'
 import { RetryPolicy, type RetrySettings, type TryOutcome } from './retry-policy.js'
@@ -50,8 +50,6 @@ export class ProxyCore {
   readonly retryPolicy: RetryPolicy
   readonly deadlines: Deadlines
   readonly maxBodyBytes: number
-  /** extra response headers appended to every proxied answer (none by default) */
-  readonly responseExtra: readonly string[] | undefined = undefined
   inflight = 0
   observer: ProxyObserver = noopObserver
   /** set when `idempotency.routes` is not empty: the one check ordinary requests pay */
@@ -74,8 +72,8 @@ export class ProxyCore {
     const method = req.method!
     let path = req.url!
     const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
-    if (info.host === '' && req.httpVersionMinor === 1) {
-      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'HTTP/1.1 request without Host'))
+    if (info.host === '' ? req.httpVersionMinor === 1 : !validHost(info.host)) {
+      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', info.host === '' ? 'HTTP/1.1 request without Host' : 'invalid Host header'))
       return
     }
     // a fragment is never part of a request target (RFC 9112 §3.2); upstreams disagree on where a path ends at '#'
