@@ -14,6 +14,7 @@ import { consumeSocket, createParser, methodNames, readStart, readStop, reinitia
 
 const BEGAN = 1
 const COMPLETED = 2
+const IN_READ = 4
 const POST = Buffer.from('POST', 'latin1')
 /** RFC 9110 §5.6.2 tchar */
 const TCHAR = new Uint8Array(256)
@@ -53,6 +54,8 @@ export class ClientConn implements ParserCallbacks {
   private readFlags = 0
   /** an extension method's name while its head is re-parsed under POST's */
   private pendingMethod = ''
+  /** an upstream socket corked until the end of the current read */
+  private corked: Socket | null = null
 
   constructor (engine: Engine, socket: Socket, now: number) {
     this.engine = engine
@@ -76,10 +79,11 @@ export class ClientConn implements ParserCallbacks {
       this.engine.tunnelData(this, d)
       return
     }
+    this.readFlags |= IN_READ
     const ret = this.parser.execute(d)
     if (typeof ret !== 'number') this.onParseError(ret, d)
     else if (this.upgrading) this.takeOver(d, ret)
-    this.readFlags = 0
+    this.endOfRead()
   }
 
   private onMessageBegin (): void {
@@ -98,6 +102,8 @@ export class ClientConn implements ParserCallbacks {
   onHeadersComplete (major: number, minor: number, headers: string[] | null | undefined, method: number | undefined,
     url: string | undefined, _status: number | undefined, _message: string | undefined, upgrade: boolean, keepAlive: boolean): number {
     this.headStart = 0
+    // called from inside a read (consume mode: onExecute ends it; data mode: onData)
+    this.readFlags |= IN_READ
     let h = headers
     if (h == null) {
       h = this.headers
@@ -147,7 +153,29 @@ export class ClientConn implements ParserCallbacks {
   onExecute (ret: number | ParseError): void {
     if (typeof ret !== 'number') this.onParseError(ret, null)
     else if (this.upgrading && !this.tunnelled && this.consumed) this.takeOver(this.parser.getCurrentBuffer(), ret)
+    this.endOfRead()
+  }
+
+  /**
+   * An upstream socket the active exchange wrote its head to: uncorked at the end of this read (a
+   * body that came with the head goes in the same write), at once when no read is being parsed.
+   */
+  uncorkLater (s: Socket): void {
+    if ((this.readFlags & IN_READ) === 0) {
+      s.uncork()
+      return
+    }
+    if (this.corked !== null && this.corked !== s) this.corked.uncork()
+    this.corked = s
+  }
+
+  private endOfRead (): void {
     this.readFlags = 0
+    const s = this.corked
+    if (s !== null) {
+      this.corked = null
+      s.uncork()
+    }
   }
 
   /** the parser stopped at an upgrade: the rest of the bytes belong to the tunnel (or are dropped) */
@@ -175,7 +203,7 @@ export class ClientConn implements ParserCallbacks {
     for (let j = i; j < sp; j++) if (TCHAR[d[j]!] !== 1) return false
     this.pendingMethod = d.toString('latin1', i, sp)
     reinitialize(this.parser, 'request', this.engine.o.maxHeaderBytes)
-    this.readFlags = 0
+    this.readFlags &= IN_READ
     const again = Buffer.concat([POST, d.subarray(sp)])
     const ret = this.parser.execute(again)
     if (typeof ret !== 'number') this.onParseError(ret, again)
@@ -366,7 +394,8 @@ export class ClientConn implements ParserCallbacks {
 
   /** Shutdown: close now when nothing is being answered. */
   closeIfIdle (): void {
-    if (this.active === null && this.receiving === null) this.closeSoon()
+    // a WebSocket tunnel is not idle: it is closed with everything else after the drain (closeAll)
+    if (this.active === null && this.receiving === null && !this.tunnelled) this.closeSoon()
   }
 
   /** the tunnel took the socket: stop parsing for good */

@@ -191,6 +191,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   private writeRequest (c: UpstreamConn): void {
     const s = c.socket
+    // corked until the end of the client's current read, so a body parsed right after the head (in
+    // the same read) leaves in the head's write
     s.cork()
     let head = `${this.method} ${this.path} HTTP/1.1\r\n`
     if (this.hostHeader === '') head += `host: ${c.pool.authority}\r\n`
@@ -206,7 +208,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.pendingBytes = 0
     if (this.bodyDropped) this.dropWritten()
     if (this.bodyDone) ok = this.endRequest(c)
-    s.uncork()
+    this.conn.uncorkLater(s)
     if (!ok && !this.bodyDone) this.conn.hold(HOLD_UPSTREAM)
     this.conn.unhold(HOLD_PENDING)
   }
@@ -546,6 +548,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     this.releaseRetrySlot()
     this.body = []
+    // a hold for this request's body (its upstream's backpressure) must not outlive it
+    this.conn.unhold(HOLD_UPSTREAM | HOLD_PENDING)
     if (this.active) this.conn.engine.core.finish(this)
     this.conn.exchangeDone(this)
   }

@@ -65,6 +65,7 @@ t.test('extension methods and HTTP/1.x minors above 1 are accepted; Via is added
 
   let m = rig.mark()
   const { r: r2 } = await send('FOO /ext HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc')
+  await settle(() => rig.since(m).wire, (w) => w.endsWith('abc'), 3000)
   t.match(rig.since(m).wire, /^FOO \/ext HTTP\/1\.1\r\n[^]*\r\n\r\nabc$/, 'with a body: the body follows as framed')
   t.ok(r2 !== undefined)
 
