@@ -37,25 +37,29 @@ const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 4
 
 /**
  * The access log: one pino-compatible JSON line per request, built by hand (no pino call, no object
- * per request), appended to a string batch of at most 4 KB. Full batches are written with an
- * asynchronous `fs.write` on stdout, one at a time, so a slow or blocked reader costs the request path
- * nothing: batches queue up to MAX_PENDING_BYTES, then lines are dropped and counted.
+ * per request) and copied as latin1 (the bytes of a path as they came) into a 4 KB Buffer batch. Full
+ * batches are written with an asynchronous `fs.write` on stdout, one at a time, so a slow or blocked
+ * reader costs the request path nothing: batches queue up to MAX_PENDING_BYTES, then lines are
+ * dropped and counted.
  */
 export function createAccessLog (level: string, name = 'claylb', fd = 1): AccessLog {
   const enabled = (LEVELS[level] ?? 30) <= 30
   const prefix = `{"level":30,"time":`
   const middle = `,"pid":${process.pid},"name":${JSON.stringify(name)},"method":"`
-  let buf = ''
-  const queue: string[] = []
+  let batch = Buffer.allocUnsafe(BATCH_BYTES)
+  let used = 0
+  const queue: Buffer[] = []
   let pendingBytes = 0
   let writing = false
   let dropped = 0
-  let current = ''
+  let current: Buffer | null = null
   const written = (err: NodeJS.ErrnoException | null, bytes?: number): void => {
     writing = false
-    if (err?.code === 'EAGAIN' || (err === null && bytes !== undefined && bytes < Buffer.byteLength(current))) {
+    const out = current!
+    current = null
+    if (err?.code === 'EAGAIN' || (err === null && bytes !== undefined && bytes < out.length)) {
       // a non-blocking stdout that is full (or took part of the batch): try the rest again shortly
-      const rest = err === null ? Buffer.from(current).subarray(bytes).toString() : current
+      const rest = err === null ? out.subarray(bytes) : out
       queue.unshift(rest)
       pendingBytes += rest.length
       writing = true
@@ -75,18 +79,23 @@ export function createAccessLog (level: string, name = 'claylb', fd = 1): Access
     pendingBytes -= out.length
     current = out
     writing = true
-    fs.write(fd, out, null, 'utf8', written)
+    fs.write(fd, out, 0, out.length, null, written)
+  }
+  const enqueue = (b: Buffer): void => {
+    if (pendingBytes + b.length > MAX_PENDING_BYTES) {
+      for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) dropped++
+      return
+    }
+    queue.push(b)
+    pendingBytes += b.length
+    if (!writing) next()
   }
   const push = (): void => {
-    if (buf === '') return
-    if (pendingBytes + buf.length > MAX_PENDING_BYTES) {
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n', i + 1)) dropped++
-    } else {
-      queue.push(buf)
-      pendingBytes += buf.length
-      if (!writing) next()
-    }
-    buf = ''
+    if (used === 0) return
+    const full = batch.subarray(0, used)
+    batch = Buffer.allocUnsafe(BATCH_BYTES)
+    used = 0
+    enqueue(full)
   }
   const timer = setInterval(push, 1000)
   timer.unref()
@@ -96,16 +105,22 @@ export function createAccessLog (level: string, name = 'claylb', fd = 1): Access
       const line = prefix + Date.now() + middle + method + '","path":' + JSON.stringify(path) + ',"status":' + status +
         (upstream === undefined ? '' : ',"upstream":' + JSON.stringify(upstream)) + ',"attempts":' + attempts +
         (ms === undefined ? '' : ',"ms":' + Math.round(ms * 100) / 100) + ',"msg":"request"}\n'
-      if (buf.length + line.length > BATCH_BYTES) push()
-      buf += line
+      if (used + line.length > BATCH_BYTES) {
+        push()
+        if (line.length > BATCH_BYTES) { // a line longer than a batch (a huge path) goes alone
+          enqueue(Buffer.from(line, 'latin1'))
+          return
+        }
+      }
+      used += batch.write(line, used, 'latin1')
     },
     flush () {
       clearInterval(timer)
-      const rest = queue.join('') + buf
+      push()
+      const rest = Buffer.concat(queue)
       queue.length = 0
       pendingBytes = 0
-      buf = ''
-      if (rest === '') return
+      if (rest.length === 0) return
       try { fs.writeSync(fd, rest) } catch { /* stdout gone: drop the lines */ }
     },
     get dropped () { return dropped },

@@ -47,6 +47,8 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   /** the current answer is a 1xx (its message-complete is not the end) */
   private interim = false
   private consumed = false
+  /** reading stopped for backpressure (the client reads slower than this upstream sends) */
+  private paused = false
   private headers: string[] = []
   private url = ''
   private errorCode = ''
@@ -195,11 +197,14 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   }
 
   pauseReading (): void {
+    this.paused = true
     if (this.consumed) readStop(this.socket)
     else this.socket.pause()
   }
 
   resumeReading (): void {
+    if (!this.paused) return
+    this.paused = false
     if (this.consumed) readStart(this.socket)
     else this.socket.resume()
   }
