@@ -2,25 +2,13 @@
 // head (Node's own parser, what the engine feeds from the socket), and the two re-serialisations as
 // one latin1 string each (engine/head.js), beside the node-engine passes (proxy/headers.js) that build
 // header arrays for node:http and undici.
-import { bench, do_not_optimize, reportAllocations, requireDist, run, summary } from './harness.mjs'
+import { BROWSER_HEADERS, bench, do_not_optimize, reportAllocations, requireDist, run, summary } from './harness.mjs'
 
 const { requestHead, responseHead } = await requireDist('engine/head.js')
 const { createParser } = await requireDist('engine/llhttp.js')
 const { upstreamRequestHeaders, downstreamResponseHeaders } = await requireDist('proxy/headers.js')
 
-// what a browser-ish client sends to an API behind a proxy (same as request-headers.mjs)
-const RAW = [
-  'Host', 'api.example.com',
-  'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36',
-  'Accept', 'application/json, text/plain, */*',
-  'Accept-Encoding', 'gzip, deflate, br',
-  'Accept-Language', 'en-GB,en;q=0.9',
-  'Connection', 'keep-alive',
-  'Cookie', 'sid=s%3Aabc123.def456; theme=dark',
-  'Referer', 'https://app.example.com/orders',
-  'X-Request-Id', '4b9f7c1e-2f8a-4d9b-9a61-1c2d3e4f5a6b',
-  'X-Forwarded-For', '203.0.113.7',
-]
+const RAW = BROWSER_HEADERS
 const REQ = Buffer.from(`GET /orders/17?expand=lines HTTP/1.1\r\n${pairs(RAW)}\r\n`, 'latin1')
 // a typical Node/Express answer head
 const RESP_RAW = ['X-Powered-By', 'Express', 'Content-Type', 'application/json; charset=utf-8', 'Content-Length', '17',

@@ -429,14 +429,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   private retry (failed: Host | undefined, reason: RetryReason): void {
     const core = this.conn.engine.core
-    const policy = core.retryPolicy
-    const delay = policy.backoffMs(this.attempts)
-    if (Date.now() + delay >= this.deadlineAt) {
+    const delay = core.retryPolicy.begin(reason, this.attempts, this.deadlineAt)
+    if (delay < 0) {
       this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no time left for a retry within ${core.deadlines.timeoutMs} ms`))
       return
     }
-    policy.active++
-    policy.retried[reason]++
     this.isRetry = true
     if (delay < 1) {
       this.start(failed)
@@ -458,29 +455,27 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   clientClosed (): void {
     if (this.finished) return
     this.clientGone = true
-    const c = this.up
-    if (c !== null) {
-      this.up = null
-      this.conn.engine.untime(c)
-      c.destroy()
-      this.endTry('local')
-    }
+    this.dropTry('local')
     this.finish(499)
   }
 
   onDeadline (): void {
     if (this.finished) return
-    const c = this.up
-    if (c !== null) {
-      this.up = null
-      this.conn.engine.untime(c)
-      c.destroy()
-      this.endTry('timeout')
-    }
+    this.dropTry('timeout')
     this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no complete answer within ${this.conn.engine.core.deadlines.timeoutMs} ms`))
   }
 
   // ---- bookkeeping ----
+
+  /** The current try ends here, whatever it was doing: its connection is destroyed, never reused. */
+  private dropTry (outcome: TryOutcome): void {
+    const c = this.up
+    if (c === null) return
+    this.up = null
+    this.conn.engine.untime(c)
+    c.destroy()
+    this.endTry(outcome)
+  }
 
   private endTry (outcome: TryOutcome): void {
     const host = this.host
@@ -498,13 +493,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
    */
   fail (err: ProxyError): void {
     if (this.finished) return
-    const c = this.up
-    if (c !== null) {
-      this.up = null
-      this.conn.engine.untime(c)
-      c.destroy()
-      this.endTry('local')
-    }
+    this.dropTry('local')
     if (this.responseStarted && !this.headPending) {
       this.conn.socket.destroy()
       this.finish(502)

@@ -72,6 +72,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     hold () {},
     unhold () {},
     lastAnswer: () => false,
+    uncorkLater: (s: FakeSocket) => s.uncork(),
     exchangeDone: (ex: Exchange) => done.push(ex),
   }
   const ex = new Exchange(conn as unknown as ClientConn)
@@ -80,6 +81,17 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
 }
 
 const up = (u: FakeUpstream): UpstreamConn => u as unknown as UpstreamConn
+
+/** a bodiless GET made active, its first try connected and its head written */
+function connectedGet (ex: Exchange, ups: FakeUpstream[]): FakeUpstream {
+  ex.fromHead(1, 1, ['Host', 'a'], 'GET', '/', true)
+  ex.bodyDone = true
+  ex.activate()
+  const u = ups[0]!
+  u.connected = true
+  ex.onUpstreamConnected(up(u))
+  return u
+}
 
 t.test('a GET: connect, head written once, the answer\'s head held until its first byte, connection reused', async (t) => {
   const { core, ex, ups, client, done, timing } = rig()
@@ -184,12 +196,7 @@ t.test('a POST on a stale pooled connection (reset before any answer byte) is ma
 
 t.test('an upstream that breaks after part of the answer went out: the client connection is cut, no second answer', async (t) => {
   const { ex, ups, client } = rig()
-  ex.fromHead(1, 1, ['Host', 'a'], 'GET', '/', true)
-  ex.bodyDone = true
-  ex.activate()
-  const u = ups[0]!
-  u.connected = true
-  ex.onUpstreamConnected(up(u))
+  const u = connectedGet(ex, ups)
   ex.onResponseHead(up(u), 200, 'OK', ['Content-Length', '10'], false)
   ex.onResponseBody(up(u), Buffer.from('12345'))
   ex.onUpstreamError(up(u), 'ECONNRESET')
@@ -200,12 +207,7 @@ t.test('an upstream that breaks after part of the answer went out: the client co
 
 t.test('an answer that broke after its head, before any body byte: a 502 problem (the held head never went out)', async (t) => {
   const { ex, ups, client } = rig()
-  ex.fromHead(1, 1, ['Host', 'a'], 'GET', '/', true)
-  ex.bodyDone = true
-  ex.activate()
-  const u = ups[0]!
-  u.connected = true
-  ex.onUpstreamConnected(up(u))
+  const u = connectedGet(ex, ups)
   ex.onResponseHead(up(u), 200, 'OK', ['Content-Length', '10'], false)
   ex.onUpstreamError(up(u), 'ECONNRESET')
   t.equal(client.destroyed, false, 'not cut')
@@ -229,12 +231,7 @@ t.test('the deadline: 504 problem, the upstream connection destroyed', async (t)
 
 t.test('the client leaves: 499, the upstream connection destroyed, counters back to 0', async (t) => {
   const { core, ex, ups } = rig()
-  ex.fromHead(1, 1, ['Host', 'a'], 'GET', '/', true)
-  ex.bodyDone = true
-  ex.activate()
-  const u = ups[0]!
-  u.connected = true
-  ex.onUpstreamConnected(up(u))
+  const u = connectedGet(ex, ups)
   ex.clientClosed()
   t.ok(u.destroyed)
   t.equal(ex.status, 499)
