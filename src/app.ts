@@ -5,7 +5,6 @@
 import type { Server as HttpServer } from 'node:http'
 import type { AddressInfo, Server } from 'node:net'
 import type { Config } from './config/schema.js'
-import { ConfigError } from './config/load.js'
 import { createAccessLog, type Logger } from './log.js'
 import { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
@@ -79,9 +78,6 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   let ws: WebSocketTunnel | null = null
   let engine: Engine | null = null
   let proxyServer: Server
-  if (config.engine === 'raw' && config.idempotency.routes.length > 0) {
-    throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use engine "node" or "auto" with them'])
-  }
   if (engineOf(config) === 'raw') {
     engine = new Engine(core, {
       maxHeaderBytes: config.limits.maxHeaderBytes,

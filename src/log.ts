@@ -18,7 +18,7 @@ export function createLogger (level: string, name = 'claylb'): Logger {
 
 export interface AccessLog {
   /** one line for one request; `upstream` undefined when claylb answered itself */
-  request (method: string, path: string, status: number, upstream: string | undefined, attempts: number, ms: number | undefined): void
+  request (method: string, path: string, status: number, upstream: string | undefined, attempts: number, ms: number | undefined, replayed?: boolean): void
   /** write out what is buffered, synchronously (on shutdown) */
   flush (): void
   /** lines dropped because stdout did not keep up (the buffer's cap was reached) */
@@ -100,11 +100,11 @@ export function createAccessLog (level: string, name = 'claylb', fd = 1): Access
   const timer = setInterval(push, 1000)
   timer.unref()
   return {
-    request (method, path, status, upstream, attempts, ms) {
+    request (method, path, status, upstream, attempts, ms, replayed) {
       if (!enabled) return
       const line = prefix + Date.now() + middle + method + '","path":' + JSON.stringify(path) + ',"status":' + status +
         (upstream === undefined ? '' : ',"upstream":' + JSON.stringify(upstream)) + ',"attempts":' + attempts +
-        (ms === undefined ? '' : ',"ms":' + Math.round(ms * 100) / 100) + ',"msg":"request"}\n'
+        (ms === undefined ? '' : ',"ms":' + Math.round(ms * 100) / 100) + (replayed === true ? ',"replayed":true' : '') + ',"msg":"request"}\n'
       if (used + line.length > BATCH_BYTES) {
         push()
         if (line.length > BATCH_BYTES) { // a line longer than a batch (a huge path) goes alone

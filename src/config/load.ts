@@ -93,6 +93,9 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
     engine: c.engine ?? engineFromEnv(env, source),
   }
+  if (resolved.engine === 'raw' && c.idempotency.routes.length > 0) {
+    throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use "auto" (the node engine then serves) or "node"'], source)
+  }
   return deepFreeze(resolved) as Config
 }
 

@@ -14,7 +14,7 @@ t.test('every line arrives, in order, as JSON with pino\'s fields; a path\'s byt
   const log = createAccessLog('info', 'claylb', fd)
   const N = 2000
   for (let i = 0; i < N; i++) log.request('GET', `/p/${i}?q="x"`, 200, 'up:1', 1, i / 3)
-  log.request('POST', '/caf\xc3\xa9', 499, undefined, 0, undefined)
+  log.request('POST', '/caf\xc3\xa9', 499, undefined, 0, undefined, true)
   log.request('GET', `/${'x'.repeat(10_000)}`, 414, 'up:1', 1, 1)
   // the full batches go out asynchronously (one write in flight at a time) ...
   await new Promise((resolve) => setTimeout(resolve, 300))
@@ -31,6 +31,8 @@ t.test('every line arrives, in order, as JSON with pino\'s fields; a path\'s byt
   t.equal(typeof parsed[0]!['time'], 'number')
   t.equal(parsed[0]!['pid'], process.pid)
   t.notOk('upstream' in parsed[N]! || 'ms' in parsed[N]!, 'answered by claylb: no upstream, no ms')
+  t.equal(parsed[N]!['replayed'], true, 'a replay is marked')
+  t.notOk('replayed' in parsed[0]!)
   t.ok(raw.includes(Buffer.from('/caf\xc3\xa9', 'latin1')), 'the path\'s bytes as they came (UTF-8 stays UTF-8)')
   t.equal((parsed[N + 1]!['path'] as string).length, 10_001, 'a line longer than a batch is written whole')
   t.equal(log.dropped, 0)
