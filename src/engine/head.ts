@@ -154,13 +154,3 @@ export function responseHead (f: ResponseHeadFacts, raw: readonly string[]): voi
   f.respLength = chunked ? -1 : length
   f.respChunked = chunked
 }
-
-/** The flat [name, value, …] list of a response head's lines (for the idempotency tap; not the hot path). */
-export function linesToList (lines: string): string[] {
-  const out: string[] = []
-  for (const line of lines.split('\r\n')) {
-    const c = line.indexOf(':')
-    if (c > 0) out.push(line.slice(0, c), line.slice(c + 2))
-  }
-  return out
-}

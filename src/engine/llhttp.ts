@@ -111,6 +111,9 @@ export function reinitialize (p: Parser, kind: 'request' | 'response', maxHeader
   p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, RESOURCE, maxHeaderSize, kind === 'request' ? HTTPParser.kLenientVersion : 0)
 }
 
+/** CLAYLB_ENGINE_NO_CONSUME=1: run on the 'data'-event fallback (tests; a Node whose consume() misbehaves) */
+const forceDataEvents = process.env['CLAYLB_ENGINE_NO_CONSUME'] === '1'
+
 type HandleSocket = Socket & { _handle?: { isStreamBase?: boolean, readStop?: () => number, readStart?: () => number } | null }
 
 /**
@@ -135,9 +138,6 @@ export function readStart (socket: Socket): void {
   if (h != null && typeof h.readStart === 'function' && !socket.destroyed) h.readStart()
 }
 
-/** tests: run the engine on its data-event fallback */
-let forceDataEvents = process.env['CLAYLB_ENGINE_NO_CONSUME'] === '1'
-export function setForceDataEvents (on: boolean): void { forceDataEvents = on }
 
 /**
  * The start-up check: parse one request and one response (with a body, 40 headers so the kOnHeaders
