@@ -63,7 +63,6 @@ export class ClientConn implements ParserCallbacks {
     this.remoteAddress = socket.remoteAddress ?? ''
     this.idleSince = now
     this.parser = createParser('request', engine.o.maxHeaderBytes, this)
-    this.parser[engine.kOnMessageBegin] = this.onMessageBegin.bind(this)
     this.consumed = consumeSocket(this.parser, socket)
     this.onDataBound = this.onData.bind(this)
     // in consume mode this runs only after an upgrade; it also keeps the stream flowing so 'end' is seen
@@ -86,7 +85,7 @@ export class ClientConn implements ParserCallbacks {
     this.endOfRead()
   }
 
-  private onMessageBegin (): void {
+  onMessageBegin (): void {
     this.headStart = this.engine.clock
     this.idleSince = 0
     this.readFlags |= BEGAN

@@ -12,9 +12,8 @@ import type { ProxyCore } from '../proxy/proxy.js'
 import { ClientConn } from './client-conn.js'
 import type { Exchange } from './exchange.js'
 import { responseHead } from './head.js'
-import { methodNames, selfTest } from './llhttp.js'
+import { selfTest } from './llhttp.js'
 import { UpstreamPool, type PoolOptions, type UpstreamConn } from './upstream-pool.js'
-import { createRequire } from 'node:module'
 
 export interface EngineOptions {
   maxHeaderBytes: number
@@ -37,7 +36,6 @@ export class Engine {
   clock = Date.now()
   /** stop accepting; every answer from now closes its connection */
   draining = false
-  readonly kOnMessageBegin: number
   private readonly conns = new Set<ClientConn>()
   private readonly pools = new Set<UpstreamPool>()
   private readonly tunnels = new Set<Socket>()
@@ -48,12 +46,9 @@ export class Engine {
 
   constructor (core: ProxyCore, o: EngineOptions) {
     selfTest()
-    methodNames()
     this.core = core
     this.o = o
     this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024) }
-    const require = createRequire(import.meta.url)
-    this.kOnMessageBegin = (require('node:_http_common') as { HTTPParser: { kOnMessageBegin: number } }).HTTPParser.kOnMessageBegin
     this.connecting = new Deadlines(o.connectTimeoutMs)
     this.waiting = new Deadlines(o.perTryTimeoutMs > 0 ? o.perTryTimeoutMs : o.headersTimeoutMs)
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {

@@ -14,6 +14,8 @@ const require = createRequire(import.meta.url)
 
 /** The callbacks an engine parser is given (Node 20–24 argument order). */
 export interface ParserCallbacks {
+  /** the first byte of a message (bound only when given: the client side times heads with it) */
+  onMessageBegin?: () => void
   /** 32+ headers arrive in pieces before headers-complete (llhttp's kOnHeaders) */
   onHeaders (headers: string[], url: string): void
   onHeadersComplete (versionMajor: number, versionMinor: number, headers: string[], method: number | undefined,
@@ -97,6 +99,7 @@ export function createParser (kind: 'request' | 'response', maxHeaderSize: numbe
   const { HTTPParser } = load()
   const p = new HTTPParser()
   p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, RESOURCE, maxHeaderSize, kind === 'request' ? HTTPParser.kLenientVersion : 0)
+  if (cb.onMessageBegin !== undefined) p[HTTPParser.kOnMessageBegin] = cb.onMessageBegin.bind(cb)
   p[HTTPParser.kOnHeaders] = cb.onHeaders.bind(cb)
   p[HTTPParser.kOnHeadersComplete] = cb.onHeadersComplete.bind(cb)
   p[HTTPParser.kOnBody] = cb.onBody.bind(cb)
