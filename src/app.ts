@@ -2,8 +2,8 @@
  * @module app
  * The composition root: builds the modules from a Config and wires them. No logic of its own.
  */
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { Server as HttpServer } from 'node:http'
+import type { AddressInfo, Server } from 'node:net'
 import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
 import { Cluster } from './upstream/cluster.js'
@@ -12,6 +12,7 @@ import { createBalancer, type Balancer } from './balancer/balancer.js'
 import { ProxyCore } from './proxy/proxy.js'
 import { createListener } from './proxy/listener.js'
 import { WebSocketTunnel } from './proxy/websocket.js'
+import { Engine } from './engine/engine.js'
 import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
 import { ActiveHealthChecks } from './health/active-check.js'
@@ -74,13 +75,27 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     maxBodyBytes: config.limits.maxBodyBytes,
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
-  const ws = new WebSocketTunnel(balancer, logger, config.timeouts.connectMs)
-  const proxyServer = createListener(core, ws, {
-    maxHeaderBytes: config.limits.maxHeaderBytes,
-    headersTimeoutMs: config.timeouts.headersMs,
-    requestTimeoutMs: config.timeouts.requestMs,
-    idleTimeoutMs: config.timeouts.idleMs,
-  })
+  let ws: WebSocketTunnel | null = null
+  let engine: Engine | null = null
+  let proxyServer: Server
+  if (engineOf(config) === 'raw') {
+    engine = new Engine(core, {
+      maxHeaderBytes: config.limits.maxHeaderBytes,
+      headersTimeoutMs: Math.min(config.timeouts.headersMs, config.timeouts.requestMs),
+      idleTimeoutMs: Math.min(config.timeouts.idleMs, 65_000),
+      connectTimeoutMs: config.timeouts.connectMs,
+      perTryTimeoutMs: config.retry.perTryTimeoutMs,
+    })
+    proxyServer = engine.server
+  } else {
+    ws = new WebSocketTunnel(balancer, logger, config.timeouts.connectMs)
+    proxyServer = createListener(core, ws, {
+      maxHeaderBytes: config.limits.maxHeaderBytes,
+      headersTimeoutMs: config.timeouts.headersMs,
+      requestTimeoutMs: config.timeouts.requestMs,
+      idleTimeoutMs: config.timeouts.idleMs,
+    })
+  }
   const admin = new AdminServer(config.admin.token)
   const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger)
   const outlier = new OutlierDetector(cluster, config.outlier, logger)
@@ -136,15 +151,19 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     reload: () => supervisor.reload(),
     async stop () {
       serving = false
-      proxyServer.close()
-      proxyServer.closeIdleConnections()
+      if (engine !== null) engine.close()
+      else {
+        proxyServer.close()
+        ;(proxyServer as HttpServer).closeIdleConnections()
+      }
       const drained = await Promise.race([
         core.idle().then(() => true),
         new Promise<boolean>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs, false).unref()),
       ])
       if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
-      proxyServer.closeAllConnections()
-      ws.close()
+      if (engine !== null) engine.closeAll()
+      else (proxyServer as HttpServer).closeAllConnections()
+      ws?.close()
       core.close()
       healthChecks.close()
       outlier.close()
@@ -187,6 +206,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   registerUpstreamRoutes(admin, cluster, config.shutdownTimeoutMs, logger)
   return app
+}
+
+/** the engine a config runs: "auto" is raw unless the idempotency gate is needed (node only, for now) */
+export function engineOf (config: Config): 'node' | 'raw' {
+  if (config.engine !== 'auto') return config.engine
+  return config.idempotency.routes.length > 0 ? 'node' : 'raw'
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {

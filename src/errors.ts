@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { lingerOnClose } from './proxy/linger.js'
+import { lingerOnClose } from './http/linger.js'
 
 /** code → [status, title, type slug] — the single mapping from failure to what the client sees */
 export const PROBLEMS = {
@@ -24,6 +24,7 @@ export const PROBLEMS = {
   CLAYLB_STATE_OUTCOME_UNKNOWN: [500, 'Internal Server Error', 'state-outcome-unknown'],
   CLAYLB_SHUTTING_DOWN: [503, 'Service Unavailable', 'shutting-down'],
   CLAYLB_UPSTREAM_TIMEOUT: [504, 'Gateway Timeout', 'upstream-timeout'],
+  CLAYLB_HTTP_VERSION: [505, 'HTTP Version Not Supported', 'http-version-not-supported'],
   CLAYLB_IDEMPOTENCY_KEY_INVALID: [400, 'Bad Request', 'idempotency-key-invalid'],
   CLAYLB_IDEMPOTENCY_KEY_MISSING: [400, 'Bad Request', 'idempotency-key-missing'],
   CLAYLB_IDEMPOTENCY_IN_FLIGHT: [409, 'Conflict', 'idempotency-in-flight'],
@@ -113,7 +114,7 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
     const socket = (req?.socket ?? res.socket) as (Socket & ClosingSocket) | null | undefined
     if (socket) {
       socket[kClosing] = true
-      // the client is still sending: close only once it has read this answer (see proxy/linger)
+      // the client is still sending: close only once it has read this answer (see http/linger)
       if (midBody && !untrusted) lingerOnClose(socket, req)
     }
   }

@@ -64,3 +64,17 @@ export async function reportAllocations (rows) {
     process.stdout.write(`  ${name.padEnd(44)} ${Number.isFinite(a.bytesPerOp) ? a.bytesPerOp.toFixed(1).padStart(8) : '       ?'} bytes/op   ${String(a.gcs).padStart(4)} GCs in ${a.calls?.toExponential(0) ?? '?'} calls${a.note ? `  (${a.note})` : ''}\n`)
   }
 }
+
+// what a browser-ish client sends to an API behind a proxy (rawHeaders order and spelling)
+export const BROWSER_HEADERS = [
+  'Host', 'api.example.com',
+  'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36',
+  'Accept', 'application/json, text/plain, */*',
+  'Accept-Encoding', 'gzip, deflate, br',
+  'Accept-Language', 'en-GB,en;q=0.9',
+  'Connection', 'keep-alive',
+  'Cookie', 'sid=s%3Aabc123.def456; theme=dark',
+  'Referer', 'https://app.example.com/orders',
+  'X-Request-Id', '4b9f7c1e-2f8a-4d9b-9a61-1c2d3e4f5a6b',
+  'X-Forwarded-For', '203.0.113.7',
+]

@@ -1,23 +1,11 @@
 // Request header pass: claylb's upstreamRequestHeaders (raw array in, raw array out, dist/proxy/headers.js)
 // beside the naive way: build a lower-cased header object, delete hop-by-hop and Connection-listed
 // names, set the x-forwarded-* fields (what http-proxy-style code does).
-import { bench, do_not_optimize, reportAllocations, requireDist, run, summary } from './harness.mjs'
+import { BROWSER_HEADERS, bench, do_not_optimize, reportAllocations, requireDist, run, summary } from './harness.mjs'
 
 const { upstreamRequestHeaders } = await requireDist('proxy/headers.js')
 
-// what a browser-ish client sends to an API behind a proxy (rawHeaders order and spelling)
-const RAW = [
-  'Host', 'api.example.com',
-  'User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36',
-  'Accept', 'application/json, text/plain, */*',
-  'Accept-Encoding', 'gzip, deflate, br',
-  'Accept-Language', 'en-GB,en;q=0.9',
-  'Connection', 'keep-alive',
-  'Cookie', 'sid=s%3Aabc123.def456; theme=dark',
-  'Referer', 'https://app.example.com/orders',
-  'X-Request-Id', '4b9f7c1e-2f8a-4d9b-9a61-1c2d3e4f5a6b',
-  'X-Forwarded-For', '203.0.113.7',
-]
+const RAW = BROWSER_HEADERS
 const HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'proxy-authorization', 'proxy-authenticate', 'http2-settings']
 
 function naive (raw, clientIp, proto) {

@@ -28,6 +28,12 @@ export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "
 
 export const configSchema = z.strictObject({
   listen: z.strictObject({ host: str('0.0.0.0'), port: port(8080) }).prefault({}),
+  /**
+   * The request path: "raw" (raw sockets + Node's llhttp, src/engine), "node" (node:http + undici,
+   * src/proxy), or "auto": raw, except with idempotency.routes (the gate runs on "node" only for now).
+   * Unset: $CLAYLB_ENGINE, else "auto" (resolved in load.ts).
+   */
+  engine: z.enum(['auto', 'node', 'raw'], { error: 'must be "auto", "node" or "raw"' }).optional(),
   admin: z.strictObject({
     host: str('127.0.0.1'),
     port: port(9180),
@@ -164,7 +170,8 @@ export const configSchema = z.strictObject({
 
 export type ConfigInput = z.input<typeof configSchema>
 type Parsed = z.output<typeof configSchema>
-export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis'> & {
+export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine'> & {
+  engine: 'auto' | 'node' | 'raw'
   workers: Parsed['workers'] & { count: number }
   redis: Parsed['redis'] & { url: string }
 }>

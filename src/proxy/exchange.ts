@@ -149,7 +149,7 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
     // fields, not an object: no allocation per request beyond the header list itself
     this.headPending = true
     this.headText = statusText
-    this.headHeaders = downstreamResponseHeaders(rawHeaders, this.core.responseExtra)
+    this.headHeaders = downstreamResponseHeaders(rawHeaders)
     return true
   }
 
@@ -247,14 +247,11 @@ export class Exchange implements Dispatcher.DispatchHandler, DeadlineEntry {
 
   /** Another try on another host after a jittered backoff, unless that would start past the deadline. */
   private retry (failed: Host | undefined, reason: RetryReason): void {
-    const policy = this.core.retryPolicy
-    const delay = policy.backoffMs(this.attempts)
-    if (Date.now() + delay >= this.deadlineAt) {
+    const delay = this.core.retryPolicy.begin(reason, this.attempts, this.deadlineAt)
+    if (delay < 0) {
       this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no time left for a retry within ${this.core.deadlines.timeoutMs} ms`))
       return
     }
-    policy.active++
-    policy.retried[reason]++
     this.isRetry = true
     if (delay < 1) {
       this.start(failed)

@@ -11,7 +11,7 @@
  * RFC 9110 §7.6.1 hop-by-hop headers, plus the ones undici refuses in a request (`expect`) and the
  * credentials meant for this proxy itself. Both directions.
  */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
   'expect', 'proxy-authorization', 'proxy-authenticate', 'http2-settings',
 ])
@@ -36,7 +36,7 @@ export interface RequestHeaderInfo {
 }
 
 /** Add the names listed in one Connection value to `into` (lower case); keep-alive/close list nothing to strip. */
-function addConnectionTokens (value: string, into: Set<string> | null): Set<string> | null {
+export function addConnectionTokens (value: string, into: Set<string> | null): Set<string> | null {
   // the overwhelmingly common values list nothing: skip the split
   if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return into
   for (const t of value.split(',')) {
@@ -111,7 +111,7 @@ export function upstreamRequestHeaders (raw: readonly string[], clientIp: string
  * Response pass: undici raw headers (Buffers) → a flat list for `res.writeHead`.
  * Drops hop-by-hop and Connection-listed names; everything else passes byte for byte.
  */
-export function downstreamResponseHeaders (raw: readonly Buffer[], extra?: readonly string[]): string[] {
+export function downstreamResponseHeaders (raw: readonly Buffer[]): string[] {
   let out: string[] = []
   let listed: Set<string> | null = null
   for (let i = 0; i < raw.length; i += 2) {
@@ -124,7 +124,6 @@ export function downstreamResponseHeaders (raw: readonly Buffer[], extra?: reado
     out.push(name, raw[i + 1]!.toString('latin1'))
   }
   if (listed !== null) out = withoutListed(out, listed)
-  if (extra) for (const e of extra) out.push(e)
   return out
 }
 
@@ -132,4 +131,16 @@ const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', '
 
 export function isIdempotentMethod (method: string): boolean {
   return IDEMPOTENT_METHODS.has(method)
+}
+
+/**
+ * A Host value a proxy may route on and copy into `x-forwarded-host` (RFC 9110 §7.2, RFC 3986 §3.2.2):
+ * one `host[:port]`, no list, space, slash, userinfo or non-ASCII, a port of at most 65535.
+ */
+const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::(\d{1,5}))?$/
+
+export function validHost (value: string): boolean {
+  const m = HOST_RE.exec(value)
+  if (m === null) return false
+  return m[1] === undefined || Number(m[1]) <= 65535
 }

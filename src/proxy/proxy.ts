@@ -9,9 +9,9 @@ import type { AccessLog } from '../log.js'
 import type { Balancer } from '../balancer/balancer.js'
 import type { Host } from '../upstream/host.js'
 import { kClosing, ProxyError, sendProblem, type ClosingSocket } from '../errors.js'
-import { Deadlines } from './deadlines.js'
+import { Deadlines, type DeadlineEntry } from './deadlines.js'
 import { Exchange } from './exchange.js'
-import { isIdempotentMethod, upstreamRequestHeaders, type RequestHeaderInfo } from './headers.js'
+import { isIdempotentMethod, upstreamRequestHeaders, validHost, type RequestHeaderInfo } from './headers.js'
 import type { ResponseTap } from './exchange.js'
 import type { IdempotencyGate } from './idempotency-gate.js'
 import { RetryPolicy, type RetrySettings, type TryOutcome } from './retry-policy.js'
@@ -25,12 +25,22 @@ export interface ProxyOptions {
   accessLog: AccessLog | null
 }
 
+/** What the bookkeeping of a finished request reads (either engine's exchange). */
+export interface FinishedRequest extends DeadlineEntry {
+  readonly method: string
+  readonly path: string
+  readonly status: number
+  readonly host: Host | undefined
+  readonly attempts: number
+  readonly startedAt: number
+}
+
 /** Hooks other modules attach to (metrics, outlier detection). Defaults are no-ops so the hot path never asks. */
 export interface ProxyObserver {
   /** every try's outcome, per host */
   tryEnded (host: Host, outcome: TryOutcome): void
   /** every request, once, when it is over */
-  requestEnded (ex: Exchange, durationMs: number): void
+  requestEnded (ex: FinishedRequest, durationMs: number): void
   /** a request a layer answered itself (idempotency replays and refusals), once */
   requestAnswered (status: number, durationMs: number): void
 }
@@ -42,8 +52,6 @@ export class ProxyCore {
   readonly retryPolicy: RetryPolicy
   readonly deadlines: Deadlines
   readonly maxBodyBytes: number
-  /** extra response headers appended to every proxied answer (none by default) */
-  readonly responseExtra: readonly string[] | undefined = undefined
   inflight = 0
   observer: ProxyObserver = noopObserver
   /** set when `idempotency.routes` is not empty: the one check ordinary requests pay */
@@ -66,8 +74,8 @@ export class ProxyCore {
     const method = req.method!
     let path = req.url!
     const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
-    if (info.host === '' && req.httpVersionMinor === 1) {
-      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'HTTP/1.1 request without Host'))
+    if (info.host === '' ? req.httpVersionMinor === 1 : !validHost(info.host)) {
+      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', info.host === '' ? 'HTTP/1.1 request without Host' : 'invalid Host header'))
       return
     }
     // a fragment is never part of a request target (RFC 9112 §3.2); upstreams disagree on where a path ends at '#'
@@ -123,10 +131,7 @@ export class ProxyCore {
   answered (method: string, path: string, status: number, startedAt = performance.now(), replayed = false): void {
     const ms = performance.now() - startedAt
     this.observer.requestAnswered(status, ms)
-    if (this.accessLog !== null) {
-      const line = { method, path, status, upstream: undefined, attempts: 0, ms: Math.round(ms * 100) / 100 }
-      this.accessLog.logger.info(replayed ? { ...line, replayed: true } : line, 'request')
-    }
+    if (this.accessLog !== null) this.accessLog.request(method, path, status, undefined, 0, ms, replayed)
     this.settled()
   }
 
@@ -134,13 +139,11 @@ export class ProxyCore {
     this.observer.tryEnded(host, outcome)
   }
 
-  finish (ex: Exchange): void {
+  finish (ex: FinishedRequest): void {
     this.deadlines.remove(ex)
     const ms = performance.now() - ex.startedAt
     this.observer.requestEnded(ex, ms)
-    if (this.accessLog !== null) {
-      this.accessLog.logger.info({ method: ex.method, path: ex.path, status: ex.status, upstream: ex.host?.id, attempts: ex.attempts, ms: Math.round(ms * 100) / 100 }, 'request')
-    }
+    if (this.accessLog !== null) this.accessLog.request(ex.method, ex.path, ex.status, ex.host?.id, ex.attempts, ms)
     this.settled()
   }
 
@@ -166,7 +169,7 @@ export class ProxyCore {
  * Absolute-form → origin-form. The authority must be the Host the request carries (RFC 9112 §3.2.2
  * makes it win over Host; refusing a mismatch keeps the upstream and the client agreeing on the host).
  */
-function toOriginForm (target: string, host: string): string | undefined {
+export function toOriginForm (target: string, host: string): string | undefined {
   if (!/^https?:\/\//i.test(target)) return undefined
   try {
     const u = new URL(target)

@@ -62,6 +62,18 @@ export class RetryPolicy {
     return false
   }
 
+  /**
+   * A retry decided after `attempts` tries: counted (active, by reason) and its backoff in ms, or -1
+   * when the backoff would end past `deadlineAt` (then it is not counted and the request must fail).
+   */
+  begin (reason: RetryReason, attempts: number, deadlineAt: number): number {
+    const delay = this.backoffMs(attempts)
+    if (Date.now() + delay >= deadlineAt) return -1
+    this.active++
+    this.retried[reason]++
+    return delay
+  }
+
   /** Full jitter: uniform in [0, min(max, base × 2^(retry-1))]; `attempts` = tries made so far. */
   backoffMs (attempts: number): number {
     const ceiling = Math.min(this.maxMs, this.baseMs * 2 ** Math.min(attempts - 1, 16))

@@ -20,7 +20,7 @@ export class WebSocketTunnel {
       this.logger.warn({ err: err.message }, 'websocket tunnel failed')
       const socket = target as Duplex | undefined
       if (socket && !socket.destroyed) {
-        if ('writable' in socket && socket.writable && !(socket as { _claylbUpgraded?: boolean })._claylbUpgraded) {
+        if ('writable' in socket && socket.writable) {
           socket.end(rawProblem('CLAYLB_UPSTREAM_FAILED', 'websocket upstream failed'))
         }
         socket.destroy()

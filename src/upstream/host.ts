@@ -5,6 +5,7 @@
  */
 import { Pool } from 'undici'
 import type { HostCounters } from './host-counters.js'
+import type { UpstreamPool } from '../engine/upstream-pool.js'
 
 /** How a cluster in panic routes: `spread` makes every non-draining host available, `shed` none. */
 export type PanicRouting = 'off' | 'spread' | 'shed'
@@ -39,6 +40,8 @@ export class Host {
   /** the `upstream` label of this host's metrics: the id, or `worker-<slot>` for a spawned worker */
   readonly metricsLabel: string
   readonly pool: Pool
+  /** engine "raw": this host's keep-alive pool of raw sockets, made on the first request */
+  rawPool: UpstreamPool | null = null
   /** precomputed for the hot path: written by the setters below, read by the balancer */
   available = true
   healthy = true
@@ -143,6 +146,7 @@ export class Host {
   }
 
   async close (): Promise<void> {
+    this.rawPool?.close()
     await this.pool.close().catch(() => this.pool.destroy())
   }
 

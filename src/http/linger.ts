@@ -1,5 +1,5 @@
 /**
- * @module proxy/linger
+ * @module http/linger
  * A lingering close (nginx's `lingering_close`). When claylb answers before the request's body has
  * all arrived (a 502 from an upstream that reset mid-upload, a 504, a 413) it must close the
  * connection; closing at once leaves the client's bytes still in flight to meet a closed socket, the

@@ -1,0 +1,167 @@
+/**
+ * @module engine/engine
+ * The forwarding engine on raw `node:net` sockets (config `engine: raw`): the listener, the client
+ * connections, each host's upstream pool, and ONE periodic sweep for every timeout of the path
+ * (head not received in time, idle keep-alive, lingering closes, idle upstream sockets), plus two
+ * intrusive deadline lists for the tries' connect and header timeouts. No timer per request.
+ */
+import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import type { Host } from '../upstream/host.js'
+import { Deadlines } from '../proxy/deadlines.js'
+import type { ProxyCore } from '../proxy/proxy.js'
+import { ClientConn } from './client-conn.js'
+import type { Exchange } from './exchange.js'
+import { responseHead } from './head.js'
+import { selfTest } from './llhttp.js'
+import { UpstreamPool, type PoolOptions, type UpstreamConn } from './upstream-pool.js'
+
+export interface EngineOptions {
+  maxHeaderBytes: number
+  headersTimeoutMs: number
+  idleTimeoutMs: number
+  connectTimeoutMs: number
+  /** retry.perTryTimeoutMs; 0: a try waits for its answer's head up to headersTimeoutMs */
+  perTryTimeoutMs: number
+}
+
+const TUNNEL_PENDING_LIMIT = 64 * 1024
+
+export class Engine {
+  readonly server: Server
+  readonly core: ProxyCore
+  readonly o: EngineOptions
+  readonly poolOptions: PoolOptions
+  readonly proto = 'http'
+  /** a coarse clock (ms), advanced by the sweep: good enough for limits of seconds, free to read */
+  clock = Date.now()
+  /** stop accepting; every answer from now closes its connection */
+  draining = false
+  private readonly conns = new Set<ClientConn>()
+  private readonly pools = new Set<UpstreamPool>()
+  private readonly tunnels = new Set<Socket>()
+  private readonly connecting: Deadlines
+  private readonly waiting: Deadlines
+  private readonly sweepTimer: NodeJS.Timeout
+  private readonly pendingTunnel = new Map<ClientConn, Buffer[]>()
+
+  constructor (core: ProxyCore, o: EngineOptions) {
+    selfTest()
+    this.core = core
+    this.o = o
+    this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024) }
+    this.connecting = new Deadlines(o.connectTimeoutMs)
+    this.waiting = new Deadlines(o.perTryTimeoutMs > 0 ? o.perTryTimeoutMs : o.headersTimeoutMs)
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      if (this.draining) {
+        socket.destroy()
+        return
+      }
+      this.conns.add(new ClientConn(this, socket, this.clock))
+    })
+    const sweepMs = Math.max(100, Math.min(1000, Math.floor(o.headersTimeoutMs / 4)))
+    this.sweepTimer = setInterval(() => this.sweep(), sweepMs)
+    this.sweepTimer.unref()
+  }
+
+  listen (port: number, host: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => { this.server.off('error', reject); resolve() })
+    })
+  }
+
+  address (): AddressInfo {
+    return this.server.address() as AddressInfo
+  }
+
+  private sweep (): void {
+    const now = this.clock = Date.now()
+    for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs, this.o.idleTimeoutMs)
+    for (const p of this.pools) p.sweepIdle(now)
+  }
+
+  forget (c: ClientConn): void {
+    this.conns.delete(c)
+    this.pendingTunnel.delete(c)
+  }
+
+  poolFor (host: Host): UpstreamPool {
+    let p = host.rawPool
+    if (p === null) {
+      p = host.rawPool = new UpstreamPool(host.url, host.socketPath, this.poolOptions)
+      this.pools.add(p)
+    }
+    return p
+  }
+
+  // ---- try timeouts ----
+
+  timeConnect (c: UpstreamConn): void {
+    c.timing = 1
+    this.connecting.add(c, Date.now())
+  }
+
+  timeHeaders (c: UpstreamConn): void {
+    if (c.timing === 1) this.connecting.remove(c)
+    c.timing = 2
+    this.waiting.add(c, Date.now())
+  }
+
+  untime (c: UpstreamConn): void {
+    if (c.timing === 1) this.connecting.remove(c)
+    else if (c.timing === 2) this.waiting.remove(c)
+    c.timing = 0
+  }
+
+  // ---- WebSocket tunnels ----
+
+  /** bytes a client sent after its upgrade request: held until the upstream agrees, else dropped */
+  tunnelData (conn: ClientConn, d: Buffer): void {
+    if (conn.closingSince !== 0 || conn.active === null || conn.active.upgradeTo === '') return
+    let list = this.pendingTunnel.get(conn)
+    if (list === undefined) this.pendingTunnel.set(conn, list = [])
+    list.push(d)
+    let n = 0
+    for (const b of list) n += b.length
+    if (n > TUNNEL_PENDING_LIMIT) conn.socket.destroy()
+  }
+
+  /** The upstream answered 101: send its head, then the two sockets are piped to each other. */
+  tunnel (ex: Exchange, c: UpstreamConn, message: string, headers: string[]): number {
+    let upgrade = ''
+    for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === 'upgrade') upgrade = headers[i + 1]!
+    responseHead(ex, headers)
+    const client = ex.conn
+    client.detach()
+    client.socket.write(`HTTP/1.1 101 ${message}\r\n${ex.respLines}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`, 'latin1')
+    c.upgradeTo(client.socket, this.pendingTunnel.get(client) ?? [])
+    this.pendingTunnel.delete(client)
+    const a = client.socket
+    const b = c.socket
+    this.tunnels.add(a)
+    a.once('close', () => { this.tunnels.delete(a); b.destroy() })
+    b.once('close', () => a.destroy())
+    ex.tunnelled(c)
+    return 0
+  }
+
+  // ---- shutdown ----
+
+  /** Stop accepting; idle connections close now, busy ones after their answer. */
+  close (): void {
+    this.draining = true
+    this.server.close()
+    for (const c of this.conns) c.closeIfIdle()
+    for (const p of this.pools) p.close()
+  }
+
+  /** after the drain: every socket, tunnels included */
+  closeAll (): void {
+    clearInterval(this.sweepTimer)
+    for (const c of this.conns) c.socket.destroy()
+    for (const s of this.tunnels) s.destroy()
+    for (const p of this.pools) p.destroyAll()
+    this.connecting.close()
+    this.waiting.close()
+  }
+}

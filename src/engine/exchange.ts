@@ -1,0 +1,561 @@
+/**
+ * @module engine/exchange
+ * One client request and its tries upstream, on raw sockets: the object is created where the request
+ * head is parsed and is the only thing passed along. Its state is plain fields; the upstream
+ * connection of the current try (engine/upstream-pool) calls back into it, so there is no closure or
+ * promise per request. States, in order: queued (pipelined behind another) → active (counted in
+ * flight, under the request deadline) → a try: connecting → request written → answer streaming →
+ * finished; a failed try before the answer started may be retried on another host.
+ */
+import type { Host } from '../upstream/host.js'
+import { ProxyError, problemBody, PROBLEMS, type ProblemCode } from '../errors.js'
+import type { DeadlineEntry } from '../proxy/deadlines.js'
+import { isIdempotentMethod, validHost } from '../proxy/headers.js'
+import { toOriginForm, type FinishedRequest } from '../proxy/proxy.js'
+import type { RetryReason, TryOutcome } from '../proxy/retry-policy.js'
+import type { ClientConn } from './client-conn.js'
+import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from './head.js'
+import type { UpstreamConn, UpstreamUser } from './upstream-pool.js'
+
+/** request bodies up to this size are kept until the answer starts, so a failed try can be replayed */
+export const REPLAY_LIMIT = 64 * 1024
+/** a body that waits for its upstream connection stops the client's reading past this */
+const PENDING_LIMIT = 64 * 1024
+
+const CRLF = '\r\n'
+const LAST_CHUNK = '0\r\n\r\n'
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
+
+function retryNow (ex: Exchange): void {
+  ex.retryTimer = null
+  ex.start(ex.retryFrom)
+}
+
+export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest {
+  readonly conn: ClientConn
+  // ---- the request, from its head ----
+  method = ''
+  path = ''
+  versionMinor = 1
+  clientKeepAlive = true
+  headLines = ''
+  host: Host | undefined = undefined
+  hostHeader = ''
+  hostCount = 0
+  contentLength = -1
+  chunkedIn = false
+  otherCoding = false
+  expectContinue = false
+  badExpect = ''
+  maxForwards = -1
+  upgradeTo = ''
+  idempotent = false
+  /** refused while parsing: answered in its turn, never forwarded */
+  refusal: ProxyError | null = null
+  // ---- the request body ----
+  /** chunks not yet written to the current try, or kept for a replay */
+  private body: Buffer[] = []
+  /** how many of `body` the current try has written */
+  private bodyWritten = 0
+  private pendingBytes = 0
+  bodyBytes = 0
+  /** the client's message is complete */
+  bodyDone = false
+  /** written chunks were dropped (past REPLAY_LIMIT): the body cannot be sent again */
+  private bodyDropped = false
+  // ---- the tries ----
+  up: UpstreamConn | null = null
+  attempts = 0
+  status = 0
+  startedAt = 0
+  active = false
+  /** request bytes were written to the current try */
+  private sent = false
+  /** the whole request was written to the current try */
+  private requestWritten = false
+  private tryOpen = false
+  /** a try on a stale pooled connection was made again (once per request) */
+  private staleRetried = false
+  private isRetry = false
+  /** the upstream answered a status of retry.onStatus: its body is dropped, then the request retried */
+  private discarding = false
+  retryTimer: NodeJS.Timeout | null = null
+  retryFrom: Host | undefined = undefined
+  // ---- the answer ----
+  private responseStarted = false
+  /** the head waits for the first body byte (until then a broken answer can still become a 502) */
+  private headPending = false
+  private respHeadText = ''
+  respLines = ''
+  respLength = -1
+  respChunked = false
+  /** re-chunk the body for the client */
+  private chunkOut = false
+  /** the client connection closes after this answer */
+  closeAfter = false
+  finished = false
+  private clientGone = false
+  // deadline list links (the request deadline)
+  deadlineAt = 0
+  prevDeadline: DeadlineEntry | null = null
+  nextDeadline: DeadlineEntry | null = null
+
+  constructor (conn: ClientConn) {
+    this.conn = conn
+  }
+
+  /** Read the head; anything refused is decided here and answered when the exchange's turn comes. */
+  fromHead (major: number, minor: number, raw: string[], method: string, url: string, keepAlive: boolean): void {
+    this.method = method
+    this.path = url
+    this.versionMinor = minor
+    this.clientKeepAlive = keepAlive
+    const conn = this.conn
+    requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method)
+    this.idempotent = isIdempotentMethod(method)
+    if (major !== 1) {
+      this.refuse('CLAYLB_HTTP_VERSION', `HTTP/${major}.${minor} is not supported; use HTTP/1.1`)
+      return
+    }
+    if (method === 'CONNECT') return this.refuse('CLAYLB_NOT_IMPLEMENTED', 'CONNECT is not supported: claylb is a reverse proxy')
+    if (this.hostCount > 1) return this.refuse('CLAYLB_BAD_REQUEST', 'more than one Host header')
+    if (this.hostHeader === '' ? minor >= 1 : !validHost(this.hostHeader)) {
+      return this.refuse('CLAYLB_BAD_REQUEST', this.hostHeader === '' ? 'HTTP/1.1 request without Host' : 'invalid Host header')
+    }
+    if (url.includes('#')) return this.refuse('CLAYLB_BAD_REQUEST', 'request target must not contain a fragment (#)')
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      const origin = url === '*' && method === 'OPTIONS' ? url : toOriginForm(url, this.hostHeader)
+      if (origin === undefined) return this.refuse('CLAYLB_BAD_REQUEST', 'request target must be a path, or an absolute http URL naming the Host')
+      this.path = origin
+    }
+    if (this.otherCoding) return this.refuse('CLAYLB_NOT_IMPLEMENTED', 'transfer codings other than chunked are not supported')
+    if (this.badExpect !== '') return this.refuse('CLAYLB_EXPECTATION_FAILED', `unsupported expectation: ${this.badExpect}`)
+    const max = conn.engine.core.maxBodyBytes
+    if (this.contentLength > max) return this.refuse('CLAYLB_BODY_TOO_LARGE', `body of ${this.contentLength} bytes exceeds the limit of ${max}`)
+  }
+
+  refuse (code: ProblemCode, detail: string): void {
+    this.refusal = new ProxyError(code, detail)
+  }
+
+  private get hasBody (): boolean {
+    return this.chunkedIn || this.contentLength > 0
+  }
+
+  /** Its turn has come: answer a refusal, or count it in flight and make the first try. */
+  activate (): void {
+    const core = this.conn.engine.core
+    this.startedAt = performance.now()
+    core.inflight++
+    this.active = true
+    if (this.refusal !== null) {
+      this.fail(this.refusal)
+      return
+    }
+    core.deadlines.add(this, Date.now())
+    if (this.maxForwards === 0) {
+      this.answerLocally()
+      return
+    }
+    if (this.expectContinue && !this.bodyDone) this.conn.socket.write(CONTINUE, 'latin1')
+    this.start(undefined)
+  }
+
+  /** First try, or the next one after a retryable failure. */
+  start (exclude: Host | undefined): void {
+    if (this.finished) return
+    const engine = this.conn.engine
+    const host = engine.core.balancer.pick(exclude)
+    if (host === undefined) {
+      this.fail(new ProxyError('CLAYLB_NO_HEALTHY_UPSTREAM', 'no healthy upstream is available', { retryAfter: 1 }))
+      return
+    }
+    this.host = host
+    this.attempts++
+    this.sent = false
+    this.requestWritten = false
+    this.bodyWritten = 0
+    this.tryOpen = true
+    host.inflight++
+    host.requests++
+    const c = engine.poolFor(host).acquire(this)
+    this.up = c
+    if (c.connected) this.writeRequest(c)
+    else engine.timeConnect(c)
+  }
+
+  onUpstreamConnected (c: UpstreamConn): void {
+    this.conn.engine.untime(c)
+    if (c === this.up) this.writeRequest(c)
+  }
+
+  private writeRequest (c: UpstreamConn): void {
+    const s = c.socket
+    // corked until the end of the client's current read, so a body parsed right after the head (in
+    // the same read) leaves in the head's write
+    s.cork()
+    let head = `${this.method} ${this.path} HTTP/1.1\r\n`
+    if (this.hostHeader === '') head += `host: ${c.pool.authority}\r\n`
+    head += this.headLines
+    if (this.chunkedIn) head += 'transfer-encoding: chunked\r\n'
+    if (this.upgradeTo !== '') head += `connection: upgrade\r\nupgrade: ${this.upgradeTo}\r\n`
+    c.write(head + CRLF)
+    this.sent = true
+    let ok = true
+    const body = this.body
+    for (let i = 0; i < body.length; i++) ok = this.writeChunk(c, body[i]!)
+    this.bodyWritten = body.length
+    this.pendingBytes = 0
+    if (this.bodyDropped) this.dropWritten()
+    if (this.bodyDone) ok = this.endRequest(c)
+    this.conn.uncorkLater(s)
+    if (!ok && !this.bodyDone) this.conn.hold(HOLD_UPSTREAM)
+    this.conn.unhold(HOLD_PENDING)
+  }
+
+  private writeChunk (c: UpstreamConn, chunk: Buffer): boolean {
+    if (!this.chunkedIn) return c.write(chunk)
+    c.write(chunk.length.toString(16) + CRLF)
+    c.write(chunk)
+    return c.write(CRLF)
+  }
+
+  /** the whole request is written: from now the try waits for the answer's head (timed) */
+  private endRequest (c: UpstreamConn): boolean {
+    this.requestWritten = true
+    this.conn.engine.timeHeaders(c)
+    return this.chunkedIn ? c.write(LAST_CHUNK) : true
+  }
+
+  private dropWritten (): void {
+    this.body.splice(0, this.bodyWritten)
+    this.bodyWritten = 0
+    this.bodyDropped = true
+  }
+
+  // ---- the client's body ----
+
+  onClientBody (chunk: Buffer): void {
+    if (this.finished || this.refusal !== null) return
+    this.bodyBytes += chunk.length
+    const max = this.conn.engine.core.maxBodyBytes
+    if (this.bodyBytes > max) {
+      this.closeAfter = true
+      this.fail(new ProxyError('CLAYLB_BODY_TOO_LARGE', `body exceeds the limit of ${max} bytes`))
+      return
+    }
+    const c = this.up
+    if (this.bodyBytes > REPLAY_LIMIT && !this.bodyDropped) this.dropWritten()
+    if (c !== null && this.sent && !this.discarding) {
+      const ok = this.writeChunk(c, chunk)
+      if (!this.bodyDropped) {
+        this.body.push(chunk)
+        this.bodyWritten++
+      }
+      if (!ok) this.conn.hold(HOLD_UPSTREAM)
+      return
+    }
+    this.body.push(chunk)
+    this.pendingBytes += chunk.length
+    if (this.pendingBytes > PENDING_LIMIT) this.conn.hold(HOLD_PENDING)
+  }
+
+  onClientBodyEnd (): void {
+    this.bodyDone = true
+    if (this.finished) return
+    const c = this.up
+    if (c !== null && this.sent && !this.requestWritten && !this.discarding) this.endRequest(c)
+  }
+
+  onUpstreamDrain (c: UpstreamConn): void {
+    if (c === this.up) this.conn.unhold(HOLD_UPSTREAM)
+  }
+
+  // ---- the answer ----
+
+  onResponseHead (c: UpstreamConn, status: number, message: string, headers: string[], upgrade: boolean): number {
+    if (c !== this.up || this.finished) return 1
+    const engine = this.conn.engine
+    engine.untime(c)
+    if (status < 200) {
+      if (status === 101 && upgrade && this.upgradeTo !== '') return this.conn.engine.tunnel(this, c, message, headers)
+      // 103 Early Hints are for the client (RFC 9110 §15.2); an unrequested 100 Continue is not
+      if (status === 103 && this.versionMinor >= 1 && !this.responseStarted) {
+        responseHead(this, headers)
+        this.conn.socket.write(`HTTP/1.1 103 ${message}\r\n${this.respLines}\r\n`, 'latin1')
+      }
+      return 0
+    }
+    const policy = engine.core.retryPolicy
+    if (policy.onStatus.size > 0 && policy.onStatus.has(status) && this.mayRetry('http-5xx', false)) {
+      this.discarding = true
+      return this.method === 'HEAD' ? 1 : 0
+    }
+    this.responseStarted = true
+    this.status = status
+    responseHead(this, headers)
+    const noBody = this.method === 'HEAD' || status === 204 || status === 304
+    let framing = ''
+    if (noBody) {
+      if (this.respChunked && this.versionMinor >= 1) framing = 'transfer-encoding: chunked\r\n'
+    } else if (this.respLength < 0) {
+      if (this.versionMinor >= 1) {
+        this.chunkOut = true
+        framing = 'transfer-encoding: chunked\r\n'
+      } else this.closeAfter = true
+    }
+    // an answer before the request was all received: the rest of it cannot be read as a next request
+    if (!this.clientKeepAlive || !this.bodyDone) this.closeAfter = true
+    const connection = this.closeAfter || this.conn.lastAnswer() ? 'connection: close\r\n' : this.versionMinor === 0 ? 'connection: keep-alive\r\n' : ''
+    this.respHeadText = `HTTP/1.1 ${status} ${message}\r\n${this.respLines}${framing}${connection}\r\n`
+    this.headPending = true
+    return this.method === 'HEAD' ? 1 : 0
+  }
+
+  onResponseBody (c: UpstreamConn, chunk: Buffer): void {
+    if (c !== this.up || this.discarding || this.finished) return
+    const s = this.conn.socket
+    let ok: boolean
+    if (this.headPending || this.chunkOut) {
+      s.cork()
+      if (this.headPending) {
+        this.headPending = false
+        s.write(this.respHeadText, 'latin1')
+        this.respHeadText = ''
+      }
+      if (this.chunkOut) {
+        s.write(chunk.length.toString(16) + CRLF, 'latin1')
+        s.write(chunk)
+        ok = s.write(CRLF, 'latin1')
+      } else ok = s.write(chunk)
+      s.uncork()
+    } else ok = s.write(chunk)
+    // backpressure: the client reads slower than the upstream sends; read again on the client's 'drain'
+    if (!ok) c.pauseReading()
+  }
+
+  /** the client socket drained */
+  onClientDrain (): void {
+    this.up?.resumeReading()
+  }
+
+  onResponseComplete (c: UpstreamConn): void {
+    if (c !== this.up) return
+    this.up = null
+    this.conn.engine.untime(c)
+    if (this.discarding) {
+      this.discarding = false
+      c.done(this.requestWritten)
+      const failed = this.host
+      this.endTry('http-5xx')
+      if (this.clientGone) this.finish(499)
+      else this.retry(failed, 'http-5xx')
+      return
+    }
+    c.done(this.requestWritten && this.bodyDone)
+    this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
+    if (this.finished) return
+    const s = this.conn.socket
+    if (this.headPending) {
+      this.headPending = false
+      s.write(this.chunkOut ? this.respHeadText + LAST_CHUNK : this.respHeadText, 'latin1')
+      this.respHeadText = ''
+    } else if (this.chunkOut) s.write(LAST_CHUNK, 'latin1')
+    this.finish(this.status)
+  }
+
+  onUpstreamError (c: UpstreamConn, code: string): void {
+    if (c !== this.up) return
+    this.up = null
+    this.conn.engine.untime(c)
+    this.discarding = false
+    const host = this.host
+    // a pooled socket the upstream had already closed when the request was written: it saw nothing
+    const resetBeforeRequest = c.reused && !c.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'EOF')
+    const outcome: TryOutcome = this.clientGone ? 'local' : !c.connected || resetBeforeRequest ? 'connect-failed' : 'reset'
+    this.endTry(outcome)
+    if (this.clientGone) {
+      this.finish(499)
+      return
+    }
+    if (this.finished) return
+    if (resetBeforeRequest && !this.staleRetried && !this.bodyDropped) {
+      // the upstream saw nothing: once per request this try is made again at once, on another host,
+      // outside the retry budget and attempts (what a pool does with a stale connection)
+      this.staleRetried = true
+      this.attempts--
+      this.start(host)
+      return
+    }
+    if (!this.responseStarted && this.mayRetry(outcome, resetBeforeRequest)) {
+      this.retry(host, outcome as RetryReason)
+      return
+    }
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', `upstream ${host?.id ?? '?'} failed: ${code}`))
+  }
+
+  onTryTimeout (c: UpstreamConn): void {
+    if (c !== this.up) return
+    this.up = null
+    c.destroy()
+    const host = this.host
+    const connecting = !c.connected
+    const outcome: TryOutcome = connecting ? 'connect-failed' : 'timeout'
+    this.endTry(outcome)
+    if (this.finished) return
+    if (!this.responseStarted && this.mayRetry(outcome, false)) {
+      this.retry(host, outcome as RetryReason)
+      return
+    }
+    this.fail(new ProxyError(connecting ? 'CLAYLB_UPSTREAM_FAILED' : 'CLAYLB_UPSTREAM_TIMEOUT',
+      connecting ? `upstream ${host?.id ?? '?'} failed: connect timeout` : `upstream ${host?.id ?? '?'} timed out`))
+  }
+
+  /** the upstream agreed to the upgrade: the tunnel has the sockets, the exchange is over */
+  tunnelled (c: UpstreamConn): void {
+    this.up = null
+    this.conn.engine.untime(c)
+    this.endTry('ok')
+    this.finish(101)
+  }
+
+  // ---- retries ----
+
+  private mayRetry (outcome: TryOutcome, resetBeforeRequest: boolean): boolean {
+    const replayable = !this.bodyDropped && (!this.sent || this.idempotent || resetBeforeRequest)
+    const core = this.conn.engine.core
+    return core.retryPolicy.allow(outcome, this.attempts, replayable, core.inflight)
+  }
+
+  private retry (failed: Host | undefined, reason: RetryReason): void {
+    const core = this.conn.engine.core
+    const delay = core.retryPolicy.begin(reason, this.attempts, this.deadlineAt)
+    if (delay < 0) {
+      this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no time left for a retry within ${core.deadlines.timeoutMs} ms`))
+      return
+    }
+    this.isRetry = true
+    if (delay < 1) {
+      this.start(failed)
+      return
+    }
+    this.retryFrom = failed
+    this.retryTimer = setTimeout(retryNow, delay, this)
+  }
+
+  private releaseRetrySlot (): void {
+    if (this.isRetry) {
+      this.conn.engine.core.retryPolicy.active--
+      this.isRetry = false
+    }
+  }
+
+  // ---- client side and deadline ----
+
+  clientClosed (): void {
+    if (this.finished) return
+    this.clientGone = true
+    this.dropTry('local')
+    this.finish(499)
+  }
+
+  onDeadline (): void {
+    if (this.finished) return
+    this.dropTry('timeout')
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no complete answer within ${this.conn.engine.core.deadlines.timeoutMs} ms`))
+  }
+
+  // ---- bookkeeping ----
+
+  /** The current try ends here, whatever it was doing: its connection is destroyed, never reused. */
+  private dropTry (outcome: TryOutcome): void {
+    const c = this.up
+    if (c === null) return
+    this.up = null
+    this.conn.engine.untime(c)
+    c.destroy()
+    this.endTry(outcome)
+  }
+
+  private endTry (outcome: TryOutcome): void {
+    const host = this.host
+    this.releaseRetrySlot()
+    if (host !== undefined && this.tryOpen) {
+      this.tryOpen = false
+      host.release()
+      this.conn.engine.core.report(host, outcome)
+    }
+  }
+
+  /**
+   * Answer with a problem and finish; when part of the upstream's answer already went to the client,
+   * cut the connection instead, so that the client never takes what it got for a whole answer.
+   */
+  fail (err: ProxyError): void {
+    if (this.finished) return
+    this.dropTry('local')
+    if (this.responseStarted && !this.headPending) {
+      this.conn.socket.destroy()
+      this.finish(502)
+      return
+    }
+    this.headPending = false
+    // after a framing problem or a refused body the rest of the stream cannot be trusted; an answer
+    // before the body is all in leaves the rest unreadable as a next request
+    const code = err.code
+    if (code === 'CLAYLB_BAD_REQUEST' || code === 'CLAYLB_NOT_IMPLEMENTED' || code === 'CLAYLB_BODY_TOO_LARGE' ||
+      code === 'CLAYLB_HTTP_VERSION' || (!this.bodyDone && this.hasBody) || !this.clientKeepAlive) this.closeAfter = true
+    this.conn.socket.write(problemAnswer(err, this.closeAfter || this.conn.lastAnswer()), 'latin1')
+    this.finish(err.status)
+  }
+
+  /** Max-Forwards: 0 on OPTIONS or TRACE: claylb is the final recipient (RFC 9110 §7.6.2). */
+  private answerLocally (): void {
+    let body = ''
+    let head: string
+    if (this.method === 'TRACE') {
+      // the request as received, minus credentials (so TRACE cannot be used to read them back)
+      body = `TRACE ${this.path} HTTP/1.1\r\n${this.headLines.replace(/^(?:authorization|cookie|proxy-authorization):.*\r\n/gim, '')}\r\n`
+      head = `HTTP/1.1 200 OK\r\ncontent-type: message/http\r\ncontent-length: ${Buffer.byteLength(body, 'latin1')}\r\n`
+    } else head = 'HTTP/1.1 200 OK\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE\r\ncontent-length: 0\r\n'
+    if (!this.bodyDone && this.hasBody) this.closeAfter = true
+    if (this.closeAfter || !this.clientKeepAlive) {
+      this.closeAfter = true
+      head += 'connection: close\r\n'
+    }
+    this.conn.socket.write(head + CRLF + body, 'latin1')
+    this.finish(200)
+  }
+
+  finish (status: number): void {
+    if (this.finished) return
+    this.finished = true
+    this.status = status
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer)
+      this.retryTimer = null
+    }
+    this.releaseRetrySlot()
+    this.body = []
+    // a hold for this request's body (its upstream's backpressure) must not outlive it
+    this.conn.unhold(HOLD_UPSTREAM | HOLD_PENDING)
+    if (this.active) this.conn.engine.core.finish(this)
+    this.conn.exchangeDone(this)
+  }
+}
+
+/** why the client connection's reading is held (bits of ClientConn.holds) */
+export const HOLD_PIPELINE = 1
+export const HOLD_UPSTREAM = 2
+export const HOLD_PENDING = 4
+export const HOLD_CLOSING = 8
+
+/** A problem+json answer as one string. */
+export function problemAnswer (err: ProxyError, close: boolean): string {
+  const [status, title] = PROBLEMS[err.code]
+  const body = problemBody(err.code, err.message)
+  let head = `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`
+  if (err.retryAfter !== undefined) head += `retry-after: ${Math.max(0, Math.ceil(err.retryAfter))}\r\n`
+  if (close) head += 'connection: close\r\n'
+  return head + CRLF + body
+}

@@ -1,0 +1,315 @@
+/**
+ * @module engine/upstream-pool
+ * A keep-alive pool of raw upstream sockets for one host, each with its own response parser for its
+ * whole life. A connection is reused only after its request was written whole and a keep-alive answer
+ * read whole; idle ones are closed by a sweep before the upstream's own idle timeout (Node's 5 s) can
+ * race a reuse. The socket's events are bound once per connection, never per request.
+ */
+import net, { type Socket } from 'node:net'
+import type { DeadlineEntry } from '../proxy/deadlines.js'
+import { consumeSocket, createParser, readStart, readStop, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+
+/** What a connection reports to the request it serves (the exchange implements it). */
+export interface UpstreamUser {
+  onUpstreamConnected (c: UpstreamConn): void
+  /** returns 1 to tell the parser the answer has no body (a HEAD request) */
+  onResponseHead (c: UpstreamConn, status: number, message: string, headers: string[], upgrade: boolean): number
+  onResponseBody (c: UpstreamConn, chunk: Buffer): void
+  onResponseComplete (c: UpstreamConn): void
+  /** the connection failed or closed before the answer was complete; `code`: ECONNRESET, EPIPE, EOF, a parse error's code… */
+  onUpstreamError (c: UpstreamConn, code: string): void
+  onUpstreamDrain (c: UpstreamConn): void
+  /** the try's connect or header timeout passed */
+  onTryTimeout (c: UpstreamConn): void
+}
+
+// Node's http.Server closes idle keep-alive sockets after 5 s by default; staying under it keeps a
+// reused socket from racing the upstream's close.
+export const KEEP_ALIVE_MS = 4000
+
+export interface PoolOptions {
+  connectTimeoutMs: number
+  maxHeaderBytes: number
+}
+
+export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
+  readonly socket: Socket
+  readonly parser: Parser
+  readonly pool: UpstreamPool
+  user: UpstreamUser | null = null
+  connected = false
+  /** has served a request before the current one (a pooled keep-alive socket) */
+  reused = false
+  /** bytes of the current answer arrived */
+  gotBytes = false
+  /** the last answer allows reuse */
+  keepAlive = true
+  /** the current answer is a 1xx (its message-complete is not the end) */
+  private interim = false
+  private consumed = false
+  /** reading stopped for backpressure (the client reads slower than this upstream sends) */
+  private paused = false
+  private headers: string[] = []
+  private url = ''
+  private errorCode = ''
+  private tunnelTo: Socket | null = null
+  private readonly onDataBound: (d: Buffer) => void
+  idleSince = 0
+  /** idle list links */
+  idleIndex = -1
+  // DeadlineEntry (connect or header timeout of the try)
+  deadlineAt = 0
+  prevDeadline: DeadlineEntry | null = null
+  nextDeadline: DeadlineEntry | null = null
+  /** in which deadline list, if any */
+  timing: 0 | 1 | 2 = 0
+
+  constructor (pool: UpstreamPool) {
+    this.pool = pool
+    this.socket = pool.socketPath !== undefined ? net.connect(pool.socketPath) : net.connect(pool.port, pool.hostname)
+    this.parser = createParser('response', pool.o.maxHeaderBytes, this)
+    this.socket.setNoDelay(true)
+    this.socket.on('connect', this.onConnect.bind(this))
+    this.socket.on('error', this.onSocketError.bind(this))
+    this.socket.on('end', this.onEnd.bind(this))
+    this.socket.on('close', this.onClose.bind(this))
+    this.socket.on('drain', this.onDrain.bind(this))
+    // in consume mode the parser reads in C++ and this never runs; it keeps the stream flowing so 'end' is seen
+    this.onDataBound = this.onData.bind(this)
+    this.socket.on('data', this.onDataBound)
+  }
+
+  private onConnect (): void {
+    this.connected = true
+    this.consumed = consumeSocket(this.parser, this.socket)
+    this.user?.onUpstreamConnected(this)
+  }
+
+  onDeadline (): void {
+    this.timing = 0
+    this.user?.onTryTimeout(this)
+  }
+
+  private onData (d: Buffer): void {
+    const ret = this.parser.execute(d)
+    if (typeof ret !== 'number') this.onExecute(ret)
+    else if (this.tunnelTo !== null) this.takeOver(d, ret)
+  }
+
+  /**
+   * The upstream answered 101: once the parser has stopped after the head, this socket and the
+   * client's are piped to each other (what the client sent meanwhile goes first).
+   */
+  upgradeTo (client: Socket, pending: Buffer[]): void {
+    this.tunnelTo = client
+    this.user = null
+    this.pool.forget(this)
+    for (const b of pending) this.socket.write(b)
+  }
+
+  private takeOver (d: Buffer, ret: number): void {
+    const client = this.tunnelTo!
+    this.tunnelTo = null
+    if (this.consumed) {
+      this.consumed = false
+      this.parser.unconsume()
+    }
+    this.socket.removeListener('data', this.onDataBound)
+    if (ret < d.length) client.write(d.subarray(ret))
+    client.pipe(this.socket)
+    this.socket.pipe(client)
+    client.resume()
+    this.socket.resume()
+  }
+
+  private onSocketError (err: NodeJS.ErrnoException): void {
+    if (this.errorCode === '') this.errorCode = err.code ?? 'ECONNRESET'
+  }
+
+  private onEnd (): void {
+    // a close-delimited answer ends here
+    const ret = this.parser.finish()
+    if (ret !== undefined && typeof ret !== 'number') this.errorCode ||= ret.code
+    this.socket.destroy()
+  }
+
+  private onClose (): void {
+    this.pool.forget(this)
+    this.parser.close()
+    const u = this.user
+    this.user = null
+    if (u !== null) u.onUpstreamError(this, this.errorCode || (this.connected ? 'EOF' : 'ECONNREFUSED'))
+  }
+
+  private onDrain (): void {
+    this.user?.onUpstreamDrain(this)
+  }
+
+  // ---- parser callbacks ----
+
+  onHeaders (headers: string[], url: string): void {
+    for (let i = 0; i < headers.length; i++) this.headers.push(headers[i]!)
+    this.url += url
+  }
+
+  onHeadersComplete (_maj: number, _min: number, headers: string[] | null | undefined, _method: number | undefined,
+    _url: string | undefined, statusCode: number | undefined, statusMessage: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+    let h = headers
+    if (h == null) {
+      h = this.headers
+      this.headers = []
+    }
+    this.gotBytes = true
+    const status = statusCode ?? 0
+    this.interim = status < 200 && status !== 101
+    if (!this.interim) this.keepAlive = keepAlive
+    const u = this.user
+    if (u === null) return 1
+    return u.onResponseHead(this, status, statusMessage ?? '', h, upgrade)
+  }
+
+  onBody (chunk: Buffer): void {
+    this.user?.onResponseBody(this, chunk)
+  }
+
+  onMessageComplete (): void {
+    if (this.interim) {
+      this.interim = false
+      return
+    }
+    this.user?.onResponseComplete(this)
+  }
+
+  onExecute (ret: number | ParseError): void {
+    if (typeof ret === 'number') {
+      if (this.tunnelTo !== null && this.consumed) this.takeOver(this.parser.getCurrentBuffer(), ret)
+      return
+    }
+    this.errorCode = ret.code || 'HPE_ERROR'
+    this.keepAlive = false
+    this.socket.destroy()
+  }
+
+  // ---- for the exchange ----
+
+  write (data: string | Buffer): boolean {
+    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data)
+  }
+
+  pauseReading (): void {
+    this.paused = true
+    if (this.consumed) readStop(this.socket)
+    else this.socket.pause()
+  }
+
+  resumeReading (): void {
+    if (!this.paused) return
+    this.paused = false
+    if (this.consumed) readStart(this.socket)
+    else this.socket.resume()
+  }
+
+  /** Give the connection back: reused when the answer allows it, else closed. */
+  done (reusable: boolean): void {
+    this.user = null
+    this.gotBytes = false
+    if (reusable && this.keepAlive && !this.socket.destroyed && this.socket.writable) this.pool.release(this)
+    else this.destroy()
+  }
+
+  destroy (): void {
+    this.user = null
+    this.keepAlive = false
+    this.socket.destroy()
+  }
+}
+
+/** One host's connections. */
+export class UpstreamPool {
+  readonly socketPath: string | undefined
+  readonly hostname: string
+  readonly port: number
+  /** the authority to send as Host when a client (HTTP/1.0) sent none */
+  readonly authority: string
+  /** idle connections, most recently used last (reused first: its peer is least likely to have closed it) */
+  private idle: UpstreamConn[] = []
+  readonly all = new Set<UpstreamConn>()
+  private closed = false
+
+  constructor (url: string, socketPath: string | undefined, readonly o: PoolOptions) {
+    this.socketPath = socketPath
+    if (socketPath !== undefined) {
+      this.hostname = 'localhost'
+      this.port = 0
+      this.authority = 'localhost'
+    } else {
+      const u = new URL(url)
+      this.hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
+      this.port = u.port === '' ? 80 : Number(u.port)
+      this.authority = u.host
+    }
+  }
+
+  /** A connection for one try: an idle one, else a new one (its user learns when it is connected). */
+  acquire (user: UpstreamUser): UpstreamConn {
+    let c = this.idle.pop()
+    while (c !== undefined && (c.socket.destroyed || !c.socket.writable)) c = this.idle.pop()
+    if (c !== undefined) {
+      c.idleIndex = -1
+      c.reused = true
+      c.user = user
+      c.resumeReading()
+      return c
+    }
+    c = new UpstreamConn(this)
+    this.all.add(c)
+    c.user = user
+    if (this.closed) c.socket.destroy()
+    return c
+  }
+
+  release (c: UpstreamConn): void {
+    if (this.closed) {
+      c.socket.destroy()
+      return
+    }
+    c.idleSince = Date.now()
+    c.idleIndex = this.idle.length
+    c.resumeReading()
+    // an idle socket still reads (to see the upstream's FIN or RST), but nothing is expected
+    this.idle.push(c)
+  }
+
+  forget (c: UpstreamConn): void {
+    this.all.delete(c)
+    if (c.idleIndex >= 0) {
+      const i = this.idle.indexOf(c)
+      if (i >= 0) this.idle.splice(i, 1)
+      c.idleIndex = -1
+    }
+  }
+
+  /** close connections idle longer than KEEP_ALIVE_MS (oldest are first in the list) */
+  sweepIdle (now: number): void {
+    while (this.idle.length > 0 && now - this.idle[0]!.idleSince > KEEP_ALIVE_MS) {
+      const c = this.idle.shift()!
+      c.idleIndex = -1
+      c.socket.destroy()
+    }
+  }
+
+  get idleCount (): number { return this.idle.length }
+
+  close (): void {
+    this.closed = true
+    for (const c of this.idle) c.socket.destroy()
+    this.idle = []
+  }
+
+  /** every connection, busy ones too (shutdown after the drain deadline) */
+  destroyAll (): void {
+    this.close()
+    for (const c of this.all) c.socket.destroy()
+  }
+}
+

@@ -1,0 +1,269 @@
+/**
+ * The raw engine's request state machine in process, with fake sockets: every transition of one
+ * exchange (connect, write, head held back, body, complete, retries, deadline, client gone) and what
+ * each side was given. No network; the fakes record what the exchange wrote and asked for.
+ */
+import t from 'tap'
+import { Exchange } from '../../src/engine/exchange.js'
+import type { ClientConn } from '../../src/engine/client-conn.js'
+import type { Engine } from '../../src/engine/engine.js'
+import type { UpstreamConn } from '../../src/engine/upstream-pool.js'
+import { ProxyCore } from '../../src/proxy/proxy.js'
+import { Cluster } from '../../src/upstream/cluster.js'
+import { Host } from '../../src/upstream/host.js'
+import { createBalancer } from '../../src/balancer/balancer.js'
+
+class FakeSocket {
+  written = ''
+  destroyed = false
+  write (d: string | Buffer): boolean { this.written += typeof d === 'string' ? d : d.toString('latin1'); return true }
+  cork (): void {}
+  uncork (): void {}
+  destroy (): void { this.destroyed = true }
+}
+
+class FakeUpstream {
+  connected = false
+  reused = false
+  gotBytes = false
+  socket = new FakeSocket()
+  pool = { authority: 'up.test' }
+  reusable: boolean | null = null
+  destroyed = false
+  constructor (readonly host: Host) {}
+  write (d: string | Buffer): boolean { return this.socket.write(d) }
+  done (reusable: boolean): void { this.reusable = reusable }
+  destroy (): void { this.destroyed = true }
+  pauseReading (): void {}
+  resumeReading (): void {}
+}
+
+function rig (hosts = 2, o: { attempts?: number } = {}) {
+  const cluster = new Cluster()
+  for (let i = 0; i < hosts; i++) {
+    cluster.add(new Host({ id: `h${i}`, url: `http://127.0.0.1:${10000 + i}`, connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }))
+  }
+  const core = new ProxyCore({
+    balancer: createBalancer('round-robin', cluster),
+    retry: { attempts: o.attempts ?? 2, budgetPercent: 100, minRetryConcurrency: 10, backoffBaseMs: 0, backoffMaxMs: 0 },
+    requestTimeoutMs: 10_000,
+    maxBodyBytes: 1 << 20,
+    accessLog: null,
+  })
+  const ups: FakeUpstream[] = []
+  const timing: string[] = []
+  const engine = {
+    core,
+    proto: 'http',
+    draining: false,
+    o: { maxHeaderBytes: 16384 },
+    poolFor: (host: Host) => ({ acquire: () => { const u = new FakeUpstream(host); ups.push(u); return u } }),
+    timeConnect: () => timing.push('connect'),
+    timeHeaders: () => timing.push('headers'),
+    untime: () => timing.push('untime'),
+  }
+  const client = new FakeSocket()
+  const done: Exchange[] = []
+  const conn = {
+    socket: client,
+    engine,
+    remoteAddress: '10.0.0.9',
+    closing: false,
+    hold () {},
+    unhold () {},
+    lastAnswer: () => false,
+    uncorkLater: (s: FakeSocket) => s.uncork(),
+    exchangeDone: (ex: Exchange) => done.push(ex),
+  }
+  const ex = new Exchange(conn as unknown as ClientConn)
+  t.teardown(() => core.close())
+  return { core, ex, ups, client, done, timing, engine: engine as unknown as Engine }
+}
+
+const up = (u: FakeUpstream): UpstreamConn => u as unknown as UpstreamConn
+
+/** a bodiless GET made active, its first try connected and its head written */
+function connectedGet (ex: Exchange, ups: FakeUpstream[]): FakeUpstream {
+  ex.fromHead(1, 1, ['Host', 'a'], 'GET', '/', true)
+  ex.bodyDone = true
+  ex.activate()
+  const u = ups[0]!
+  u.connected = true
+  ex.onUpstreamConnected(up(u))
+  return u
+}
+
+t.test('a GET: connect, head written once, the answer\'s head held until its first byte, connection reused', async (t) => {
+  const { core, ex, ups, client, done, timing } = rig()
+  ex.fromHead(1, 1, ['Host', 'a.test', 'Connection', 'keep-alive, x-drop', 'X-Drop', '1', 'X-Keep', '2'], 'GET', '/p?q', true)
+  ex.bodyDone = true
+  ex.activate()
+  t.equal(core.inflight, 1, 'counted in flight')
+  t.equal(ups.length, 1)
+  t.same(timing, ['connect'], 'the connect is timed')
+  const u = ups[0]!
+  u.connected = true
+  ex.onUpstreamConnected(up(u))
+  t.equal(u.socket.written, 'GET /p?q HTTP/1.1\r\nHost: a.test\r\nX-Keep: 2\r\nx-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: http\r\nx-forwarded-host: a.test\r\nvia: 1.1 claylb\r\n\r\n',
+    'one head: hop-by-hop and Connection-listed names dropped, the proxy\'s own added')
+  t.same(timing, ['connect', 'untime', 'headers'], 'then the wait for the answer\'s head is timed')
+  t.equal(ex.onResponseHead(up(u), 200, 'OK', ['Content-Length', '2', 'Connection', 'keep-alive', 'X-A', 'b'], false), 0)
+  t.equal(client.written, '', 'the head waits for the first body byte')
+  ex.onResponseBody(up(u), Buffer.from('ok'))
+  t.equal(client.written, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok')
+  ex.onResponseComplete(up(u))
+  t.equal(u.reusable, true, 'the upstream connection goes back to the pool')
+  t.equal(done.length, 1, 'the connection is told')
+  t.equal(ex.status, 200)
+  t.equal(core.inflight, 0)
+  t.equal(ex.host!.inflight, 0)
+})
+
+t.test('an answer without a length is chunked for an HTTP/1.1 client and closes for HTTP/1.0', async (t) => {
+  for (const minor of [1, 0]) {
+    const { ex, ups, client } = rig()
+    ex.fromHead(1, minor, ['Host', 'a'], 'GET', '/', minor === 1)
+    ex.bodyDone = true
+    ex.activate()
+    const u = ups[0]!
+    u.connected = true
+    ex.onUpstreamConnected(up(u))
+    ex.onResponseHead(up(u), 200, 'OK', [], false)
+    ex.onResponseBody(up(u), Buffer.from('abc'))
+    ex.onResponseComplete(up(u))
+    if (minor === 1) t.equal(client.written, 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n')
+    else t.equal(client.written, 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nabc')
+    t.equal(ex.closeAfter, minor === 0)
+  }
+})
+
+t.test('a refused connect is retried on the other host; the body is replayed', async (t) => {
+  const { ex, ups, client } = rig()
+  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '4'], 'POST', '/o', true)
+  ex.activate()
+  ex.onClientBody(Buffer.from('data'))
+  ex.onClientBodyEnd()
+  const first = ups[0]!
+  ex.onUpstreamError(up(first), 'ECONNREFUSED')
+  t.equal(ups.length, 2, 'a second try')
+  t.not(ups[1]!.host, first.host, 'on another host')
+  const second = ups[1]!
+  second.connected = true
+  ex.onUpstreamConnected(up(second))
+  t.match(second.socket.written, /^POST \/o HTTP\/1\.1\r\n[^]*\r\n\r\ndata$/, 'the whole request, body included')
+  ex.onResponseHead(up(second), 201, 'Created', ['Content-Length', '0'], false)
+  ex.onResponseComplete(up(second))
+  t.match(client.written, /^HTTP\/1\.1 201 Created\r\n/)
+  t.equal(ex.attempts, 2)
+})
+
+t.test('a POST whose fresh connection resets after the request was written: 502, not retried', async (t) => {
+  const { ex, ups, client } = rig()
+  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '1'], 'POST', '/o', true)
+  ex.onClientBody(Buffer.from('x'))
+  ex.bodyDone = true
+  ex.activate()
+  const u = ups[0]!
+  u.connected = true
+  ex.onUpstreamConnected(up(u))
+  ex.onUpstreamError(up(u), 'ECONNRESET')
+  t.equal(ups.length, 1, 'no second try: the upstream may have acted on it')
+  t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*application\/problem\+json/)
+})
+
+t.test('a POST on a stale pooled connection (reset before any answer byte) is made again once, whatever the method', async (t) => {
+  const { ex, ups, client } = rig(2, { attempts: 1 })
+  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '1'], 'POST', '/o', true)
+  ex.onClientBody(Buffer.from('x'))
+  ex.bodyDone = true
+  ex.activate()
+  const stale = ups[0]!
+  stale.connected = true
+  stale.reused = true
+  ex.onUpstreamConnected(up(stale))
+  ex.onUpstreamError(up(stale), 'EPIPE')
+  t.equal(ups.length, 2, 'made again although retry.attempts is 1')
+  const fresh = ups[1]!
+  fresh.connected = true
+  ex.onUpstreamConnected(up(fresh))
+  t.match(fresh.socket.written, /\r\n\r\nx$/)
+  // once only: a second stale failure is not retried again
+  fresh.reused = true
+  ex.onUpstreamError(up(fresh), 'ECONNRESET')
+  t.equal(ups.length, 2)
+  t.match(client.written, /^HTTP\/1\.1 502 /)
+})
+
+t.test('an upstream that breaks after part of the answer went out: the client connection is cut, no second answer', async (t) => {
+  const { ex, ups, client } = rig()
+  const u = connectedGet(ex, ups)
+  ex.onResponseHead(up(u), 200, 'OK', ['Content-Length', '10'], false)
+  ex.onResponseBody(up(u), Buffer.from('12345'))
+  ex.onUpstreamError(up(u), 'ECONNRESET')
+  t.ok(client.destroyed, 'cut')
+  t.equal(ex.status, 502)
+  t.notMatch(client.written, /problem/)
+})
+
+t.test('an answer that broke after its head, before any body byte: a 502 problem (the held head never went out)', async (t) => {
+  const { ex, ups, client } = rig()
+  const u = connectedGet(ex, ups)
+  ex.onResponseHead(up(u), 200, 'OK', ['Content-Length', '10'], false)
+  ex.onUpstreamError(up(u), 'ECONNRESET')
+  t.equal(client.destroyed, false, 'not cut')
+  t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n/, 'a problem instead of the held head')
+  t.notMatch(client.written, /200 OK/)
+  t.equal(ex.status, 502)
+})
+
+t.test('the deadline: 504 problem, the upstream connection destroyed', async (t) => {
+  const { core, ex, ups, client } = rig()
+  ex.fromHead(1, 1, ['Host', 'a'], 'GET', '/', true)
+  ex.bodyDone = true
+  ex.activate()
+  const u = ups[0]!
+  ex.onDeadline()
+  t.ok(u.destroyed)
+  t.match(client.written, /^HTTP\/1\.1 504 Gateway Timeout\r\n/)
+  t.equal(core.inflight, 0)
+  t.equal(core.deadlines.size, 0)
+})
+
+t.test('the client leaves: 499, the upstream connection destroyed, counters back to 0', async (t) => {
+  const { core, ex, ups } = rig()
+  const u = connectedGet(ex, ups)
+  ex.clientClosed()
+  t.ok(u.destroyed)
+  t.equal(ex.status, 499)
+  t.equal(core.inflight, 0)
+  t.equal(ex.host!.inflight, 0)
+  // late events of the dead try change nothing
+  ex.onResponseHead(up(u), 200, 'OK', [], false)
+  ex.onResponseComplete(up(u))
+  t.equal(ex.status, 499)
+})
+
+t.test('refusals decided from the head are answered in turn and never reach an upstream', async (t) => {
+  const cases: Array<[string[], string, string, number, number]> = [
+    [['Host', 'a b'], 'GET', '/', 1, 400],
+    [[], 'GET', '/', 1, 400],
+    [['Host', 'a'], 'GET', '/x#frag', 1, 400],
+    [['Host', 'a'], 'CONNECT', 'a:443', 1, 501],
+    [['Host', 'a', 'Transfer-Encoding', 'gzip, chunked'], 'POST', '/', 1, 501],
+    [['Host', 'a', 'Expect', 'nope'], 'GET', '/', 1, 417],
+    [['Host', 'a', 'Content-Length', String(2 << 20)], 'POST', '/', 1, 413],
+    [['Host', 'a'], 'GET', 'http://b/x', 1, 400],
+  ]
+  for (const [headers, method, url, minor, status] of cases) {
+    const { ex, ups, client } = rig()
+    ex.fromHead(1, minor, headers, method, url, true)
+    ex.bodyDone = true
+    ex.activate()
+    t.equal(ups.length, 0, `${method} ${url} ${JSON.stringify(headers)}: no upstream`)
+    t.match(client.written, new RegExp(`^HTTP/1\\.1 ${status} `), `answered ${status}`)
+  }
+  const { ex } = rig()
+  ex.fromHead(1, 1, ['Host', 'a'], 'GET', 'http://a/x?y', true)
+  t.equal(ex.refusal, null)
+  t.equal(ex.path, '/x?y', 'absolute-form naming the Host becomes origin-form')
+})
