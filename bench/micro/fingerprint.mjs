@@ -1,8 +1,8 @@
 // Idempotency fingerprint of a 1 KB JSON body: method + path + canonical body (JSON compared by value,
 // not by key order or whitespace), hashed with sha256.
-// PENDING until src/idempotency is on main: until dist/idempotency/fingerprint.js exists this file
-// benchmarks the naive baseline alone (JSON.parse, recursive key-sorted stringify, sha256). When it
-// exists, its BodyFingerprint (update per chunk, digest with the whole JSON body) runs beside it.
+// claylb's BodyFingerprint (update per chunk, digest with the whole JSON body: its own lossless
+// canonicaliser, numbers by exact decimal value) beside the naive baseline (JSON.parse, recursive
+// key-sorted stringify, sha256) and the floor (sha256 of the raw bytes).
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { bench, dist, do_not_optimize, reportAllocations, run, summary } from './harness.mjs'
@@ -29,7 +29,7 @@ if (existsSync(dist('idempotency/fingerprint.js'))) {
   if (typeof BodyFingerprint === 'function') {
     claylb = () => { const f = new BodyFingerprint('POST', '/orders', 'application/json'); f.update(BODY); return f.digest(BODY) }
   } else process.stdout.write('dist/idempotency/fingerprint.js has no BodyFingerprint: update bench/micro/fingerprint.mjs\n')
-} else process.stdout.write('PENDING: dist/idempotency/ is not on main yet; naive baseline only\n')
+} else process.stdout.write('dist/idempotency/fingerprint.js is missing: run `npm run build`\n')
 process.stdout.write(`body: ${BODY.length} bytes of JSON\n`)
 
 summary(() => {
