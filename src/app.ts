@@ -3,7 +3,7 @@
  * The composition root: builds the modules from a Config and wires them. No logic of its own.
  */
 import type { Server as HttpServer } from 'node:http'
-import type { AddressInfo, Server } from 'node:net'
+import type { AddressInfo, ListenOptions, Server } from 'node:net'
 import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
 import { Cluster } from './upstream/cluster.js'
@@ -22,6 +22,8 @@ import { registerUpstreamRoutes } from './admin/upstreams.js'
 import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
+import type { ListenSpec, ProcessRow } from './cores/protocol.js'
+import type { TryOutcome } from './proxy/retry-policy.js'
 
 export interface App {
   readonly config: Config
@@ -36,6 +38,10 @@ export interface App {
   readonly outlier: OutlierDetector
   /** the worker generation serving */
   readonly generation: number
+  /** the raw engine, when it serves (null with engine "node") */
+  readonly engine: Engine | null
+  /** the proxy processes, when the primary runs the data plane in other processes (cores/primary.ts) */
+  dataPlane: DataPlane | null
   start (): Promise<{ proxy: string, admin: string }>
   /** stop accepting, drain in-flight requests (bounded by shutdownTimeoutMs), close everything */
   stop (): Promise<void>
@@ -46,6 +52,26 @@ export interface App {
 export interface AppOptions {
   /** re-reads the config file with the command line's overrides; without it a reload reuses `config` */
   reloadConfig?: () => Config
+  /**
+   * single: today's one process, both planes. primary: the control plane only (its `dataPlane`
+   * forks the proxy processes). proxy: a proxy process, the data plane only (cores/proxy-process.ts).
+   */
+  role?: 'single' | 'primary' | 'proxy'
+  /** role proxy: how this process binds the shared port */
+  listen?: ListenSpec
+  /** where every try's outcome goes for passive health; default this process's outlier detector */
+  passiveHealth?: { tryEnded (host: Host, outcome: TryOutcome): void }
+}
+
+/** The proxy processes, seen from the primary's composition root. */
+export interface DataPlane {
+  /** start every proxy process; resolves with the proxy's URL once each one listens */
+  listen (): Promise<string>
+  /** SIGTERM: every process stops accepting, finishes its in-flight requests and exits */
+  drain (): Promise<void>
+  /** fetch every process's counters (before a scrape or /status) */
+  refresh (): Promise<void>
+  status (): ProcessRow[]
 }
 
 export function hostFromUpstream (config: Config, u: { url: string, weight: number, id?: string | undefined }): Host {
@@ -60,6 +86,8 @@ export function hostFromUpstream (config: Config, u: { url: string, weight: numb
 }
 
 export function createApp (config: Config, logger: Logger, options: AppOptions = {}): App {
+  const role = options.role ?? 'single'
+  const startedAt = new Date().toISOString()
   const cluster = new Cluster(config.panic)
   cluster.onPanic((panic) => {
     if (panic === 'off') logger.info({ up: cluster.upCount(), hosts: cluster.hosts.length }, 'panic mode over')
@@ -115,9 +143,10 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   metrics.workerSource = supervisor
   // both hooks run on every try / request: plain field updates, no allocation
+  const passive = options.passiveHealth ?? outlier
   core.observer = {
     tryEnded (host, outcome) {
-      outlier.tryEnded(host, outcome)
+      passive.tryEnded(host, outcome)
       metrics.tryEnded(host, outcome)
     },
     requestEnded (ex, ms) {
@@ -128,39 +157,49 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     },
   }
   // the state tier is connected only when a feature needs it
-  const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined
+  const redis = config.idempotency.routes.length > 0 && role !== 'primary' ? createRedis(config.redis, 'idempotency') : undefined
   if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics))
 
   // readiness is the proxy's, not the process's: ready only while the listener is bound and until a
   // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
   let serving = false
   const app: App = {
-    config, cluster, balancer, core, admin, proxyServer, supervisor, metrics, healthChecks, outlier,
+    config, cluster, balancer, core, admin, proxyServer, supervisor, metrics, healthChecks, outlier, engine,
+    dataPlane: null,
     get generation () { return supervisor.generation },
     async start () {
-      healthChecks.start()
+      const control = role !== 'proxy'
+      if (control) healthChecks.start()
       if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${describeRedis(config.redis)}`)
-      await listen(admin.server, config.admin.port, config.admin.host)
+      if (control) await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503
-      await supervisor.start()
-      await listen(proxyServer, config.listen.port, config.listen.host)
+      if (control) await supervisor.start()
+      let proxy: string
+      if (app.dataPlane !== null) proxy = await app.dataPlane.listen()
+      else {
+        await listen(proxyServer, config.listen.port, config.listen.host, options.listen?.reusePort === true)
+        proxy = urlOf(proxyServer)
+      }
       serving = true
-      return { proxy: urlOf(proxyServer), admin: urlOf(admin.server) }
+      return { proxy, admin: control ? urlOf(admin.server) : '' }
     },
     reload: () => supervisor.reload(),
     async stop () {
       serving = false
-      if (engine !== null) engine.close()
+      if (app.dataPlane !== null) await app.dataPlane.drain()
       else {
-        proxyServer.close()
-        ;(proxyServer as HttpServer).closeIdleConnections()
+        if (engine !== null) engine.close()
+        else {
+          proxyServer.close()
+          ;(proxyServer as HttpServer).closeIdleConnections()
+        }
+        const drained = await Promise.race([
+          core.idle().then(() => true),
+          new Promise<boolean>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs, false).unref()),
+        ])
+        if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       }
-      const drained = await Promise.race([
-        core.idle().then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs, false).unref()),
-      ])
-      if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       if (engine !== null) engine.closeAll()
       else (proxyServer as HttpServer).closeAllConnections()
       ws?.close()
@@ -182,12 +221,27 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     const ready = serving && n > 0
     sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: cluster.panic })
   })
-  admin.route('GET', '/status', (_req, res) => sendJson(res, 200, {
-    generation: app.generation,
-    panic: cluster.panic,
-    upstreams: cluster.hosts.map((h) => h.toJSON()),
-    workers: supervisor.status(),
-  }))
+  const ownRow = (): ProcessRow => ({
+    pid: process.pid, requests: metrics.requestsTotal(), inflight: core.inflight, connections: engine?.connections ?? 0, startedAt, snapshot: 0,
+  })
+  admin.route('GET', '/status', async (_req, res) => {
+    await app.dataPlane?.refresh()
+    const processes = app.dataPlane?.status() ?? [ownRow()]
+    const totals = { requests: 0, inflight: 0, connections: 0 }
+    for (const p of processes) {
+      totals.requests += p.requests
+      totals.inflight += p.inflight
+      totals.connections += p.connections
+    }
+    sendJson(res, 200, {
+      generation: app.generation,
+      panic: cluster.panic,
+      upstreams: cluster.hosts.map((h) => h.toJSON()),
+      workers: supervisor.status(),
+      processes,
+      totals,
+    })
+  })
   admin.route('POST', '/reload', async (_req, res) => {
     const r = await app.reload()
     if (r.ok) sendJson(res, 200, { generation: r.generation })
@@ -200,11 +254,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     else sendJson(res, 202, { recycling: w.id, slot: w.slot })
   })
   admin.route('GET', '/metrics', async (_req, res) => {
+    await app.dataPlane?.refresh()
     const text = await metrics.text()
     res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
     res.end(text)
   })
-  registerUpstreamRoutes(admin, cluster, config.shutdownTimeoutMs, logger)
+  registerUpstreamRoutes(admin, cluster, config.shutdownTimeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
   return app
 }
 
@@ -214,10 +269,14 @@ export function engineOf (config: Config): 'node' | 'raw' {
   return config.idempotency.routes.length > 0 ? 'node' : 'raw'
 }
 
-function listen (server: Server, port: number, host: string): Promise<void> {
+function listen (server: Server, port: number, host: string, reusePort = false): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
+    const done = (): void => { server.off('error', reject); resolve() }
+    // reusePort (Node ≥ 22.12, cores/count.ts) binds this process's own socket; exclusive keeps
+    // node:cluster from routing the listen through the primary's shared handle
+    if (reusePort) server.listen({ port, host, exclusive: true, reusePort } as ListenOptions, done)
+    else server.listen(port, host, done)
   })
 }
 

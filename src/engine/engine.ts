@@ -80,6 +80,11 @@ export class Engine {
     for (const p of this.pools) p.sweepIdle(now)
   }
 
+  /** client connections open now */
+  get connections (): number {
+    return this.conns.size
+  }
+
   forget (c: ClientConn): void {
     this.conns.delete(c)
     this.pendingTunnel.delete(c)

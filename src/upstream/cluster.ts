@@ -21,7 +21,11 @@ export class Cluster {
   panic: PanicRouting = 'off'
   private listeners: Array<() => void> = []
   private panicListeners: Array<(panic: PanicRouting) => void> = []
-  private readonly onHostState = (): void => this.evaluatePanic()
+  private stateListeners: Array<() => void> = []
+  private readonly onHostState = (): void => {
+    this.evaluatePanic()
+    for (const fn of this.stateListeners) fn()
+  }
 
   constructor (private readonly panicSettings: PanicSettings = { thresholdPercent: 0, mode: 'spread' }) {}
 
@@ -41,6 +45,15 @@ export class Cluster {
     return true
   }
 
+  /**
+   * Take another process's list as it is (a proxy process applying the primary's snapshot): the
+   * hosts' states are the caller's to write, so no panic re-evaluation touches them.
+   */
+  replace (hosts: readonly Host[]): void {
+    this.hosts = hosts
+    for (const fn of this.listeners) fn()
+  }
+
   get (id: string): Host | undefined {
     return this.hosts.find((h) => h.id === id)
   }
@@ -54,6 +67,11 @@ export class Cluster {
 
   onChange (fn: () => void): void {
     this.listeners.push(fn)
+  }
+
+  /** told after any host's health, ejection or draining changed (and panic was re-evaluated) */
+  onStateChange (fn: () => void): void {
+    this.stateListeners.push(fn)
   }
 
   /** told when the cluster enters ('spread' | 'shed') or leaves ('off') panic mode */
