@@ -96,6 +96,7 @@ export class ProxyProcesses implements DataPlane {
     app.cluster.onChange(queue)
     app.cluster.onStateChange(queue)
     app.metrics.remote = () => [...this.retiredCounters, ...[...this.procs].flatMap((p) => p.stats === null ? [] : [p.stats.counters])]
+    app.metrics.processSource = this
     app.supervisor.drained = async () => { await this.settled(); await this.refresh() }
     app.supervisor.hostIdle = (h, ms) => this.hostIdle(h, ms)
   }
@@ -162,6 +163,13 @@ export class ProxyProcesses implements DataPlane {
       startedAt: p.stats?.startedAt ?? new Date(p.startedAt).toISOString(),
       snapshot: p.applied,
     }))
+  }
+
+  /** proxy processes listening now */
+  get live (): number {
+    let n = 0
+    for (const p of this.procs) if (p.listening) n++
+    return n
   }
 
   /** the pids of the live proxy processes */

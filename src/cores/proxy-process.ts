@@ -37,10 +37,10 @@ export function runProxyProcess (): Promise<void> {
       if (msg.type !== 'boot') return
       process.off('message', onBoot)
       boot(msg).then(resolve, (err: unknown) => {
-        send({ type: 'boot-failed', message: (err as Error).message })
-        process.exitCode = 1
-        process.disconnect?.()
-        resolve()
+        // the primary's start fails with this message; nothing of ours may keep the process up
+        const exit = (): never => process.exit(1)
+        if (process.connected) process.send!({ type: 'boot-failed', message: (err as Error).message } satisfies FromProxy, exit)
+        else exit()
       })
     }
     process.on('message', onBoot)

@@ -87,6 +87,8 @@ export class Metrics {
    * before the scrape); each series is this process's value plus theirs
    */
   remote: (() => Iterable<CountersExport>) | null = null
+  /** the proxy processes (cores/primary.ts); null: this process is the only one */
+  processSource: { readonly live: number, readonly restarts: number } | null = null
   private readonly byId = new Map<string, HostCounters>()
   private readonly redisDuration: Histogram<'command'>
   private readonly redisChildren = new Map<string, { observe (seconds: number): void }>()
@@ -133,6 +135,9 @@ export class Metrics {
       }
     })
     snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight() + remoteSum((c) => c.inflight)))
+
+    snapshotGauge(`${PREFIX}proxy_processes`, 'Proxy processes serving (listen.processes; 1 when claylb runs as one process)', [], (add) => add({}, this.processSource?.live ?? 1))
+    snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processSource?.restarts ?? 0))
 
     // ---- retries ----
     const policy = o.retryPolicy
