@@ -31,7 +31,7 @@ async function claylbReady (ctx, timeoutMs = 30_000) {
   }
 }
 
-function claylb (accessLog, engine) {
+function claylb (accessLog) {
   return {
     ready: claylbReady,
     version: () => `claylb ${JSON.parse(readText(join(ROOT, 'package.json'))).version}`,
@@ -42,7 +42,6 @@ function claylb (accessLog, engine) {
         admin: { host: '127.0.0.1', port: ctx.adminPort },
         upstreams: ctx.upstreams.map((url) => ({ url })),
         log: { level: 'info', access: accessLog },
-        ...(engine ? { engine } : {}),
         ...(ctx.claylbConfig ?? {}),
       }
       const file = join(ctx.tmp, `${ctx.id}.json`)
@@ -90,7 +89,6 @@ export const TARGETS = [
   },
   { id: 'claylb', short: 'claylb (access log on)', label: 'claylb (access log on, the default)', ...claylb(true) },
   { id: 'claylb-nolog', short: 'claylb (access log off)', label: 'claylb (log.access: false)', ...claylb(false) },
-  { id: 'claylb-node-nolog', short: 'claylb engine node (log off)', label: 'claylb, engine: node (node:http + undici, the old path), log.access: false', ...claylb(false, 'node') },
   {
     id: 'undici-minimal',
     short: 'minimal undici proxy',
