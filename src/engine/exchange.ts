@@ -472,7 +472,10 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.conn.engine.untime(c)
     this.discarding = false
     const host = this.host
-    const resetBeforeRequest = !c.gotBytes && !this.responseStarted && resetUnread(code, c.reused && this.idempotent)
+    // only once the request was all written (or not at all): a reset while a body is still streaming
+    // may come from an upstream that read the head and part of the body, then gave up
+    const resetBeforeRequest = !c.gotBytes && !this.responseStarted && (this.requestWritten || !this.sent) &&
+      resetUnread(code, c.reused && this.idempotent)
     const outcome: TryOutcome = this.clientGone ? 'local' : !c.connected || resetBeforeRequest ? 'connect-failed' : 'reset'
     this.endTry(outcome)
     if (this.clientGone) {
@@ -666,11 +669,12 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 }
 
 /**
- * Envoy's reset-before-request, judged by what the upstream's kernel tells: no byte of an answer, and
- * the connection RESET (ECONNRESET, or EPIPE writing to it). A socket closed with bytes it had not
- * read is reset; one whose process read everything and died is closed with a FIN (EOF). So a reset
- * means the upstream never read (all of) the request: a fresh connection accepted for a process that
- * died before reading it, or a pooled one it had closed. That try is made again whatever the method.
+ * Envoy's reset-before-request, judged by what the upstream's kernel tells: no byte of an answer, the
+ * whole request written (the caller checks), and the connection RESET (ECONNRESET, or EPIPE writing
+ * to it). A socket closed with bytes it had not read is reset; one whose process read everything and
+ * died is closed with a FIN (EOF). A request written whole arrives at once, so a reset means the
+ * upstream never read it: a fresh connection accepted for a process that died before reading it, or a
+ * pooled one it had closed. That try is made again whatever the method.
  * An EOF is ambiguous (an idle close racing the request, or a crash after reading it): made again only
  * on a pooled socket for an idempotent method (`idempotentReuse`), never for a POST.
  */

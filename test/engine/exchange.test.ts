@@ -197,6 +197,20 @@ t.test('a POST whose connection closes (EOF) after the request was written, fres
   }
 })
 
+t.test('a POST reset while its body is still streaming: 502, not retried (the upstream may have read part of it)', async (t) => {
+  const { ex, ups, client } = rig(2, { attempts: 1 })
+  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '10'], 'POST', '/o', true)
+  ex.onClientBody(Buffer.from('12345'))
+  ex.activate()
+  const u = ups[0]!
+  u.connected = true
+  ex.onUpstreamConnected(up(u))
+  t.match(u.socket.written, /\r\n\r\n12345$/, 'the head and the first half went out')
+  ex.onUpstreamError(up(u), 'EPIPE')
+  t.equal(ups.length, 1, 'no second try')
+  t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*connection: close\r\n/, '502, and the connection closes: the rest of the body is not a next request')
+})
+
 t.test('a GET on a pooled connection that closes (EOF) before any answer byte: made again, outside the retry budget', async (t) => {
   const { ex, ups, client } = rig(2, { attempts: 1 })
   const u = connectedGet(ex, ups)
