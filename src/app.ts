@@ -2,7 +2,6 @@
  * @module app
  * The composition root: builds the modules from a Config and wires them. No logic of its own.
  */
-import type { Server as HttpServer } from 'node:http'
 import type { AddressInfo, ListenOptions, Server } from 'node:net'
 import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
@@ -10,8 +9,6 @@ import { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
 import { createBalancer, type Balancer } from './balancer/balancer.js'
 import { ProxyCore } from './proxy/proxy.js'
-import { createListener } from './proxy/listener.js'
-import { WebSocketTunnel } from './proxy/websocket.js'
 import { Engine } from './engine/engine.js'
 import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
@@ -38,8 +35,8 @@ export interface App {
   readonly outlier: OutlierDetector
   /** the worker generation serving */
   readonly generation: number
-  /** the raw engine, when it serves (null with engine "node") */
-  readonly engine: Engine | null
+  /** the forwarding engine (its listener is `proxyServer`) */
+  readonly engine: Engine
   /** the proxy processes, when the primary runs the data plane in other processes (cores/primary.ts) */
   dataPlane: DataPlane | null
   start (): Promise<{ proxy: string, admin: string }>
@@ -103,27 +100,15 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     maxBodyBytes: config.limits.maxBodyBytes,
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
-  let ws: WebSocketTunnel | null = null
-  let engine: Engine | null = null
-  let proxyServer: Server
-  if (engineOf(config) === 'raw') {
-    engine = new Engine(core, {
-      maxHeaderBytes: config.limits.maxHeaderBytes,
-      headersTimeoutMs: Math.min(config.timeouts.headersMs, config.timeouts.requestMs),
-      idleTimeoutMs: Math.min(config.timeouts.idleMs, 65_000),
-      connectTimeoutMs: config.timeouts.connectMs,
-      perTryTimeoutMs: config.retry.perTryTimeoutMs,
-    })
-    proxyServer = engine.server
-  } else {
-    ws = new WebSocketTunnel(balancer, logger, config.timeouts.connectMs)
-    proxyServer = createListener(core, ws, {
-      maxHeaderBytes: config.limits.maxHeaderBytes,
-      headersTimeoutMs: config.timeouts.headersMs,
-      requestTimeoutMs: config.timeouts.requestMs,
-      idleTimeoutMs: config.timeouts.idleMs,
-    })
-  }
+  const engine = new Engine(core, {
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    headersTimeoutMs: Math.min(config.timeouts.headersMs, config.timeouts.requestMs),
+    idleTimeoutMs: Math.min(config.timeouts.idleMs, 65_000),
+    connectTimeoutMs: config.timeouts.connectMs,
+    perTryTimeoutMs: config.retry.perTryTimeoutMs,
+    bodyIdleMs: config.timeouts.idleMs,
+  })
+  const proxyServer = engine.server
   const admin = new AdminServer(config.admin.token)
   const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger)
   const outlier = new OutlierDetector(cluster, config.outlier, logger)
@@ -151,9 +136,6 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     },
     requestEnded (ex, ms) {
       metrics.requestEnded(ex.host, ex.status, ms)
-    },
-    requestAnswered (status, ms) {
-      metrics.requestEnded(undefined, status, ms)
     },
   }
   // the state tier is connected only when a feature needs it
@@ -189,20 +171,14 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       serving = false
       if (app.dataPlane !== null) await app.dataPlane.drain()
       else {
-        if (engine !== null) engine.close()
-        else {
-          proxyServer.close()
-          ;(proxyServer as HttpServer).closeIdleConnections()
-        }
+        engine.close()
         const drained = await Promise.race([
           core.idle().then(() => true),
           new Promise<boolean>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs, false).unref()),
         ])
         if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       }
-      if (engine !== null) engine.closeAll()
-      else (proxyServer as HttpServer).closeAllConnections()
-      ws?.close()
+      engine.closeAll()
       core.close()
       healthChecks.close()
       outlier.close()
@@ -222,7 +198,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: cluster.panic })
   })
   const ownRow = (): ProcessRow => ({
-    pid: process.pid, requests: metrics.requestsTotal(), inflight: core.inflight, connections: engine?.connections ?? 0, startedAt, snapshot: 0,
+    pid: process.pid, requests: metrics.requestsTotal(), inflight: core.inflight, connections: engine.connections, startedAt, snapshot: 0,
   })
   admin.route('GET', '/status', async (_req, res) => {
     await app.dataPlane?.refresh()
@@ -261,12 +237,6 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   registerUpstreamRoutes(admin, cluster, config.shutdownTimeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
   return app
-}
-
-/** the engine a config runs: "auto" is raw unless the idempotency gate is needed (node only, for now) */
-export function engineOf (config: Config): 'node' | 'raw' {
-  if (config.engine !== 'auto') return config.engine
-  return config.idempotency.routes.length > 0 ? 'node' : 'raw'
 }
 
 function listen (server: Server, port: number, host: string, reusePort = false): Promise<void> {

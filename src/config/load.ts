@@ -98,9 +98,6 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     engine: c.engine ?? engineFromEnv(env, source),
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
   }
-  if (resolved.engine === 'raw' && c.idempotency.routes.length > 0) {
-    throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use "auto" (the node engine then serves) or "node"'], source)
-  }
   return deepFreeze(resolved) as Config
 }
 
@@ -112,11 +109,11 @@ function processesFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | nu
   throw new ConfigError([`CLAYLB_PROCESSES: must be "auto" or an integer from 1 to 256 (got ${JSON.stringify(v)})`], source)
 }
 
-function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'node' | 'raw' {
+function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'raw' {
   const v = env['CLAYLB_ENGINE']
   if (v === undefined || v === '') return 'auto'
-  if (v === 'auto' || v === 'node' || v === 'raw') return v
-  throw new ConfigError([`CLAYLB_ENGINE: must be "auto", "node" or "raw" (got ${JSON.stringify(v)})`], source)
+  if (v === 'auto' || v === 'raw') return v
+  throw new ConfigError([`CLAYLB_ENGINE: must be "auto" or "raw" (the "node" engine was removed: the raw engine runs every feature; got ${JSON.stringify(v)})`], source)
 }
 
 export function loadConfig (file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {

@@ -90,7 +90,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   process.on('SIGHUP', () => {})
 
   await app.start()
-  const port = app.engine?.address().port ?? (app.proxyServer.address() as { port: number }).port
+  const port = app.engine.address().port
   send({ type: 'listening', port })
 }
 
@@ -100,7 +100,7 @@ function stats (app: App, startedAt: string, snapshot: number): ProcessStats {
     pid: process.pid,
     requests: app.metrics.requestsTotal(),
     inflight: app.core.inflight,
-    connections: app.engine?.connections ?? 0,
+    connections: app.engine.connections,
     startedAt,
     snapshot,
     hosts,
