@@ -104,8 +104,9 @@ export class ProxyProcesses implements DataPlane {
   // ---- DataPlane ----
 
   async listen (): Promise<string> {
+    // before setupPrimary(), which freezes the policy
+    cluster.schedulingPolicy = this.mode === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./proxy-main.js', import.meta.url)) })
-    cluster.schedulingPolicy = this.mode === 'shared' ? cluster.SCHED_NONE : cluster.SCHED_RR
     const first = this.fork(0)
     const port = await first.listened
     // SO_REUSEPORT with port 0 would give each process its own port: the rest take the first one's
@@ -205,6 +206,7 @@ export class ProxyProcesses implements DataPlane {
         break
       case 'listening':
         p.listening = true
+        this.logger.info({ process: p.index + 1, processPid: p.pid, port: msg.port }, 'proxy process listening')
         p.onListening(msg.port)
         break
       case 'boot-failed':

@@ -127,12 +127,14 @@ t.test('kill -9 of one proxy process under load: < 1 % fail, and it is replaced'
   const st = await until(() => status(lb.admin), (s) => s.processes.length === 2 && !s.processes.some((p) => p.pid === victim), 30_000, 'a replacement proxy process')
   t.notOk(alive(victim), 'the killed process is gone')
   await lb.waitForLog((l) => l['msg'] === 'proxy process exited' && l['processPid'] === victim)
+  const replacementPid = st.processes.find((p) => p.pid !== first.processes[1]!.pid)!.pid
+  await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['processPid'] === replacementPid, 30_000)
   // the replacement accepts too: fresh connections reach both processes
   const fresh = await load(lb.url, { total: 400, lanes: 8, fresh: true })
   t.equal(fresh.failed, 0)
   const again = await status(lb.admin)
-  const replacement = again.processes.find((p) => !first.processes.some((q) => q.pid === p.pid))!
-  t.ok(replacement !== undefined && replacement.requests > 0, 'the replacement serves')
+  const replacement = again.processes.find((p) => p.pid === replacementPid)
+  t.ok(replacement !== undefined && replacement.requests > 0, `the replacement serves (${replacement?.requests} of 400)`)
   t.ok(st.processes.length === 2)
 })
 
