@@ -31,7 +31,23 @@ async function claylbReady (ctx, timeoutMs = 30_000) {
   }
 }
 
-function claylb (accessLog, engine) {
+/**
+ * Ten routes a plain GET / falls through (each tests its host, path, methods or headers), then the
+ * default pool: the routing table's whole cost on every request. Their pools are the same backends.
+ */
+function tenRoutes (ctx) {
+  const pools = {}
+  for (let i = 0; i < 10; i++) pools[`p${i}`] = { upstreams: ctx.upstreams.map((url) => ({ url })) }
+  const matches = [
+    { host: 'shop.example.com' }, { host: '*.internal.example' }, { pathPrefix: '/static/' },
+    { pathPrefix: '/api/v2/', methods: ['POST', 'PUT'] }, { headers: { 'x-canary': 'yes' } },
+    { host: '*.cdn.example', pathPrefix: '/img/' }, { pathPrefix: '/admin', headers: { authorization: true } },
+    { methods: ['DELETE'] }, { host: 'api.example.org', pathPrefix: '/v1/' }, { pathPrefix: '/ws' },
+  ]
+  return { pools, routes: matches.map((match, i) => ({ match, pool: `p${i}` })) }
+}
+
+function claylb (accessLog, engine, extra) {
   return {
     ready: claylbReady,
     version: () => `claylb ${JSON.parse(readText(join(ROOT, 'package.json'))).version}`,
@@ -43,6 +59,7 @@ function claylb (accessLog, engine) {
         upstreams: ctx.upstreams.map((url) => ({ url })),
         log: { level: 'info', access: accessLog },
         ...(engine ? { engine } : {}),
+        ...(extra ? extra(ctx) : {}),
         ...(ctx.claylbConfig ?? {}),
       }
       const file = join(ctx.tmp, `${ctx.id}.json`)
@@ -90,6 +107,7 @@ export const TARGETS = [
   },
   { id: 'claylb', short: 'claylb (access log on)', label: 'claylb (access log on, the default)', ...claylb(true) },
   { id: 'claylb-nolog', short: 'claylb (access log off)', label: 'claylb (log.access: false)', ...claylb(false) },
+  { id: 'claylb-routes-nolog', short: 'claylb, 10 routes (log off)', label: 'claylb with 10 routes the request falls through, then the default pool; log.access: false', ...claylb(false, undefined, tenRoutes) },
   { id: 'claylb-node-nolog', short: 'claylb engine node (log off)', label: 'claylb, engine: node (node:http + undici, the old path), log.access: false', ...claylb(false, 'node') },
   {
     id: 'undici-minimal',

@@ -12,7 +12,7 @@
  * (WorkerMetricsSource) and never waits on a worker, unlike prom-client's AggregatorRegistry.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Cluster } from '../upstream/cluster.js'
+import type { PanicRouting } from '../upstream/host.js'
 import type { Host } from '../upstream/host.js'
 import { RETRY_REASONS, type RetryPolicy, type TryOutcome } from '../proxy/retry-policy.js'
 import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOME_INDEX, OUTCOMES, Tally } from '../upstream/host-counters.js'
@@ -45,8 +45,15 @@ export type IdempotencyOutcome = typeof IDEMPOTENCY_OUTCOMES[number]
 export const SESSION_OPERATIONS = ['load', 'save', 'destroy', 'touch'] as const
 export type SessionOperation = typeof SESSION_OPERATIONS[number]
 
+/** every host claylb routes to (all pools), and whether any pool is in panic */
+export interface HostsView {
+  readonly hosts: readonly Host[]
+  readonly panic: PanicRouting
+  onChange (fn: () => void): unknown
+}
+
 export interface MetricsOptions {
-  cluster: Cluster
+  cluster: HostsView
   retryPolicy: RetryPolicy
   /** requests in flight through the proxy */
   inflight: () => number

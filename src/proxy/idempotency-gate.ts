@@ -30,7 +30,8 @@ export interface GateOptions {
 class ClientGone extends Error {}
 
 export class IdempotencyGate {
-  readonly routes: RouteTable
+  /** replaced by a reload (idempotency.routes applies live) */
+  routes: RouteTable
   readonly core: IdempotencyCore
   private readonly o: GateOptions
 

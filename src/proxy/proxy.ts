@@ -14,11 +14,13 @@ import { Exchange } from './exchange.js'
 import { isIdempotentMethod, upstreamRequestHeaders, validHost, type RequestHeaderInfo } from './headers.js'
 import type { ResponseTap } from './exchange.js'
 import type { IdempotencyGate } from './idempotency-gate.js'
-import { RetryPolicy, type RetrySettings, type TryOutcome } from './retry-policy.js'
+import { RetryPolicy, type RetrySettings, type RetryTally, type TryOutcome } from './retry-policy.js'
 
 export interface ProxyOptions {
   balancer: Balancer
   retry: RetrySettings
+  /** the retry counters shared with every pool's policy (the metrics read one set) */
+  tally?: RetryTally
   requestTimeoutMs: number
   maxBodyBytes: number
   /** one line per request; null when log.access is off */
@@ -51,7 +53,8 @@ export class ProxyCore {
   readonly balancer: Balancer
   readonly retryPolicy: RetryPolicy
   readonly deadlines: Deadlines
-  readonly maxBodyBytes: number
+  /** limits.maxBodyBytes (a reload may change it) */
+  maxBodyBytes: number
   inflight = 0
   observer: ProxyObserver = noopObserver
   /** set when `idempotency.routes` is not empty: the one check ordinary requests pay */
@@ -61,7 +64,7 @@ export class ProxyCore {
 
   constructor (o: ProxyOptions) {
     this.balancer = o.balancer
-    this.retryPolicy = new RetryPolicy(o.retry)
+    this.retryPolicy = new RetryPolicy(o.retry, o.tally)
     this.deadlines = new Deadlines(o.requestTimeoutMs)
     this.maxBodyBytes = o.maxBodyBytes
     this.accessLog = o.accessLog
