@@ -2,13 +2,11 @@
  * @module app
  * The composition root: builds the modules from a Config and wires them. No logic of its own.
  */
-import type { Server as HttpServer } from 'node:http'
 import type { AddressInfo, Server } from 'node:net'
 import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
 import type { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
-import { createBalancer, type Balancer } from './balancer/balancer.js'
 import { DEFAULT_POOL, WORKERS_POOL } from './config/routing.js'
 import { newRetryTally } from './proxy/retry-policy.js'
 import { PoolHosts, PoolRegistry } from './routing/pools.js'
@@ -17,8 +15,6 @@ import { notLiveChanges } from './routing/reload-plan.js'
 import { RouteTable } from './idempotency/routes.js'
 import { problemBody } from './errors.js'
 import { ProxyCore } from './proxy/proxy.js'
-import { createListener } from './proxy/listener.js'
-import { WebSocketTunnel } from './proxy/websocket.js'
 import { Engine, type EngineOptions } from './engine/engine.js'
 import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
@@ -78,6 +74,7 @@ function engineOptions (c: Config): EngineOptions {
     headersTimeoutMs: Math.min(c.timeouts.headersMs, c.timeouts.requestMs),
     idleTimeoutMs: Math.min(c.timeouts.idleMs, 65_000),
     connectTimeoutMs: c.timeouts.connectMs,
+    bodyIdleMs: c.timeouts.idleMs,
   }
 }
 
@@ -123,34 +120,16 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   const clusterOf = (name: string): Cluster | undefined => pools.get(name)?.cluster
   const defaultCluster = (): Cluster => clusterOf(current.upstreams.length > 0 ? DEFAULT_POOL : WORKERS_POOL)!
   const core = new ProxyCore({
-    // the node engine has no routes: it serves the default pool
-    balancer: createBalancer(config.balancer.policy, defaultCluster()),
-    retry: config.retry,
     tally,
-    requestTimeoutMs: config.timeouts.requestMs,
     maxBodyBytes: config.limits.maxBodyBytes,
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
-  const balancer: Balancer = core.balancer
-  let ws: WebSocketTunnel | null = null
-  let engine: Engine | null = null
-  let proxyServer: Server
-  if (engineOf(config) === 'raw') {
-    engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally))
-    proxyServer = engine.server
-  } else {
-    ws = new WebSocketTunnel(balancer, logger, config.timeouts.connectMs)
-    proxyServer = createListener(core, ws, {
-      maxHeaderBytes: config.limits.maxHeaderBytes,
-      headersTimeoutMs: config.timeouts.headersMs,
-      requestTimeoutMs: config.timeouts.requestMs,
-      idleTimeoutMs: config.timeouts.idleMs,
-    })
-  }
+  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally))
+  const proxyServer = engine.server
   const admin = new AdminServer(config.admin.token)
   const metrics = new Metrics({
     cluster: pools,
-    retryPolicy: core.retryPolicy,
+    retries: tally,
     inflight: () => core.inflight,
     generation: () => app.generation,
   })
@@ -164,9 +143,6 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     requestEnded (ex, ms) {
       metrics.requestEnded(ex.host, ex.status, ms)
     },
-    requestAnswered (status, ms) {
-      metrics.requestEnded(undefined, status, ms)
-    },
   }
 
   /**
@@ -176,10 +152,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
    */
   const applyLive = (next: Config): void => {
     syncPools(next)
-    if (engine !== null) {
-      engine.o = engineOptions(next)
-      engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing)
-    }
+    engine.o = engineOptions(next)
+    engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing)
     core.maxBodyBytes = next.limits.maxBodyBytes
     if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = new RouteTable(next.idempotency.routes)
     current = next
@@ -194,7 +168,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       logger.error({ generation: supervisor.generation, reason }, `reload refused: ${reason}; the running config is unchanged`)
       return { ok: false, generation: supervisor.generation, reason, refused: [] }
     }
-    const refused = notLiveChanges(current, next, engineOf)
+    const refused = notLiveChanges(current, next)
     if (refused.length > 0) {
       const reason = `these changes need a restart: ${refused.join(', ')}`
       logger.error({ generation: supervisor.generation, refused }, `reload refused: ${reason}; the running config is unchanged`)
@@ -240,19 +214,13 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     },
     async stop () {
       serving = false
-      if (engine !== null) engine.close()
-      else {
-        proxyServer.close()
-        ;(proxyServer as HttpServer).closeIdleConnections()
-      }
+      engine.close()
       const drained = await Promise.race([
         core.idle().then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs, false).unref()),
+        new Promise<boolean>((resolve) => setTimeout(resolve, current.shutdownTimeoutMs, false).unref()),
       ])
       if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
-      if (engine !== null) engine.closeAll()
-      else (proxyServer as HttpServer).closeAllConnections()
-      ws?.close()
+      engine.closeAll()
       core.close()
       await supervisor.stop()
       admin.server.close()
@@ -301,12 +269,6 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   registerUpstreamRoutes(admin, pools, config.shutdownTimeoutMs, logger)
   return app
-}
-
-/** the engine a config runs: "auto" is raw unless the idempotency gate is needed (node only, for now) */
-export function engineOf (config: Config): 'node' | 'raw' {
-  if (config.engine !== 'auto') return config.engine
-  return config.idempotency.routes.length > 0 ? 'node' : 'raw'
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {

@@ -100,22 +100,14 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
     engine: c.engine ?? engineFromEnv(env, source),
   }
-  if (resolved.engine === 'raw' && c.idempotency.routes.length > 0) {
-    throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use "auto" (the node engine then serves) or "node"'], source)
-  }
-  const node = resolved.engine === 'node' || (resolved.engine === 'auto' && c.idempotency.routes.length > 0)
-  if (node) {
-    const raw = ['routes', 'pools', 'trustedProxies'].filter((k) => Object.keys((c as Record<string, unknown>)[k] as object).length > 0)
-    if (raw.length > 0) throw new ConfigError(raw.map((k) => `${k}: runs on the raw engine only, and this config runs the node engine (engine: node, or auto with idempotency.routes)`), source)
-  }
   return deepFreeze(resolved) as Config
 }
 
-function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'node' | 'raw' {
+function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'raw' {
   const v = env['CLAYLB_ENGINE']
   if (v === undefined || v === '') return 'auto'
-  if (v === 'auto' || v === 'node' || v === 'raw') return v
-  throw new ConfigError([`CLAYLB_ENGINE: must be "auto", "node" or "raw" (got ${JSON.stringify(v)})`], source)
+  if (v === 'auto' || v === 'raw') return v
+  throw new ConfigError([`CLAYLB_ENGINE: must be "auto" or "raw" (the "node" engine was removed: the raw engine runs every feature; got ${JSON.stringify(v)})`], source)
 }
 
 export function loadConfig (file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {

@@ -123,11 +123,11 @@ export const routeSchema = z.strictObject({
 export const configSchema = z.strictObject({
   listen: z.strictObject({ host: str('0.0.0.0'), port: port(8080) }).prefault({}),
   /**
-   * The request path: "raw" (raw sockets + Node's llhttp, src/engine), "node" (node:http + undici,
-   * src/proxy), or "auto": raw, except with idempotency.routes (the gate runs on "node" only for now).
-   * Unset: $CLAYLB_ENGINE, else "auto" (resolved in load.ts).
+   * The request path: there is one, "raw" (raw sockets + Node's llhttp, src/engine); "auto" means the
+   * same. Kept so configs that set it still load; "node" (the node:http + undici path) was removed and
+   * is a config error that says so. Unset: $CLAYLB_ENGINE, else "auto" (resolved in load.ts).
    */
-  engine: z.enum(['auto', 'node', 'raw'], { error: 'must be "auto", "node" or "raw"' }).optional(),
+  engine: z.enum(['auto', 'raw'], { error: 'must be "auto" or "raw" (the "node" engine was removed: the raw engine runs every feature)' }).optional(),
   admin: z.strictObject({
     host: str('127.0.0.1'),
     port: port(9180),
@@ -245,7 +245,7 @@ export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>
 
 export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools'> & {
-  engine: 'auto' | 'node' | 'raw'
+  engine: 'auto' | 'raw'
   pools: Record<string, PoolSettings>
   workers: Parsed['workers'] & { count: number }
   redis: Parsed['redis'] & { url: string }

@@ -2,7 +2,8 @@
  * @module engine/engine
  * The forwarding engine on raw `node:net` sockets (config `engine: raw`): the listener, the client
  * connections, each host's upstream pool, and ONE periodic sweep for every timeout of the path
- * (head not received in time, idle keep-alive, lingering closes, idle upstream sockets), plus two
+ * (head not received in time, idle keep-alive, lingering closes, idle upstream sockets, an answer
+ * whose body stopped arriving), plus two
  * intrusive deadline lists for the tries' connect and header timeouts. No timer per request.
  */
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
@@ -22,6 +23,8 @@ export interface EngineOptions {
   headersTimeoutMs: number
   idleTimeoutMs: number
   connectTimeoutMs: number
+  /** timeouts.idleMs: an answer whose body stops arriving for this long is cut */
+  bodyIdleMs: number
 }
 
 const TUNNEL_PENDING_LIMIT = 64 * 1024
@@ -61,7 +64,7 @@ export class Engine {
       }
       this.conns.add(new ClientConn(this, socket, this.clock))
     })
-    const sweepMs = Math.max(100, Math.min(1000, Math.floor(o.headersTimeoutMs / 4)))
+    const sweepMs = Math.max(100, Math.min(1000, Math.floor(Math.min(o.headersTimeoutMs, o.bodyIdleMs) / 4)))
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs)
     this.sweepTimer.unref()
   }
@@ -82,6 +85,7 @@ export class Engine {
     for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs, this.o.idleTimeoutMs)
     for (const p of this.pools) {
       p.sweepIdle(now)
+      p.sweepStreaming(now, this.o.bodyIdleMs)
       // a host a reload removed: its pool goes once its last connection did
       if (p.closed && p.all.size === 0) this.pools.delete(p)
     }

@@ -11,8 +11,12 @@
 /** What happened to one try, reported to the outlier detector and the retry policy. */
 export type TryOutcome = 'ok' | 'connect-failed' | 'timeout' | 'reset' | 'http-5xx' | 'local'
 
-/** the outcomes a retry may follow (also the `reason` label of claylb_retries_total) */
-export const RETRY_REASONS = ['connect-failed', 'timeout', 'reset', 'http-5xx'] as const
+/**
+ * the outcomes a retry may follow (also the `reason` label of claylb_retries_total);
+ * `reset-before-request`: the upstream reset the connection before any byte of an answer, so it never
+ * read the request: made again at once, whatever the method, outside the budget (engine/exchange.ts)
+ */
+export const RETRY_REASONS = ['connect-failed', 'timeout', 'reset', 'http-5xx', 'reset-before-request'] as const
 export type RetryReason = typeof RETRY_REASONS[number]
 
 export interface RetrySettings {
@@ -34,7 +38,7 @@ export interface RetryTally {
 }
 
 export function newRetryTally (): RetryTally {
-  return { retried: { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0 }, overflow: 0 }
+  return { retried: { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0, 'reset-before-request': 0 }, overflow: 0 }
 }
 
 export class RetryPolicy {

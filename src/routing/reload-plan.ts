@@ -26,12 +26,11 @@ export function changedKeys (a: unknown, b: unknown, prefix = ''): string[] {
 const under = (key: string, prefix: string): boolean => key === prefix || key.startsWith(`${prefix}.`)
 
 /**
- * The changed keys a reload cannot apply. `engineOf` resolves `engine: auto`: a change that would
- * switch the engine (idempotency.routes appearing or going) cannot apply either.
+ * The changed keys a reload cannot apply. idempotency.routes appearing or going cannot either: the
+ * gate and its Redis connection are made at start, or not at all.
  */
-export function notLiveChanges (from: Config, to: Config, engineOf: (c: Config) => string): string[] {
+export function notLiveChanges (from: Config, to: Config): string[] {
   const keys = changedKeys(from, to).filter((k) => NOT_LIVE.some((p) => under(k, p)) && !LIVE_INSIDE.some((p) => under(k, p)))
-  if (engineOf(from) !== engineOf(to) && !keys.includes('engine')) keys.push('engine')
   if ((from.idempotency.routes.length === 0) !== (to.idempotency.routes.length === 0)) keys.push('idempotency.routes')
   return keys
 }

@@ -5,7 +5,6 @@
 import t from 'tap'
 import { buildConfig, ConfigError } from '../../src/config/load.js'
 import { notLiveChanges, changedKeys } from '../../src/routing/reload-plan.js'
-import { engineOf } from '../../src/app.js'
 
 const problems = (raw: unknown, env: NodeJS.ProcessEnv = {}): string[] => {
   try {
@@ -55,21 +54,19 @@ t.test('errors name their path', async (t) => {
   ])
   t.same(problems({ pools: { api: { upstreams: [] } } }), ['pools.api.upstreams: must list at least one upstream'])
   t.same(problems({ pools: { api: { ...up, timeouts: { idleMs: 5 } } } }), ['pools.api.timeouts.idleMs: unknown key'])
-  t.same(problems({ ...up, routes: [{ pool: 'default' }] }, { CLAYLB_ENGINE: 'node' }),
-    ['routes: runs on the raw engine only, and this config runs the node engine (engine: node, or auto with idempotency.routes)'])
 })
 
 t.test('reload plan: what applies live and what is refused, by key', async (t) => {
   const a = buildConfig({ ...up })
   const live = buildConfig({ upstreams: [{ url: 'http://127.0.0.1:2', weight: 3 }], pools: { x: up }, routes: [{ pool: 'x' }], trustedProxies: ['10.0.0.0/8'], retry: { attempts: 4 }, timeouts: { requestMs: 5 }, healthCheck: { path: '/h' }, limits: { maxBodyBytes: 10 } })
-  t.same(notLiveChanges(a, live, engineOf), [], 'routing, pools, upstreams, weights, retry, timeouts, health, limits: live')
+  t.same(notLiveChanges(a, live), [], 'routing, pools, upstreams, weights, retry, timeouts, health, limits: live')
   const dead = buildConfig({ ...up, listen: { host: '127.0.0.2' }, admin: { port: 1 }, redis: { url: 'redis://h:1' }, log: { level: 'warn' }, idempotency: { ttlSeconds: 5 } })
-  t.same(notLiveChanges(a, dead, engineOf).sort(), ['admin.port', 'idempotency.ttlSeconds', 'listen.host', 'log.level', 'redis.url'])
+  t.same(notLiveChanges(a, dead).sort(), ['admin.port', 'idempotency.ttlSeconds', 'listen.host', 'log.level', 'redis.url'])
   const keyed = buildConfig({ ...up, idempotency: { routes: [{ match: 'POST /orders' }] } })
-  t.same(notLiveChanges(a, keyed, engineOf).sort(), ['engine', 'idempotency.routes'], 'idempotency.routes from none to some switches the engine')
+  t.same(notLiveChanges(a, keyed), ['idempotency.routes'], 'idempotency.routes from none to some: the gate is made at start')
   const keyed2 = buildConfig({ ...up, idempotency: { routes: [{ match: 'POST /payments' }] } })
-  t.same(notLiveChanges(keyed, keyed2, engineOf), [], 'idempotency.routes while some stay: live')
+  t.same(notLiveChanges(keyed, keyed2), [], 'idempotency.routes while some stay: live')
   // listen.tls (certificates) is live: the TLS listener re-reads them
   t.same(changedKeys({ listen: { tls: { cert: 'a' }, port: 1 } }, { listen: { tls: { cert: 'b' }, port: 1 } }), ['listen.tls.cert'])
-  t.same(notLiveChanges({ ...a, listen: { ...a.listen, tls: { cert: 'a' } } } as never, { ...a, listen: { ...a.listen, tls: { cert: 'b' } } } as never, engineOf), [])
+  t.same(notLiveChanges({ ...a, listen: { ...a.listen, tls: { cert: 'a' } } } as never, { ...a, listen: { ...a.listen, tls: { cert: 'b' } } } as never), [])
 })

@@ -4,7 +4,8 @@
  */
 import t from 'tap'
 import { startBackend, type Backend, type Handler } from '../helpers/backend.js'
-import { startClaylb, type Claylb } from '../helpers/claylb.js'
+import { join } from 'node:path'
+import { ROOT, startClaylb, type Claylb } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
 
 /** answers its name, and echoes x-upstream-secret back as a response header the route removes */
@@ -156,4 +157,23 @@ t.test('per-pool retry and health: each pool uses its own settings', async (t) =
   for (let i = 0; i < 6; i++) t.equal((await req(`${lb.url}/checked`)).body, 'good', 'the pool\'s own HTTP check took bad out')
   t.equal(bad.count, before)
   t.equal(plain.checks, 0, 'the default pool (no healthCheck.path) checks by TCP connect: no HTTP check reached it')
+})
+
+t.test('workers are a pool: with upstreams too, pool: workers routes to them, the rest to the upstreams', async (t) => {
+  const b = await backends('static')
+  const lb = await startClaylb({
+    config: {
+      upstreams: [{ url: b['static']!.url }],
+      workers: { count: 1, app: join(ROOT, 'test/workers/fixtures/config-app.mjs') },
+      routes: [{ match: { pathPrefix: '/app/' }, pool: 'workers' }],
+      log: { access: false },
+    },
+  })
+  t.teardown(async () => { await lb.stop(); await b['static']!.close() })
+  const app = await req(`${lb.url}/app/x`)
+  t.equal(app.status, 200)
+  t.match(app.headers['x-worker-id'], /^w\d+$/, 'a worker answered /app/')
+  const other = await req(`${lb.url}/other`)
+  t.equal(other.body, 'static', 'the default pool is the upstreams')
+  t.equal(other.headers['x-worker-id'], undefined)
 })
