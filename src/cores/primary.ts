@@ -17,6 +17,8 @@
 import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
 import type { App, DataPlane } from '../app.js'
+import type { Config } from '../config/schema.js'
+import type { Cluster } from '../upstream/cluster.js'
 import type { Logger } from '../log.js'
 import type { CountersExport } from '../metrics/metrics.js'
 import type { Host } from '../upstream/host.js'
@@ -86,15 +88,21 @@ export class ProxyProcesses implements DataPlane {
     const c = app.config
     this.listenSpec = { host: c.listen.host, port: c.listen.port, reusePort: this.mode === 'reuseport' }
     for (let i = 0; i < count; i++) this.backoff.push(new CrashBackoff(c.workers))
-    this.current = snapshotOf(app.cluster, this.version, app.generation)
+    this.current = snapshotOf(app.pools, this.version, app.generation)
+    const watched = new WeakSet<Cluster>()
     const queue = (): void => {
+      // a pool a reload added is watched from its first change on
+      for (const name of app.pools.names()) {
+        const c = app.pools.get(name)!.cluster
+        if (!watched.has(c)) { watched.add(c); c.onStateChange(queue) }
+      }
       if (this.pushQueued) return
       this.pushQueued = true
       // every change of one tick (a host's health, the panic it causes) travels in one push
       queueMicrotask(() => { this.pushQueued = false; this.push() })
     }
-    app.cluster.onChange(queue)
-    app.cluster.onStateChange(queue)
+    app.pools.onChange(queue)
+    queue()
     app.metrics.remote = () => [...this.retiredCounters, ...[...this.procs].flatMap((p) => p.stats === null ? [] : [p.stats.counters])]
     app.metrics.processSource = this
     app.supervisor.drained = async () => { await this.settled(); await this.refresh() }
@@ -149,7 +157,7 @@ export class ProxyProcesses implements DataPlane {
         inflight.set(hid, (inflight.get(hid) ?? 0) + i)
       }
     }
-    for (const h of this.app.cluster.hosts) {
+    for (const h of this.app.pools.hosts) {
       h.requests = requests.get(h.id) ?? 0
       h.inflight = inflight.get(h.id) ?? 0
     }
@@ -171,6 +179,10 @@ export class ProxyProcesses implements DataPlane {
     let n = 0
     for (const p of this.procs) if (p.listening) n++
     return n
+  }
+
+  configChanged (config: Config): void {
+    for (const p of this.procs) p.send({ type: 'config', config })
   }
 
   /** the pids of the live proxy processes */
@@ -216,14 +228,14 @@ export class ProxyProcesses implements DataPlane {
   }
 
   private tries (events: Array<string | number>): void {
-    const cl = this.app.cluster
+    const pools = this.app.pools
     let last: Host | undefined
     for (let i = 0; i < events.length; i += 2) {
       const id = events[i] as string
-      const host = last?.id === id ? last : cl.get(id)
+      const host = last?.id === id ? last : pools.host(id)
       if (host === undefined) continue
       last = host
-      this.app.outlier.tryEnded(host, OUTCOMES[events[i + 1] as number]!)
+      host.outlier?.tryEnded(host, OUTCOMES[events[i + 1] as number]!)
     }
   }
 
@@ -259,7 +271,7 @@ export class ProxyProcesses implements DataPlane {
   // ---- snapshots ----
 
   private push (): void {
-    this.current = snapshotOf(this.app.cluster, ++this.version, this.app.generation)
+    this.current = snapshotOf(this.app.pools, ++this.version, this.app.generation)
     for (const p of this.procs) p.send({ type: 'snapshot', snapshot: this.current })
   }
 

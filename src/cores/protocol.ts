@@ -18,6 +18,8 @@ export interface ListenSpec {
 export type ToProxy =
   | { type: 'boot', config: Config, listen: ListenSpec, snapshot: Snapshot }
   | { type: 'snapshot', snapshot: Snapshot }
+  /** a reload the primary applied (pools, routes, limits): sent before the snapshot that follows it */
+  | { type: 'config', config: Config }
   | { type: 'stats', id: number }
   | { type: 'stop' }
 

@@ -16,12 +16,13 @@ import type { FromProxy, ProcessStats, ToProxy } from './protocol.js'
 
 /** the config a proxy process runs: the primary's, minus everything the control plane owns */
 export function proxyConfigOf (c: Config): Config {
+  const judgeNothing = <P extends Pick<Config, 'healthCheck' | 'outlier'>>(p: P): P => ({
+    ...p, healthCheck: { ...p.healthCheck, enabled: false }, outlier: { ...p.outlier, enabled: false },
+  })
   return {
-    ...c,
-    upstreams: [],
+    ...judgeNothing(c),
+    pools: Object.fromEntries(Object.entries(c.pools).map(([name, p]) => [name, judgeNothing(p)])),
     workers: { ...c.workers, count: 0 },
-    healthCheck: { ...c.healthCheck, enabled: false },
-    outlier: { ...c.outlier, enabled: false },
     // the primary decides panic mode; its hosts' `available` arrive already decided
     panic: { ...c.panic, thresholdPercent: 0 },
   }
@@ -60,7 +61,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   let applied = 0
   const apply = (s: Snapshot): void => {
     if (s.version <= applied) return
-    const removed = applySnapshot(app.cluster, s, config.timeouts)
+    const removed = applySnapshot(app.pools, s, config.timeouts)
     applied = s.version
     // a host gone from the snapshot finishes what it carries, then its sockets close
     for (const h of removed) void h.waitIdle(config.shutdownTimeoutMs).then(() => h.close())
@@ -80,6 +81,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   }
   process.on('message', (m: ToProxy) => {
     if (m.type === 'snapshot') apply(m.snapshot)
+    else if (m.type === 'config') app.applyConfig(proxyConfigOf(m.config))
     else if (m.type === 'stats') send({ type: 'stats', id: m.id, stats: stats(app, startedAt, applied) })
     else if (m.type === 'stop') stop()
   })
@@ -95,7 +97,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
 }
 
 function stats (app: App, startedAt: string, snapshot: number): ProcessStats {
-  const hosts: Array<[string, number, number]> = app.cluster.hosts.map((h: Host) => [h.id, h.requests, h.inflight])
+  const hosts: Array<[string, number, number]> = app.pools.hosts.map((h: Host) => [h.id, h.requests, h.inflight])
   return {
     pid: process.pid,
     requests: app.metrics.requestsTotal(),

@@ -7,6 +7,7 @@
  */
 import type { Cluster } from '../upstream/cluster.js'
 import { Host, type PanicRouting } from '../upstream/host.js'
+import type { PoolRegistry } from '../routing/pools.js'
 
 export interface HostState {
   id: string
@@ -27,14 +28,18 @@ export interface Snapshot {
   version: number
   /** the worker generation serving */
   generation: number
-  hosts: HostState[]
+  /** every pool's hosts, by pool name */
+  pools: Record<string, HostState[]>
 }
 
-export function snapshotOf (cluster: Cluster, version: number, generation: number): Snapshot {
-  return {
-    version,
-    generation,
-    hosts: cluster.hosts.map((h) => ({
+export function snapshotOf (pools: PoolRegistry, version: number, generation: number): Snapshot {
+  const out: Record<string, HostState[]> = {}
+  for (const name of pools.names()) out[name] = statesOf(pools.get(name)!.cluster)
+  return { version, generation, pools: out }
+}
+
+function statesOf (cluster: Cluster): HostState[] {
+  return cluster.hosts.map((h) => ({
       id: h.id,
       url: h.url,
       weight: h.weight,
@@ -46,8 +51,7 @@ export function snapshotOf (cluster: Cluster, version: number, generation: numbe
       draining: h.draining,
       panic: h.panic,
       available: h.available,
-    })),
-  }
+  }))
 }
 
 export interface HostTimeouts {
@@ -57,15 +61,28 @@ export interface HostTimeouts {
 }
 
 /**
- * Make `cluster` (a proxy process's) match the snapshot: hosts are kept by id (their pools and
- * counters go on), new ones made, and the removed ones returned for the caller to close once idle.
+ * Make every pool of a proxy process match the snapshot (a pool the snapshot names but this process
+ * does not have yet comes with the reload's config, sent first). Returns the hosts that left.
  */
-export function applySnapshot (cluster: Cluster, s: Snapshot, timeouts: HostTimeouts): Host[] {
+export function applySnapshot (pools: PoolRegistry, s: Snapshot, timeouts: HostTimeouts): Host[] {
+  const removed: Host[] = []
+  for (const [name, states] of Object.entries(s.pools)) {
+    const p = pools.get(name)
+    if (p !== undefined) removed.push(...applyHosts(p.cluster, states, timeouts))
+  }
+  return removed
+}
+
+/**
+ * Make `cluster` match the states: hosts are kept by id (their connections and counters go on), new
+ * ones made, and the removed ones returned for the caller to close once idle.
+ */
+function applyHosts (cluster: Cluster, states: readonly HostState[], timeouts: HostTimeouts): Host[] {
   const old = new Map(cluster.hosts.map((h) => [h.id, h]))
   const next: Host[] = []
-  for (const st of s.hosts) {
+  for (const st of states) {
     let h = old.get(st.id)
-    if (h === undefined || h.url !== st.url || h.weight !== st.weight) {
+    if (h === undefined || h.url !== st.url) {
       h = new Host({
         id: st.id,
         url: st.url,
@@ -79,19 +96,20 @@ export function applySnapshot (cluster: Cluster, s: Snapshot, timeouts: HostTime
       })
     } else {
       old.delete(st.id)
+      h.weight = st.weight
     }
     next.push(h)
   }
   cluster.replace(next)
   for (let i = 0; i < next.length; i++) {
     const h = next[i]!
-    const st = s.hosts[i]!
+    const st = states[i]!
     h.healthy = st.healthy
     h.ejected = st.ejected
     h.draining = st.draining
     h.panic = st.panic
     h.available = st.available
   }
-  cluster.panic = s.hosts[0]?.panic ?? 'off'
+  cluster.panic = states[0]?.panic ?? 'off'
   return [...old.values()]
 }

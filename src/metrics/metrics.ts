@@ -12,9 +12,8 @@
  * (WorkerMetricsSource) and never waits on a worker, unlike prom-client's AggregatorRegistry.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Cluster } from '../upstream/cluster.js'
-import type { Host } from '../upstream/host.js'
-import { RETRY_REASONS, type RetryPolicy, type TryOutcome } from '../proxy/retry-policy.js'
+import type { Host, PanicRouting } from '../upstream/host.js'
+import { RETRY_REASONS, type RetryTally, type TryOutcome } from '../proxy/retry-policy.js'
 import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOME_INDEX, OUTCOMES, Tally } from '../upstream/host-counters.js'
 
 export { DURATION_BUCKETS_SECONDS, Tally }
@@ -45,6 +44,13 @@ export type IdempotencyOutcome = typeof IDEMPOTENCY_OUTCOMES[number]
 export const SESSION_OPERATIONS = ['load', 'save', 'destroy', 'touch'] as const
 export type SessionOperation = typeof SESSION_OPERATIONS[number]
 
+/** every host claylb routes to (all pools), and whether any pool is in panic */
+export interface HostsView {
+  readonly hosts: readonly Host[]
+  readonly panic: PanicRouting
+  onChange (fn: () => void): unknown
+}
+
 /** One process's request-path counters as plain numbers (cores/: a proxy process answers the primary's scrape with it). */
 export interface CountersExport {
   /** per `upstream` label: codes (6), buckets, durationSum, count, tries */
@@ -60,8 +66,9 @@ export interface CountersExport {
 }
 
 export interface MetricsOptions {
-  cluster: Cluster
-  retryPolicy: RetryPolicy
+  cluster: HostsView
+  /** every pool's retry counters */
+  retries: RetryTally
   /** requests in flight through the proxy */
   inflight: () => number
   generation: () => number
@@ -92,10 +99,11 @@ export class Metrics {
   private readonly byId = new Map<string, HostCounters>()
   private readonly redisDuration: Histogram<'command'>
   private readonly redisChildren = new Map<string, { observe (seconds: number): void }>()
-  private readonly retryPolicy: RetryPolicy
+
+  private readonly retries: RetryTally
 
   constructor (o: MetricsOptions) {
-    this.retryPolicy = o.retryPolicy
+    this.retries = o.retries
     const registers = [this.registry]
     const cluster = o.cluster
     const redisErrors = this.redisErrors
@@ -140,7 +148,7 @@ export class Metrics {
     snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processSource?.restarts ?? 0))
 
     // ---- retries ----
-    const policy = o.retryPolicy
+    const policy = o.retries
     snapshotCounter(`${PREFIX}retries_total`, 'Retries started, by the outcome of the try that failed', ['reason'], (add) => {
       for (const r of RETRY_REASONS) add({ reason: r }, policy.retried[r] + remoteSum((c) => c.retried[r] ?? 0))
     })
@@ -222,8 +230,8 @@ export class Metrics {
     const tallies = <K extends string>(r: Record<K, Tally>): Record<string, number> => Object.fromEntries(Object.entries<Tally>(r).map(([k, t]) => [k, t.value]))
     return {
       hosts,
-      retried: { ...this.retryPolicy.retried },
-      overflow: this.retryPolicy.overflow,
+      retried: { ...this.retries.retried },
+      overflow: this.retries.overflow,
       inflight,
       idempotency: tallies(this.idempotency),
       idempotencyLeaseExpiries: this.idempotencyLeaseExpiries.value,

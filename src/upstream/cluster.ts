@@ -27,7 +27,25 @@ export class Cluster {
     for (const fn of this.stateListeners) fn()
   }
 
-  constructor (private readonly panicSettings: PanicSettings = { thresholdPercent: 0, mode: 'spread' }) {}
+  constructor (public panicSettings: PanicSettings = { thresholdPercent: 0, mode: 'spread' }) {}
+
+  setPanicSettings (s: PanicSettings): void {
+    if (s.thresholdPercent === this.panicSettings.thresholdPercent && s.mode === this.panicSettings.mode) return
+    this.panicSettings = s
+    this.evaluatePanic()
+  }
+
+  /** the whole list at once (a reload): one change, so a pick sees the old list or the new one */
+  replace (hosts: readonly Host[]): void {
+    for (const h of this.hosts) if (!hosts.includes(h) && h.onStateChange === this.onHostState) h.onStateChange = null
+    for (const h of hosts) {
+      if (this.hosts.includes(h)) continue
+      h.onStateChange = this.onHostState
+      h.setPanic(this.panic)
+    }
+    this.hosts = hosts
+    this.changed()
+  }
 
   add (host: Host): void {
     host.onStateChange = this.onHostState
@@ -45,15 +63,6 @@ export class Cluster {
     return true
   }
 
-  /**
-   * Take another process's list as it is (a proxy process applying the primary's snapshot): the
-   * hosts' states are the caller's to write, so no panic re-evaluation touches them.
-   */
-  replace (hosts: readonly Host[]): void {
-    this.hosts = hosts
-    for (const fn of this.listeners) fn()
-  }
-
   get (id: string): Host | undefined {
     return this.hosts.find((h) => h.id === id)
   }
@@ -65,8 +74,10 @@ export class Cluster {
     return n
   }
 
-  onChange (fn: () => void): void {
+  /** returns the function that unsubscribes `fn` */
+  onChange (fn: () => void): () => void {
     this.listeners.push(fn)
+    return () => { this.listeners = this.listeners.filter((f) => f !== fn) }
   }
 
   /** told after any host's health, ejection or draining changed (and panic was re-evaluated) */
