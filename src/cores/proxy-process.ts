@@ -14,7 +14,10 @@ import { applySnapshot, type Snapshot } from './snapshot.js'
 import { TryReporter } from './try-reporter.js'
 import type { FromProxy, ProcessStats, ToProxy } from './protocol.js'
 
-/** the config a proxy process runs: the primary's, minus everything the control plane owns */
+/**
+ * the config a proxy process runs: the primary's, minus what the control plane judges (its
+ * supervisor is never started: workers.count stays, since the routes read it)
+ */
 export function proxyConfigOf (c: Config): Config {
   const judgeNothing = <P extends Pick<Config, 'healthCheck' | 'outlier'>>(p: P): P => ({
     ...p, healthCheck: { ...p.healthCheck, enabled: false }, outlier: { ...p.outlier, enabled: false },
@@ -22,7 +25,6 @@ export function proxyConfigOf (c: Config): Config {
   return {
     ...judgeNothing(c),
     pools: Object.fromEntries(Object.entries(c.pools).map(([name, p]) => [name, judgeNothing(p)])),
-    workers: { ...c.workers, count: 0 },
     // the primary decides panic mode; its hosts' `available` arrive already decided
     panic: { ...c.panic, thresholdPercent: 0 },
   }
