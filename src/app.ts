@@ -102,7 +102,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     for (const [name, p] of Object.entries(c.pools)) wanted.set(name, p)
     for (const name of pools.names()) {
       if (name === WORKERS_POOL || wanted.has(name)) continue
-      pools.get(name)!.syncHosts([], () => { throw new Error('unreachable') }, c.shutdownTimeoutMs)
+      pools.get(name)!.retireAll(c.shutdownTimeoutMs)
       void pools.remove(name)
     }
     for (const [name, p] of wanted) {

@@ -174,3 +174,20 @@ t.test('a reload keeps an upstream whose url stays: its state (drained here) and
   for (let i = 0; i < 8; i++) { const r = await req(`${lb.url}/`); got[r.body] = (got[r.body] ?? 0) + 1 }
   t.same(got, { a: 6, c: 2 }, 'weights 3:1 over a and the new c; drained b gets nothing')
 })
+
+t.test('a reload removing a pool and its route: the path goes to the default pool, the pool leaves /status', async (t) => {
+  const main = await startBackend((q, s) => { q.resume(); s.end('main') })
+  const api = await startBackend((q, s) => { q.resume(); s.end('api') })
+  const base = { upstreams: [{ url: main.url, id: 'main' }], healthCheck: { enabled: false }, log: { access: false } }
+  const file = writeConfig({ ...base, pools: { api: { upstreams: [{ url: api.url, id: 'api' }] } }, routes: [{ match: { pathPrefix: '/api/' }, pool: 'api' }] })
+  const lb = await startClaylb({ args: ['--config', file] })
+  t.teardown(async () => { await lb.stop(); await main.close(); await api.close() })
+  t.equal((await req(`${lb.url}/api/x`)).body, 'api')
+  writeFileSync(file, stringify(base))
+  t.equal((await req(`${lb.admin}/reload`, { method: 'POST' })).status, 200)
+  t.equal((await req(`${lb.url}/api/x`)).body, 'main', 'no route any more: the default pool')
+  const s = await json<{ upstreams: Array<{ pool: string, id: string }>, pools: Record<string, string> }>(`${lb.admin}/status`)
+  t.same(s.upstreams.map((u) => `${u.pool}/${u.id}`), ['default/main'])
+  t.notOk('api' in s.pools, 'the pool is gone')
+  t.equal(api.count, 1)
+})
