@@ -8,8 +8,10 @@
  */
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import type { Host } from '../upstream/host.js'
-import { Deadlines } from '../proxy/deadlines.js'
+import type { Deadlines } from '../proxy/deadlines.js'
 import type { ProxyCore } from '../proxy/proxy.js'
+import type { RoutePool } from '../routing/route-pool.js'
+import type { RoutingState } from '../routing/routing-state.js'
 import { ClientConn } from './client-conn.js'
 import type { Exchange } from './exchange.js'
 import { responseHead } from './head.js'
@@ -21,8 +23,6 @@ export interface EngineOptions {
   headersTimeoutMs: number
   idleTimeoutMs: number
   connectTimeoutMs: number
-  /** retry.perTryTimeoutMs; 0: a try waits for its answer's head up to headersTimeoutMs */
-  perTryTimeoutMs: number
   /** timeouts.idleMs: an answer whose body stops arriving for this long is cut */
   bodyIdleMs: number
 }
@@ -32,8 +32,14 @@ const TUNNEL_PENDING_LIMIT = 64 * 1024
 export class Engine {
   readonly server: Server
   readonly core: ProxyCore
-  readonly o: EngineOptions
+  /** replaced whole by a reload (new connections and heads read the new values) */
+  o: EngineOptions
   readonly poolOptions: PoolOptions
+  /**
+   * routes, pools and trusted forwarders: ONE reference, replaced whole by a reload, read once per
+   * request (when its head is parsed) and once per connection (trusted forwarders)
+   */
+  routing: RoutingState
   readonly proto = 'http'
   /** a coarse clock (ms), advanced by the sweep: good enough for limits of seconds, free to read */
   clock = Date.now()
@@ -42,18 +48,15 @@ export class Engine {
   private readonly conns = new Set<ClientConn>()
   private readonly pools = new Set<UpstreamPool>()
   private readonly tunnels = new Set<Socket>()
-  private readonly connecting: Deadlines
-  private readonly waiting: Deadlines
   private readonly sweepTimer: NodeJS.Timeout
   private readonly pendingTunnel = new Map<ClientConn, Buffer[]>()
 
-  constructor (core: ProxyCore, o: EngineOptions) {
+  constructor (core: ProxyCore, o: EngineOptions, routing: RoutingState) {
     selfTest()
     this.core = core
     this.o = o
+    this.routing = routing
     this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024) }
-    this.connecting = new Deadlines(o.connectTimeoutMs)
-    this.waiting = new Deadlines(o.perTryTimeoutMs > 0 ? o.perTryTimeoutMs : o.headersTimeoutMs)
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
       if (this.draining) {
         socket.destroy()
@@ -83,6 +86,8 @@ export class Engine {
     for (const p of this.pools) {
       p.sweepIdle(now)
       p.sweepStreaming(now, this.o.bodyIdleMs)
+      // a host a reload removed: its pool goes once its last connection did
+      if (p.closed && p.all.size === 0) this.pools.delete(p)
     }
   }
 
@@ -100,23 +105,25 @@ export class Engine {
     return p
   }
 
-  // ---- try timeouts ----
+  // ---- try timeouts (the lists of the request's pool) ----
 
-  timeConnect (c: UpstreamConn): void {
-    c.timing = 1
-    this.connecting.add(c, Date.now())
+  timeConnect (c: UpstreamConn, pool: RoutePool): void {
+    this.timeIn(c, pool.connecting)
   }
 
-  timeHeaders (c: UpstreamConn): void {
-    if (c.timing === 1) this.connecting.remove(c)
-    c.timing = 2
-    this.waiting.add(c, Date.now())
+  timeHeaders (c: UpstreamConn, pool: RoutePool): void {
+    this.timeIn(c, pool.waiting)
+  }
+
+  private timeIn (c: UpstreamConn, list: Deadlines): void {
+    c.timedBy?.remove(c)
+    c.timedBy = list
+    list.add(c, Date.now())
   }
 
   untime (c: UpstreamConn): void {
-    if (c.timing === 1) this.connecting.remove(c)
-    else if (c.timing === 2) this.waiting.remove(c)
-    c.timing = 0
+    c.timedBy?.remove(c)
+    c.timedBy = null
   }
 
   // ---- WebSocket tunnels ----
@@ -136,7 +143,7 @@ export class Engine {
   tunnel (ex: Exchange, c: UpstreamConn, message: string, headers: string[]): number {
     let upgrade = ''
     for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === 'upgrade') upgrade = headers[i + 1]!
-    responseHead(ex, headers)
+    responseHead(ex, headers, ex.route!.responseHeaders)
     const client = ex.conn
     client.detach()
     client.socket.write(`HTTP/1.1 101 ${message}\r\n${ex.respLines}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`, 'latin1')
@@ -167,7 +174,6 @@ export class Engine {
     for (const c of this.conns) c.socket.destroy()
     for (const s of this.tunnels) s.destroy()
     for (const p of this.pools) p.destroyAll()
-    this.connecting.close()
-    this.waiting.close()
+    for (const p of this.routing.pools.values()) p.close()
   }
 }
