@@ -84,6 +84,13 @@ export class PoolHosts {
     for (const h of leaving) retireHost(h, drainMs, this.logger)
   }
 
+  /** the pool left the config: every host drains and closes */
+  retireAll (drainMs: number): void {
+    const leaving = this.cluster.hosts
+    this.cluster.replace([])
+    for (const h of leaving) retireHost(h, drainMs, this.logger)
+  }
+
   close (): Promise<void> {
     this.checks.close()
     this.outlier.close()

@@ -146,3 +146,48 @@ t.test('a reload changing listen.host is refused whole: 409 problem naming it, t
   t.equal(ok.status, 200, ok.body)
   t.equal((await req(`${lb}/`)).body, 'b', 'then the upstream change applies')
 })
+
+t.test('a reload keeps an upstream whose url stays: its state (drained here) and counters carry over, its new weight applies', async (t) => {
+  const a = await startBackend((q, s) => { q.resume(); s.end('a') })
+  const b = await startBackend((q, s) => { q.resume(); s.end('b') })
+  const c = await startBackend((q, s) => { q.resume(); s.end('c') })
+  const cfg = (wa: number, more: Array<{ url: string, id: string }> = []): Record<string, unknown> => ({
+    upstreams: [{ url: a.url, id: 'a', weight: wa }, { url: b.url, id: 'b' }, ...more], healthCheck: { enabled: false }, log: { access: false },
+  })
+  const file = writeConfig(cfg(1))
+  const lb = await startClaylb({ args: ['--config', file] })
+  t.teardown(async () => { await lb.stop(); for (const x of [a, b, c]) await x.close() })
+  for (let i = 0; i < 4; i++) await req(`${lb.url}/`)
+  t.equal((await req(`${lb.admin}/upstreams/b/drain`, { method: 'POST' })).status, 200)
+  type S = { upstreams: Array<{ id: string, state: string, requests: number, weight: number }> }
+  const before = await json<S>(`${lb.admin}/status`)
+  const aBefore = before.upstreams.find((u) => u.id === 'a')!.requests
+
+  writeFileSync(file, stringify(cfg(3, [{ url: c.url, id: 'c' }])))
+  t.equal((await req(`${lb.admin}/reload`, { method: 'POST' })).status, 200)
+  const after = await json<S>(`${lb.admin}/status`)
+  const by = (id: string) => after.upstreams.find((u) => u.id === id)!
+  t.equal(by('b').state, 'draining', 'b is the same upstream: still drained')
+  t.equal(by('a').requests, aBefore, 'a is the same upstream: its request count carried over')
+  t.equal(by('a').weight, 3, 'its new weight applies')
+  const got: Record<string, number> = {}
+  for (let i = 0; i < 8; i++) { const r = await req(`${lb.url}/`); got[r.body] = (got[r.body] ?? 0) + 1 }
+  t.same(got, { a: 6, c: 2 }, 'weights 3:1 over a and the new c; drained b gets nothing')
+})
+
+t.test('a reload removing a pool and its route: the path goes to the default pool, the pool leaves /status', async (t) => {
+  const main = await startBackend((q, s) => { q.resume(); s.end('main') })
+  const api = await startBackend((q, s) => { q.resume(); s.end('api') })
+  const base = { upstreams: [{ url: main.url, id: 'main' }], healthCheck: { enabled: false }, log: { access: false } }
+  const file = writeConfig({ ...base, pools: { api: { upstreams: [{ url: api.url, id: 'api' }] } }, routes: [{ match: { pathPrefix: '/api/' }, pool: 'api' }] })
+  const lb = await startClaylb({ args: ['--config', file] })
+  t.teardown(async () => { await lb.stop(); await main.close(); await api.close() })
+  t.equal((await req(`${lb.url}/api/x`)).body, 'api')
+  writeFileSync(file, stringify(base))
+  t.equal((await req(`${lb.admin}/reload`, { method: 'POST' })).status, 200)
+  t.equal((await req(`${lb.url}/api/x`)).body, 'main', 'no route any more: the default pool')
+  const s = await json<{ upstreams: Array<{ pool: string, id: string }>, pools: Record<string, string> }>(`${lb.admin}/status`)
+  t.same(s.upstreams.map((u) => `${u.pool}/${u.id}`), ['default/main'])
+  t.notOk('api' in s.pools, 'the pool is gone')
+  t.equal(api.count, 1)
+})

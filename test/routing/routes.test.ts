@@ -177,3 +177,23 @@ t.test('workers are a pool: with upstreams too, pool: workers routes to them, th
   t.equal(other.body, 'static', 'the default pool is the upstreams')
   t.equal(other.headers['x-worker-id'], undefined)
 })
+
+t.test('per-pool timeouts: a pool\'s requestMs cuts its own requests only', async (t) => {
+  const hang = await startBackend((q) => { q.resume() }) // never answers
+  const b = await backends('main')
+  const lb = await startClaylb({
+    config: {
+      upstreams: [{ url: b['main']!.url }],
+      pools: { short: { upstreams: [{ url: hang.url }], timeouts: { requestMs: 300 } } },
+      routes: [{ match: { pathPrefix: '/short' }, pool: 'short' }],
+      healthCheck: { enabled: false },
+      outlier: { enabled: false },
+      log: { access: false },
+    },
+  })
+  t.teardown(async () => { await lb.stop(); await hang.close(); await b['main']!.close() })
+  const r = await req(`${lb.url}/short`)
+  t.equal(r.status, 504)
+  t.match(JSON.parse(r.body), { type: 'urn:claylb:problem:upstream-timeout', detail: /300 ms/ })
+  t.equal((await req(`${lb.url}/`)).body, 'main', 'the default pool is not affected')
+})
