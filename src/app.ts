@@ -248,7 +248,9 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       let proxy: string
       if (app.dataPlane !== null) proxy = await app.dataPlane.listen()
       else {
-        await listen(proxyServer, config.listen.port, config.listen.host, options.listen?.reusePort === true)
+        // a proxy process binds what the primary says (with reusePort: the port the first one got)
+        const spec = options.listen ?? { port: config.listen.port, host: config.listen.host, reusePort: false }
+        await listen(proxyServer, spec.port, spec.host, spec.reusePort)
         proxy = urlOf(proxyServer)
       }
       serving = true

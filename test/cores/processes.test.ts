@@ -5,6 +5,7 @@
  * Paced by progress (answers counted, /status read), never by time.
  */
 import { execFileSync } from 'node:child_process'
+import { readlinkSync, realpathSync } from 'node:fs'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { startBackends } from '../helpers/backend.js'
@@ -44,6 +45,15 @@ async function load (url: string, o: { total: number, lanes: number, fresh: bool
   await Promise.all(Array.from({ length: o.lanes }, lane))
   await agent.close()
   return { ok, failed }
+}
+
+/** the binary a process runs (node's children run this node; the embedded Redis does not) */
+function exeOf (pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`)
+  } catch {
+    return ''
+  }
 }
 
 function alive (pid: number): boolean {
@@ -145,8 +155,8 @@ t.test('--processes 2 --workers 3: exactly 3 workers; SIGTERM leaves no process 
   t.equal(st.workers.length, 3, 'one set of workers, not one per proxy process')
   t.equal(st.processes.length, 2)
   // the primary's children: 2 proxy processes and 3 workers, no other node process (the embedded Redis it may start is not one)
-  const children = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(lb.pid)], { encoding: 'utf8' }).split('\n')
-    .map((l) => l.trim().split(/\s+/)).filter(([pid, comm]) => Number(pid) > 0 && comm === 'node').map(([pid]) => Number(pid))
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(lb.pid)], { encoding: 'utf8' }).split('\n')
+    .map((l) => Number(l.trim())).filter((pid) => pid > 0 && exeOf(pid) === realpathSync(process.execPath))
   const expected = [...st.processes.map((p) => p.pid), ...st.workers.map((w) => w.pid)].sort()
   t.same(children.sort(), expected, 'its children are the proxy processes and the workers')
   const r = await load(lb.url, { total: 300, lanes: 8, fresh: true, path: '/' })
