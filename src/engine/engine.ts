@@ -91,6 +91,11 @@ export class Engine {
     }
   }
 
+  /** client connections open now */
+  get connections (): number {
+    return this.conns.size
+  }
+
   forget (c: ClientConn): void {
     this.conns.delete(c)
     this.pendingTunnel.delete(c)
