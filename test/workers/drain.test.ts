@@ -44,6 +44,15 @@ t.test('maxAgeSeconds: workers are recycled by age, surge first, with 0 failed',
   })
   t.equal(r.failed.length, 0, `0 failed of ${r.answers.length}`)
   const recycles = lb.logs.filter((l) => l['msg'] === 'recycling worker' && first.some((w) => w.id === l['worker']))
-  t.same(recycles.map((l) => l['reason']), ['maxAgeSeconds', 'maxAgeSeconds'], 'both first workers recycled for their age')
+  // a recycle whose replacement was not ready in time is abandoned and tried again (the old worker
+  // serves meanwhile): on a loaded machine a first worker may log two attempts, both for its age
+  // `first` may hold 3: with maxAgeSeconds 1 a surge replacement can already be up when /status is read
+  t.ok(recycles.length >= first.length && recycles.every((l) => l['reason'] === 'maxAgeSeconds'), `every recycle of a first worker was for its age (${recycles.map((l) => String(l['reason'])).join(', ')})`)
+  for (const w of first) {
+    const done = lb.logs.filter((l) => l['msg'] === 'worker recycled' && l['worker'] === w.id)
+    t.same(done.map((l) => l['reason']), ['maxAgeSeconds'], `${w.id} recycled once, for its age`)
+  }
+  const abandoned = lb.logs.filter((l) => l['msg'] === 'recycle abandoned: the replacement did not become ready; the old worker keeps serving').length
+  t.equal(recycles.length, first.length + abandoned, 'an attempt beyond one per worker only after an abandoned one')
   assertNoRequestAfterDrain(t, lb, first.map((w) => w.id))
 })
