@@ -22,6 +22,8 @@ import { registerUpstreamRoutes } from './admin/upstreams.js'
 import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
+import { loadCertificates, loadUpstreamTls } from './tls/certificates.js'
+import { ConfigError } from './config/load.js'
 
 export interface App {
   readonly config: Config
@@ -65,7 +67,16 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     if (panic === 'off') logger.info({ up: cluster.upCount(), hosts: cluster.hosts.length }, 'panic mode over')
     else logger.warn({ mode: panic, up: cluster.upCount(), hosts: cluster.hosts.length, thresholdPercent: config.panic.thresholdPercent }, 'panic mode: too few healthy upstreams')
   })
-  const supervisor = new Supervisor({ config, cluster, logger, ...(options.reloadConfig ? { reloadConfig: options.reloadConfig } : {}) })
+  // the listener's certificates are re-read with the config: a bad one refuses the whole reload
+  // (the supervisor logs it and answers 409), the certificates and workers serving stay as they are
+  const reread = options.reloadConfig
+  const reloadConfig = reread === undefined ? undefined : (): Config => {
+    const next = reread()
+    const problems = engine === null ? [] : engine.reloadCertificates(next)
+    if (problems.length > 0) throw new ConfigError(problems)
+    return next
+  }
+  const supervisor = new Supervisor({ config, cluster, logger, ...(reloadConfig ? { reloadConfig } : {}) })
   for (const u of config.upstreams) cluster.add(hostFromUpstream(config, u))
   const balancer = createBalancer(config.balancer.policy, cluster)
   const core = new ProxyCore({
@@ -75,6 +86,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     maxBodyBytes: config.limits.maxBodyBytes,
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
+  const upstreamTls = loadUpstreamTls(config.tls)
   let ws: WebSocketTunnel | null = null
   let engine: Engine | null = null
   let proxyServer: Server
@@ -85,6 +97,9 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       idleTimeoutMs: Math.min(config.timeouts.idleMs, 65_000),
       connectTimeoutMs: config.timeouts.connectMs,
       perTryTimeoutMs: config.retry.perTryTimeoutMs,
+      tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+      upstreamTls,
+      logger,
     })
     proxyServer = engine.server
   } else {
@@ -97,7 +112,11 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     })
   }
   const admin = new AdminServer(config.admin.token)
-  const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger)
+  const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger, {
+    ...(upstreamTls.ca !== undefined ? { ca: upstreamTls.ca } : {}),
+    ...(upstreamTls.servername !== undefined ? { servername: upstreamTls.servername } : {}),
+    rejectUnauthorized: upstreamTls.rejectUnauthorized,
+  })
   const outlier = new OutlierDetector(cluster, config.outlier, logger)
   // a spawned worker is never waited for: one that fails its checks or gets ejected is replaced
   const recycleWorker = (reason: string) => (host: Host): void => {
@@ -146,7 +165,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       await supervisor.start()
       await listen(proxyServer, config.listen.port, config.listen.host)
       serving = true
-      return { proxy: urlOf(proxyServer), admin: urlOf(admin.server) }
+      return { proxy: urlOf(proxyServer, engine?.tls === true ? 'https' : 'http'), admin: urlOf(admin.server) }
     },
     reload: () => supervisor.reload(),
     async stop () {
@@ -221,8 +240,8 @@ function listen (server: Server, port: number, host: string): Promise<void> {
   })
 }
 
-function urlOf (server: Server): string {
+function urlOf (server: Server, scheme = 'http'): string {
   const a = server.address() as AddressInfo
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
-  return `http://${host}:${a.port}`
+  return `${scheme}://${host}:${a.port}`
 }

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
+import { checkTlsFiles } from './tls/certificates.js'
 import { createLogger } from './log.js'
 import { createApp, engineOf } from './app.js'
 import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
@@ -67,7 +68,7 @@ function checkConfig (args: string[]): number {
     return 2
   }
   try {
-    loadConfig(file)
+    checkTlsFiles(loadConfig(file))
     process.stdout.write(`${file}: ok\n`)
     return 0
   } catch (err) {
@@ -115,6 +116,7 @@ async function start (args: string[]): Promise<number | undefined> {
     if (values.app !== undefined) overrides.app = values.app
     if (values.redis !== undefined) overrides.redis = values.redis
     config = loadConfig(values.config, overrides)
+    checkTlsFiles(config)
     configFile = values.config
     configOverrides = overrides
   } catch (err) {

@@ -95,6 +95,12 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
     engine: c.engine ?? engineFromEnv(env, source),
   }
+  if (c.listen.http2 && c.listen.tls === undefined) {
+    throw new ConfigError(['listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)'], source)
+  }
+  if (c.listen.tls !== undefined && (resolved.engine === 'node' || (resolved.engine === 'auto' && c.idempotency.routes.length > 0))) {
+    throw new ConfigError(['listen.tls: TLS is served by the raw engine, which does not run idempotency.routes (engine "node") yet'], source)
+  }
   if (resolved.engine === 'raw' && c.idempotency.routes.length > 0) {
     throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use "auto" (the node engine then serves) or "node"'], source)
   }

@@ -6,6 +6,13 @@
  * intrusive deadline lists for the tries' connect and header timeouts. No timer per request.
  */
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import tls, { type TLSSocket } from 'node:tls'
+import type { Logger } from '../log.js'
+import type { ProxyError } from '../errors.js'
+import { loadCertificates, type CertificateSet, type UpstreamTls } from '../tls/certificates.js'
+import type { Config } from '../config/schema.js'
+import { ConfigError } from '../config/load.js'
+import { H2Front } from './h2.js'
 import type { Host } from '../upstream/host.js'
 import { Deadlines } from '../proxy/deadlines.js'
 import type { ProxyCore } from '../proxy/proxy.js'
@@ -22,6 +29,12 @@ export interface EngineOptions {
   connectTimeoutMs: number
   /** retry.perTryTimeoutMs; 0: a try waits for its answer's head up to headersTimeoutMs */
   perTryTimeoutMs: number
+  /** TLS to clients (listen.tls); `http2`: offer h2 by ALPN besides http/1.1 */
+  tls?: { certificates: CertificateSet, http2: boolean } | undefined
+  /** how https:// upstreams are connected (config `tls`) */
+  upstreamTls?: UpstreamTls | undefined
+  /** where problems that must not reach the client (upstream addresses, TLS errors) are told */
+  logger?: Logger | undefined
 }
 
 const TUNNEL_PENDING_LIMIT = 64 * 1024
@@ -31,7 +44,12 @@ export class Engine {
   readonly core: ProxyCore
   readonly o: EngineOptions
   readonly poolOptions: PoolOptions
-  readonly proto = 'http'
+  /** x-forwarded-proto */
+  readonly proto: 'http' | 'https'
+  /** the certificates served now (swapped whole by a reload) */
+  private certificates: CertificateSet | null = null
+  /** HTTP/2 streams (listen.http2), fed the TLS sockets that chose h2 */
+  private readonly h2: H2Front | null = null
   /** a coarse clock (ms), advanced by the sweep: good enough for limits of seconds, free to read */
   clock = Date.now()
   /** stop accepting; every answer from now closes its connection */
@@ -48,19 +66,74 @@ export class Engine {
     selfTest()
     this.core = core
     this.o = o
-    this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024) }
+    this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024), tls: o.upstreamTls }
     this.connecting = new Deadlines(o.connectTimeoutMs)
     this.waiting = new Deadlines(o.perTryTimeoutMs > 0 ? o.perTryTimeoutMs : o.headersTimeoutMs)
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      if (this.draining) {
-        socket.destroy()
-        return
-      }
-      this.conns.add(new ClientConn(this, socket, this.clock))
-    })
+    const t = o.tls
+    if (t === undefined) {
+      this.proto = 'http'
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket))
+    } else {
+      this.proto = 'https'
+      const certificates = this.certificates = t.certificates
+      if (t.http2) this.h2 = new H2Front(this)
+      this.server = tls.createServer({
+        ...certificates.fallback,
+        // read on every handshake, so a reload's new set serves the next connection
+        SNICallback: (name, cb) => cb(null, this.certificates!.pick(name)),
+        ALPNProtocols: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+        // a handshake is part of the head: the same limit as a slow head
+        handshakeTimeout: o.headersTimeoutMs,
+        allowHalfOpen: true,
+        noDelay: true,
+      }, (socket) => this.accept(socket))
+      // a failed handshake (a scanner, a wrong name, a timeout) is the client's affair: no log line per attempt
+      this.server.on('tlsClientError', (_err, socket) => socket.destroy())
+    }
     const sweepMs = Math.max(100, Math.min(1000, Math.floor(o.headersTimeoutMs / 4)))
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs)
     this.sweepTimer.unref()
+  }
+
+  private accept (socket: Socket): void {
+    if (this.draining) {
+      socket.destroy()
+      return
+    }
+    if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2') {
+      this.h2.accept(socket as TLSSocket)
+      return
+    }
+    this.conns.add(new ClientConn(this, socket, this.clock))
+  }
+
+  /**
+   * Re-read `config`'s certificates and serve them from the next handshake on (problems, if any, and
+   * nothing changed); connections already open keep theirs (a TLS session is
+   * never re-keyed under a client). The default pair goes to the server, SNI pairs to the callback.
+   */
+  reloadCertificates (config: Config): string[] {
+    const t = config.listen.tls
+    if (this.certificates === null || t === undefined) return []
+    let next: CertificateSet
+    try {
+      next = loadCertificates(t)
+    } catch (err) {
+      if (err instanceof ConfigError) return [...err.problems]
+      throw err
+    }
+    this.certificates = next
+    ;(this.server as tls.Server).setSecureContext(next.fallback)
+    return []
+  }
+
+  get tls (): boolean {
+    return this.certificates !== null
+  }
+
+  /** a problem whose detail is for the log only (see ProxyError.logDetail) */
+  logProblem (ex: Exchange, err: ProxyError): void {
+    this.o.logger?.warn({ method: ex.method, path: ex.path, status: err.status, code: err.code, upstream: ex.host?.id, attempts: ex.attempts }, err.logDetail ?? err.message)
   }
 
   listen (port: number, host: string): Promise<void> {
@@ -131,7 +204,8 @@ export class Engine {
     let upgrade = ''
     for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === 'upgrade') upgrade = headers[i + 1]!
     responseHead(ex, headers)
-    const client = ex.conn
+    // only an HTTP/1.1 connection offers an upgrade (HTTP/2 has none)
+    const client = ex.conn as ClientConn
     client.detach()
     client.socket.write(`HTTP/1.1 101 ${message}\r\n${ex.respLines}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`, 'latin1')
     c.upgradeTo(client.socket, this.pendingTunnel.get(client) ?? [])
@@ -151,6 +225,7 @@ export class Engine {
   close (): void {
     this.draining = true
     this.server.close()
+    this.h2?.close()
     for (const c of this.conns) c.closeIfIdle()
     for (const p of this.pools) p.close()
   }
@@ -159,6 +234,7 @@ export class Engine {
   closeAll (): void {
     clearInterval(this.sweepTimer)
     for (const c of this.conns) c.socket.destroy()
+    this.h2?.destroyAll()
     for (const s of this.tunnels) s.destroy()
     for (const p of this.pools) p.destroyAll()
     this.connecting.close()
