@@ -31,8 +31,9 @@ async function claylbReady (ctx, timeoutMs = 30_000) {
   }
 }
 
-function claylb (accessLog, engine) {
+function claylb (accessLog, engine, tls = false) {
   return {
+    tls,
     ready: claylbReady,
     version: () => `claylb ${JSON.parse(readText(join(ROOT, 'package.json'))).version}`,
     missing: () => existsSync(join(ROOT, 'dist', 'cli.js')) ? null : 'dist/ is missing: run `npm run build` (npm ci does it)',
@@ -45,6 +46,7 @@ function claylb (accessLog, engine) {
         ...(engine ? { engine } : {}),
         ...(ctx.claylbConfig ?? {}),
       }
+      if (tls) config.listen.tls = { cert: ctx.tls.cert, key: ctx.tls.key }
       const file = join(ctx.tmp, `${ctx.id}.json`)
       writeFileSync(file, JSON.stringify(config, null, 2))
       return node(join(ROOT, 'bin', 'claylb'), ['start', '--config', file], ctx, nodeArgsFor(ctx))
@@ -115,10 +117,29 @@ export const TARGETS = [
     missing: () => null,
     start: (ctx) => node(join(SERVERS, 'http-proxy.mjs'), [String(ctx.port), ...ctx.upstreams], ctx),
   },
-  {
-    id: 'nginx',
-    short: 'nginx (1 worker, keepalive)',
-    label: 'nginx, 1 worker, upstream keepalive',
+  nginx(false),
+  haproxy(false),
+]
+
+/**
+ * The TLS scenario: TLS to the client, plain HTTP/1.1 to the backends, keep-alive on both sides (the
+ * handshake is paid once per connection, so the rows compare record encryption per request).
+ * claylb without TLS is the first row, for the cost of TLS itself.
+ */
+export const TLS_TARGETS = [
+  { id: 'claylb-nolog', short: 'claylb plain HTTP (log off)', label: 'claylb without TLS (log.access: false), for the difference', ...claylb(false) },
+  { id: 'claylb-tls', short: 'claylb TLS (log on)', label: 'claylb, listen.tls (access log on)', ...claylb(true, undefined, true) },
+  { id: 'claylb-tls-nolog', short: 'claylb TLS (log off)', label: 'claylb, listen.tls, log.access: false', ...claylb(false, undefined, true) },
+  nginx(true),
+  haproxy(true),
+]
+
+function nginx (tls) {
+  return {
+    id: tls ? 'nginx-tls' : 'nginx',
+    tls,
+    short: `nginx${tls ? ' TLS' : ''} (1 worker, keepalive)`,
+    label: `nginx, 1 worker, upstream keepalive${tls ? ', ssl on the listener' : ''}`,
     version: () => `nginx ${commandVersion('nginx', ['-v'], /\d+\.\d+\.\d+/)}`,
     missing: () => hasCommand('nginx') ? null : 'nginx not installed: `apt-get install -y nginx` (or brew install nginx) to add this row',
     start (ctx) {
@@ -147,7 +168,7 @@ ${ctx.upstreams.map((u) => `    server ${new URL(u).host};`).join('\n')}
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${ctx.port};
+    listen 127.0.0.1:${ctx.port}${tls ? ` ssl;\n    ssl_certificate ${ctx.tls.cert};\n    ssl_certificate_key ${ctx.tls.key}` : ''};
     location / {
       proxy_pass http://backends;
       proxy_http_version 1.1;
@@ -160,11 +181,15 @@ ${ctx.upstreams.map((u) => `    server ${new URL(u).host};`).join('\n')}
 `)
       return spawnPinned('proxy', 'nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { logFile: join(ctx.tmp, 'nginx.log') })
     },
-  },
-  {
-    id: 'haproxy',
-    short: 'HAProxy (nbthread 1)',
-    label: 'HAProxy, nbthread 1, http-reuse always',
+  }
+}
+
+function haproxy (tls) {
+  return {
+    id: tls ? 'haproxy-tls' : 'haproxy',
+    tls,
+    short: `HAProxy${tls ? ' TLS' : ''} (nbthread 1)`,
+    label: `HAProxy, nbthread 1, http-reuse always${tls ? ', ssl crt on the bind' : ''}`,
     version: () => `HAProxy ${commandVersion('haproxy', ['-v'], /\d+\.\d+\.\d+/)}`,
     missing: () => hasCommand('haproxy') ? null : 'haproxy not installed: `apt-get install -y haproxy` (or brew install haproxy) to add this row',
     start (ctx) {
@@ -182,7 +207,7 @@ defaults
   option forwardfor
   http-reuse always
 frontend fe
-  bind 127.0.0.1:${ctx.port}
+  bind 127.0.0.1:${ctx.port}${tls ? ` ssl crt ${ctx.tls.combined}` : ''}
   default_backend be
 backend be
   balance roundrobin
@@ -190,5 +215,5 @@ ${ctx.upstreams.map((u, i) => `  server b${i} ${new URL(u).host}`).join('\n')}
 `)
       return spawnPinned('proxy', 'haproxy', ['-db', '-f', conf], { logFile: join(ctx.tmp, 'haproxy.log') })
     },
-  },
-]
+  }
+}

@@ -21,7 +21,7 @@ import { createParser, type Parser, type ParseError, type ParserCallbacks } from
 /** streams one session may have open at once (nginx's http2_max_concurrent_streams) */
 export const H2_MAX_CONCURRENT_STREAMS = 128
 
-const { NGHTTP2_INTERNAL_ERROR } = http2.constants
+const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants
 
 /** HTTP/1.1 header names that have no place in HTTP/2 (RFC 9113 §8.2.2) */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te'])
@@ -142,8 +142,12 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   }
 
   exchangeDone (_ex: Exchange): void {
-    // a problem or a local answer may have ended the exchange before the client's body was read
-    if (!this.stream.readableEnded) this.stream.resume()
+    // answered before the client's body was all in (a 413, a 502 mid-upload): once the answer is
+    // handed over, RST_STREAM(NO_ERROR) asks the client to stop sending (RFC 9113 §8.1)
+    const s = this.stream
+    if (s.readableEnded || s.destroyed) return
+    if (s.writableFinished) s.close(NGHTTP2_NO_ERROR)
+    else s.once('finish', () => s.close(NGHTTP2_NO_ERROR))
   }
 
   private onClose (): void {

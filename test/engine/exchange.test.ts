@@ -52,8 +52,11 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
   })
   const ups: FakeUpstream[] = []
   const timing: string[] = []
+  const logged: string[] = []
   const engine = {
     core,
+    logged,
+    logProblem: (_ex: Exchange, err: { logDetail?: string }) => logged.push(err.logDetail ?? ''),
     proto: 'http',
     draining: false,
     o: { maxHeaderBytes: 16384 },
@@ -77,7 +80,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
   }
   const ex = new Exchange(conn as unknown as ClientConn)
   t.teardown(() => core.close())
-  return { core, ex, ups, client, done, timing, engine: engine as unknown as Engine }
+  return { core, ex, ups, client, done, timing, logged, engine: engine as unknown as Engine }
 }
 
 const up = (u: FakeUpstream): UpstreamConn => u as unknown as UpstreamConn
@@ -158,7 +161,7 @@ t.test('a refused connect is retried on the other host; the body is replayed', a
 })
 
 t.test('a POST whose fresh connection resets after the request was written: 502, not retried', async (t) => {
-  const { ex, ups, client } = rig()
+  const { ex, ups, client, logged } = rig()
   ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '1'], 'POST', '/o', true)
   ex.onClientBody(Buffer.from('x'))
   ex.bodyDone = true
@@ -169,6 +172,8 @@ t.test('a POST whose fresh connection resets after the request was written: 502,
   ex.onUpstreamError(up(u), 'ECONNRESET')
   t.equal(ups.length, 1, 'no second try: the upstream may have acted on it')
   t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*application\/problem\+json/)
+  t.notMatch(client.written, /h0|127\.0\.0\.1|ECONNRESET/, 'the client is told neither the upstream nor the error')
+  t.same(logged, ['upstream h0 failed: ECONNRESET'], 'the log is')
 })
 
 t.test('a POST on a stale pooled connection (reset before any answer byte) is made again once, whatever the method', async (t) => {

@@ -144,3 +144,20 @@ t.test('config errors name the key and the file', async (t) => {
   const good = spawnSync(process.execPath, [BIN, 'check-config', writeConfig({ listen: { http2: true, tls: { cert: a.cert, key: a.key } }, tls: { ca: pki.ca } })], { cwd: ROOT, env: childEnv(), encoding: 'utf8' })
   t.equal(good.status, 0, `a good TLS config passes (${good.stdout}${good.stderr})`)
 })
+
+t.test('HTTP/2 problems: a body over the limit is refused on its stream, the session goes on', async (t) => {
+  const lb2 = await startClaylb({
+    args: ['--upstream', backend.url],
+    config: { healthCheck: { enabled: false }, limits: { maxBodyBytes: 1000 }, listen: { http2: true, tls: { cert: a.cert, key: a.key } } },
+  })
+  t.teardown(() => lb2.stop('SIGKILL'))
+  const s = await h2session(Number(new URL(lb2.url).port), 'a.test', ca)
+  t.teardown(() => s.close())
+  const declared = await h2(s, { path: '/too-big', method: 'POST', body: 'x'.repeat(5000), headers: { 'content-length': '5000' } })
+  t.equal(declared.status, 413, 'a declared length over limits.maxBodyBytes: 413')
+  t.match(declared.headers['content-type'], 'application/problem+json', 'a problem')
+  const streamed = await h2(s, { path: '/too-big-streamed', method: 'POST', body: 'x'.repeat(200_000) }).catch((err: Error) => err)
+  t.ok(streamed instanceof Error || streamed.status === 413, `a streamed body over the limit: 413 or the stream reset (${streamed instanceof Error ? streamed.message : streamed.status})`)
+  t.equal((await h2(s, { path: '/after' })).status, 200, 'the session still serves')
+  t.notOk(backend.seen.some((r) => r.url === '/too-big' && r.body !== undefined), 'the refused body never reached the upstream whole')
+})
