@@ -112,7 +112,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     })
   }
   const admin = new AdminServer(config.admin.token)
-  const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger, {
+  const t = config.tls
+  const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger, t.ca === undefined && t.servername === undefined && t.rejectUnauthorized ? undefined : {
     ...(upstreamTls.ca !== undefined ? { ca: upstreamTls.ca } : {}),
     ...(upstreamTls.servername !== undefined ? { servername: upstreamTls.servername } : {}),
     rejectUnauthorized: upstreamTls.rejectUnauthorized,
