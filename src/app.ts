@@ -2,7 +2,6 @@
  * @module app
  * The composition root: builds the modules from a Config and wires them. No logic of its own.
  */
-import type { Server as HttpServer } from 'node:http'
 import type { AddressInfo, Server } from 'node:net'
 import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
@@ -10,8 +9,6 @@ import { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
 import { createBalancer, type Balancer } from './balancer/balancer.js'
 import { ProxyCore } from './proxy/proxy.js'
-import { createListener } from './proxy/listener.js'
-import { WebSocketTunnel } from './proxy/websocket.js'
 import { Engine } from './engine/engine.js'
 import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
@@ -72,7 +69,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   const reread = options.reloadConfig
   const reloadConfig = reread === undefined ? undefined : (): Config => {
     const next = reread()
-    const problems = engine === null ? [] : engine.reloadCertificates(next)
+    const problems = engine.reloadCertificates(next)
     if (problems.length > 0) throw new ConfigError(problems)
     return next
   }
@@ -87,30 +84,18 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
   const upstreamTls = loadUpstreamTls(config.tls)
-  let ws: WebSocketTunnel | null = null
-  let engine: Engine | null = null
-  let proxyServer: Server
-  if (engineOf(config) === 'raw') {
-    engine = new Engine(core, {
-      maxHeaderBytes: config.limits.maxHeaderBytes,
-      headersTimeoutMs: Math.min(config.timeouts.headersMs, config.timeouts.requestMs),
-      idleTimeoutMs: Math.min(config.timeouts.idleMs, 65_000),
-      connectTimeoutMs: config.timeouts.connectMs,
-      perTryTimeoutMs: config.retry.perTryTimeoutMs,
-      tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
-      upstreamTls,
-      logger,
-    })
-    proxyServer = engine.server
-  } else {
-    ws = new WebSocketTunnel(balancer, logger, config.timeouts.connectMs)
-    proxyServer = createListener(core, ws, {
-      maxHeaderBytes: config.limits.maxHeaderBytes,
-      headersTimeoutMs: config.timeouts.headersMs,
-      requestTimeoutMs: config.timeouts.requestMs,
-      idleTimeoutMs: config.timeouts.idleMs,
-    })
-  }
+  const engine = new Engine(core, {
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    headersTimeoutMs: Math.min(config.timeouts.headersMs, config.timeouts.requestMs),
+    idleTimeoutMs: Math.min(config.timeouts.idleMs, 65_000),
+    connectTimeoutMs: config.timeouts.connectMs,
+    perTryTimeoutMs: config.retry.perTryTimeoutMs,
+    bodyIdleMs: config.timeouts.idleMs,
+    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    upstreamTls,
+    logger,
+  })
+  const proxyServer = engine.server
   const admin = new AdminServer(config.admin.token)
   const t = config.tls
   const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger, t.ca === undefined && t.servername === undefined && t.rejectUnauthorized ? undefined : {
@@ -143,9 +128,6 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     requestEnded (ex, ms) {
       metrics.requestEnded(ex.host, ex.status, ms)
     },
-    requestAnswered (status, ms) {
-      metrics.requestEnded(undefined, status, ms)
-    },
   }
   // the state tier is connected only when a feature needs it
   const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined
@@ -166,24 +148,18 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       await supervisor.start()
       await listen(proxyServer, config.listen.port, config.listen.host)
       serving = true
-      return { proxy: urlOf(proxyServer, engine?.tls === true ? 'https' : 'http'), admin: urlOf(admin.server) }
+      return { proxy: urlOf(proxyServer, engine.tls ? 'https' : 'http'), admin: urlOf(admin.server) }
     },
     reload: () => supervisor.reload(),
     async stop () {
       serving = false
-      if (engine !== null) engine.close()
-      else {
-        proxyServer.close()
-        ;(proxyServer as HttpServer).closeIdleConnections()
-      }
+      engine.close()
       const drained = await Promise.race([
         core.idle().then(() => true),
         new Promise<boolean>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs, false).unref()),
       ])
       if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
-      if (engine !== null) engine.closeAll()
-      else (proxyServer as HttpServer).closeAllConnections()
-      ws?.close()
+      engine.closeAll()
       core.close()
       healthChecks.close()
       outlier.close()
@@ -226,12 +202,6 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   registerUpstreamRoutes(admin, cluster, config.shutdownTimeoutMs, logger)
   return app
-}
-
-/** the engine a config runs: "auto" is raw unless the idempotency gate is needed (node only, for now) */
-export function engineOf (config: Config): 'node' | 'raw' {
-  if (config.engine !== 'auto') return config.engine
-  return config.idempotency.routes.length > 0 ? 'node' : 'raw'
 }
 
 function listen (server: Server, port: number, host: string): Promise<void> {

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
 import { checkTlsFiles } from './tls/certificates.js'
 import { createLogger } from './log.js'
-import { createApp, engineOf } from './app.js'
+import { createApp } from './app.js'
 import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
 import { ensureSessionSecret, SessionSecretError } from './session/secret.js'
 
@@ -153,7 +153,7 @@ async function start (args: string[]): Promise<number | undefined> {
     await tier.stop()
     return 1
   }
-  logger.info({ proxy: addresses.proxy, admin: addresses.admin, upstreams: app.cluster.hosts.length, engine: engineOf(app.config) }, 'listening')
+  logger.info({ proxy: addresses.proxy, admin: addresses.admin, upstreams: app.cluster.hosts.length }, 'listening')
 
   // A closed stdout (the reader went away) must never keep the process from draining and exiting.
   const say = (fn: () => void): void => { try { fn() } catch { /* stdout gone */ } }

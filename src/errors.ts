@@ -127,10 +127,3 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
   res.writeHead(err.status, headers)
   res.end(body)
 }
-
-/** The same answer as raw bytes, for sockets that never became an http.ServerResponse. */
-export function rawProblem (code: ProblemCode, detail: string): string {
-  const [status, title] = PROBLEMS[code]
-  const body = problemBody(code, detail)
-  return `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
-}

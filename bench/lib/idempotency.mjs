@@ -58,18 +58,24 @@ export async function runIdempotency (opts, tmp, log, { startBackends, measure }
   const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   await waitPort(redisPort, redis)
   const backends = await startBackends(tmp)
-  const claylb = TARGETS.find((t) => t.id === 'claylb-nolog')
   const claylbConfig = {
     redis: { url: `redis://127.0.0.1:${redisPort}` },
     idempotency: { routes: [{ match: 'POST /orders', required: false }] },
   }
   const base = { method: 'POST', body: BODY, headers: { 'content-type': 'application/json' } }
-  const variants = [
-    { id: 'unkeyed', label: 'claylb, POST /orders without a key', request: base },
-    { id: 'keyed-first', label: 'claylb, keyed POST, first execution (a fresh key each)', request: { ...base, uniqueKeyHeader: 'Idempotency-Key' } },
-    { id: 'keyed-replay', label: 'claylb, keyed POST, replay (one key)', request: { ...base, headers: { ...base.headers, 'idempotency-key': `replay-${Date.now()}` } } },
+  const kinds = [
+    { id: 'unkeyed', label: 'POST /orders without a key', request: base },
+    { id: 'keyed-first', label: 'keyed POST, first execution (a fresh key each)', request: { ...base, uniqueKeyHeader: 'Idempotency-Key' } },
+    { id: 'keyed-replay', label: 'keyed POST, replay (one key)', request: { ...base, headers: { ...base.headers, 'idempotency-key': `replay-${Date.now()}` } } },
   ]
-  const rows = variants.map((v) => ({ id: v.id, label: v.label, version: claylb.version(), samples: [] }))
+  // with CLAYLB_BENCH_BEFORE, the same three beside it on the older claylb, interleaved
+  const variants = []
+  for (const [id, who] of [['claylb-nolog', 'claylb'], ['claylb-before-nolog', 'claylb BEFORE']]) {
+    const target = TARGETS.find((t) => t.id === id)
+    if (target === undefined) continue
+    for (const k of kinds) variants.push({ id: id === 'claylb-nolog' ? k.id : `before-${k.id}`, label: `${who}, ${k.label}`, request: k.request, target })
+  }
+  const rows = variants.map((v) => ({ id: v.id, label: v.label, version: v.target.version(), samples: [] }))
   try {
     for (let rep = 0; rep < opts.reps; rep++) {
       for (let i = 0; i < variants.length; i++) {
@@ -77,12 +83,13 @@ export async function runIdempotency (opts, tmp, log, { startBackends, measure }
         const scenario = { path: '/orders', request: v.request }
         // commands counted over the measured run only (the warm-up also creates the replayed record)
         const around = { before: () => commandCounts(redisPort), after: async (b) => delta(b, await commandCounts(redisPort)) }
+        const claylb = v.target
         const s = await measure({ ...claylb, start: (ctx) => claylb.start({ ...ctx, claylbConfig }) }, scenario, opts, { tmp, upstreams: backends.urls, around })
         const d = s.extra
         s.redisCommands = d.byCommand
         s.redisPerRequest = d.total / s.requests
         rows[i].samples.push(s)
-        log(`  [${rep + 1}/${opts.reps}] ${v.id.padEnd(13)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps)} req/s  redis ${s.redisPerRequest.toFixed(2)} cmds/req ${JSON.stringify(d.byCommand)}`)
+        log(`  [${rep + 1}/${opts.reps}] ${v.id.padEnd(20)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps)} req/s  redis ${s.redisPerRequest.toFixed(2)} cmds/req ${JSON.stringify(d.byCommand)}`)
       }
     }
   } finally {

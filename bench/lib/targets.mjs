@@ -31,25 +31,31 @@ async function claylbReady (ctx, timeoutMs = 30_000) {
   }
 }
 
-function claylb (accessLog, engine, tls = false) {
+/**
+ * `CLAYLB_BENCH_BEFORE=DIR`: a built checkout of an older claylb (e.g. `git archive <commit> | tar -x
+ * -C DIR`, node_modules linked, `npx tsc`), run as the extra `claylb-before*` rows, for a before/after
+ * in one run. Unset: those rows do not exist.
+ */
+export const BEFORE = process.env.CLAYLB_BENCH_BEFORE || null
+
+function claylb (accessLog, root = ROOT, tls = false) {
   return {
     tls,
     ready: claylbReady,
-    version: () => `claylb ${JSON.parse(readText(join(ROOT, 'package.json'))).version}`,
-    missing: () => existsSync(join(ROOT, 'dist', 'cli.js')) ? null : 'dist/ is missing: run `npm run build` (npm ci does it)',
+    version: () => `claylb ${JSON.parse(readText(join(root, 'package.json'))).version}${root === ROOT ? '' : ` (${root})`}`,
+    missing: () => existsSync(join(root, 'dist', 'cli.js')) ? null : `${join(root, 'dist')} is missing: run \`npm run build\` (npm ci does it)`,
     start (ctx) {
       const config = {
         listen: { host: '127.0.0.1', port: ctx.port },
         admin: { host: '127.0.0.1', port: ctx.adminPort },
         upstreams: ctx.upstreams.map((url) => ({ url })),
         log: { level: 'info', access: accessLog },
-        ...(engine ? { engine } : {}),
         ...(ctx.claylbConfig ?? {}),
       }
       if (tls) config.listen.tls = { cert: ctx.tls.cert, key: ctx.tls.key }
       const file = join(ctx.tmp, `${ctx.id}.json`)
       writeFileSync(file, JSON.stringify(config, null, 2))
-      return node(join(ROOT, 'bin', 'claylb'), ['start', '--config', file], ctx, nodeArgsFor(ctx))
+      return node(join(root, 'bin', 'claylb'), ['start', '--config', file], ctx, nodeArgsFor(ctx))
     },
   }
 }
@@ -92,7 +98,10 @@ export const TARGETS = [
   },
   { id: 'claylb', short: 'claylb (access log on)', label: 'claylb (access log on, the default)', ...claylb(true) },
   { id: 'claylb-nolog', short: 'claylb (access log off)', label: 'claylb (log.access: false)', ...claylb(false) },
-  { id: 'claylb-node-nolog', short: 'claylb engine node (log off)', label: 'claylb, engine: node (node:http + undici, the old path), log.access: false', ...claylb(false, 'node') },
+  ...(BEFORE === null ? [] : [
+    { id: 'claylb-before', short: 'claylb before (log on)', label: 'claylb BEFORE (CLAYLB_BENCH_BEFORE; access log on)', ...claylb(true, BEFORE) },
+    { id: 'claylb-before-nolog', short: 'claylb before (log off)', label: 'claylb BEFORE (CLAYLB_BENCH_BEFORE; log.access: false)', ...claylb(false, BEFORE) },
+  ]),
   {
     id: 'undici-minimal',
     short: 'minimal undici proxy',
@@ -128,8 +137,8 @@ export const TARGETS = [
  */
 export const TLS_TARGETS = [
   { id: 'claylb-nolog', short: 'claylb plain HTTP (log off)', label: 'claylb without TLS (log.access: false), for the difference', ...claylb(false) },
-  { id: 'claylb-tls', short: 'claylb TLS (log on)', label: 'claylb, listen.tls (access log on)', ...claylb(true, undefined, true) },
-  { id: 'claylb-tls-nolog', short: 'claylb TLS (log off)', label: 'claylb, listen.tls, log.access: false', ...claylb(false, undefined, true) },
+  { id: 'claylb-tls', short: 'claylb TLS (log on)', label: 'claylb, listen.tls (access log on)', ...claylb(true, ROOT, true) },
+  { id: 'claylb-tls-nolog', short: 'claylb TLS (log off)', label: 'claylb, listen.tls, log.access: false', ...claylb(false, ROOT, true) },
   nginx(true),
   haproxy(true),
 ]

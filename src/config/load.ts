@@ -98,20 +98,14 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   if (c.listen.http2 && c.listen.tls === undefined) {
     throw new ConfigError(['listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)'], source)
   }
-  if (c.listen.tls !== undefined && (resolved.engine === 'node' || (resolved.engine === 'auto' && c.idempotency.routes.length > 0))) {
-    throw new ConfigError(['listen.tls: TLS is served by the raw engine, which does not run idempotency.routes (engine "node") yet'], source)
-  }
-  if (resolved.engine === 'raw' && c.idempotency.routes.length > 0) {
-    throw new ConfigError(['engine: "raw" does not run idempotency.routes yet; use "auto" (the node engine then serves) or "node"'], source)
-  }
   return deepFreeze(resolved) as Config
 }
 
-function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'node' | 'raw' {
+function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'raw' {
   const v = env['CLAYLB_ENGINE']
   if (v === undefined || v === '') return 'auto'
-  if (v === 'auto' || v === 'node' || v === 'raw') return v
-  throw new ConfigError([`CLAYLB_ENGINE: must be "auto", "node" or "raw" (got ${JSON.stringify(v)})`], source)
+  if (v === 'auto' || v === 'raw') return v
+  throw new ConfigError([`CLAYLB_ENGINE: must be "auto" or "raw" (the "node" engine was removed: the raw engine runs every feature; got ${JSON.stringify(v)})`], source)
 }
 
 export function loadConfig (file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {

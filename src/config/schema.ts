@@ -49,11 +49,11 @@ export const configSchema = z.strictObject({
     http2: bool(false),
   }).prefault({}),
   /**
-   * The request path: "raw" (raw sockets + Node's llhttp, src/engine), "node" (node:http + undici,
-   * src/proxy), or "auto": raw, except with idempotency.routes (the gate runs on "node" only for now).
-   * Unset: $CLAYLB_ENGINE, else "auto" (resolved in load.ts).
+   * The request path: there is one, "raw" (raw sockets + Node's llhttp, src/engine); "auto" means the
+   * same. Kept so configs that set it still load; "node" (the node:http + undici path) was removed and
+   * is a config error that says so. Unset: $CLAYLB_ENGINE, else "auto" (resolved in load.ts).
    */
-  engine: z.enum(['auto', 'node', 'raw'], { error: 'must be "auto", "node" or "raw"' }).optional(),
+  engine: z.enum(['auto', 'raw'], { error: 'must be "auto" or "raw" (the "node" engine was removed: the raw engine runs every feature)' }).optional(),
   admin: z.strictObject({
     host: str('127.0.0.1'),
     port: port(9180),
@@ -200,7 +200,7 @@ export const configSchema = z.strictObject({
 export type ConfigInput = z.input<typeof configSchema>
 type Parsed = z.output<typeof configSchema>
 export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine'> & {
-  engine: 'auto' | 'node' | 'raw'
+  engine: 'auto' | 'raw'
   workers: Parsed['workers'] & { count: number }
   redis: Parsed['redis'] & { url: string }
 }>

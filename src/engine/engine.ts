@@ -2,7 +2,8 @@
  * @module engine/engine
  * The forwarding engine on raw `node:net` sockets (config `engine: raw`): the listener, the client
  * connections, each host's upstream pool, and ONE periodic sweep for every timeout of the path
- * (head not received in time, idle keep-alive, lingering closes, idle upstream sockets), plus two
+ * (head not received in time, idle keep-alive, lingering closes, idle upstream sockets, an answer
+ * whose body stopped arriving), plus two
  * intrusive deadline lists for the tries' connect and header timeouts. No timer per request.
  */
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
@@ -35,6 +36,8 @@ export interface EngineOptions {
   upstreamTls?: UpstreamTls | undefined
   /** where problems that must not reach the client (upstream addresses, TLS errors) are told */
   logger?: Logger | undefined
+  /** timeouts.idleMs: an answer whose body stops arriving for this long is cut */
+  bodyIdleMs: number
 }
 
 const TUNNEL_PENDING_LIMIT = 64 * 1024
@@ -90,7 +93,7 @@ export class Engine {
       // a failed handshake (a scanner, a wrong name, a timeout) is the client's affair: no log line per attempt
       this.server.on('tlsClientError', (_err, socket) => socket.destroy())
     }
-    const sweepMs = Math.max(100, Math.min(1000, Math.floor(o.headersTimeoutMs / 4)))
+    const sweepMs = Math.max(100, Math.min(1000, Math.floor(Math.min(o.headersTimeoutMs, o.bodyIdleMs) / 4)))
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs)
     this.sweepTimer.unref()
   }
@@ -150,7 +153,10 @@ export class Engine {
   private sweep (): void {
     const now = this.clock = Date.now()
     for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs, this.o.idleTimeoutMs)
-    for (const p of this.pools) p.sweepIdle(now)
+    for (const p of this.pools) {
+      p.sweepIdle(now)
+      p.sweepStreaming(now, this.o.bodyIdleMs)
+    }
   }
 
   forget (c: ClientConn): void {

@@ -7,6 +7,7 @@
  * flight, under the request deadline) → a try: connecting → request written → answer streaming →
  * finished; a failed try before the answer started may be retried on another host.
  */
+import { STATUS_CODES } from 'node:http'
 import type { Host } from '../upstream/host.js'
 import { ProxyError, problemBody, PROBLEMS, type ProblemCode } from '../errors.js'
 import type { DeadlineEntry } from '../proxy/deadlines.js'
@@ -17,6 +18,10 @@ import type { Socket } from 'node:net'
 import type { Engine } from './engine.js'
 import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from './head.js'
 import type { UpstreamConn, UpstreamUser } from './upstream-pool.js'
+import type { KeyedExchange, KeyedRequest } from '../proxy/idempotency-gate.js'
+import type { Claim } from '../idempotency/core.js'
+import { FENCE_HEADER, ID_HEADER } from '../idempotency/decision.js'
+import type { StoredResponse } from '../idempotency/store.js'
 
 /** request bodies up to this size are kept until the answer starts, so a failed try can be replayed */
 export const REPLAY_LIMIT = 64 * 1024
@@ -31,6 +36,9 @@ function retryNow (ex: Exchange): void {
   ex.retryTimer = null
   ex.start(ex.retryFrom)
 }
+
+const NO_HEADERS: readonly string[] = []
+const OUR_HEADERS = /^claylb-idempotency-(?:id|fence):.*\r\n/gim
 
 /** Where the answer's bytes go: a client socket, or an HTTP/2 stream's translator (engine/h2). */
 export interface AnswerSink {
@@ -57,11 +65,13 @@ export interface ClientSide {
   exchangeDone (ex: Exchange): void
 }
 
-export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest {
+export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange {
   readonly conn: ClientSide
   // ---- the request, from its head ----
   method = ''
   path = ''
+  /** llhttp's [name, value, …] list as the client sent it (read by the idempotency gate) */
+  rawHeaders: readonly string[] = NO_HEADERS
   versionMinor = 1
   clientKeepAlive = true
   headLines = ''
@@ -100,6 +110,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** the whole request was written to the current try */
   private requestWritten = false
   private tryOpen = false
+  /** an upstream may have acted on the request: a try wrote it and did not fail before it was read */
+  private mayHaveRun = false
   /** a try on a stale pooled connection was made again (once per request) */
   private staleRetried = false
   private isRetry = false
@@ -120,7 +132,13 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** the client connection closes after this answer */
   closeAfter = false
   finished = false
+  /** answered from the idempotency record */
+  replayed = false
   private clientGone = false
+  // ---- a keyed request (idempotency.routes): null on every other request ----
+  keyed: KeyedRequest | null = null
+  /** the newest body chunk, held back until the record is written (keyed requests only) */
+  private held: Buffer | null = null
   // deadline list links (the request deadline)
   deadlineAt = 0
   prevDeadline: DeadlineEntry | null = null
@@ -136,6 +154,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.path = url
     this.versionMinor = minor
     this.clientKeepAlive = keepAlive
+    this.rawHeaders = raw
     const conn = this.conn
     requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method)
     this.idempotent = isIdempotentMethod(method)
@@ -184,7 +203,54 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       return
     }
     if (this.expectContinue && !this.bodyDone) this.conn.socket.write(CONTINUE, 'latin1')
+    const gate = core.idempotency
+    if (gate !== null) {
+      // allocates nothing for a method no route names
+      const route = gate.routes.match(this.method, this.path)
+      if (route !== undefined) {
+        gate.handle(this, route)
+        return
+      }
+    }
     this.start(undefined)
+  }
+
+  // ---- the idempotency gate's side (keyed routes only) ----
+
+  /** the body received so far as one buffer, kept as the one chunk to write upstream */
+  wholeBody (): Buffer | null {
+    const b = this.body
+    if (b.length === 0) return null
+    if (b.length === 1) return b[0]!
+    const one = Buffer.concat(b)
+    this.body = [one]
+    return one
+  }
+
+  /** the gate decided to forward: with the claim's record id and fence, or as an ordinary request */
+  forwardKeyed (claim: Claim | null): void {
+    // only claylb speaks for the record: a client's own claylb-idempotency-* never reaches the upstream
+    let lines = this.headLines.replace(OUR_HEADERS, '')
+    if (claim !== null) lines += `${ID_HEADER}: ${claim.id}\r\n${FENCE_HEADER}: ${claim.fence}\r\n`
+    this.headLines = lines
+    this.start(undefined)
+  }
+
+  /** answer from the record: the stored status, headers and body, marked as a replay */
+  replay (r: StoredResponse): void {
+    let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n`
+    const h = r.headers
+    for (let i = 0; i < h.length; i += 2) head += `${h[i]!}: ${h[i + 1]!}\r\n`
+    head += `idempotent-replayed: true\r\ncontent-length: ${r.body.length}\r\n`
+    if (!this.clientKeepAlive || (!this.bodyDone && this.hasBody)) this.closeAfter = true
+    if (this.closeAfter || this.conn.lastAnswer()) head += 'connection: close\r\n'
+    const s = this.conn.socket
+    s.cork()
+    s.write(head + CRLF, 'latin1')
+    if (this.method !== 'HEAD' && r.body.length > 0) s.write(r.body)
+    s.uncork()
+    this.replayed = true
+    this.finish(r.status)
   }
 
   /** First try, or the next one after a retryable failure. */
@@ -271,7 +337,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       return
     }
     const c = this.up
-    if (this.bodyBytes > REPLAY_LIMIT && !this.bodyDropped) this.dropWritten()
+    // a keyed request's body is kept whole (the gate fingerprints it; a retry can replay it)
+    if (this.bodyBytes > REPLAY_LIMIT && !this.bodyDropped && this.keyed === null) this.dropWritten()
     if (c !== null && this.sent && !this.discarding) {
       const ok = this.writeChunk(c, chunk)
       if (!this.bodyDropped) {
@@ -283,12 +350,13 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     this.body.push(chunk)
     this.pendingBytes += chunk.length
-    if (this.pendingBytes > PENDING_LIMIT) this.conn.hold(HOLD_PENDING)
+    if (this.pendingBytes > PENDING_LIMIT && this.keyed === null) this.conn.hold(HOLD_PENDING)
   }
 
   onClientBodyEnd (): void {
     this.bodyDone = true
     if (this.finished) return
+    if (this.keyed !== null) this.keyed.bodyEnded()
     const c = this.up
     if (c !== null && this.sent && !this.requestWritten && !this.discarding) this.endRequest(c)
   }
@@ -320,6 +388,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.responseStarted = true
     this.status = status
     responseHead(this, headers)
+    if (this.keyed !== null) this.keyed.onHeaders(status, headers)
     const noBody = this.method === 'HEAD' || status === 204 || status === 304
     let framing = ''
     if (noBody) {
@@ -340,6 +409,20 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   onResponseBody (c: UpstreamConn, chunk: Buffer): void {
     if (c !== this.up || this.discarding || this.finished) return
+    if (this.keyed !== null) {
+      // hold back the newest chunk: the last byte goes out only after the record is written
+      this.keyed.onData(chunk)
+      const prev = this.held
+      this.held = chunk
+      if (prev === null) return
+      chunk = prev
+    }
+    // backpressure: the client reads slower than the upstream sends; read again on the client's 'drain'
+    if (!this.sendBody(chunk)) c.pauseReading()
+  }
+
+  /** one chunk of the answer's body to the client (the head first when it waits), framed as it goes out */
+  private sendBody (chunk: Buffer): boolean {
     const s = this.conn.socket
     let ok: boolean
     if (this.headPending || this.chunkOut) {
@@ -356,8 +439,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       } else ok = s.write(chunk)
       s.uncork()
     } else ok = s.write(chunk)
-    // backpressure: the client reads slower than the upstream sends; read again on the client's 'drain'
-    if (!ok) c.pauseReading()
+    return ok
   }
 
   /** the client socket drained */
@@ -381,12 +463,32 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     c.done(this.requestWritten && this.bodyDone)
     this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
     if (this.finished) return
+    if (this.keyed !== null) {
+      // the record is written before the last byte reaches the client, so an immediate retry replays;
+      // the store's own timeouts bound the wait, not the request deadline (the answer is all here)
+      this.conn.engine.core.deadlines.remove(this)
+      this.keyed.complete().then(() => this.endAnswer(), () => this.endAnswer())
+      return
+    }
+    this.endAnswer()
+  }
+
+  /** the last of the answer: a held chunk, the head when nothing was written yet, the last chunk */
+  private endAnswer (): void {
+    if (this.finished) return
     const s = this.conn.socket
+    const held = this.held
+    if (held !== null) {
+      this.held = null
+      s.cork()
+      this.sendBody(held)
+    }
     if (this.headPending) {
       this.headPending = false
       s.write(this.chunkOut ? this.respHeadText + LAST_CHUNK : this.respHeadText, 'latin1')
       this.respHeadText = ''
     } else if (this.chunkOut) s.write(LAST_CHUNK, 'latin1')
+    if (held !== null) s.uncork()
     this.finish(this.status)
   }
 
@@ -396,8 +498,10 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.conn.engine.untime(c)
     this.discarding = false
     const host = this.host
-    // a pooled socket the upstream had already closed when the request was written: it saw nothing
-    const resetBeforeRequest = c.reused && !c.gotBytes && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'EOF')
+    // only once the request was all written (or not at all): a reset while a body is still streaming
+    // may come from an upstream that read the head and part of the body, then gave up
+    const resetBeforeRequest = !c.gotBytes && !this.responseStarted && (this.requestWritten || !this.sent) &&
+      resetUnread(code, c.reused && this.idempotent)
     const outcome: TryOutcome = this.clientGone ? 'local' : !c.connected || resetBeforeRequest ? 'connect-failed' : 'reset'
     this.endTry(outcome)
     if (this.clientGone) {
@@ -409,6 +513,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       // the upstream saw nothing: once per request this try is made again at once, on another host,
       // outside the retry budget and attempts (what a pool does with a stale connection)
       this.staleRetried = true
+      this.conn.engine.core.retryPolicy.retried['reset-before-request']++
       this.attempts--
       this.start(host)
       return
@@ -436,6 +541,19 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.fail(connecting
       ? new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream could not be reached in time', { logDetail: `upstream ${host?.id ?? '?'} failed: connect timeout` })
       : new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', 'the upstream did not answer in time', { logDetail: `upstream ${host?.id ?? '?'} timed out` }))
+  }
+
+  /**
+   * The answer's body stopped arriving for timeouts.idleMs. Its status is out (or about to be): the
+   * client connection is cut so that it never takes what it got for a whole answer; nothing is retried.
+   */
+  onBodyTimeout (c: UpstreamConn): void {
+    if (c !== this.up) return
+    this.up = null
+    c.destroy()
+    const host = this.host
+    this.endTry('timeout')
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', 'the upstream stopped sending its answer', { logDetail: `upstream ${host?.id ?? '?'} sent no byte of its answer for ${this.conn.engine.o.bodyIdleMs} ms` }))
   }
 
   /** the upstream agreed to the upgrade: the tunnel has the sockets, the exchange is over */
@@ -506,6 +624,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   private endTry (outcome: TryOutcome): void {
     const host = this.host
+    if (this.sent && outcome !== 'connect-failed') this.mayHaveRun = true
     this.releaseRetrySlot()
     if (host !== undefined && this.tryOpen) {
       this.tryOpen = false
@@ -565,11 +684,30 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     this.releaseRetrySlot()
     this.body = []
+    if (this.keyed !== null) {
+      // every way out without a complete answer ends here: the claim is freed, or marked unknown
+      this.keyed.ended(this.mayHaveRun)
+      this.held = null
+    }
     // a hold for this request's body (its upstream's backpressure) must not outlive it
     this.conn.unhold(HOLD_UPSTREAM | HOLD_PENDING)
     if (this.active) this.conn.engine.core.finish(this)
     this.conn.exchangeDone(this)
   }
+}
+
+/**
+ * Envoy's reset-before-request, judged by what the upstream's kernel tells: no byte of an answer, the
+ * whole request written (the caller checks), and the connection RESET (ECONNRESET, or EPIPE writing
+ * to it). A socket closed with bytes it had not read is reset; one whose process read everything and
+ * died is closed with a FIN (EOF). A request written whole arrives at once, so a reset means the
+ * upstream never read it: a fresh connection accepted for a process that died before reading it, or a
+ * pooled one it had closed. That try is made again whatever the method.
+ * An EOF is ambiguous (an idle close racing the request, or a crash after reading it): made again only
+ * on a pooled socket for an idempotent method (`idempotentReuse`), never for a POST.
+ */
+function resetUnread (code: string, idempotentReuse: boolean): boolean {
+  return code === 'ECONNRESET' || code === 'EPIPE' || (code === 'EOF' && idempotentReuse)
 }
 
 /** why the client connection's reading is held (bits of ClientConn.holds) */

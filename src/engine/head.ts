@@ -154,3 +154,18 @@ export function responseHead (f: ResponseHeadFacts, raw: readonly string[]): voi
   f.respLength = chunked ? -1 : length
   f.respChunked = chunked
 }
+
+/**
+ * The response pass as a flat [name, value, …] list (hop-by-hop and Connection-listed names dropped),
+ * for the idempotency record of a keyed request only: the hot path writes `respLines` instead.
+ */
+export function responseHeaderList (raw: readonly string[]): string[] {
+  let listed: Set<string> | null = null
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') listed = addConnectionTokens(raw[i + 1]!, listed)
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase()
+    if (!HOP_BY_HOP.has(lower) && (listed === null || !listed.has(lower))) out.push(raw[i]!, raw[i + 1]!)
+  }
+  return out
+}

@@ -23,6 +23,8 @@ export interface UpstreamUser {
   onUpstreamDrain (c: UpstreamConn): void
   /** the try's connect or header timeout passed */
   onTryTimeout (c: UpstreamConn): void
+  /** the answer started, then the upstream sent nothing for the body-idle time */
+  onBodyTimeout (c: UpstreamConn): void
 }
 
 // Node's http.Server closes idle keep-alive sockets after 5 s by default; staying under it keeps a
@@ -48,11 +50,19 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   gotBytes = false
   /** the last answer allows reuse */
   keepAlive = true
+  /**
+   * The answer's head came and its body is streaming: the sweep watches it for silence. `heard` is
+   * set by every chunk and cleared by the sweep, which notes when it last saw it set (`heardAt`), so
+   * a chunk costs a field write, never a clock read or a timer.
+   */
+  streaming = false
+  heard = false
+  heardAt = 0
   /** the current answer is a 1xx (its message-complete is not the end) */
   private interim = false
   private consumed = false
   /** reading stopped for backpressure (the client reads slower than this upstream sends) */
-  private paused = false
+  paused = false
   private headers: string[] = []
   private url = ''
   private errorCode = ''
@@ -167,6 +177,10 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
     this.gotBytes = true
     const status = statusCode ?? 0
     this.interim = status < 200 && status !== 101
+    if (!this.interim && status !== 101) {
+      this.streaming = true
+      this.heard = true
+    }
     if (!this.interim) this.keepAlive = keepAlive
     const u = this.user
     if (u === null) return 1
@@ -174,6 +188,7 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   }
 
   onBody (chunk: Buffer): void {
+    this.heard = true
     this.user?.onResponseBody(this, chunk)
   }
 
@@ -182,6 +197,7 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
       this.interim = false
       return
     }
+    this.streaming = false
     this.user?.onResponseComplete(this)
   }
 
@@ -210,6 +226,7 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   resumeReading (): void {
     if (!this.paused) return
     this.paused = false
+    this.heard = true // the silence starts now, not while the client was not reading
     if (this.consumed) readStart(this.socket)
     else this.socket.resume()
   }
@@ -218,6 +235,7 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   done (reusable: boolean): void {
     this.user = null
     this.gotBytes = false
+    this.streaming = false
     if (reusable && this.keepAlive && !this.socket.destroyed && this.socket.writable) this.pool.release(this)
     else this.destroy()
   }
@@ -322,6 +340,23 @@ export class UpstreamPool {
       const c = this.idle.shift()!
       c.idleIndex = -1
       c.socket.destroy()
+    }
+  }
+
+  /**
+   * The sweep's body-idle check: an answer whose body streams, unpaused (a client that does not read
+   * is not the upstream's silence), with no chunk since `idleMs` ago, is cut.
+   */
+  sweepStreaming (now: number, idleMs: number): void {
+    for (const c of this.all) {
+      if (!c.streaming || c.user === null || c.paused) continue
+      if (c.heard) {
+        c.heard = false
+        c.heardAt = now
+      } else if (now - c.heardAt > idleMs) {
+        c.streaming = false
+        c.user.onBodyTimeout(c)
+      }
     }
   }
 

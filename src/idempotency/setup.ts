@@ -39,7 +39,6 @@ export function createIdempotencyGate (config: Config, client: Redis | Cluster, 
   return new IdempotencyGate({
     routes: new RouteTable(c.routes),
     decider: new IdempotencyDecider(new IdempotencyCore(store, idempotencySettings(c), observer), new ScopeSources(c.scope ?? defaultScope(config.session.cookie))),
-    maxBodyBytes: config.limits.maxBodyBytes,
     logger,
   })
 }

@@ -1,33 +1,47 @@
 /**
  * @module proxy/idempotency-gate
  * The idempotency layer at the proxy, for the routes of `idempotency.routes` only: validate the key,
- * read the body once (fingerprint while it arrives), claim the key BEFORE the balancer picks, then
- * either answer from the record (no upstream touched) or forward with a tap that tees the response
- * into the record and commits it before the last byte goes out.
+ * wait for the whole body (the exchange keeps it) and fingerprint it, claim the key BEFORE the
+ * balancer picks, then either answer from the record (no upstream touched) or forward with a tap
+ * that tees the response into the record and commits it before the last byte goes out.
+ * Works on the engine's Exchange, the one object per request; a keyed request also gets one
+ * KeyedRequest (its claim and the tap), so an unkeyed one pays a route check and nothing else.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { performance } from 'node:perf_hooks'
 import type { Logger } from '../log.js'
-import { ProxyError, sendProblem } from '../errors.js'
+import { ProxyError } from '../errors.js'
 import type { Claim, IdempotencyCore } from '../idempotency/core.js'
-import { withIdempotencyHeaders, type IdempotencyDecider } from '../idempotency/decision.js'
+import type { IdempotencyDecider } from '../idempotency/decision.js'
 import { BodyFingerprint } from '../idempotency/fingerprint.js'
-import { readBody } from '../idempotency/body.js'
-import { replayableHeaders, writeReplay } from '../idempotency/http.js'
+import { replayableHeaders } from '../idempotency/http.js'
 import type { IdempotentRoute, RouteTable } from '../idempotency/routes.js'
-import type { ResponseTap } from './exchange.js'
-import { downstreamResponseHeaders, type RequestHeaderInfo } from './headers.js'
-import type { ProxyCore } from './proxy.js'
+import type { StoredResponse } from '../idempotency/store.js'
+import { responseHeaderList } from '../engine/head.js'
 
 export interface GateOptions {
   routes: RouteTable
   decider: IdempotencyDecider
-  maxBodyBytes: number
   logger: Logger
 }
 
-/** the body reader's failure that is not an answer: the client went away */
-class ClientGone extends Error {}
+/** What the gate needs of the engine's exchange. */
+export interface KeyedExchange {
+  readonly method: string
+  readonly path: string
+  readonly rawHeaders: readonly string[]
+  readonly bodyDone: boolean
+  readonly finished: boolean
+  keyed: KeyedRequest | null
+  /** the whole body received so far as one buffer (kept by the exchange for the upstream), or null */
+  wholeBody (): Buffer | null
+  /** forward it: with the claim's headers, or (no claim) as an ordinary request */
+  forwardKeyed (claim: Claim | null): void
+  /** answer from the record */
+  replay (r: StoredResponse): void
+  fail (err: ProxyError): void
+}
+
+/** the body wait's failure that is not an answer: the exchange ended (client gone, body refused) */
+class ExchangeGone extends Error {}
 
 export class IdempotencyGate {
   readonly routes: RouteTable
@@ -40,80 +54,90 @@ export class IdempotencyGate {
     this.core = o.decider.core
   }
 
-  /** The proxy counted the request in flight; every path out calls `proxy.answered` or `proxy.forward`. */
-  handle (proxy: ProxyCore, req: IncomingMessage, res: ServerResponse, method: string, path: string, info: RequestHeaderInfo, route: IdempotentRoute): void {
-    const started = performance.now()
-    this.run(proxy, req, res, method, path, info, route, started).catch((err: unknown) => {
-      if (err instanceof ClientGone) {
-        proxy.answered(method, path, 499, started)
-        return
-      }
+  /** The exchange is active (counted in flight); every path out ends it (answer, forward, or its own end). */
+  handle (ex: KeyedExchange, route: IdempotentRoute): void {
+    const k = new KeyedRequest(this.core, this.o.logger)
+    ex.keyed = k
+    this.run(ex, k, route).catch((err: unknown) => {
+      if (err instanceof ExchangeGone || ex.finished) return
       this.o.logger.error({ err }, 'idempotency gate failed')
-      this.answer(proxy, req, res, method, path, started, new ProxyError('CLAYLB_UPSTREAM_FAILED', 'internal error in the idempotency layer'))
+      ex.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', 'internal error in the idempotency layer'))
     })
   }
 
-  private answer (proxy: ProxyCore, req: IncomingMessage, res: ServerResponse, method: string, path: string, started: number, err: ProxyError): void {
-    if (!req.complete) {
-      req.resume()
-      res.shouldKeepAlive = false
+  private async run (ex: KeyedExchange, k: KeyedRequest, route: IdempotentRoute): Promise<void> {
+    const d = await this.o.decider.decide(ex.rawHeaders, ex.path, route, async (target) => {
+      const fp = new BodyFingerprint(ex.method, target, contentType(ex.rawHeaders))
+      if (!ex.bodyDone) await k.bodyEnd()
+      if (ex.finished) throw new ExchangeGone()
+      const body = ex.wholeBody()
+      if (body === null) return fp.digest()
+      fp.update(body)
+      return fp.digest(body)
+    })
+    if (ex.finished) { // the client left (or the deadline passed) while the store was asked
+      if (d.kind === 'proceed') this.core.release(d.claim).catch(() => {})
+      return
     }
-    sendProblem(res, err)
-    proxy.answered(method, path, err.status, started)
-  }
-
-  private async run (proxy: ProxyCore, req: IncomingMessage, res: ServerResponse, method: string, path: string, info: RequestHeaderInfo, route: IdempotentRoute, started: number): Promise<void> {
-    let body: Buffer | null = null
-    const d = await this.o.decider.decide(req.rawHeaders, path, route, async (target) => {
-      const fp = new BodyFingerprint(method, target, req.headers['content-type'])
-      if (info.hasBody) {
-        body = await readBody(req, this.o.maxBodyBytes, fp).catch((err: unknown) => {
-          throw err instanceof ProxyError ? err : new ClientGone()
-        })
-      }
-      return fp.digest(body ?? undefined)
-    })
     switch (d.kind) {
       case 'pass':
         // an optional route without a key is an ordinary request (minus any claylb-idempotency-* it sent)
-        withIdempotencyHeaders(info.headers, null)
-        proxy.forward(req, res, method, path, info, null)
+        ex.keyed = null
+        ex.forwardKeyed(null)
         return
       case 'proceed':
-        if (res.destroyed) { // the client left while we claimed: nothing was sent anywhere
-          this.core.release(d.claim).catch(() => {})
-          proxy.answered(method, path, 499, started)
-          return
-        }
-        withIdempotencyHeaders(info.headers, d.claim)
-        proxy.forward(req, res, method, path, info, new RecordTap(this.core, d.claim, this.o.logger), body)
+        k.claim = d.claim
+        ex.forwardKeyed(d.claim)
         return
       case 'replay':
-        writeReplay(res, d.response)
-        proxy.answered(method, path, d.response.status, started, true)
+        ex.replay(d.response)
         return
       default:
-        this.answer(proxy, req, res, method, path, started, d.error)
+        ex.fail(d.error)
     }
   }
 }
 
+function contentType (raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 12 && raw[i]!.toLowerCase() === 'content-type') return raw[i + 1]
+  return undefined
+}
+
 /**
- * Tees one upstream answer into the record: up to `maxResponseBytes` of body, then only the size.
- * Completion is awaited by the exchange before it writes the last chunk.
+ * One keyed request: waits for its body, then (once claimed) tees the upstream's answer into the
+ * record, up to `maxResponseBytes` of body, then only the size. The exchange holds back the end of
+ * the answer until `complete()` settles.
  */
-class RecordTap implements ResponseTap {
+export class KeyedRequest {
+  claim: Claim | null = null
+  private bodyWaiter: ((ok: boolean) => void) | null = null
   private status = 0
   private headers: string[] = []
   private chunks: Buffer[] = []
   private size = 0
   private tooLarge = false
+  /** the record was told the outcome (complete, released or unknown) */
+  private settled = false
 
-  constructor (private readonly core: IdempotencyCore, private readonly claim: Claim, private readonly logger: Logger) {}
+  constructor (private readonly core: IdempotencyCore, private readonly logger: Logger) {}
 
-  onHeaders (status: number, rawHeaders: Buffer[]): void {
+  /** resolves when the client's body is all in; rejects when the exchange ended first */
+  bodyEnd (): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.bodyWaiter = (ok) => { if (ok) resolve(); else reject(new ExchangeGone()) }
+    })
+  }
+
+  /** the exchange: the client's message is complete */
+  bodyEnded (): void {
+    const w = this.bodyWaiter
+    this.bodyWaiter = null
+    w?.(true)
+  }
+
+  onHeaders (status: number, raw: readonly string[]): void {
     this.status = status
-    this.headers = replayableHeaders(downstreamResponseHeaders(rawHeaders))
+    this.headers = replayableHeaders(responseHeaderList(raw))
   }
 
   onData (chunk: Buffer): void {
@@ -127,7 +151,10 @@ class RecordTap implements ResponseTap {
     this.chunks.push(chunk)
   }
 
-  async onComplete (): Promise<void> {
+  /** The answer is all in: store it. Resolves either way (a failed write is offered again by the core). */
+  async complete (): Promise<void> {
+    if (this.claim === null || this.settled) return
+    this.settled = true
     try {
       if (this.tooLarge) await this.core.completeTooLarge(this.claim, this.status)
       else await this.core.complete(this.claim, { status: this.status, headers: this.headers, body: Buffer.concat(this.chunks, this.size) })
@@ -138,10 +165,17 @@ class RecordTap implements ResponseTap {
     }
   }
 
-  onError (_status: number, sent: boolean): void {
-    // sent: the upstream may have acted on it, so retries must not run it again blindly
+  /**
+   * The exchange ended. Without a complete answer: `sent` says an upstream may have acted on the
+   * request, so retries must not run it again blindly (unknown); otherwise the claim is freed.
+   */
+  ended (sent: boolean): void {
+    const w = this.bodyWaiter
+    this.bodyWaiter = null
+    w?.(false)
+    if (this.claim === null || this.settled) return
+    this.settled = true
     const p = sent ? this.core.markUnknown(this.claim) : this.core.release(this.claim)
     p.catch((err: unknown) => this.logger.error({ err }, 'idempotency: could not settle the claim'))
   }
 }
-

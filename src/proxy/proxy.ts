@@ -1,18 +1,13 @@
 /**
  * @module proxy/proxy
- * The request path, top to bottom: refuse what must not pass, rewrite headers, hand the request to an
- * Exchange that picks an upstream and streams the answer back. Built once; holds no per-request state.
+ * What every request of the engine (src/engine) shares: the balancer, the retry policy and budget,
+ * the request deadlines, the requests in flight (for the drain), the idempotency gate, and the
+ * bookkeeping of a finished request (metrics, access log). Built once; holds no per-request state.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { AccessLog } from '../log.js'
 import type { Balancer } from '../balancer/balancer.js'
 import type { Host } from '../upstream/host.js'
-import { kClosing, ProxyError, sendProblem, type ClosingSocket } from '../errors.js'
 import { Deadlines, type DeadlineEntry } from './deadlines.js'
-import { Exchange } from './exchange.js'
-import { isIdempotentMethod, upstreamRequestHeaders, validHost, type RequestHeaderInfo } from './headers.js'
-import type { ResponseTap } from './exchange.js'
 import type { IdempotencyGate } from './idempotency-gate.js'
 import { RetryPolicy, type RetrySettings, type TryOutcome } from './retry-policy.js'
 
@@ -25,7 +20,7 @@ export interface ProxyOptions {
   accessLog: AccessLog | null
 }
 
-/** What the bookkeeping of a finished request reads (either engine's exchange). */
+/** What the bookkeeping of a finished request reads (the engine's exchange). */
 export interface FinishedRequest extends DeadlineEntry {
   readonly method: string
   readonly path: string
@@ -33,19 +28,19 @@ export interface FinishedRequest extends DeadlineEntry {
   readonly host: Host | undefined
   readonly attempts: number
   readonly startedAt: number
+  /** answered from the idempotency record */
+  readonly replayed: boolean
 }
 
 /** Hooks other modules attach to (metrics, outlier detection). Defaults are no-ops so the hot path never asks. */
 export interface ProxyObserver {
   /** every try's outcome, per host */
   tryEnded (host: Host, outcome: TryOutcome): void
-  /** every request, once, when it is over */
+  /** every request, once, when it is over (those answered without an upstream included) */
   requestEnded (ex: FinishedRequest, durationMs: number): void
-  /** a request a layer answered itself (idempotency replays and refusals), once */
-  requestAnswered (status: number, durationMs: number): void
 }
 
-const noopObserver: ProxyObserver = { tryEnded () {}, requestEnded () {}, requestAnswered () {} }
+const noopObserver: ProxyObserver = { tryEnded () {}, requestEnded () {} }
 
 export class ProxyCore {
   readonly balancer: Balancer
@@ -67,74 +62,6 @@ export class ProxyCore {
     this.accessLog = o.accessLog
   }
 
-  /** The entry for every proxied request. */
-  handle (req: IncomingMessage, res: ServerResponse): void {
-    // pipelined behind a refusal that closes this connection: never forwarded, never answered
-    if ((req.socket as ClosingSocket)[kClosing] === true) return
-    const method = req.method!
-    let path = req.url!
-    const info = upstreamRequestHeaders(req.rawHeaders, req.socket.remoteAddress ?? '', 'encrypted' in req.socket ? 'https' : 'http')
-    if (info.host === '' ? req.httpVersionMinor === 1 : !validHost(info.host)) {
-      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', info.host === '' ? 'HTTP/1.1 request without Host' : 'invalid Host header'))
-      return
-    }
-    // a fragment is never part of a request target (RFC 9112 §3.2); upstreams disagree on where a path ends at '#'
-    if (path.includes('#')) {
-      sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must not contain a fragment (#)'))
-      return
-    }
-    if (path.charCodeAt(0) !== 47 /* / */) {
-      const origin = toOriginForm(path, info.host)
-      if (origin === undefined) {
-        sendProblem(res, new ProxyError('CLAYLB_BAD_REQUEST', 'request target must be a path, or an absolute http URL naming the Host'))
-        return
-      }
-      path = origin
-    }
-    if (info.otherCoding) {
-      sendProblem(res, new ProxyError('CLAYLB_NOT_IMPLEMENTED', 'transfer codings other than chunked are not supported'))
-      return
-    }
-    if (info.contentLength > this.maxBodyBytes) {
-      req.resume()
-      sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', `body of ${info.contentLength} bytes exceeds the limit of ${this.maxBodyBytes}`))
-      return
-    }
-    this.inflight++
-    if (this.idempotency !== null) {
-      const route = this.idempotency.routes.match(method, path)
-      if (route !== undefined) {
-        this.idempotency.handle(this, req, res, method, path, info, route)
-        return
-      }
-    }
-    this.forward(req, res, method, path, info, null)
-  }
-
-  /**
-   * Hand a request (already counted in flight) to an Exchange. `body` is the request body when a
-   * layer before read it whole; otherwise the request streams through.
-   */
-  forward (req: IncomingMessage, res: ServerResponse, method: string, path: string, info: RequestHeaderInfo, tap: ResponseTap | null, body?: Buffer | null): void {
-    let b: Readable | Buffer | null = body ?? null
-    if (body === undefined && info.hasBody) b = info.contentLength >= 0 ? req : req.pipe(new BodyLimit(this.maxBodyBytes))
-    const ex = new Exchange(this, req, res, method, path, info.headers, b, isIdempotentMethod(method))
-    ex.tap = tap
-    this.deadlines.add(ex, Date.now())
-    ex.start()
-  }
-
-  /**
-   * A request (counted in flight) that a layer answered itself, without an upstream: counted and
-   * timed like any other (from `startedAt`, a performance.now()); `replayed` marks a stored answer.
-   */
-  answered (method: string, path: string, status: number, startedAt = performance.now(), replayed = false): void {
-    const ms = performance.now() - startedAt
-    this.observer.requestAnswered(status, ms)
-    if (this.accessLog !== null) this.accessLog.request(method, path, status, undefined, 0, ms, replayed)
-    this.settled()
-  }
-
   report (host: Host, outcome: TryOutcome): void {
     this.observer.tryEnded(host, outcome)
   }
@@ -143,7 +70,7 @@ export class ProxyCore {
     this.deadlines.remove(ex)
     const ms = performance.now() - ex.startedAt
     this.observer.requestEnded(ex, ms)
-    if (this.accessLog !== null) this.accessLog.request(ex.method, ex.path, ex.status, ex.host?.id, ex.attempts, ms)
+    if (this.accessLog !== null) this.accessLog.request(ex.method, ex.path, ex.status, ex.host?.id, ex.attempts, ms, ex.replayed)
     this.settled()
   }
 
@@ -178,16 +105,5 @@ export function toOriginForm (target: string, host: string): string | undefined 
     return u.pathname + u.search
   } catch {
     return undefined
-  }
-}
-
-/** Counts a chunked body's bytes and errors the stream past the limit (a declared length is checked up front). */
-class BodyLimit extends Transform {
-  private seen = 0
-  constructor (private readonly max: number) { super() }
-  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.seen += chunk.length
-    if (this.seen > this.max) cb(new ProxyError('CLAYLB_BODY_TOO_LARGE', `body exceeds the limit of ${this.max} bytes`))
-    else cb(null, chunk)
   }
 }

@@ -11,8 +11,12 @@
 /** What happened to one try, reported to the outlier detector and the retry policy. */
 export type TryOutcome = 'ok' | 'connect-failed' | 'timeout' | 'reset' | 'http-5xx' | 'local'
 
-/** the outcomes a retry may follow (also the `reason` label of claylb_retries_total) */
-export const RETRY_REASONS = ['connect-failed', 'timeout', 'reset', 'http-5xx'] as const
+/**
+ * the outcomes a retry may follow (also the `reason` label of claylb_retries_total);
+ * `reset-before-request`: the upstream reset the connection before any byte of an answer, so it never
+ * read the request: made again at once, whatever the method, outside the budget (engine/exchange.ts)
+ */
+export const RETRY_REASONS = ['connect-failed', 'timeout', 'reset', 'http-5xx', 'reset-before-request'] as const
 export type RetryReason = typeof RETRY_REASONS[number]
 
 export interface RetrySettings {
@@ -29,7 +33,7 @@ export class RetryPolicy {
   /** retries currently under way (a retry counts from its decision until its try ends) */
   active = 0
   /** retries started, by reason; read by the metrics at scrape time */
-  readonly retried: Record<RetryReason, number> = { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0 }
+  readonly retried: Record<RetryReason, number> = { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0, 'reset-before-request': 0 }
   /** retries refused because the budget was spent (Envoy's upstream_rq_retry_overflow) */
   overflow = 0
   readonly perTryTimeoutMs: number

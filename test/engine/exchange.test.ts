@@ -85,6 +85,19 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
 
 const up = (u: FakeUpstream): UpstreamConn => u as unknown as UpstreamConn
 
+/** a one-byte POST made active, its first try connected (`reused`: on a pooled socket) and its request written */
+function connectedPost (ex: Exchange, ups: FakeUpstream[], reused = false): FakeUpstream {
+  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '1'], 'POST', '/o', true)
+  ex.onClientBody(Buffer.from('x'))
+  ex.bodyDone = true
+  ex.activate()
+  const u = ups[0]!
+  u.connected = true
+  u.reused = reused
+  ex.onUpstreamConnected(up(u))
+  return u
+}
+
 /** a bodiless GET made active, its first try connected and its head written */
 function connectedGet (ex: Exchange, ups: FakeUpstream[]): FakeUpstream {
   ex.fromHead(1, 1, ['Host', 'a'], 'GET', '/', true)
@@ -160,32 +173,66 @@ t.test('a refused connect is retried on the other host; the body is replayed', a
   t.equal(ex.attempts, 2)
 })
 
-t.test('a POST whose fresh connection resets after the request was written: 502, not retried', async (t) => {
-  const { ex, ups, client, logged } = rig()
-  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '1'], 'POST', '/o', true)
-  ex.onClientBody(Buffer.from('x'))
-  ex.bodyDone = true
+t.test('a POST whose fresh connection is reset before any answer byte: made again on another host (reset-before-request)', async (t) => {
+  const { ex, ups, client } = rig(2, { attempts: 1 })
+  const u = connectedPost(ex, ups)
+  // a reset says the upstream closed with bytes unread: it never read the whole request
+  ex.onUpstreamError(up(u), 'ECONNRESET')
+  t.equal(ups.length, 2, 'made again although retry.attempts is 1')
+  t.not(ups[1]!.host, u.host, 'on the other host')
+  const second = ups[1]!
+  second.connected = true
+  ex.onUpstreamConnected(up(second))
+  t.match(second.socket.written, /^POST \/o HTTP\/1\.1\r\n[^]*\r\n\r\nx$/)
+  ex.onResponseHead(up(second), 201, 'Created', ['Content-Length', '0'], false)
+  ex.onResponseComplete(up(second))
+  t.match(client.written, /^HTTP\/1\.1 201 Created\r\n/)
+})
+
+t.test('a POST whose connection closes (EOF) after the request was written, fresh or pooled: 502, not retried', async (t) => {
+  for (const reused of [false, true]) {
+    const { ex, ups, client, logged } = rig()
+    const u = connectedPost(ex, ups, reused)
+    // a FIN: the upstream may have read the request and acted on it before it died
+    ex.onUpstreamError(up(u), 'EOF')
+    t.equal(ups.length, 1, `${reused ? 'pooled' : 'fresh'}: no second try, the upstream may have acted on it`)
+    t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*application\/problem\+json/)
+    t.notMatch(client.written, /h0|h1|127\.0\.0\.1|EOF/, 'the client is told neither the upstream nor the error')
+    t.match(logged, [/^upstream h[01] failed: EOF$/], 'the log is')
+  }
+})
+
+t.test('a POST reset while its body is still streaming: 502, not retried (the upstream may have read part of it)', async (t) => {
+  const { ex, ups, client } = rig(2, { attempts: 1 })
+  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '10'], 'POST', '/o', true)
+  ex.onClientBody(Buffer.from('12345'))
   ex.activate()
   const u = ups[0]!
   u.connected = true
   ex.onUpstreamConnected(up(u))
-  ex.onUpstreamError(up(u), 'ECONNRESET')
-  t.equal(ups.length, 1, 'no second try: the upstream may have acted on it')
-  t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*application\/problem\+json/)
-  t.notMatch(client.written, /h0|127\.0\.0\.1|ECONNRESET/, 'the client is told neither the upstream nor the error')
-  t.same(logged, ['upstream h0 failed: ECONNRESET'], 'the log is')
+  t.match(u.socket.written, /\r\n\r\n12345$/, 'the head and the first half went out')
+  ex.onUpstreamError(up(u), 'EPIPE')
+  t.equal(ups.length, 1, 'no second try')
+  t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*connection: close\r\n/, '502, and the connection closes: the rest of the body is not a next request')
+})
+
+t.test('a GET on a pooled connection that closes (EOF) before any answer byte: made again, outside the retry budget', async (t) => {
+  const { ex, ups, client } = rig(2, { attempts: 1 })
+  const u = connectedGet(ex, ups)
+  u.reused = true
+  ex.onUpstreamError(up(u), 'EOF')
+  t.equal(ups.length, 2, 'made again although retry.attempts is 1')
+  const second = ups[1]!
+  second.connected = true
+  ex.onUpstreamConnected(up(second))
+  ex.onResponseHead(up(second), 200, 'OK', ['Content-Length', '0'], false)
+  ex.onResponseComplete(up(second))
+  t.match(client.written, /^HTTP\/1\.1 200 OK\r\n/)
 })
 
 t.test('a POST on a stale pooled connection (reset before any answer byte) is made again once, whatever the method', async (t) => {
   const { ex, ups, client } = rig(2, { attempts: 1 })
-  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '1'], 'POST', '/o', true)
-  ex.onClientBody(Buffer.from('x'))
-  ex.bodyDone = true
-  ex.activate()
-  const stale = ups[0]!
-  stale.connected = true
-  stale.reused = true
-  ex.onUpstreamConnected(up(stale))
+  const stale = connectedPost(ex, ups, true)
   ex.onUpstreamError(up(stale), 'EPIPE')
   t.equal(ups.length, 2, 'made again although retry.attempts is 1')
   const fresh = ups[1]!

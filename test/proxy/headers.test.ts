@@ -3,7 +3,7 @@ import net from 'node:net'
 import { startBackend } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
-import { downstreamResponseHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.js'
+import { requestHead, responseHead, responseHeaderList, type RequestHeadFacts, type ResponseHeadFacts } from '../../src/engine/head.js'
 
 /** send raw bytes, read the whole answer until the server closes */
 function raw (port: number, text: string): Promise<string> {
@@ -67,13 +67,18 @@ t.test('x-forwarded-for is appended to what the client sent', async (t) => {
 })
 
 t.test('header passes (unit)', async (t) => {
-  const info = upstreamRequestHeaders(['Host', 'a', 'Connection', 'X-A, host', 'X-A', '1', 'Content-Length', '5', 'Expect', '100-continue'], '10.0.0.1', 'https')
-  t.same(info.headers, ['Host', 'a', 'Content-Length', '5', 'x-forwarded-for', '10.0.0.1', 'x-forwarded-proto', 'https', 'x-forwarded-host', 'a'])
-  t.equal(info.hasBody, true)
-  t.equal(info.contentLength, 5)
-  const chunked = upstreamRequestHeaders(['Host', 'a', 'Transfer-Encoding', 'chunked'], '::1', 'http')
-  t.equal(chunked.hasBody, true)
-  t.equal(chunked.contentLength, -1)
-  const out = downstreamResponseHeaders(['Connection', 'x-b', 'X-B', '1', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Transfer-Encoding', 'chunked'].map((s) => Buffer.from(s)))
-  t.same(out, ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'], 'duplicates kept, listed and hop-by-hop dropped')
+  const f = {} as RequestHeadFacts
+  requestHead(f, ['Host', 'a', 'Connection', 'X-A, host', 'X-A', '1', 'Content-Length', '5', 'Expect', '100-continue'], '10.0.0.1', 'https', 'POST')
+  t.equal(f.headLines, 'Host: a\r\nContent-Length: 5\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: https\r\nx-forwarded-host: a\r\nvia: 1.1 claylb\r\n')
+  t.equal(f.contentLength, 5)
+  t.equal(f.expectContinue, true)
+  requestHead(f, ['Host', 'a', 'Transfer-Encoding', 'chunked'], '::1', 'http', 'POST')
+  t.equal(f.chunkedIn, true)
+  t.equal(f.contentLength, -1)
+  const raw = ['Connection', 'x-b', 'X-B', '1', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Transfer-Encoding', 'chunked']
+  t.same(responseHeaderList(raw), ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'], 'duplicates kept, listed and hop-by-hop dropped')
+  const r = {} as ResponseHeadFacts
+  responseHead(r, raw)
+  t.equal(r.respLines, 'Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n', 'the hot path\'s string pass drops the same names')
+  t.equal(r.respChunked, true)
 })
