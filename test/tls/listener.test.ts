@@ -161,3 +161,22 @@ t.test('HTTP/2 problems: a body over the limit is refused on its stream, the ses
   t.equal((await h2(s, { path: '/after' })).status, 200, 'the session still serves')
   t.notOk(backend.seen.some((r) => r.url === '/too-big' && r.body !== undefined), 'the refused body never reached the upstream whole')
 })
+
+t.test('HTTP/2 streams get idempotency keys like HTTP/1.1 requests: the second POST is a replay', async (t) => {
+  const lb3 = await startClaylb({
+    args: ['--upstream', backend.url],
+    config: { healthCheck: { enabled: false }, idempotency: { routes: [{ match: 'POST /orders' }] }, listen: { http2: true, tls: { cert: a.cert, key: a.key } } },
+  })
+  t.teardown(() => lb3.stop('SIGKILL'))
+  const s = await h2session(Number(new URL(lb3.url).port), 'a.test', ca)
+  t.teardown(() => s.close())
+  const key = `k-${process.pid}-${Date.now()}`
+  const before = backend.seen.filter((r) => r.url === '/orders').length
+  const first = await h2(s, { path: '/orders', method: 'POST', body: '{"n":1}', headers: { 'idempotency-key': key, 'content-type': 'application/json' } })
+  const second = await h2(s, { path: '/orders', method: 'POST', body: '{"n":1}', headers: { 'idempotency-key': key, 'content-type': 'application/json' } })
+  t.equal(first.status, 200, 'first: executed')
+  t.equal(second.status, 200, 'second: answered')
+  t.equal(second.body, first.body, 'with the same body')
+  t.equal(second.headers['idempotent-replayed'], 'true', 'from the record')
+  t.equal(backend.seen.filter((r) => r.url === '/orders').length - before, 1, 'the upstream ran it once')
+})
