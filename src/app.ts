@@ -5,116 +5,145 @@
 import type { AddressInfo, Server } from 'node:net'
 import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
-import { Cluster } from './upstream/cluster.js'
+import type { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
-import { createBalancer, type Balancer } from './balancer/balancer.js'
+import { DEFAULT_POOL, WORKERS_POOL } from './config/routing.js'
+import { newRetryTally } from './proxy/retry-policy.js'
+import { PoolHosts, PoolRegistry } from './routing/pools.js'
+import { buildRoutingState } from './routing/routing-state.js'
+import { notLiveChanges } from './routing/reload-plan.js'
+import { RouteTable } from './idempotency/routes.js'
+import { problemBody } from './errors.js'
 import { ProxyCore } from './proxy/proxy.js'
-import { Engine } from './engine/engine.js'
+import { Engine, type EngineOptions } from './engine/engine.js'
 import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
-import { ActiveHealthChecks } from './health/active-check.js'
-import { OutlierDetector } from './health/outlier.js'
 import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
 import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
-import { loadCertificates, loadUpstreamTls } from './tls/certificates.js'
+import { loadCertificates, loadUpstreamTls, type CertificateSet } from './tls/certificates.js'
 import { ConfigError } from './config/load.js'
 
 export interface App {
+  /** the config applied last (a reload replaces it) */
   readonly config: Config
+  /** the default pool's hosts (the top-level upstreams, else the workers) */
   readonly cluster: Cluster
-  readonly balancer: Balancer
+  /** every pool's hosts, by pool name */
+  readonly pools: PoolRegistry
   readonly core: ProxyCore
   readonly admin: AdminServer
   readonly proxyServer: Server
   readonly supervisor: Supervisor
   readonly metrics: Metrics
-  readonly healthChecks: ActiveHealthChecks
-  readonly outlier: OutlierDetector
   /** the worker generation serving */
   readonly generation: number
   start (): Promise<{ proxy: string, admin: string }>
   /** stop accepting, drain in-flight requests (bounded by shutdownTimeoutMs), close everything */
   stop (): Promise<void>
-  /** re-read the config and roll the workers to a new generation (SIGHUP, POST /reload) */
-  reload (): Promise<RolloutResult>
+  /**
+   * re-read the config, roll the workers to a new generation and apply every other change live
+   * (SIGHUP, POST /reload); refused whole when a change cannot apply live (`refused` names the keys)
+   */
+  reload (): Promise<ReloadResult>
 }
+
+export type ReloadResult = RolloutResult
+  /** a change needs a restart (each key in `refused`), or (`refused` empty) the file does not validate */
+  | { ok: false, generation: number, reason: string, refused: string[] }
 
 export interface AppOptions {
   /** re-reads the config file with the command line's overrides; without it a reload reuses `config` */
   reloadConfig?: () => Config
 }
 
-export function hostFromUpstream (config: Config, u: { url: string, weight: number, id?: string | undefined }): Host {
+export function hostFromUpstream (timeouts: Config['timeouts'], u: { url: string, weight: number, id?: string | undefined }): Host {
   return new Host({
     id: u.id ?? new URL(u.url).host,
     url: u.url,
     weight: u.weight,
-    connectTimeoutMs: config.timeouts.connectMs,
-    headersTimeoutMs: config.timeouts.headersMs,
-    bodyTimeoutMs: config.timeouts.idleMs,
+    connectTimeoutMs: timeouts.connectMs,
+    headersTimeoutMs: timeouts.headersMs,
+    bodyTimeoutMs: timeouts.idleMs,
   })
 }
 
-export function createApp (config: Config, logger: Logger, options: AppOptions = {}): App {
-  const cluster = new Cluster(config.panic)
-  cluster.onPanic((panic) => {
-    if (panic === 'off') logger.info({ up: cluster.upCount(), hosts: cluster.hosts.length }, 'panic mode over')
-    else logger.warn({ mode: panic, up: cluster.upCount(), hosts: cluster.hosts.length, thresholdPercent: config.panic.thresholdPercent }, 'panic mode: too few healthy upstreams')
-  })
-  // the listener's certificates are re-read with the config: a bad one refuses the whole reload
-  // (the supervisor logs it and answers 409), the certificates and workers serving stay as they are
-  const reread = options.reloadConfig
-  const reloadConfig = reread === undefined ? undefined : (): Config => {
-    const next = reread()
-    const problems = engine.reloadCertificates(next)
-    if (problems.length > 0) throw new ConfigError(problems)
-    return next
+function engineOptions (c: Config): EngineOptions {
+  return {
+    maxHeaderBytes: c.limits.maxHeaderBytes,
+    headersTimeoutMs: Math.min(c.timeouts.headersMs, c.timeouts.requestMs),
+    idleTimeoutMs: Math.min(c.timeouts.idleMs, 65_000),
+    connectTimeoutMs: c.timeouts.connectMs,
+    bodyIdleMs: c.timeouts.idleMs,
   }
-  const supervisor = new Supervisor({ config, cluster, logger, ...(reloadConfig ? { reloadConfig } : {}) })
-  for (const u of config.upstreams) cluster.add(hostFromUpstream(config, u))
-  const balancer = createBalancer(config.balancer.policy, cluster)
-  const core = new ProxyCore({
-    balancer,
-    retry: config.retry,
-    requestTimeoutMs: config.timeouts.requestMs,
-    maxBodyBytes: config.limits.maxBodyBytes,
-    accessLog: config.log.access ? createAccessLog(config.log.level) : null,
-  })
-  const upstreamTls = loadUpstreamTls(config.tls)
-  const engine = new Engine(core, {
-    maxHeaderBytes: config.limits.maxHeaderBytes,
-    headersTimeoutMs: Math.min(config.timeouts.headersMs, config.timeouts.requestMs),
-    idleTimeoutMs: Math.min(config.timeouts.idleMs, 65_000),
-    connectTimeoutMs: config.timeouts.connectMs,
-    perTryTimeoutMs: config.retry.perTryTimeoutMs,
-    bodyIdleMs: config.timeouts.idleMs,
-    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
-    upstreamTls,
-    logger,
-  })
-  const proxyServer = engine.server
-  const admin = new AdminServer(config.admin.token)
-  const t = config.tls
-  const healthChecks = new ActiveHealthChecks(cluster, config.healthCheck, logger, t.ca === undefined && t.servername === undefined && t.rejectUnauthorized ? undefined : {
-    ...(upstreamTls.ca !== undefined ? { ca: upstreamTls.ca } : {}),
-    ...(upstreamTls.servername !== undefined ? { servername: upstreamTls.servername } : {}),
-    rejectUnauthorized: upstreamTls.rejectUnauthorized,
-  })
-  const outlier = new OutlierDetector(cluster, config.outlier, logger)
+}
+
+export function createApp (config: Config, logger: Logger, options: AppOptions = {}): App {
+  let current = config
+  let started = false
+  const tally = newRetryTally()
+  const pools = new PoolRegistry()
   // a spawned worker is never waited for: one that fails its checks or gets ejected is replaced
   const recycleWorker = (reason: string) => (host: Host): void => {
     if (host.kind !== 'worker') return
     const w = supervisor.find(host.id)
     if (w !== undefined && supervisor.requestRecycle(w, reason)) logger.warn({ worker: w.id, slot: w.slot, reason }, 'recycling an unhealthy worker')
   }
-  outlier.onEjected = recycleWorker('ejected')
-  healthChecks.onUnhealthy = recycleWorker('health checks failed')
+  // https:// upstreams: one TLS setup (tls.ca, tls.servername) for the proxy's connections and the health checks
+  const upstreamTls = loadUpstreamTls(config.tls)
+  const t = config.tls
+  const tlsConnect = t.ca === undefined && t.servername === undefined && t.rejectUnauthorized ? undefined : {
+    ...(upstreamTls.ca !== undefined ? { ca: upstreamTls.ca } : {}),
+    ...(upstreamTls.servername !== undefined ? { servername: upstreamTls.servername } : {}),
+    rejectUnauthorized: upstreamTls.rejectUnauthorized,
+  }
+  const hooks = { onUnhealthy: recycleWorker('health checks failed'), onEjected: recycleWorker('ejected'), tlsConnect }
+  const newPool = (name: string, s: Pick<Config, 'healthCheck' | 'outlier'>): PoolHosts => new PoolHosts(name, current.panic, s.healthCheck, s.outlier, logger, hooks)
+  // the workers' pool always exists: the supervisor fills it, a reload may start workers
+  pools.add(newPool(WORKERS_POOL, config))
+  const supervisor = new Supervisor({ config, cluster: pools.get(WORKERS_POOL)!.cluster, logger })
+
+  /** every pool of `c` made to exist with its hosts and settings; pools that left drain and go */
+  const syncPools = (c: Config): void => {
+    const wanted = new Map<string, Pick<Config, 'upstreams' | 'healthCheck' | 'outlier' | 'timeouts'>>()
+    if (c.upstreams.length > 0) wanted.set(DEFAULT_POOL, c)
+    for (const [name, p] of Object.entries(c.pools)) wanted.set(name, p)
+    for (const name of pools.names()) {
+      if (name === WORKERS_POOL || wanted.has(name)) continue
+      pools.get(name)!.retireAll(c.shutdownTimeoutMs)
+      void pools.remove(name)
+    }
+    for (const [name, p] of wanted) {
+      let ph = pools.get(name)
+      if (ph === undefined) {
+        ph = newPool(name, p)
+        pools.add(ph)
+        if (started) ph.start()
+      } else ph.configure(c.panic, p.healthCheck, p.outlier)
+      ph.syncHosts(p.upstreams, (u) => hostFromUpstream(p.timeouts, u), c.shutdownTimeoutMs)
+    }
+    pools.get(WORKERS_POOL)!.configure(c.panic, c.healthCheck, c.outlier)
+  }
+  syncPools(config)
+  const clusterOf = (name: string): Cluster | undefined => pools.get(name)?.cluster
+  const defaultCluster = (): Cluster => clusterOf(current.upstreams.length > 0 ? DEFAULT_POOL : WORKERS_POOL)!
+  const core = new ProxyCore({
+    tally,
+    maxBodyBytes: config.limits.maxBodyBytes,
+    accessLog: config.log.access ? createAccessLog(config.log.level) : null,
+  })
+  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally), {
+    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    upstreamTls,
+    logger,
+  })
+  const proxyServer = engine.server
+  const admin = new AdminServer(config.admin.token)
   const metrics = new Metrics({
-    cluster,
-    retryPolicy: core.retryPolicy,
+    cluster: pools,
+    retries: tally,
     inflight: () => core.inflight,
     generation: () => app.generation,
   })
@@ -122,13 +151,62 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   // both hooks run on every try / request: plain field updates, no allocation
   core.observer = {
     tryEnded (host, outcome) {
-      outlier.tryEnded(host, outcome)
+      host.outlier?.tryEnded(host, outcome)
       metrics.tryEnded(host, outcome)
     },
     requestEnded (ex, ms) {
       metrics.requestEnded(ex.host, ex.status, ms)
     },
   }
+
+  /**
+   * Everything of `next` that applies live, in one synchronous step (no request runs in between):
+   * pools and their hosts, then the routing state swapped whole, the engine's limits, the
+   * idempotency routes.
+   */
+  const applyLive = (next: Config, certificates: CertificateSet | undefined): void => {
+    if (certificates !== undefined) engine.useCertificates(certificates)
+    syncPools(next)
+    engine.o = engineOptions(next)
+    engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing)
+    core.maxBodyBytes = next.limits.maxBodyBytes
+    if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = new RouteTable(next.idempotency.routes)
+    current = next
+  }
+  let reloading: Promise<unknown> = Promise.resolve()
+  const reloadOnce = async (): Promise<ReloadResult> => {
+    let next: Config
+    try {
+      next = options.reloadConfig === undefined ? current : options.reloadConfig()
+    } catch (err) {
+      const reason = `the config could not be re-read: ${(err as Error).message}`
+      logger.error({ generation: supervisor.generation, reason }, `reload refused: ${reason}; the running config is unchanged`)
+      return { ok: false, generation: supervisor.generation, reason, refused: [] }
+    }
+    const refused = notLiveChanges(current, next)
+    if (refused.length > 0) {
+      const reason = `these changes need a restart: ${refused.join(', ')}`
+      logger.error({ generation: supervisor.generation, refused }, `reload refused: ${reason}; the running config is unchanged`)
+      return { ok: false, generation: supervisor.generation, reason, refused }
+    }
+    // the certificate files are re-read (same paths or not): a bad one refuses the reload whole
+    let certificates: CertificateSet | undefined
+    try {
+      certificates = next.listen.tls === undefined ? undefined : loadCertificates(next.listen.tls)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      const reason = `the TLS certificates could not be loaded: ${err.problems.join('; ')}`
+      logger.error({ generation: supervisor.generation, problems: err.problems }, `reload refused: ${reason}; the certificates serving are kept`)
+      return { ok: false, generation: supervisor.generation, reason, refused: [] }
+    }
+    // the workers first: a new generation that fails leaves everything as it was
+    const rolled = await supervisor.rollTo(next)
+    if (!rolled.ok) return rolled
+    applyLive(next, certificates)
+    logger.info({ generation: rolled.generation, routes: next.routes.length, pools: pools.names() }, 'reload applied')
+    return rolled
+  }
+
   // the state tier is connected only when a feature needs it
   const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined
   if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics))
@@ -137,10 +215,13 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
   let serving = false
   const app: App = {
-    config, cluster, balancer, core, admin, proxyServer, supervisor, metrics, healthChecks, outlier,
+    core, admin, proxyServer, supervisor, metrics, pools,
+    get config () { return current },
+    get cluster () { return defaultCluster() },
     get generation () { return supervisor.generation },
     async start () {
-      healthChecks.start()
+      started = true
+      pools.start()
       if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${describeRedis(config.redis)}`)
       await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
@@ -150,23 +231,26 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       serving = true
       return { proxy: urlOf(proxyServer, engine.tls ? 'https' : 'http'), admin: urlOf(admin.server) }
     },
-    reload: () => supervisor.reload(),
+    reload () {
+      // one reload at a time, in order: each compares against what the one before applied
+      const r = reloading.then(reloadOnce, reloadOnce)
+      reloading = r.catch(() => {})
+      return r
+    },
     async stop () {
       serving = false
       engine.close()
       const drained = await Promise.race([
         core.idle().then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs, false).unref()),
+        new Promise<boolean>((resolve) => setTimeout(resolve, current.shutdownTimeoutMs, false).unref()),
       ])
       if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       engine.closeAll()
       core.close()
-      healthChecks.close()
-      outlier.close()
       await supervisor.stop()
       admin.server.close()
       admin.server.closeAllConnections()
-      await cluster.close()
+      await pools.close()
       if (core.idempotency !== null) await core.idempotency.core.store.close()
       if (redis !== undefined) await closeRedis(redis)
     },
@@ -174,20 +258,28 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
 
   admin.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }))
   admin.route('GET', '/readyz', (_req, res) => {
-    const n = cluster.upCount()
+    const n = pools.upCount()
     const ready = serving && n > 0
-    sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: cluster.panic })
+    sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: pools.panic })
   })
   admin.route('GET', '/status', (_req, res) => sendJson(res, 200, {
     generation: app.generation,
-    panic: cluster.panic,
-    upstreams: cluster.hosts.map((h) => h.toJSON()),
+    panic: pools.panic,
+    pools: pools.panics(),
+    routes: current.routes.length,
+    upstreams: pools.names().flatMap((pool) => pools.get(pool)!.cluster.hosts.map((h) => ({ ...h.toJSON(), pool }))),
     workers: supervisor.status(),
   }))
   admin.route('POST', '/reload', async (_req, res) => {
     const r = await app.reload()
     if (r.ok) sendJson(res, 200, { generation: r.generation })
-    else sendJson(res, 409, { error: 'rollout abandoned', detail: r.reason, generation: r.generation })
+    else if ('refused' in r && r.refused.length === 0) sendJson(res, 409, { error: 'config invalid', detail: r.reason, generation: r.generation })
+    else if ('refused' in r) {
+      // RFC 9457, with the keys that need a restart as an extension member
+      const body = JSON.stringify({ ...JSON.parse(problemBody('CLAYLB_RELOAD_REFUSED', r.reason)) as object, keys: r.refused, generation: r.generation })
+      res.writeHead(409, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+      res.end(body)
+    } else sendJson(res, 409, { error: 'rollout abandoned', detail: r.reason, generation: r.generation })
   })
   admin.route('POST', '/workers/:id/recycle', (_req, res, params) => {
     const w = supervisor.find(params['id']!)
@@ -200,7 +292,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
     res.end(text)
   })
-  registerUpstreamRoutes(admin, cluster, config.shutdownTimeoutMs, logger)
+  registerUpstreamRoutes(admin, pools, config.shutdownTimeoutMs, logger)
   return app
 }
 

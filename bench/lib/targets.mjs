@@ -32,13 +32,29 @@ async function claylbReady (ctx, timeoutMs = 30_000) {
 }
 
 /**
+ * Ten routes a plain GET / falls through (each tests its host, path, methods or headers), then the
+ * default pool: the routing table's whole cost on every request. Their pools are the same backends.
+ */
+function tenRoutes (ctx) {
+  const pools = {}
+  for (let i = 0; i < 10; i++) pools[`p${i}`] = { upstreams: ctx.upstreams.map((url) => ({ url })) }
+  const matches = [
+    { host: 'shop.example.com' }, { host: '*.internal.example' }, { pathPrefix: '/static/' },
+    { pathPrefix: '/api/v2/', methods: ['POST', 'PUT'] }, { headers: { 'x-canary': 'yes' } },
+    { host: '*.cdn.example', pathPrefix: '/img/' }, { pathPrefix: '/admin', headers: { authorization: true } },
+    { methods: ['DELETE'] }, { host: 'api.example.org', pathPrefix: '/v1/' }, { pathPrefix: '/ws' },
+  ]
+  return { pools, routes: matches.map((match, i) => ({ match, pool: `p${i}` })) }
+}
+
+/**
  * `CLAYLB_BENCH_BEFORE=DIR`: a built checkout of an older claylb (e.g. `git archive <commit> | tar -x
  * -C DIR`, node_modules linked, `npx tsc`), run as the extra `claylb-before*` rows, for a before/after
  * in one run. Unset: those rows do not exist.
  */
 export const BEFORE = process.env.CLAYLB_BENCH_BEFORE || null
 
-function claylb (accessLog, root = ROOT, tls = false) {
+function claylb (accessLog, root = ROOT, extra, tls = false) {
   return {
     tls,
     ready: claylbReady,
@@ -50,6 +66,7 @@ function claylb (accessLog, root = ROOT, tls = false) {
         admin: { host: '127.0.0.1', port: ctx.adminPort },
         upstreams: ctx.upstreams.map((url) => ({ url })),
         log: { level: 'info', access: accessLog },
+        ...(extra ? extra(ctx) : {}),
         ...(ctx.claylbConfig ?? {}),
       }
       if (tls) config.listen.tls = { cert: ctx.tls.cert, key: ctx.tls.key }
@@ -98,6 +115,7 @@ export const TARGETS = [
   },
   { id: 'claylb', short: 'claylb (access log on)', label: 'claylb (access log on, the default)', ...claylb(true) },
   { id: 'claylb-nolog', short: 'claylb (access log off)', label: 'claylb (log.access: false)', ...claylb(false) },
+  { id: 'claylb-routes-nolog', short: 'claylb, 10 routes (log off)', label: 'claylb with 10 routes the request falls through, then the default pool; log.access: false', ...claylb(false, ROOT, tenRoutes) },
   ...(BEFORE === null ? [] : [
     { id: 'claylb-before', short: 'claylb before (log on)', label: 'claylb BEFORE (CLAYLB_BENCH_BEFORE; access log on)', ...claylb(true, BEFORE) },
     { id: 'claylb-before-nolog', short: 'claylb before (log off)', label: 'claylb BEFORE (CLAYLB_BENCH_BEFORE; log.access: false)', ...claylb(false, BEFORE) },
@@ -137,8 +155,8 @@ export const TARGETS = [
  */
 export const TLS_TARGETS = [
   { id: 'claylb-nolog', short: 'claylb plain HTTP (log off)', label: 'claylb without TLS (log.access: false), for the difference', ...claylb(false) },
-  { id: 'claylb-tls', short: 'claylb TLS (log on)', label: 'claylb, listen.tls (access log on)', ...claylb(true, ROOT, true) },
-  { id: 'claylb-tls-nolog', short: 'claylb TLS (log off)', label: 'claylb, listen.tls, log.access: false', ...claylb(false, ROOT, true) },
+  { id: 'claylb-tls', short: 'claylb TLS (log on)', label: 'claylb, listen.tls (access log on)', ...claylb(true, ROOT, undefined, true) },
+  { id: 'claylb-tls-nolog', short: 'claylb TLS (log off)', label: 'claylb, listen.tls, log.access: false', ...claylb(false, ROOT, undefined, true) },
   nginx(true),
   haproxy(true),
 ]

@@ -21,7 +21,9 @@ if (cluster.isPrimary) {
   const { createApp } = await import(new URL('dist/demo/app.js', ROOT))
   const quiet = { debug () {}, info () {}, warn () {}, error () {} }
   const id = `c${cluster.worker.id}`
-  const handler = await createApp({ id, slot: cluster.worker.id, generation: 1, config: buildConfig({}), tmpdir: mkdtempSync(join(tmpdir(), 'cluster-demo-')), logger: quiet })
+  // the demo connects to Redis in the background; GET / (what the scenario asks) never waits for it
+  const redis = () => new Promise(() => {})
+  const handler = await createApp({ id, slot: cluster.worker.id, generation: 1, config: buildConfig({}), tmpdir: mkdtempSync(join(tmpdir(), 'cluster-demo-')), logger: quiet, redis })
   // the same header claylb's worker runtime adds
   http.createServer((req, res) => { res.setHeader('x-worker-id', id); handler(req, res) }).listen(port, '127.0.0.1')
   process.on('SIGTERM', () => process.exit(0))

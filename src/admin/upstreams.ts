@@ -5,13 +5,16 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { Logger } from '../log.js'
-import type { Cluster } from '../upstream/cluster.js'
+import type { Host } from '../upstream/host.js'
 import { sendJson, type AdminServer } from './admin.js'
 
-export function registerUpstreamRoutes (admin: AdminServer, cluster: Cluster, maxWaitMs: number, logger: Logger): void {
+/** finds a host by id, in any pool */
+export interface HostFinder { host (id: string): Host | undefined }
+
+export function registerUpstreamRoutes (admin: AdminServer, cluster: HostFinder, maxWaitMs: number, logger: Logger): void {
   // POST /upstreams/:id/drain[?wait=1]: with wait, answers once the upstream has no request in flight
   admin.route('POST', '/upstreams/:id/drain', async (req, res, { id }) => {
-    const host = cluster.get(id!)
+    const host = cluster.host(id!)
     if (host === undefined) return sendJson(res, 404, { error: 'not found', detail: `no upstream with id ${id}` })
     host.setDraining(true)
     logger.info({ upstream: host.id, inflight: host.inflight }, 'upstream draining (admin)')
@@ -19,7 +22,7 @@ export function registerUpstreamRoutes (admin: AdminServer, cluster: Cluster, ma
     sendJson(res, 200, { ...host.toJSON(), idle })
   })
   admin.route('POST', '/upstreams/:id/ready', (_req, res, { id }) => {
-    const host = cluster.get(id!)
+    const host = cluster.host(id!)
     if (host === undefined) return sendJson(res, 404, { error: 'not found', detail: `no upstream with id ${id}` })
     host.setDraining(false)
     logger.info({ upstream: host.id }, 'upstream ready (admin)')

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
-import { configSchema, type Config } from './schema.js'
+import { configSchema, type Config, type PoolSettings } from './schema.js'
+import { resolvePools, routingProblems, workerCountOf } from './routing.js'
 import { ClaylbError } from '../errors.js'
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
@@ -89,9 +90,13 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   if (c.idempotency.waitReplicas > 0) {
     if (c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) throw new ConfigError([`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`], source)
   }
+  const problems = routingProblems(c)
+  if (problems.length > 0) throw new ConfigError(problems, source)
+  const pools: Record<string, PoolSettings> = resolvePools(c)
   const resolved = {
     ...c,
-    workers: { ...c.workers, count: c.workers.count ?? (c.upstreams.length > 0 ? 0 : 4) },
+    pools,
+    workers: { ...c.workers, count: workerCountOf(c) },
     redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
     engine: c.engine ?? engineFromEnv(env, source),
   }

@@ -30,6 +30,100 @@ export const upstreamSchema = z.strictObject({
 
 export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "METHOD /path-prefix", e.g. "POST /orders"' })
 
+export const balancerSchema = z.strictObject({
+  policy: z.enum(['round-robin', 'least-request'], { error: 'must be "round-robin" or "least-request"' }).default('round-robin'),
+})
+
+export const healthCheckSchema = z.strictObject({
+  /** active checks of every upstream; off, only the outlier detector judges health */
+  enabled: bool(true),
+  /**
+   * unset: a static upstream is checked by a TCP connect (HAProxy's `check`), a worker by
+   * `GET /healthz`; set: every host gets `GET path` (2xx/3xx pass)
+   */
+  path: z.string().startsWith('/', { error: 'must start with /' }).optional(),
+  intervalMs: positiveInt(2000),
+  /** each wait is shortened by a random share up to this, so checks of many hosts spread out */
+  jitterPercent: percent(10),
+  timeoutMs: positiveInt(1000),
+  unhealthyThreshold: positiveInt(2),
+  healthyThreshold: positiveInt(1),
+})
+
+export const outlierSchema = z.strictObject({
+  enabled: bool(true),
+  /** consecutive failed tries (connect failure, timeout, reset, 5xx) that eject a host */
+  consecutiveFailures: positiveInt(5),
+  /** an ejection lasts this × the host's number of ejections (capped by maxEjectionMs) */
+  baseEjectionMs: positiveInt(30_000),
+  maxEjectionMs: positiveInt(300_000),
+  /** share of hosts that may be ejected at once; at least one may always be */
+  maxEjectionPercent: percent(10),
+})
+
+export const retrySchema = z.strictObject({
+  /** tries in all, the first included */
+  attempts: positiveInt(2),
+  budgetPercent: percent(20),
+  minRetryConcurrency: nonNegativeInt(3),
+  /** full-jitter exponential backoff before a retry: random(0, min(max, base × 2^n)) */
+  backoffBaseMs: nonNegativeInt(25),
+  backoffMaxMs: nonNegativeInt(250),
+  /** a try without response headers by then fails and may be retried; 0: only timeouts.headersMs */
+  perTryTimeoutMs: nonNegativeInt(0),
+  /** upstream statuses retried like a failed try (idempotent requests only), e.g. [503] */
+  onStatus: z.array(z.int().min(500, { error: 'must be a 5xx status' }).max(599, { error: 'must be a 5xx status' })).default([]),
+})
+
+export const timeoutsSchema = z.strictObject({
+  connectMs: positiveInt(2000),
+  headersMs: positiveInt(30_000),
+  requestMs: positiveInt(60_000),
+  idleMs: positiveInt(60_000),
+})
+
+/** a header rewrite: `set` replaces (or adds) each named header, `remove` drops the names */
+const headerName = z.string().regex(/^[!#-'*+.0-9A-Z^-z|~-]+$/, { error: 'must be a header name' })
+const headerValue = z.string({ error: 'must be a string' }).regex(/^[\t\x20-\x7e\x80-\xff]*$/, { error: 'must not contain control characters' })
+export const headerRewriteSchema = z.strictObject({
+  set: z.record(headerName, headerValue, { error: 'must be a mapping of header name to value' }).default({}),
+  remove: z.array(headerName, { error: 'must be a list of header names' }).default([]),
+})
+
+/** a section's keys, each optional and without its default: what a pool sets over the top level */
+function overrides<S extends z.ZodRawShape> (schema: z.ZodObject<S>): z.ZodOptional<z.ZodObject<{ [K in keyof S]: z.ZodOptional<z.ZodType<z.output<S[K]>, z.input<S[K]>>> }, z.core.$strict>> {
+  const shape: Record<string, z.ZodType> = {}
+  for (const [k, v] of Object.entries(schema.shape)) shape[k] = (v instanceof z.ZodDefault ? v.unwrap() as z.ZodType : v as z.ZodType).optional()
+  return z.strictObject(shape).optional() as never
+}
+
+/** a pool: its own upstreams; every section left out is the top level's, a section given is merged over it */
+export const poolSchema = z.strictObject({
+  upstreams: z.array(upstreamSchema, { error: 'must be a list of { url, weight }' }).min(1, { error: 'must list at least one upstream' }),
+  balancer: overrides(balancerSchema),
+  healthCheck: overrides(healthCheckSchema),
+  outlier: overrides(outlierSchema),
+  retry: overrides(retrySchema),
+  timeouts: overrides(timeoutsSchema.pick({ connectMs: true, headersMs: true, requestMs: true })),
+})
+
+export const routeSchema = z.strictObject({
+  match: z.strictObject({
+    /** exact, or `*.example.com` (any subdomain, not example.com itself); case-insensitive, port ignored */
+    host: z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$|^\[[0-9A-Fa-f:.]+\]$/, { error: 'must be a host name, or *. and a domain' }).optional(),
+    /** the request target starts with this (case-sensitive, as nginx's `location` prefix) */
+    pathPrefix: z.string().startsWith('/', { error: 'must start with /' }).optional(),
+    methods: z.array(z.string().regex(/^[!#-'*+.0-9A-Z^-z|~-]+$/, { error: 'must be a method token' }), { error: 'must be a list of methods' }).min(1, { error: 'must list at least one method' }).optional(),
+    /** header name → exact value, or true: present with any value */
+    headers: z.record(headerName, z.union([headerValue, z.literal(true)], { error: 'must be a string or true' }), { error: 'must be a mapping of header name to value' }).optional(),
+  }).prefault({}),
+  pool: z.string({ error: 'must name a pool' }).min(1, { error: 'must name a pool' }),
+  /** drop the matched pathPrefix from the path sent upstream (a path left empty becomes /) */
+  stripPrefix: bool(false),
+  requestHeaders: headerRewriteSchema.optional(),
+  responseHeaders: headerRewriteSchema.optional(),
+})
+
 export const configSchema = z.strictObject({
   listen: z.strictObject({
     host: str('0.0.0.0'),
@@ -61,6 +155,12 @@ export const configSchema = z.strictObject({
     token: z.string().min(1).optional(),
   }).prefault({}),
   upstreams: z.array(upstreamSchema, { error: 'must be a list of { url, weight }' }).default([]),
+  /** named upstream sets for routes (`default`: the top-level upstreams, `workers`: the spawned workers) */
+  pools: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'must be a name of letters, digits, _ . -' }), poolSchema, { error: 'must be a mapping of pool name to { upstreams, … }' }).default({}),
+  /** first match wins; a request no route matches goes to the default pool */
+  routes: z.array(routeSchema, { error: 'must be a list of { match, pool }' }).default([]),
+  /** peers (CIDR or address) whose x-forwarded-proto / -host are kept; from others they are replaced */
+  trustedProxies: z.array(z.string({ error: 'must be a CIDR or an IP address' }), { error: 'must be a list of CIDRs' }).default([]),
   workers: z.strictObject({
     /** unset: 0 when upstreams are given, else 4 (resolved in load.ts) */
     count: z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).optional(),
@@ -88,31 +188,10 @@ export const configSchema = z.strictObject({
     sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(redisUrl).min(1) }).optional(),
     commandTimeoutMs: positiveInt(500),
   }).prefault({}),
-  balancer: z.strictObject({
-    policy: z.enum(['round-robin', 'least-request'], { error: 'must be "round-robin" or "least-request"' }).default('round-robin'),
-  }).prefault({}),
-  healthCheck: z.strictObject({
-    /** active checks of every upstream; off, only the outlier detector judges health */
-    enabled: bool(true),
-    path: z.string().startsWith('/', { error: 'must start with /' }).default('/healthz'),
-    intervalMs: positiveInt(2000),
-    /** each wait is shortened by a random share up to this, so checks of many hosts spread out */
-    jitterPercent: percent(10),
-    timeoutMs: positiveInt(1000),
-    unhealthyThreshold: positiveInt(2),
-    healthyThreshold: positiveInt(1),
-  }).prefault({}),
+  balancer: balancerSchema.prefault({}),
+  healthCheck: healthCheckSchema.prefault({}),
   /** passive health: Envoy's consecutive-failure outlier detection, fed by every try */
-  outlier: z.strictObject({
-    enabled: bool(true),
-    /** consecutive failed tries (connect failure, timeout, reset, 5xx) that eject a host */
-    consecutiveFailures: positiveInt(5),
-    /** an ejection lasts this × the host's number of ejections (capped by maxEjectionMs) */
-    baseEjectionMs: positiveInt(30_000),
-    maxEjectionMs: positiveInt(300_000),
-    /** share of hosts that may be ejected at once; at least one may always be */
-    maxEjectionPercent: percent(10),
-  }).prefault({}),
+  outlier: outlierSchema.prefault({}),
   /** when fewer than thresholdPercent of the (non-draining) hosts are healthy */
   panic: z.strictObject({
     /** 0 turns panic mode off */
@@ -120,25 +199,8 @@ export const configSchema = z.strictObject({
     /** spread: route over every host, healthy or not; shed: answer 503 with retry-after */
     mode: z.enum(['spread', 'shed'], { error: 'must be "spread" or "shed"' }).default('spread'),
   }).prefault({}),
-  retry: z.strictObject({
-    /** tries in all, the first included */
-    attempts: positiveInt(2),
-    budgetPercent: percent(20),
-    minRetryConcurrency: nonNegativeInt(3),
-    /** full-jitter exponential backoff before a retry: random(0, min(max, base × 2^n)) */
-    backoffBaseMs: nonNegativeInt(25),
-    backoffMaxMs: nonNegativeInt(250),
-    /** a try without response headers by then fails and may be retried; 0: only timeouts.headersMs */
-    perTryTimeoutMs: nonNegativeInt(0),
-    /** upstream statuses retried like a failed try (idempotent requests only), e.g. [503] */
-    onStatus: z.array(z.int().min(500, { error: 'must be a 5xx status' }).max(599, { error: 'must be a 5xx status' })).default([]),
-  }).prefault({}),
-  timeouts: z.strictObject({
-    connectMs: positiveInt(2000),
-    headersMs: positiveInt(30_000),
-    requestMs: positiveInt(60_000),
-    idleMs: positiveInt(60_000),
-  }).prefault({}),
+  retry: retrySchema.prefault({}),
+  timeouts: timeoutsSchema.prefault({}),
   limits: z.strictObject({
     maxHeaderBytes: positiveInt(16_384),
     maxBodyBytes: positiveInt(MAX_BODY_BYTES),
@@ -199,8 +261,21 @@ export const configSchema = z.strictObject({
 
 export type ConfigInput = z.input<typeof configSchema>
 type Parsed = z.output<typeof configSchema>
-export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine'> & {
+/** a pool with the top level's sections merged under its own (resolved in load.ts) */
+export interface PoolSettings {
+  upstreams: Parsed['upstreams']
+  balancer: Parsed['balancer']
+  healthCheck: Parsed['healthCheck']
+  outlier: Parsed['outlier']
+  retry: Parsed['retry']
+  timeouts: Parsed['timeouts']
+}
+export type PoolConfig = DeepReadonly<PoolSettings>
+export type RouteConfig = DeepReadonly<Parsed['routes'][number]>
+
+export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools'> & {
   engine: 'auto' | 'raw'
+  pools: Record<string, PoolSettings>
   workers: Parsed['workers'] & { count: number }
   redis: Parsed['redis'] & { url: string }
 }>

@@ -24,6 +24,8 @@ export class ClientConn implements ParserCallbacks {
   readonly socket: Socket
   readonly engine: Engine
   readonly remoteAddress: string
+  /** the peer is one of trustedProxies: decided once, when it connected */
+  readonly trusted: boolean
   private readonly parser: Parser
   private consumed: boolean
   /** the exchange being answered */
@@ -61,6 +63,7 @@ export class ClientConn implements ParserCallbacks {
     this.engine = engine
     this.socket = socket
     this.remoteAddress = socket.remoteAddress ?? ''
+    this.trusted = engine.routing.trusted.trusts(this.remoteAddress)
     this.idleSince = now
     this.parser = createParser('request', engine.o.maxHeaderBytes, this)
     this.consumed = consumeSocket(this.parser, socket)

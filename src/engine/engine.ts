@@ -10,13 +10,13 @@ import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import tls, { type TLSSocket } from 'node:tls'
 import type { Logger } from '../log.js'
 import type { ProxyError } from '../errors.js'
-import { loadCertificates, type CertificateSet, type UpstreamTls } from '../tls/certificates.js'
-import type { Config } from '../config/schema.js'
-import { ConfigError } from '../config/load.js'
+import type { CertificateSet, UpstreamTls } from '../tls/certificates.js'
 import { H2Front } from './h2.js'
 import type { Host } from '../upstream/host.js'
-import { Deadlines } from '../proxy/deadlines.js'
+import type { Deadlines } from '../proxy/deadlines.js'
 import type { ProxyCore } from '../proxy/proxy.js'
+import type { RoutePool } from '../routing/route-pool.js'
+import type { RoutingState } from '../routing/routing-state.js'
 import { ClientConn } from './client-conn.js'
 import type { Exchange } from './exchange.js'
 import { responseHead } from './head.js'
@@ -28,29 +28,38 @@ export interface EngineOptions {
   headersTimeoutMs: number
   idleTimeoutMs: number
   connectTimeoutMs: number
-  /** retry.perTryTimeoutMs; 0: a try waits for its answer's head up to headersTimeoutMs */
-  perTryTimeoutMs: number
-  /** TLS to clients (listen.tls); `http2`: offer h2 by ALPN besides http/1.1 */
-  tls?: { certificates: CertificateSet, http2: boolean } | undefined
-  /** how https:// upstreams are connected (config `tls`) */
-  upstreamTls?: UpstreamTls | undefined
-  /** where problems that must not reach the client (upstream addresses, TLS errors) are told */
-  logger?: Logger | undefined
   /** timeouts.idleMs: an answer whose body stops arriving for this long is cut */
   bodyIdleMs: number
 }
 
 const TUNNEL_PENDING_LIMIT = 64 * 1024
 
+/** What the engine is built with once (a reload swaps certificates, never the listener's kind). */
+export interface EngineSetup {
+  /** TLS to clients (listen.tls); `http2`: offer h2 by ALPN besides http/1.1 */
+  tls?: { certificates: CertificateSet, http2: boolean } | undefined
+  /** how https:// upstreams are connected (config `tls`) */
+  upstreamTls?: UpstreamTls | undefined
+  /** where problems that must not reach the client (upstream addresses, TLS errors) are told */
+  logger?: Logger | undefined
+}
+
 export class Engine {
   readonly server: Server
   readonly core: ProxyCore
-  readonly o: EngineOptions
+  /** replaced whole by a reload (new connections and heads read the new values) */
+  o: EngineOptions
   readonly poolOptions: PoolOptions
+  /**
+   * routes, pools and trusted forwarders: ONE reference, replaced whole by a reload, read once per
+   * request (when its head is parsed) and once per connection (trusted forwarders)
+   */
+  routing: RoutingState
   /** x-forwarded-proto */
   readonly proto: 'http' | 'https'
   /** the certificates served now (swapped whole by a reload) */
   private certificates: CertificateSet | null = null
+  private readonly logger: Logger | undefined
   /** HTTP/2 streams (listen.http2), fed the TLS sockets that chose h2 */
   private readonly h2: H2Front | null = null
   /** a coarse clock (ms), advanced by the sweep: good enough for limits of seconds, free to read */
@@ -60,19 +69,17 @@ export class Engine {
   private readonly conns = new Set<ClientConn>()
   private readonly pools = new Set<UpstreamPool>()
   private readonly tunnels = new Set<Socket>()
-  private readonly connecting: Deadlines
-  private readonly waiting: Deadlines
   private readonly sweepTimer: NodeJS.Timeout
   private readonly pendingTunnel = new Map<ClientConn, Buffer[]>()
 
-  constructor (core: ProxyCore, o: EngineOptions) {
+  constructor (core: ProxyCore, o: EngineOptions, routing: RoutingState, setup: EngineSetup = {}) {
     selfTest()
     this.core = core
     this.o = o
-    this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024), tls: o.upstreamTls }
-    this.connecting = new Deadlines(o.connectTimeoutMs)
-    this.waiting = new Deadlines(o.perTryTimeoutMs > 0 ? o.perTryTimeoutMs : o.headersTimeoutMs)
-    const t = o.tls
+    this.routing = routing
+    this.logger = setup.logger
+    this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024), tls: setup.upstreamTls }
+    const t = setup.tls
     if (t === undefined) {
       this.proto = 'http'
       this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket))
@@ -111,23 +118,14 @@ export class Engine {
   }
 
   /**
-   * Re-read `config`'s certificates and serve them from the next handshake on (problems, if any, and
-   * nothing changed); connections already open keep theirs (a TLS session is
+   * Serve `next` from the next handshake on; connections already open keep theirs (a TLS session is
    * never re-keyed under a client). The default pair goes to the server, SNI pairs to the callback.
+   * (A reload builds `next` with tls/certificates' loadCertificates, which names every bad file.)
    */
-  reloadCertificates (config: Config): string[] {
-    const t = config.listen.tls
-    if (this.certificates === null || t === undefined) return []
-    let next: CertificateSet
-    try {
-      next = loadCertificates(t)
-    } catch (err) {
-      if (err instanceof ConfigError) return [...err.problems]
-      throw err
-    }
+  useCertificates (next: CertificateSet): void {
+    if (this.certificates === null) return
     this.certificates = next
     ;(this.server as tls.Server).setSecureContext(next.fallback)
-    return []
   }
 
   get tls (): boolean {
@@ -136,7 +134,7 @@ export class Engine {
 
   /** a problem whose detail is for the log only (see ProxyError.logDetail) */
   logProblem (ex: Exchange, err: ProxyError): void {
-    this.o.logger?.warn({ method: ex.method, path: ex.path, status: err.status, code: err.code, upstream: ex.host?.id, attempts: ex.attempts }, err.logDetail ?? err.message)
+    this.logger?.warn({ method: ex.method, path: ex.path, status: err.status, code: err.code, upstream: ex.host?.id, attempts: ex.attempts }, err.logDetail ?? err.message)
   }
 
   listen (port: number, host: string): Promise<void> {
@@ -156,6 +154,8 @@ export class Engine {
     for (const p of this.pools) {
       p.sweepIdle(now)
       p.sweepStreaming(now, this.o.bodyIdleMs)
+      // a host a reload removed: its pool goes once its last connection did
+      if (p.closed && p.all.size === 0) this.pools.delete(p)
     }
   }
 
@@ -173,23 +173,25 @@ export class Engine {
     return p
   }
 
-  // ---- try timeouts ----
+  // ---- try timeouts (the lists of the request's pool) ----
 
-  timeConnect (c: UpstreamConn): void {
-    c.timing = 1
-    this.connecting.add(c, Date.now())
+  timeConnect (c: UpstreamConn, pool: RoutePool): void {
+    this.timeIn(c, pool.connecting)
   }
 
-  timeHeaders (c: UpstreamConn): void {
-    if (c.timing === 1) this.connecting.remove(c)
-    c.timing = 2
-    this.waiting.add(c, Date.now())
+  timeHeaders (c: UpstreamConn, pool: RoutePool): void {
+    this.timeIn(c, pool.waiting)
+  }
+
+  private timeIn (c: UpstreamConn, list: Deadlines): void {
+    c.timedBy?.remove(c)
+    c.timedBy = list
+    list.add(c, Date.now())
   }
 
   untime (c: UpstreamConn): void {
-    if (c.timing === 1) this.connecting.remove(c)
-    else if (c.timing === 2) this.waiting.remove(c)
-    c.timing = 0
+    c.timedBy?.remove(c)
+    c.timedBy = null
   }
 
   // ---- WebSocket tunnels ----
@@ -209,7 +211,7 @@ export class Engine {
   tunnel (ex: Exchange, c: UpstreamConn, message: string, headers: string[]): number {
     let upgrade = ''
     for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === 'upgrade') upgrade = headers[i + 1]!
-    responseHead(ex, headers)
+    responseHead(ex, headers, ex.route!.responseHeaders)
     // only an HTTP/1.1 connection offers an upgrade (HTTP/2 has none)
     const client = ex.conn as ClientConn
     client.detach()
@@ -243,7 +245,6 @@ export class Engine {
     this.h2?.destroyAll()
     for (const s of this.tunnels) s.destroy()
     for (const p of this.pools) p.destroyAll()
-    this.connecting.close()
-    this.waiting.close()
+    for (const p of this.routing.pools.values()) p.close()
   }
 }

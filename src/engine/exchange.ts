@@ -18,6 +18,8 @@ import type { Socket } from 'node:net'
 import type { Engine } from './engine.js'
 import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from './head.js'
 import type { UpstreamConn, UpstreamUser } from './upstream-pool.js'
+import type { Route } from '../routing/route-table.js'
+import type { RoutePool } from '../routing/route-pool.js'
 import type { KeyedExchange, KeyedRequest } from '../proxy/idempotency-gate.js'
 import type { Claim } from '../idempotency/core.js'
 import { FENCE_HEADER, ID_HEADER } from '../idempotency/decision.js'
@@ -55,6 +57,8 @@ export interface AnswerSink {
 export interface ClientSide {
   readonly engine: Engine
   readonly remoteAddress: string
+  /** the peer is one of trustedProxies (its x-forwarded-* are kept) */
+  readonly trusted: boolean
   readonly socket: AnswerSink
   hold (bit: number): void
   unhold (bit: number): void
@@ -88,6 +92,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   idempotent = false
   /** refused while parsing: answered in its turn, never forwarded */
   refusal: ProxyError | null = null
+  /** the route it matched (from the routing state current when its head was parsed), and its pool */
+  route: Route | null = null
+  pool: RoutePool | null = null
   // ---- the request body ----
   /** chunks not yet written to the current try, or kept for a replay */
   private body: Buffer[] = []
@@ -156,7 +163,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.clientKeepAlive = keepAlive
     this.rawHeaders = raw
     const conn = this.conn
-    requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method)
+    requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted)
     this.idempotent = isIdempotentMethod(method)
     if (major !== 1) {
       this.refuse('CLAYLB_HTTP_VERSION', `HTTP/${major}.${minor} is not supported; use HTTP/1.1`)
@@ -177,6 +184,13 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (this.badExpect !== '') return this.refuse('CLAYLB_EXPECTATION_FAILED', `unsupported expectation: ${this.badExpect}`)
     const max = conn.engine.core.maxBodyBytes
     if (this.contentLength > max) return this.refuse('CLAYLB_BODY_TOO_LARGE', `body of ${this.contentLength} bytes exceeds the limit of ${max}`)
+    const route = conn.engine.routing.match(method, this.path, this.hostHeader, raw)
+    if (route === null) return this.refuse('CLAYLB_NO_ROUTE', `no route matches ${method} ${this.path}`)
+    this.route = route
+    this.pool = route.pool
+    // a route that rewrites request headers: the head is made again with its rewrite (opt-in cost)
+    if (route.requestHeaders !== null) requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted, route.requestHeaders)
+    if (route.strip !== 0) this.path = route.upstreamPath(this.path)
   }
 
   refuse (code: ProblemCode, detail: string): void {
@@ -197,7 +211,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.fail(this.refusal)
       return
     }
-    core.deadlines.add(this, Date.now())
+    this.pool!.requests.add(this, Date.now())
     if (this.maxForwards === 0) {
       this.answerLocally()
       return
@@ -257,7 +271,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   start (exclude: Host | undefined): void {
     if (this.finished) return
     const engine = this.conn.engine
-    const host = engine.core.balancer.pick(exclude)
+    const pool = this.pool!
+    const host = pool.balancer.pick(exclude)
     if (host === undefined) {
       this.fail(new ProxyError('CLAYLB_NO_HEALTHY_UPSTREAM', 'no healthy upstream is available', { retryAfter: 1 }))
       return
@@ -273,7 +288,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     const c = engine.poolFor(host).acquire(this)
     this.up = c
     if (c.connected) this.writeRequest(c)
-    else engine.timeConnect(c)
+    else engine.timeConnect(c, pool)
   }
 
   onUpstreamConnected (c: UpstreamConn): void {
@@ -287,7 +302,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     // the same read) leaves in the head's write
     s.cork()
     let head = `${this.method} ${this.path} HTTP/1.1\r\n`
-    if (this.hostHeader === '') head += `host: ${c.pool.authority}\r\n`
+    if (this.hostHeader === '' && (this.route!.requestHeaders === null || !this.route!.requestHeaders.drop.has('host'))) head += `host: ${c.pool.authority}\r\n`
     head += this.headLines
     if (this.chunkedIn) head += 'transfer-encoding: chunked\r\n'
     if (this.upgradeTo !== '') head += `connection: upgrade\r\nupgrade: ${this.upgradeTo}\r\n`
@@ -315,7 +330,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** the whole request is written: from now the try waits for the answer's head (timed) */
   private endRequest (c: UpstreamConn): boolean {
     this.requestWritten = true
-    this.conn.engine.timeHeaders(c)
+    this.conn.engine.timeHeaders(c, this.pool!)
     return this.chunkedIn ? c.write(LAST_CHUNK) : true
   }
 
@@ -375,19 +390,19 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       if (status === 101 && upgrade && this.upgradeTo !== '') return this.conn.engine.tunnel(this, c, message, headers)
       // 103 Early Hints are for the client (RFC 9110 §15.2); an unrequested 100 Continue is not
       if (status === 103 && this.versionMinor >= 1 && !this.responseStarted) {
-        responseHead(this, headers)
+        responseHead(this, headers, this.route!.responseHeaders)
         this.conn.socket.write(`HTTP/1.1 103 ${message}\r\n${this.respLines}\r\n`, 'latin1')
       }
       return 0
     }
-    const policy = engine.core.retryPolicy
+    const policy = this.pool!.retry
     if (policy.onStatus.size > 0 && policy.onStatus.has(status) && this.mayRetry('http-5xx', false)) {
       this.discarding = true
       return this.method === 'HEAD' ? 1 : 0
     }
     this.responseStarted = true
     this.status = status
-    responseHead(this, headers)
+    responseHead(this, headers, this.route!.responseHeaders)
     if (this.keyed !== null) this.keyed.onHeaders(status, headers)
     const noBody = this.method === 'HEAD' || status === 204 || status === 304
     let framing = ''
@@ -466,7 +481,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (this.keyed !== null) {
       // the record is written before the last byte reaches the client, so an immediate retry replays;
       // the store's own timeouts bound the wait, not the request deadline (the answer is all here)
-      this.conn.engine.core.deadlines.remove(this)
+      this.pool!.requests.remove(this)
       this.keyed.complete().then(() => this.endAnswer(), () => this.endAnswer())
       return
     }
@@ -513,7 +528,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       // the upstream saw nothing: once per request this try is made again at once, on another host,
       // outside the retry budget and attempts (what a pool does with a stale connection)
       this.staleRetried = true
-      this.conn.engine.core.retryPolicy.retried['reset-before-request']++
+      this.conn.engine.core.retries.retried['reset-before-request']++
       this.attempts--
       this.start(host)
       return
@@ -568,15 +583,14 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   private mayRetry (outcome: TryOutcome, resetBeforeRequest: boolean): boolean {
     const replayable = !this.bodyDropped && (!this.sent || this.idempotent || resetBeforeRequest)
-    const core = this.conn.engine.core
-    return core.retryPolicy.allow(outcome, this.attempts, replayable, core.inflight)
+    return this.pool!.retry.allow(outcome, this.attempts, replayable, this.conn.engine.core.inflight)
   }
 
   private retry (failed: Host | undefined, reason: RetryReason): void {
-    const core = this.conn.engine.core
-    const delay = core.retryPolicy.begin(reason, this.attempts, this.deadlineAt)
+    const pool = this.pool!
+    const delay = pool.retry.begin(reason, this.attempts, this.deadlineAt)
     if (delay < 0) {
-      this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no time left for a retry within ${core.deadlines.timeoutMs} ms`))
+      this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no time left for a retry within ${pool.requests.timeoutMs} ms`))
       return
     }
     this.isRetry = true
@@ -590,7 +604,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   private releaseRetrySlot (): void {
     if (this.isRetry) {
-      this.conn.engine.core.retryPolicy.active--
+      this.pool!.retry.active--
       this.isRetry = false
     }
   }
@@ -607,7 +621,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   onDeadline (): void {
     if (this.finished) return
     this.dropTry('timeout')
-    this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no complete answer within ${this.conn.engine.core.deadlines.timeoutMs} ms`))
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no complete answer within ${this.pool!.requests.timeoutMs} ms`))
   }
 
   // ---- bookkeeping ----
@@ -691,6 +705,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     // a hold for this request's body (its upstream's backpressure) must not outlive it
     this.conn.unhold(HOLD_UPSTREAM | HOLD_PENDING)
+    this.pool?.requests.remove(this)
     if (this.active) this.conn.engine.core.finish(this)
     this.conn.exchangeDone(this)
   }

@@ -74,6 +74,7 @@ export class H2Front {
 class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   readonly engine: Engine
   readonly remoteAddress: string
+  readonly trusted: boolean
   readonly socket: AnswerSink = this
   private readonly stream: ServerHttp2Stream
   private readonly ex: Exchange
@@ -88,6 +89,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     this.engine = engine
     this.stream = stream
     this.remoteAddress = stream.session?.socket?.remoteAddress ?? ''
+    this.trusted = engine.routing.trusted.trusts(this.remoteAddress)
     const ex = this.ex = new Exchange(this)
     // the request as HTTP/1.1 sees it: pseudo-headers out, :authority as Host, cookies joined (RFC 9113 §8.2.3)
     const h1: string[] = []

@@ -7,6 +7,7 @@
  * the head string itself.
  */
 import { addConnectionTokens, HOP_BY_HOP } from '../proxy/headers.js'
+import type { HeaderRewrite } from '../routing/header-rewrite.js'
 
 /** What the request pass reports (the exchange implements it). */
 export interface RequestHeadFacts {
@@ -34,11 +35,17 @@ const VIA = 'via: 1.1 claylb\r\n'
 /**
  * Request pass. Order matters as in proxy/headers.ts: names are dropped first, then the proxy's own
  * are added, so `Connection: x-forwarded-for` cannot remove what the proxy adds.
+ * `trusted`: the peer is a trusted forwarder, its x-forwarded-proto / -host are kept (x-forwarded-for
+ * gets the peer appended either way). `rewrite`: the route's request headers; its names are dropped,
+ * the proxy's own included, and its set lines come last.
  */
-export function requestHead (f: RequestHeadFacts, raw: readonly string[], clientIp: string, proto: string, method: string): void {
+export function requestHead (f: RequestHeadFacts, raw: readonly string[], clientIp: string, proto: string, method: string,
+  trusted = false, rewrite: HeaderRewrite | null = null): void {
   let out = ''
   let listed: Set<string> | null = null
   let xff: string | undefined
+  let xfProto = ''
+  let xfHost = ''
   let host = ''
   let hostCount = 0
   let contentLength = -1
@@ -69,7 +76,10 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
         xff = xff === undefined ? value : `${xff}, ${value}`
         continue
       case 'x-forwarded-proto':
+        if (trusted) xfProto = xfProto === '' ? value : `${xfProto}, ${value}`
+        continue
       case 'x-forwarded-host':
+        if (trusted) xfHost = xfHost === '' ? value : `${xfHost}, ${value}`
         continue
       case 'host':
         host = value
@@ -86,6 +96,7 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
         }
         break
     }
+    if (rewrite !== null && rewrite.drop.has(lower)) continue
     out += `${name}: ${value}\r\n`
   }
   if (listed !== null) {
@@ -94,15 +105,20 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
     for (let i = 0; i < raw.length; i += 2) {
       const lower = raw[i]!.toLowerCase()
       if (HOP_BY_HOP.has(lower) || listed.has(lower) || lower === 'x-forwarded-for' || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue
-      if (mfMethod && lower === 'max-forwards') continue
+      if ((mfMethod && lower === 'max-forwards') || (rewrite !== null && rewrite.drop.has(lower))) continue
       out += `${raw[i]!}: ${raw[i + 1]!}\r\n`
     }
     if (listed.has('x-forwarded-for')) xff = undefined
+    if (listed.has('x-forwarded-proto')) xfProto = ''
+    if (listed.has('x-forwarded-host')) xfHost = ''
     if (listed.has('max-forwards')) maxForwards = -1
   }
-  out += `x-forwarded-for: ${xff === undefined ? clientIp : `${xff}, ${clientIp}`}\r\nx-forwarded-proto: ${proto}\r\n`
-  if (host !== '') out += `x-forwarded-host: ${host}\r\n`
+  const drop = rewrite?.drop
+  if (drop === undefined || !drop.has('x-forwarded-for')) out += `x-forwarded-for: ${xff === undefined ? clientIp : `${xff}, ${clientIp}`}\r\n`
+  if (drop === undefined || !drop.has('x-forwarded-proto')) out += `x-forwarded-proto: ${xfProto === '' ? proto : xfProto}\r\n`
+  if ((xfHost !== '' || host !== '') && (drop === undefined || !drop.has('x-forwarded-host'))) out += `x-forwarded-host: ${xfHost === '' ? host : xfHost}\r\n`
   if (maxForwards > 0) out += `max-forwards: ${maxForwards - 1}\r\n`
+  if (rewrite !== null) out += rewrite.lines
   out += VIA
   f.headLines = out
   f.hostHeader = host
@@ -125,8 +141,11 @@ export interface ResponseHeadFacts {
   respChunked: boolean
 }
 
-/** Response pass: hop-by-hop and Connection-listed names dropped; everything else passes as it came. */
-export function responseHead (f: ResponseHeadFacts, raw: readonly string[]): void {
+/**
+ * Response pass: hop-by-hop and Connection-listed names dropped; everything else passes as it came,
+ * except what the route's `rewrite` drops (its set lines come last).
+ */
+export function responseHead (f: ResponseHeadFacts, raw: readonly string[], rewrite: HeaderRewrite | null = null): void {
   let out = ''
   let listed: Set<string> | null = null
   let length = -1
@@ -140,16 +159,18 @@ export function responseHead (f: ResponseHeadFacts, raw: readonly string[]): voi
       continue
     }
     if (lower === 'content-length') length = Number(raw[i + 1]!)
+    if (rewrite !== null && rewrite.drop.has(lower)) continue
     out += `${name}: ${raw[i + 1]!}\r\n`
   }
   if (listed !== null) {
     out = ''
     for (let i = 0; i < raw.length; i += 2) {
       const lower = raw[i]!.toLowerCase()
-      if (HOP_BY_HOP.has(lower) || listed.has(lower)) continue
+      if (HOP_BY_HOP.has(lower) || listed.has(lower) || (rewrite !== null && rewrite.drop.has(lower))) continue
       out += `${raw[i]!}: ${raw[i + 1]!}\r\n`
     }
   }
+  if (rewrite !== null) out += rewrite.lines
   f.respLines = out
   f.respLength = chunked ? -1 : length
   f.respChunked = chunked

@@ -8,7 +8,7 @@
 import net, { type Socket } from 'node:net'
 import tls, { type TLSSocket } from 'node:tls'
 import type { UpstreamTls } from '../tls/certificates.js'
-import type { DeadlineEntry } from '../proxy/deadlines.js'
+import type { DeadlineEntry, Deadlines } from '../proxy/deadlines.js'
 import { consumeSocket, createParser, readStart, readStop, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 
 /** What a connection reports to the request it serves (the exchange implements it). */
@@ -75,8 +75,8 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   deadlineAt = 0
   prevDeadline: DeadlineEntry | null = null
   nextDeadline: DeadlineEntry | null = null
-  /** in which deadline list, if any */
-  timing: 0 | 1 | 2 = 0
+  /** the deadline list (connect or answer head) it is in, if any */
+  timedBy: Deadlines | null = null
 
   constructor (pool: UpstreamPool) {
     this.pool = pool
@@ -101,7 +101,7 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   }
 
   onDeadline (): void {
-    this.timing = 0
+    this.timedBy = null
     this.user?.onTryTimeout(this)
   }
 
@@ -261,7 +261,7 @@ export class UpstreamPool {
   /** idle connections, most recently used last (reused first: its peer is least likely to have closed it) */
   private idle: UpstreamConn[] = []
   readonly all = new Set<UpstreamConn>()
-  private closed = false
+  closed = false
 
   constructor (url: string, socketPath: string | undefined, readonly o: PoolOptions) {
     this.socketPath = socketPath

@@ -6,14 +6,17 @@
  * `unhealthyThreshold` consecutive failures mark the host unhealthy, `healthyThreshold` consecutive
  * passes healthy again. The checker only writes `host.setHealthy()`.
  */
+import net from 'node:net'
 import { Client } from 'undici'
 import type { Logger } from '../log.js'
 import type { Cluster } from '../upstream/cluster.js'
 import type { Host } from '../upstream/host.js'
+import { WORKER_HEALTH_PATH } from '../workers/protocol.js'
 
 export interface HealthCheckSettings {
   enabled: boolean
-  path: string
+  /** unset: a TCP connect for a static upstream (HAProxy's `check`), `GET /healthz` for a worker */
+  path?: string | undefined
   intervalMs: number
   jitterPercent: number
   timeoutMs: number
@@ -65,10 +68,18 @@ class HostCheck {
     this.timer = null
     let ok = false
     let detail = ''
+    const path = this.host.kind === 'worker' ? this.s.path ?? WORKER_HEALTH_PATH : this.s.path
+    if (path === undefined) {
+      detail = await tcpCheck(this.host, this.s.timeoutMs)
+      if (this.stopped) return
+      this.record(detail === '', detail)
+      this.schedule(this.nextDelay())
+      return
+    }
     try {
       const r = await this.client.request({
         method: 'GET',
-        path: this.s.path,
+        path,
         headers: CHECK_HEADERS,
         signal: AbortSignal.timeout(this.s.timeoutMs),
       })
@@ -116,19 +127,32 @@ class HostCheck {
   }
 }
 
+
+/** A TCP connect within the timeout: what HAProxy's plain `check` does. */
+function tcpCheck (host: Host, timeoutMs: number): Promise<string> {
+  return new Promise((resolve) => {
+    const u = new URL(host.url)
+    const s = net.connect(Number(u.port || (u.protocol === 'https:' ? 443 : 80)), u.hostname.replace(/^\[|\]$/g, ''))
+    const t = setTimeout(() => { s.destroy(); resolve('connect timeout') }, timeoutMs)
+    s.once('connect', () => { clearTimeout(t); s.destroy(); resolve('') })
+    s.once('error', (err: NodeJS.ErrnoException) => { clearTimeout(t); s.destroy(); resolve(err.code ?? err.message) })
+  })
+}
+
 /** One HostCheck per host of the cluster, started and stopped as hosts come and go. */
 export class ActiveHealthChecks {
   /** told when a host turns unhealthy; the supervisor replaces a worker from here */
   onUnhealthy: ((host: Host) => void) | null = null
   private readonly checks = new Map<Host, HostCheck>()
   private closed = false
+  private unsubscribe: (() => void) | null = null
 
   constructor (private readonly cluster: Cluster, private readonly s: HealthCheckSettings, private readonly logger: Logger, private readonly tlsConnect?: TlsConnect) {}
 
   start (): void {
     if (!this.s.enabled) return
     this.sync()
-    this.cluster.onChange(() => this.sync())
+    this.unsubscribe = this.cluster.onChange(() => this.sync())
   }
 
   private sync (): void {
@@ -150,6 +174,7 @@ export class ActiveHealthChecks {
 
   close (): void {
     this.closed = true
+    this.unsubscribe?.()
     for (const c of this.checks.values()) c.stop()
     this.checks.clear()
   }

@@ -26,8 +26,10 @@ export class OutlierDetector {
   onEjected: ((host: Host) => void) | null = null
   private readonly timers = new Map<Host, NodeJS.Timeout>()
 
-  constructor (private readonly cluster: Cluster, private readonly s: OutlierSettings, private readonly logger: Logger) {
+  constructor (private readonly cluster: Cluster, public settings: OutlierSettings, private readonly logger: Logger) {
     cluster.onChange(() => {
+      // every try's outcome reaches the detector of the host's pool through the host
+      for (const h of cluster.hosts) h.outlier = this
       // a removed host takes its pending un-ejection with it
       for (const [h, t] of this.timers) {
         if (!cluster.hosts.includes(h)) {
@@ -44,23 +46,23 @@ export class OutlierDetector {
       host.failures = 0
       return
     }
-    if (outcome === 'local' || !this.s.enabled) return
-    if (++host.failures >= this.s.consecutiveFailures && !host.ejected) this.eject(host, outcome)
+    if (outcome === 'local' || !this.settings.enabled) return
+    if (++host.failures >= this.settings.consecutiveFailures && !host.ejected) this.eject(host, outcome)
   }
 
   private eject (host: Host, last: TryOutcome): void {
     const hosts = this.cluster.hosts
     let ejected = 0
     for (const h of hosts) if (h.ejected) ejected++
-    const cap = Math.max(1, Math.floor((hosts.length * this.s.maxEjectionPercent) / 100))
+    const cap = Math.max(1, Math.floor((hosts.length * this.settings.maxEjectionPercent) / 100))
     if (ejected >= cap) return // the failure count stays: the host is ejected once room frees up
     const now = Date.now()
     if (host.ejections > 0 && host.unejectedAt > 0) {
-      host.ejections = Math.max(0, host.ejections - Math.floor((now - host.unejectedAt) / this.s.baseEjectionMs))
+      host.ejections = Math.max(0, host.ejections - Math.floor((now - host.unejectedAt) / this.settings.baseEjectionMs))
     }
     host.ejections++
     host.metrics?.ejections.inc()
-    const ms = Math.min(this.s.maxEjectionMs, this.s.baseEjectionMs * host.ejections)
+    const ms = Math.min(this.settings.maxEjectionMs, this.settings.baseEjectionMs * host.ejections)
     host.ejectedAt = now
     host.failures = 0
     host.setEjected(true)

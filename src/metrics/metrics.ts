@@ -12,9 +12,8 @@
  * (WorkerMetricsSource) and never waits on a worker, unlike prom-client's AggregatorRegistry.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { Cluster } from '../upstream/cluster.js'
-import type { Host } from '../upstream/host.js'
-import { RETRY_REASONS, type RetryPolicy, type TryOutcome } from '../proxy/retry-policy.js'
+import type { Host, PanicRouting } from '../upstream/host.js'
+import { RETRY_REASONS, type RetryTally, type TryOutcome } from '../proxy/retry-policy.js'
 import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOME_INDEX, OUTCOMES, Tally } from '../upstream/host-counters.js'
 
 export { DURATION_BUCKETS_SECONDS, Tally }
@@ -45,9 +44,17 @@ export type IdempotencyOutcome = typeof IDEMPOTENCY_OUTCOMES[number]
 export const SESSION_OPERATIONS = ['load', 'save', 'destroy', 'touch'] as const
 export type SessionOperation = typeof SESSION_OPERATIONS[number]
 
+/** every host claylb routes to (all pools), and whether any pool is in panic */
+export interface HostsView {
+  readonly hosts: readonly Host[]
+  readonly panic: PanicRouting
+  onChange (fn: () => void): unknown
+}
+
 export interface MetricsOptions {
-  cluster: Cluster
-  retryPolicy: RetryPolicy
+  cluster: HostsView
+  /** every pool's retry counters */
+  retries: RetryTally
   /** requests in flight through the proxy */
   inflight: () => number
   generation: () => number
@@ -109,7 +116,7 @@ export class Metrics {
     snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight()))
 
     // ---- retries ----
-    const policy = o.retryPolicy
+    const policy = o.retries
     snapshotCounter(`${PREFIX}retries_total`, 'Retries started, by the outcome of the try that failed', ['reason'], (add) => {
       for (const r of RETRY_REASONS) add({ reason: r }, policy.retried[r])
     })

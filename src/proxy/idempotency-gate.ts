@@ -44,7 +44,8 @@ export interface KeyedExchange {
 class ExchangeGone extends Error {}
 
 export class IdempotencyGate {
-  readonly routes: RouteTable
+  /** replaced by a reload (idempotency.routes applies live) */
+  routes: RouteTable
   readonly core: IdempotencyCore
   private readonly o: GateOptions
 

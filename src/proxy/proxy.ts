@@ -1,20 +1,19 @@
 /**
  * @module proxy/proxy
- * What every request of the engine (src/engine) shares: the balancer, the retry policy and budget,
- * the request deadlines, the requests in flight (for the drain), the idempotency gate, and the
- * bookkeeping of a finished request (metrics, access log). Built once; holds no per-request state.
+ * What every request of the engine (src/engine) shares whatever its route: the retry counters, the
+ * requests in flight (for the drain), the idempotency gate, and the bookkeeping of a finished request
+ * (metrics, access log). The balancer, retry policy and deadlines are its pool's (routing/route-pool).
+ * Built once; holds no per-request state.
  */
 import type { AccessLog } from '../log.js'
-import type { Balancer } from '../balancer/balancer.js'
 import type { Host } from '../upstream/host.js'
-import { Deadlines, type DeadlineEntry } from './deadlines.js'
+import type { DeadlineEntry } from './deadlines.js'
 import type { IdempotencyGate } from './idempotency-gate.js'
-import { RetryPolicy, type RetrySettings, type TryOutcome } from './retry-policy.js'
+import { newRetryTally, type RetryTally, type TryOutcome } from './retry-policy.js'
 
 export interface ProxyOptions {
-  balancer: Balancer
-  retry: RetrySettings
-  requestTimeoutMs: number
+  /** the retry counters every pool's policy adds to (the metrics read one set) */
+  tally?: RetryTally
   maxBodyBytes: number
   /** one line per request; null when log.access is off */
   accessLog: AccessLog | null
@@ -43,10 +42,9 @@ export interface ProxyObserver {
 const noopObserver: ProxyObserver = { tryEnded () {}, requestEnded () {} }
 
 export class ProxyCore {
-  readonly balancer: Balancer
-  readonly retryPolicy: RetryPolicy
-  readonly deadlines: Deadlines
-  readonly maxBodyBytes: number
+  readonly retries: RetryTally
+  /** limits.maxBodyBytes (a reload may change it) */
+  maxBodyBytes: number
   inflight = 0
   observer: ProxyObserver = noopObserver
   /** set when `idempotency.routes` is not empty: the one check ordinary requests pay */
@@ -55,9 +53,7 @@ export class ProxyCore {
   private idleWaiters: Array<() => void> = []
 
   constructor (o: ProxyOptions) {
-    this.balancer = o.balancer
-    this.retryPolicy = new RetryPolicy(o.retry)
-    this.deadlines = new Deadlines(o.requestTimeoutMs)
+    this.retries = o.tally ?? newRetryTally()
     this.maxBodyBytes = o.maxBodyBytes
     this.accessLog = o.accessLog
   }
@@ -67,7 +63,6 @@ export class ProxyCore {
   }
 
   finish (ex: FinishedRequest): void {
-    this.deadlines.remove(ex)
     const ms = performance.now() - ex.startedAt
     this.observer.requestEnded(ex, ms)
     if (this.accessLog !== null) this.accessLog.request(ex.method, ex.path, ex.status, ex.host?.id, ex.attempts, ms, ex.replayed)
@@ -87,7 +82,6 @@ export class ProxyCore {
   }
 
   close (): void {
-    this.deadlines.close()
     this.accessLog?.flush()
   }
 }

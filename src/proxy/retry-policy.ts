@@ -29,25 +29,38 @@ export interface RetrySettings {
   onStatus?: readonly number[]
 }
 
+/** counters the metrics read at scrape time; every pool's policy adds to the one set */
+export interface RetryTally {
+  /** retries started, by reason */
+  readonly retried: Record<RetryReason, number>
+  /** retries refused because the budget was spent (Envoy's upstream_rq_retry_overflow) */
+  overflow: number
+}
+
+export function newRetryTally (): RetryTally {
+  return { retried: { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0, 'reset-before-request': 0 }, overflow: 0 }
+}
+
 export class RetryPolicy {
   /** retries currently under way (a retry counts from its decision until its try ends) */
   active = 0
-  /** retries started, by reason; read by the metrics at scrape time */
-  readonly retried: Record<RetryReason, number> = { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0, 'reset-before-request': 0 }
-  /** retries refused because the budget was spent (Envoy's upstream_rq_retry_overflow) */
-  overflow = 0
+  readonly tally: RetryTally
   readonly perTryTimeoutMs: number
   /** upstream statuses answered by a retry instead of being passed on (idempotent requests only) */
   readonly onStatus: ReadonlySet<number>
   private readonly baseMs: number
   private readonly maxMs: number
 
-  constructor (private readonly s: RetrySettings) {
+  constructor (private readonly s: RetrySettings, tally: RetryTally = newRetryTally()) {
+    this.tally = tally
     this.baseMs = s.backoffBaseMs ?? 25
     this.maxMs = s.backoffMaxMs ?? 250
     this.perTryTimeoutMs = s.perTryTimeoutMs ?? 0
     this.onStatus = new Set(s.onStatus ?? [])
   }
+
+  get retried (): Record<RetryReason, number> { return this.tally.retried }
+  get overflow (): number { return this.tally.overflow }
 
   /**
    * @param attempts tries made so far
@@ -62,7 +75,7 @@ export class RetryPolicy {
     if (outcome === 'timeout' && this.perTryTimeoutMs === 0) return false
     const budget = Math.max(this.s.minRetryConcurrency, Math.floor((inflight * this.s.budgetPercent) / 100))
     if (this.active < budget) return true
-    this.overflow++
+    this.tally.overflow++
     return false
   }
 
@@ -74,7 +87,7 @@ export class RetryPolicy {
     const delay = this.backoffMs(attempts)
     if (Date.now() + delay >= deadlineAt) return -1
     this.active++
-    this.retried[reason]++
+    this.tally.retried[reason]++
     return delay
   }
 

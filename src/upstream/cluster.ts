@@ -23,7 +23,25 @@ export class Cluster {
   private panicListeners: Array<(panic: PanicRouting) => void> = []
   private readonly onHostState = (): void => this.evaluatePanic()
 
-  constructor (private readonly panicSettings: PanicSettings = { thresholdPercent: 0, mode: 'spread' }) {}
+  constructor (public panicSettings: PanicSettings = { thresholdPercent: 0, mode: 'spread' }) {}
+
+  setPanicSettings (s: PanicSettings): void {
+    if (s.thresholdPercent === this.panicSettings.thresholdPercent && s.mode === this.panicSettings.mode) return
+    this.panicSettings = s
+    this.evaluatePanic()
+  }
+
+  /** the whole list at once (a reload): one change, so a pick sees the old list or the new one */
+  replace (hosts: readonly Host[]): void {
+    for (const h of this.hosts) if (!hosts.includes(h) && h.onStateChange === this.onHostState) h.onStateChange = null
+    for (const h of hosts) {
+      if (this.hosts.includes(h)) continue
+      h.onStateChange = this.onHostState
+      h.setPanic(this.panic)
+    }
+    this.hosts = hosts
+    this.changed()
+  }
 
   add (host: Host): void {
     host.onStateChange = this.onHostState
@@ -52,8 +70,10 @@ export class Cluster {
     return n
   }
 
-  onChange (fn: () => void): void {
+  /** returns the function that unsubscribes `fn` */
+  onChange (fn: () => void): () => void {
     this.listeners.push(fn)
+    return () => { this.listeners = this.listeners.filter((f) => f !== fn) }
   }
 
   /** told when the cluster enters ('spread' | 'shed') or leaves ('off') panic mode */

@@ -6,6 +6,12 @@
 import { Pool } from 'undici'
 import type { HostCounters } from './host-counters.js'
 import type { UpstreamPool } from '../engine/upstream-pool.js'
+import type { TryOutcome } from '../proxy/retry-policy.js'
+
+/** the passive health of the host's pool (health/outlier.ts), fed every try */
+export interface TryJudge {
+  tryEnded (host: Host, outcome: TryOutcome): void
+}
 
 /** How a cluster in panic routes: `spread` makes every non-draining host available, `shed` none. */
 export type PanicRouting = 'off' | 'spread' | 'shed'
@@ -34,7 +40,8 @@ export class Host {
   readonly id: string
   readonly url: string
   readonly origin: string
-  readonly weight: number
+  /** a reload may change it (the balancer reads it on every pick) */
+  weight: number
   readonly kind: 'static' | 'worker'
   readonly socketPath: string | undefined
   /** the `upstream` label of this host's metrics: the id, or `worker-<slot>` for a spawned worker */
@@ -58,6 +65,8 @@ export class Host {
   ejections = 0
   ejectedAt = 0
   unejectedAt = 0
+  /** the outlier detector of this host's pool */
+  outlier: TryJudge | null = null
   /** metric children bound to this host's labels (metrics/metrics.ts), so requests do no label lookups */
   metrics: HostCounters | null = null
   /** told when healthy/ejected/draining change (the cluster re-evaluates panic mode) */

@@ -29,11 +29,14 @@ export interface WorkerBoot {
  * reach the state tier, log, answer probes and know its pool. Never admin.* (the admin token), the
  * listeners, the upstreams or anything else of the proxy's.
  */
+/** a worker's readiness probe when healthCheck.path is unset (a static upstream then gets a TCP check) */
+export const WORKER_HEALTH_PATH = '/healthz'
+
 export interface WorkerConfig {
   readonly redis: Config['redis']
   readonly session: Config['session']
   readonly log: { readonly level: Config['log']['level'] }
-  readonly healthCheck: { readonly path: Config['healthCheck']['path'] }
+  readonly healthCheck: { readonly path: string }
   readonly workers: { readonly count: number, readonly app: string, readonly faults: boolean }
   /** how long claylb keeps a key's record: an app deduping on claylb-idempotency-id keeps its ids as long */
   readonly idempotency: { readonly ttlSeconds: number }
@@ -44,7 +47,7 @@ export function workerConfigOf (c: Config): WorkerConfig {
     redis: c.redis,
     session: c.session,
     log: { level: c.log.level },
-    healthCheck: { path: c.healthCheck.path },
+    healthCheck: { path: c.healthCheck.path ?? WORKER_HEALTH_PATH },
     workers: { count: c.workers.count, app: c.workers.app, faults: c.workers.faults },
     idempotency: { ttlSeconds: c.idempotency.ttlSeconds },
   }

@@ -32,8 +32,6 @@ export interface SupervisorOptions {
   config: Config
   cluster: Cluster
   logger: Logger
-  /** re-reads the config file with the command line's overrides (SIGHUP, POST /reload) */
-  reloadConfig?: () => Config
 }
 
 /** counters for metrics and /status */
@@ -102,7 +100,6 @@ export class Supervisor {
   private rolloutProblem: string | undefined
   private readonly cluster: Cluster
   private readonly logger: Logger
-  private readonly reloadConfig: () => Config
   private readonly events: WorkerEvents = {
     message: (w, msg) => this.onMessage(w, msg),
     exit: (w) => this.onExit(w),
@@ -112,7 +109,6 @@ export class Supervisor {
     this.config = o.config
     this.cluster = o.cluster
     this.logger = o.logger
-    this.reloadConfig = o.reloadConfig ?? (() => this.config)
   }
 
   /** Spawns the first generation and waits until each slot's first worker is ready or has failed. */
@@ -157,16 +153,8 @@ export class Supervisor {
     return true
   }
 
-  /** Re-read the config and roll every slot to a new generation (SIGHUP, POST /reload). */
-  async reload (): Promise<RolloutResult> {
-    let config: Config
-    try {
-      config = this.reloadConfig()
-    } catch (err) {
-      const reason = `the config could not be re-read: ${(err as Error).message}`
-      this.logger.error({ generation: this.generation, reason }, `reload refused: ${reason}; generation ${this.generation} keeps serving`)
-      return { ok: false, generation: this.generation, reason }
-    }
+  /** Roll every slot to a new generation of `config` (the app's reload read and checked it). */
+  rollTo (config: Config): Promise<RolloutResult> {
     return this.exclusive(() => this.rollout(config))
   }
 

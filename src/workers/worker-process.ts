@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Host } from '../upstream/host.js'
 import type { Config } from '../config/schema.js'
-import { WORKER_BOOT_ENV, type WorkerBoot, type WorkerMessage, type WorkerProcessSample } from './protocol.js'
+import { WORKER_BOOT_ENV, WORKER_HEALTH_PATH, type WorkerBoot, type WorkerMessage, type WorkerProcessSample } from './protocol.js'
 import { ClaylbError } from '../errors.js'
 
 const RUNTIME = fileURLToPath(new URL('./runtime.js', import.meta.url))
@@ -124,6 +124,7 @@ export class WorkerProcess {
    * rejects with WorkerNotReady when it exits, misses the deadline or fails `unhealthyThreshold` probes.
    */
   async waitReady (timeoutMs: number, health: Config['healthCheck']): Promise<void> {
+    const path = health.path ?? WORKER_HEALTH_PATH
     const deadline = Date.now() + timeoutMs
     if (!this.readyMessage && this.state !== 'exited') {
       let timer: NodeJS.Timeout | undefined
@@ -142,7 +143,7 @@ export class WorkerProcess {
     while (passes < health.healthyThreshold) {
       const remaining = deadline - Date.now()
       if (remaining <= 0) throw new WorkerNotReady(`worker ${this.id} did not pass its health probes within ${timeoutMs} ms (workers.readyTimeoutMs): ${last}`)
-      last = await this.probe(health.path, Math.min(health.timeoutMs, remaining))
+      last = await this.probe(path, Math.min(health.timeoutMs, remaining))
       if (this.hasExited()) throw new WorkerNotReady(`worker ${this.id} exited during its health probes (${this.exitDescription()})`)
       if (last === '') {
         passes++
@@ -150,7 +151,7 @@ export class WorkerProcess {
       } else {
         passes = 0
         if (++failures >= health.unhealthyThreshold) {
-          throw new WorkerNotReady(`worker ${this.id} failed ${failures} health probes of GET ${health.path}: ${last}`)
+          throw new WorkerNotReady(`worker ${this.id} failed ${failures} health probes of GET ${path}: ${last}`)
         }
       }
       if (passes < health.healthyThreshold) await sleep(PROBE_GAP_MS)

@@ -11,7 +11,8 @@ import type { UpstreamConn } from '../../src/engine/upstream-pool.js'
 import { ProxyCore } from '../../src/proxy/proxy.js'
 import { Cluster } from '../../src/upstream/cluster.js'
 import { Host } from '../../src/upstream/host.js'
-import { createBalancer } from '../../src/balancer/balancer.js'
+import { RoutePool } from '../../src/routing/route-pool.js'
+import { RoutingState } from '../../src/routing/routing-state.js'
 
 class FakeSocket {
   written = ''
@@ -43,10 +44,9 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
   for (let i = 0; i < hosts; i++) {
     cluster.add(new Host({ id: `h${i}`, url: `http://127.0.0.1:${10000 + i}`, connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }))
   }
+  const retry = { attempts: o.attempts ?? 2, budgetPercent: 100, minRetryConcurrency: 10, backoffBaseMs: 0, backoffMaxMs: 0 }
+  const pool = new RoutePool({ name: 'default', cluster, policy: 'round-robin', retry, timeouts: { connectMs: 1000, headersMs: 10_000, requestMs: 10_000 } })
   const core = new ProxyCore({
-    balancer: createBalancer('round-robin', cluster),
-    retry: { attempts: o.attempts ?? 2, budgetPercent: 100, minRetryConcurrency: 10, backoffBaseMs: 0, backoffMaxMs: 0 },
-    requestTimeoutMs: 10_000,
     maxBodyBytes: 1 << 20,
     accessLog: null,
   })
@@ -57,6 +57,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     core,
     logged,
     logProblem: (_ex: Exchange, err: { logDetail?: string }) => logged.push(err.logDetail ?? ''),
+    routing: RoutingState.single(pool),
     proto: 'http',
     draining: false,
     o: { maxHeaderBytes: 16384 },
@@ -71,6 +72,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     socket: client,
     engine,
     remoteAddress: '10.0.0.9',
+    trusted: false,
     closing: false,
     hold () {},
     unhold () {},
@@ -79,8 +81,8 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     exchangeDone: (ex: Exchange) => done.push(ex),
   }
   const ex = new Exchange(conn as unknown as ClientConn)
-  t.teardown(() => core.close())
-  return { core, ex, ups, client, done, timing, logged, engine: engine as unknown as Engine }
+  t.teardown(() => { core.close(); pool.close() })
+  return { core, pool, ex, ups, client, done, timing, logged, engine: engine as unknown as Engine }
 }
 
 const up = (u: FakeUpstream): UpstreamConn => u as unknown as UpstreamConn
@@ -269,7 +271,7 @@ t.test('an answer that broke after its head, before any body byte: a 502 problem
 })
 
 t.test('the deadline: 504 problem, the upstream connection destroyed', async (t) => {
-  const { core, ex, ups, client } = rig()
+  const { core, pool, ex, ups, client } = rig()
   ex.fromHead(1, 1, ['Host', 'a'], 'GET', '/', true)
   ex.bodyDone = true
   ex.activate()
@@ -278,7 +280,7 @@ t.test('the deadline: 504 problem, the upstream connection destroyed', async (t)
   t.ok(u.destroyed)
   t.match(client.written, /^HTTP\/1\.1 504 Gateway Timeout\r\n/)
   t.equal(core.inflight, 0)
-  t.equal(core.deadlines.size, 0)
+  t.equal(pool.requests.size, 0, "out of its pool's deadline list")
 })
 
 t.test('the client leaves: 499, the upstream connection destroyed, counters back to 0', async (t) => {

@@ -33,7 +33,7 @@ t.test('a backend failing its health checks stops getting requests, and gets the
   const lb = await startClaylb({
     config: {
       upstreams: [{ url: a.backend.url, id: 'a' }, { url: b.backend.url, id: 'b' }],
-      healthCheck: { intervalMs: INTERVAL, timeoutMs: 250, unhealthyThreshold: UNHEALTHY, healthyThreshold: HEALTHY },
+      healthCheck: { path: '/healthz', intervalMs: INTERVAL, timeoutMs: 250, unhealthyThreshold: UNHEALTHY, healthyThreshold: HEALTHY },
       log: { access: false },
     },
   })
@@ -81,7 +81,7 @@ t.test('panic mode: with every upstream unhealthy, spread keeps routing and shed
     const lb = await startClaylb({
       config: {
         upstreams: [{ url: a.backend.url, id: 'a' }, { url: b.backend.url, id: 'b' }],
-        healthCheck: { intervalMs: 100, timeoutMs: 250, unhealthyThreshold: 1 },
+        healthCheck: { path: '/healthz', intervalMs: 100, timeoutMs: 250, unhealthyThreshold: 1 },
         panic: { thresholdPercent: 50, mode },
       },
     })

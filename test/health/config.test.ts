@@ -13,7 +13,8 @@ const problems = (raw: unknown): string[] => {
 
 t.test('health, outlier, panic and retry settings: defaults and messages', async (t) => {
   const c = buildConfig({})
-  t.match(c.healthCheck, { enabled: true, path: '/healthz', intervalMs: 2000, jitterPercent: 10, timeoutMs: 1000, unhealthyThreshold: 2, healthyThreshold: 1 })
+  t.equal(c.healthCheck.path, undefined, 'no path: static upstreams get a TCP check, workers GET /healthz')
+  t.match(c.healthCheck, { enabled: true, intervalMs: 2000, jitterPercent: 10, timeoutMs: 1000, unhealthyThreshold: 2, healthyThreshold: 1 })
   t.match(c.outlier, { enabled: true, consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 10 })
   t.match(c.panic, { thresholdPercent: 50, mode: 'spread' })
   t.match(c.retry, { attempts: 2, budgetPercent: 20, minRetryConcurrency: 3, backoffBaseMs: 25, backoffMaxMs: 250, perTryTimeoutMs: 0 })
