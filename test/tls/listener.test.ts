@@ -10,6 +10,7 @@ import { copyFileSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import https from 'node:https'
 import { join } from 'node:path'
+import { stringify } from 'yaml'
 import { startBackend, recordBody } from '../helpers/backend.js'
 import { BIN, ROOT, childEnv, startClaylb, writeConfig } from '../helpers/claylb.js'
 import { Pki } from '../helpers/pki.js'
@@ -179,4 +180,22 @@ t.test('HTTP/2 streams get idempotency keys like HTTP/1.1 requests: the second P
   t.equal(second.body, first.body, 'with the same body')
   t.equal(second.headers['idempotent-replayed'], 'true', 'from the record')
   t.equal(backend.seen.filter((r) => r.url === '/orders').length - before, 1, 'the upstream ran it once')
+})
+
+t.test('a reload that turns TLS off or changes the upstream TLS settings is refused, naming the keys', async (t) => {
+  const base = { healthCheck: { enabled: false }, upstreams: [{ url: backend.url }], listen: { tls: { cert: a.cert, key: a.key } } }
+  const file = writeConfig(base)
+  const lb4 = await startClaylb({ args: ['--config', file] })
+  t.teardown(() => lb4.stop('SIGKILL'))
+  const reload = async (config: Record<string, unknown>): Promise<{ status: number, keys?: string[] }> => {
+    writeFileSync(file, stringify(config))
+    const r = await fetch(`${lb4.admin}/reload`, { method: 'POST' })
+    return { status: r.status, ...(await r.json() as { keys?: string[] }) }
+  }
+  t.match(await reload({ ...base, listen: {} }), { status: 409, keys: ['listen.tls'] }, 'TLS turned off: refused, naming listen.tls')
+  const r = await reload({ ...base, tls: { rejectUnauthorized: false } })
+  t.equal(r.status, 409, 'tls.rejectUnauthorized changed: refused')
+  t.same(r.keys, ['tls.rejectUnauthorized'], '… naming it')
+  t.equal((await reload(base)).status, 200, 'the same config again: applied')
+  t.equal(await peerSerial(Number(new URL(lb4.url).port), 'a.test'), a.serial, 'still serving TLS with its certificate')
 })
