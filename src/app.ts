@@ -100,9 +100,9 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     rejectUnauthorized: upstreamTls.rejectUnauthorized,
   }
   const hooks = { onUnhealthy: recycleWorker('health checks failed'), onEjected: recycleWorker('ejected'), tlsConnect }
-  const newPool = (name: string, s: Pick<Config, 'healthCheck' | 'outlier'>): PoolHosts => new PoolHosts(name, current.panic, s.healthCheck, s.outlier, logger, hooks)
+  const newPool = (name: string, panic: Config['panic'], s: Pick<Config, 'healthCheck' | 'outlier'>): PoolHosts => new PoolHosts(name, panic, s.healthCheck, s.outlier, logger, hooks)
   // the workers' pool always exists: the supervisor fills it, a reload may start workers
-  pools.add(newPool(WORKERS_POOL, config))
+  pools.add(newPool(WORKERS_POOL, config.panic, config))
   const supervisor = new Supervisor({ config, cluster: pools.get(WORKERS_POOL)!.cluster, logger })
 
   /** every pool of `c` made to exist with its hosts and settings; pools that left drain and go */
@@ -118,7 +118,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     for (const [name, p] of wanted) {
       let ph = pools.get(name)
       if (ph === undefined) {
-        ph = newPool(name, p)
+        ph = newPool(name, c.panic, p)
         pools.add(ph)
         if (started) ph.start()
       } else ph.configure(c.panic, p.healthCheck, p.outlier)
