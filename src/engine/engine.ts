@@ -70,6 +70,7 @@ export class Engine {
   private readonly pools = new Set<UpstreamPool>()
   private readonly tunnels = new Set<Socket>()
   private readonly sweepTimer: NodeJS.Timeout
+  private readonly sweepMs: number
   private readonly pendingTunnel = new Map<ClientConn, Buffer[]>()
 
   constructor (core: ProxyCore, o: EngineOptions, routing: RoutingState, setup: EngineSetup = {}) {
@@ -100,7 +101,7 @@ export class Engine {
       // a failed handshake (a scanner, a wrong name, a timeout) is the client's affair: no log line per attempt
       this.server.on('tlsClientError', (_err, socket) => socket.destroy())
     }
-    const sweepMs = Math.max(100, Math.min(1000, Math.floor(Math.min(o.headersTimeoutMs, o.bodyIdleMs) / 4)))
+    const sweepMs = this.sweepMs = Math.max(100, Math.min(1000, Math.floor(Math.min(o.headersTimeoutMs, o.bodyIdleMs) / 4)))
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs)
     this.sweepTimer.unref()
   }
@@ -150,7 +151,9 @@ export class Engine {
 
   private sweep (): void {
     const now = this.clock = Date.now()
-    for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs, this.o.idleTimeoutMs)
+    // a head's start is read from the coarse clock, up to one sweep old: the limit gets that sweep on
+    // top, so a slow head is cut at or after timeouts.headersMs, never before
+    for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs + this.sweepMs, this.o.idleTimeoutMs)
     for (const p of this.pools) {
       p.sweepIdle(now)
       p.sweepStreaming(now, this.o.bodyIdleMs)
