@@ -2,7 +2,7 @@
  * @module app
  * The composition root: builds the modules from a Config and wires them. No logic of its own.
  */
-import type { AddressInfo, Server } from 'node:net'
+import type { AddressInfo, ListenOptions, Server } from 'node:net'
 import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
 import type { Cluster } from './upstream/cluster.js'
@@ -25,6 +25,8 @@ import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
 import { loadCertificates, loadUpstreamTls, type CertificateSet } from './tls/certificates.js'
 import { ConfigError } from './config/load.js'
+import type { ListenSpec, ProcessRow } from './cores/protocol.js'
+import type { TryOutcome } from './proxy/retry-policy.js'
 
 export interface App {
   /** the config applied last (a reload replaces it) */
@@ -40,6 +42,12 @@ export interface App {
   readonly metrics: Metrics
   /** the worker generation serving */
   readonly generation: number
+  /** the forwarding engine (its listener is `proxyServer`) */
+  readonly engine: Engine
+  /** the proxy processes, when the primary runs the data plane in other processes (cores/primary.ts) */
+  dataPlane: DataPlane | null
+  /** apply a config that the primary already validated and rolled (a proxy process, on reload) */
+  applyConfig (next: Config): void
   start (): Promise<{ proxy: string, admin: string }>
   /** stop accepting, drain in-flight requests (bounded by shutdownTimeoutMs), close everything */
   stop (): Promise<void>
@@ -57,6 +65,28 @@ export type ReloadResult = RolloutResult
 export interface AppOptions {
   /** re-reads the config file with the command line's overrides; without it a reload reuses `config` */
   reloadConfig?: () => Config
+  /**
+   * single: one process, both planes. primary: the control plane only (its `dataPlane` forks the
+   * proxy processes). proxy: a proxy process, the data plane only (cores/proxy-process.ts).
+   */
+  role?: 'single' | 'primary' | 'proxy'
+  /** role proxy: how this process binds the shared port */
+  listen?: ListenSpec
+  /** where every try's outcome goes for passive health; default the host's pool's outlier detector */
+  passiveHealth?: { tryEnded (host: Host, outcome: TryOutcome): void }
+}
+
+/** The proxy processes, seen from the primary's composition root. */
+export interface DataPlane {
+  /** start every proxy process; resolves with the proxy's URL once each one listens */
+  listen (): Promise<string>
+  /** SIGTERM: every process stops accepting, finishes its in-flight requests and exits */
+  drain (): Promise<void>
+  /** fetch every process's counters (before a scrape or /status) */
+  refresh (): Promise<void>
+  status (): ProcessRow[]
+  /** a reload applied `config` here: every process applies it too */
+  configChanged (config: Config): void
 }
 
 export function hostFromUpstream (timeouts: Config['timeouts'], u: { url: string, weight: number, id?: string | undefined }): Host {
@@ -81,6 +111,8 @@ function engineOptions (c: Config): EngineOptions {
 }
 
 export function createApp (config: Config, logger: Logger, options: AppOptions = {}): App {
+  const role = options.role ?? 'single'
+  const startedAt = new Date().toISOString()
   let current = config
   let started = false
   const tally = newRetryTally()
@@ -149,11 +181,18 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   metrics.workerSource = supervisor
   // both hooks run on every try / request: plain field updates, no allocation
+  // a proxy process sends every try's outcome to the primary's outlier detectors instead (cores/)
+  const passive = options.passiveHealth
   core.observer = {
-    tryEnded (host, outcome) {
-      host.outlier?.tryEnded(host, outcome)
-      metrics.tryEnded(host, outcome)
-    },
+    tryEnded: passive === undefined
+      ? (host, outcome) => {
+          host.outlier?.tryEnded(host, outcome)
+          metrics.tryEnded(host, outcome)
+        }
+      : (host, outcome) => {
+          passive.tryEnded(host, outcome)
+          metrics.tryEnded(host, outcome)
+        },
     requestEnded (ex, ms) {
       metrics.requestEnded(ex.host, ex.status, ms)
     },
@@ -203,33 +242,55 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     const rolled = await supervisor.rollTo(next)
     if (!rolled.ok) return rolled
     applyLive(next, certificates)
+    app.dataPlane?.configChanged(next)
     logger.info({ generation: rolled.generation, routes: next.routes.length, pools: pools.names() }, 'reload applied')
     return rolled
   }
 
   // the state tier is connected only when a feature needs it
-  const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined
+  const redis = config.idempotency.routes.length > 0 && role !== 'primary' ? createRedis(config.redis, 'idempotency') : undefined
   if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics))
 
   // readiness is the proxy's, not the process's: ready only while the listener is bound and until a
   // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
   let serving = false
   const app: App = {
-    core, admin, proxyServer, supervisor, metrics, pools,
+    core, admin, proxyServer, supervisor, metrics, pools, engine,
+    dataPlane: null,
+    // a proxy process: the primary validated the certificates before it sent the config; they are
+    // read again here, each process building its own contexts
+    applyConfig (next: Config): void {
+      let certificates: CertificateSet | undefined
+      try {
+        certificates = next.listen.tls === undefined ? undefined : loadCertificates(next.listen.tls)
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err
+        logger.error({ problems: err.problems }, 'the TLS certificates could not be re-read: the ones serving are kept')
+      }
+      applyLive(next, certificates)
+    },
     get config () { return current },
     get cluster () { return defaultCluster() },
     get generation () { return supervisor.generation },
     async start () {
+      const control = role !== 'proxy'
       started = true
-      pools.start()
+      if (control) pools.start()
       if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${describeRedis(config.redis)}`)
-      await listen(admin.server, config.admin.port, config.admin.host)
+      if (control) await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503
-      await supervisor.start()
-      await listen(proxyServer, config.listen.port, config.listen.host)
+      if (control) await supervisor.start()
+      let proxy: string
+      if (app.dataPlane !== null) proxy = await app.dataPlane.listen()
+      else {
+        // a proxy process binds what the primary says (with reusePort: the port the first one got)
+        const spec = options.listen ?? { port: config.listen.port, host: config.listen.host, reusePort: false }
+        await listen(proxyServer, spec.port, spec.host, spec.reusePort)
+        proxy = urlOf(proxyServer, engine.tls ? 'https' : 'http')
+      }
       serving = true
-      return { proxy: urlOf(proxyServer, engine.tls ? 'https' : 'http'), admin: urlOf(admin.server) }
+      return { proxy, admin: control ? urlOf(admin.server) : '' }
     },
     reload () {
       // one reload at a time, in order: each compares against what the one before applied
@@ -239,12 +300,15 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     },
     async stop () {
       serving = false
-      engine.close()
-      const drained = await Promise.race([
-        core.idle().then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(resolve, current.shutdownTimeoutMs, false).unref()),
-      ])
-      if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
+      if (app.dataPlane !== null) await app.dataPlane.drain()
+      else {
+        engine.close()
+        const drained = await Promise.race([
+          core.idle().then(() => true),
+          new Promise<boolean>((resolve) => setTimeout(resolve, current.shutdownTimeoutMs, false).unref()),
+        ])
+        if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
+      }
       engine.closeAll()
       core.close()
       await supervisor.stop()
@@ -262,14 +326,29 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     const ready = serving && n > 0
     sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: pools.panic })
   })
-  admin.route('GET', '/status', (_req, res) => sendJson(res, 200, {
-    generation: app.generation,
-    panic: pools.panic,
-    pools: pools.panics(),
-    routes: current.routes.length,
-    upstreams: pools.names().flatMap((pool) => pools.get(pool)!.cluster.hosts.map((h) => ({ ...h.toJSON(), pool }))),
-    workers: supervisor.status(),
-  }))
+  const ownRow = (): ProcessRow => ({
+    pid: process.pid, requests: metrics.requestsTotal(), inflight: core.inflight, connections: engine.connections, startedAt, snapshot: 0,
+  })
+  admin.route('GET', '/status', async (_req, res) => {
+    await app.dataPlane?.refresh()
+    const processes = app.dataPlane?.status() ?? [ownRow()]
+    const totals = { requests: 0, inflight: 0, connections: 0 }
+    for (const p of processes) {
+      totals.requests += p.requests
+      totals.inflight += p.inflight
+      totals.connections += p.connections
+    }
+    sendJson(res, 200, {
+      generation: app.generation,
+      panic: pools.panic,
+      pools: pools.panics(),
+      routes: current.routes.length,
+      upstreams: pools.names().flatMap((pool) => pools.get(pool)!.cluster.hosts.map((h) => ({ ...h.toJSON(), pool }))),
+      workers: supervisor.status(),
+      processes,
+      totals,
+    })
+  })
   admin.route('POST', '/reload', async (_req, res) => {
     const r = await app.reload()
     if (r.ok) sendJson(res, 200, { generation: r.generation })
@@ -288,18 +367,23 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     else sendJson(res, 202, { recycling: w.id, slot: w.slot })
   })
   admin.route('GET', '/metrics', async (_req, res) => {
+    await app.dataPlane?.refresh()
     const text = await metrics.text()
     res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
     res.end(text)
   })
-  registerUpstreamRoutes(admin, pools, config.shutdownTimeoutMs, logger)
+  registerUpstreamRoutes(admin, pools, config.shutdownTimeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
   return app
 }
 
-function listen (server: Server, port: number, host: string): Promise<void> {
+function listen (server: Server, port: number, host: string, reusePort = false): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, host, () => { server.off('error', reject); resolve() })
+    const done = (): void => { server.off('error', reject); resolve() }
+    // reusePort (Node ≥ 22.12, cores/count.ts) binds this process's own socket; exclusive keeps
+    // node:cluster from routing the listen through the primary's shared handle
+    if (reusePort) server.listen({ port, host, exclusive: true, reusePort } as ListenOptions, done)
+    else server.listen(port, host, done)
   })
 }
 

@@ -10,6 +10,8 @@ import { createLogger } from './log.js'
 import { createApp } from './app.js'
 import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
 import { ensureSessionSecret, SessionSecretError } from './session/secret.js'
+import { proxyProcessCount } from './cores/count.js'
+import { ProxyProcesses } from './cores/primary.js'
 
 const USAGE = `usage:
   claylb start [options]        run the proxy (and its workers, when it has no upstreams or --workers N)
@@ -26,6 +28,7 @@ options of start (each overrides the config file):
       --workers N       spawn N worker processes (workers.count)
       --app MODULE      the module the workers run (workers.app; default builtin:demo)
       --redis URL       Redis for sessions and idempotency (redis.url)
+      --processes N|auto  proxy processes accepting on the port (listen.processes; default auto)
   -h, --help            print this help
 
 signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config and rolls the workers.
@@ -85,6 +88,13 @@ function intFlag (name: string, v: string | undefined): number | undefined {
   return n
 }
 
+function processesFlag (v: string): 'auto' | number {
+  if (v === 'auto') return v
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(['--processes: must be "auto" or a positive integer'])
+  return n
+}
+
 async function start (args: string[]): Promise<number | undefined> {
   let config
   let configFile: string | undefined
@@ -101,6 +111,7 @@ async function start (args: string[]): Promise<number | undefined> {
         workers: { type: 'string' },
         app: { type: 'string' },
         redis: { type: 'string' },
+        processes: { type: 'string' },
       },
       strict: true,
     })
@@ -115,6 +126,7 @@ async function start (args: string[]): Promise<number | undefined> {
     if (workers !== undefined) overrides.workers = workers
     if (values.app !== undefined) overrides.app = values.app
     if (values.redis !== undefined) overrides.redis = values.redis
+    if (values.processes !== undefined) overrides.processes = processesFlag(values.processes)
     config = loadConfig(values.config, overrides)
     checkTlsFiles(config)
     configFile = values.config
@@ -142,9 +154,12 @@ async function start (args: string[]): Promise<number | undefined> {
   config = tier.config
   let app
   let addresses
+  // 1: today's single process, both planes, no IPC; more: this process is the primary (cores/)
+  const processes = proxyProcessCount(config)
   try {
     // SIGHUP re-reads the same file with the same flags on top
-    app = createApp(config, logger, { reloadConfig: () => tier.apply(loadConfig(configFile, configOverrides)) })
+    app = createApp(config, logger, { reloadConfig: () => tier.apply(loadConfig(configFile, configOverrides)), role: processes > 1 ? 'primary' : 'single' })
+    if (processes > 1) app.dataPlane = new ProxyProcesses(app, logger, processes)
     addresses = await app.start()
   } catch (err) {
     logger.fatal({ err }, 'start failed')
@@ -153,7 +168,7 @@ async function start (args: string[]): Promise<number | undefined> {
     await tier.stop()
     return 1
   }
-  logger.info({ proxy: addresses.proxy, admin: addresses.admin, upstreams: app.cluster.hosts.length }, 'listening')
+  logger.info({ proxy: addresses.proxy, admin: addresses.admin, upstreams: app.cluster.hosts.length, processes }, 'listening')
 
   // A closed stdout (the reader went away) must never keep the process from draining and exiting.
   const say = (fn: () => void): void => { try { fn() } catch { /* stdout gone */ } }

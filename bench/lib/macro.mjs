@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { driverName, runLoad } from './load.mjs'
 import { freePort, pinning, pinSelf, setBoost, spawnPinned, stopChild, treeCpuSeconds, treeRunqWaitMs, waitPort } from './procs.mjs'
 import { markdownTable, summarise, svgChart, textTable } from './report.mjs'
-import { ROOT, TARGETS, TLS_TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
+import { PROCESS_TARGETS, ROOT, TARGETS, TLS_TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
 import { analyse, formatAnalysis } from '../profile-top.mjs'
 import { idempotencyPending, runIdempotency } from './idempotency.mjs'
 
@@ -31,6 +31,7 @@ export const SCENARIOS = {
     redis: true,
     pending: () => existsSync(join(ROOT, 'dist', 'workers')) ? null : 'pending: the workers feature (--workers N, builtin:demo) is not on main yet',
   },
+  processes: { title: 'claylb --processes 1 vs 2 (plain GET, unpinned)', path: '/', request: {}, targets: PROCESS_TARGETS },
   idempotency: { title: 'keyed POST (first execution, replay) vs unkeyed', pending: idempotencyPending, run: runIdempotency },
   'tls-get': { title: 'plain GET over TLS (keep-alive; TLS to the client, HTTP to the backends)', path: '/', request: {}, targets: TLS_TARGETS, tls: true },
 }

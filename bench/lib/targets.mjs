@@ -101,6 +101,39 @@ export const WORKER_TARGETS = [
 ]
 WORKER_TARGETS[0].start = ((start) => (ctx) => start({ ...ctx, claylbConfig: { workers: { count: WORKER_COUNT, app: 'builtin:demo' }, ...(ctx.redisUrl ? { redis: { url: ctx.redisUrl } } : {}) } }))(WORKER_TARGETS[0].start)
 
+/**
+ * The processes scenario (issue 15): claylb with one proxy process vs two, each way of sharing the port
+ * this Node has. Not pinned (two processes on one CPU would measure nothing): both rows run in the same
+ * conditions, the backends and the load generator still on CPU 0. CPU is the whole tree's (primary too).
+ */
+const reusePort = (() => { const [a, b] = process.versions.node.split('.').map(Number); return a > 22 || (a === 22 && b >= 12) })()
+function claylbProcesses (n, accept) {
+  const base = claylb(false)
+  return {
+    id: `claylb-p${n}${accept ? `-${accept}` : ''}`,
+    short: `claylb --processes ${n}${accept ? ` (${accept})` : ''}`,
+    label: `claylb --processes ${n}${accept ? `, accept: ${accept}` : ''}, log.access: false, unpinned`,
+    ...base,
+    start (ctx) {
+      const config = {
+        listen: { host: '127.0.0.1', port: ctx.port, processes: n },
+        admin: { host: '127.0.0.1', port: ctx.adminPort },
+        upstreams: ctx.upstreams.map((url) => ({ url })),
+        log: { level: 'info', access: false },
+      }
+      const file = join(ctx.tmp, `${ctx.id}.json`)
+      writeFileSync(file, JSON.stringify(config, null, 2))
+      return spawnPinned(null, process.execPath, [join(ROOT, 'bin', 'claylb'), 'start', '--config', file], { logFile: join(ctx.tmp, `${ctx.id}.log`), env: accept ? { CLAYLB_ACCEPT: accept } : {} })
+    },
+  }
+}
+export const PROCESS_TARGETS = [
+  claylbProcesses(1),
+  claylbProcesses(2, 'shared'),
+  claylbProcesses(2, 'round-robin'),
+  ...(reusePort ? [claylbProcesses(2, 'reuseport')] : []),
+]
+
 /** Every target, in the order the table shows them. `group`: which rows a scenario may use. */
 export const TARGETS = [
   {

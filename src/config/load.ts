@@ -31,6 +31,7 @@ export interface ConfigOverrides {
   workers?: number
   app?: string
   redis?: string
+  processes?: 'auto' | number
 }
 
 export function readConfigFile (file: string): unknown {
@@ -71,6 +72,7 @@ function applyOverrides (raw: Record<string, unknown>, o: ConfigOverrides): Reco
   }
   if (o.host !== undefined) section('listen')['host'] = o.host
   if (o.port !== undefined) section('listen')['port'] = o.port
+  if (o.processes !== undefined) section('listen')['processes'] = o.processes
   if (o.adminPort !== undefined) section('admin')['port'] = o.adminPort
   if (o.upstreams?.length) merged['upstreams'] = o.upstreams.map((url) => ({ url }))
   if (o.workers !== undefined) section('workers')['count'] = o.workers
@@ -99,11 +101,20 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     workers: { ...c.workers, count: workerCountOf(c) },
     redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
     engine: c.engine ?? engineFromEnv(env, source),
+    listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
   }
   if (c.listen.http2 && c.listen.tls === undefined) {
     throw new ConfigError(['listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)'], source)
   }
   return deepFreeze(resolved) as Config
+}
+
+function processesFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | number {
+  const v = env['CLAYLB_PROCESSES']
+  if (v === undefined || v === '' || v === 'auto') return 'auto'
+  const n = Number(v)
+  if (Number.isInteger(n) && n >= 1 && n <= 256) return n
+  throw new ConfigError([`CLAYLB_PROCESSES: must be "auto" or an integer from 1 to 256 (got ${JSON.stringify(v)})`], source)
 }
 
 function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'raw' {

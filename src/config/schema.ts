@@ -14,6 +14,8 @@ const str = (d: string) => z.string({ error: 'must be a string' }).min(1, { erro
 const percent = (d: number) => z.number({ error: 'must be a number from 0 to 100' }).min(0, { error: 'must be a number from 0 to 100' }).max(100, { error: 'must be a number from 0 to 100' }).default(d)
 const bool = (d: boolean) => z.boolean({ error: 'must be true or false' }).default(d)
 
+const processesMsg = { error: 'must be "auto" or an integer from 1 to 256' }
+
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
 const redisUrl = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
 
@@ -141,6 +143,11 @@ export const configSchema = z.strictObject({
     }).optional(),
     /** HTTP/2 by ALPN ("h2") on the TLS listener; HTTP/1.1 is still served on the same port */
     http2: bool(false),
+    /**
+     * proxy processes accepting on the port: a count, or "auto" (src/cores/count.ts says how many).
+     * Unset: $CLAYLB_PROCESSES, else "auto" (resolved in load.ts). 1: today's single process, no IPC.
+     */
+    processes: z.union([z.literal('auto'), z.int(processesMsg).min(1, processesMsg).max(256, processesMsg)], processesMsg).optional(),
   }).prefault({}),
   /**
    * The request path: there is one, "raw" (raw sockets + Node's llhttp, src/engine); "auto" means the
@@ -273,8 +280,9 @@ export interface PoolSettings {
 export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>
 
-export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools'> & {
+export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools' | 'listen'> & {
   engine: 'auto' | 'raw'
+  listen: Parsed['listen'] & { processes: 'auto' | number }
   pools: Record<string, PoolSettings>
   workers: Parsed['workers'] & { count: number }
   redis: Parsed['redis'] & { url: string }

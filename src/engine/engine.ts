@@ -70,6 +70,7 @@ export class Engine {
   private readonly pools = new Set<UpstreamPool>()
   private readonly tunnels = new Set<Socket>()
   private readonly sweepTimer: NodeJS.Timeout
+  /** the sweep's period: how far `clock` may lag behind the time it stamps */
   private readonly sweepMs: number
   private readonly pendingTunnel = new Map<ClientConn, Buffer[]>()
 
@@ -151,15 +152,21 @@ export class Engine {
 
   private sweep (): void {
     const now = this.clock = Date.now()
-    // a head's start is read from the coarse clock, up to one sweep old: the limit gets that sweep on
-    // top, so a slow head is cut at or after timeouts.headersMs, never before
-    for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs + this.sweepMs, this.o.idleTimeoutMs)
+    // a stamp taken from the coarse clock may be up to one period old: a limit gets that much slack so
+    // it is never cut early (a head timeout early by 250 ms was seen under load), only up to a period late
+    const slack = this.sweepMs
+    for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs + slack, this.o.idleTimeoutMs + slack)
     for (const p of this.pools) {
       p.sweepIdle(now)
       p.sweepStreaming(now, this.o.bodyIdleMs)
       // a host a reload removed: its pool goes once its last connection did
       if (p.closed && p.all.size === 0) this.pools.delete(p)
     }
+  }
+
+  /** client connections open now */
+  get connections (): number {
+    return this.conns.size
   }
 
   forget (c: ClientConn): void {

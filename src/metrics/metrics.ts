@@ -51,6 +51,20 @@ export interface HostsView {
   onChange (fn: () => void): unknown
 }
 
+/** One process's request-path counters as plain numbers (cores/: a proxy process answers the primary's scrape with it). */
+export interface CountersExport {
+  /** per `upstream` label: codes (6), buckets, durationSum, count, tries */
+  hosts: Array<{ upstream: string, codes: number[], buckets: number[], durationSum: number, count: number, tries: number[] }>
+  retried: Record<string, number>
+  overflow: number
+  inflight: number
+  idempotency: Record<string, number>
+  idempotencyLeaseExpiries: number
+  idempotencyUnknownOutcomes: number
+  sessionStore: Record<string, number>
+  redisErrors: number
+}
+
 export interface MetricsOptions {
   cluster: HostsView
   /** every pool's retry counters */
@@ -75,16 +89,31 @@ export class Metrics {
   readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
   readonly redisErrors = new Tally()
   workerSource: WorkerMetricsSource | null = null
+  /**
+   * the other processes' counters (cores/primary.ts: the proxy processes' last answers, fetched just
+   * before the scrape); each series is this process's value plus theirs
+   */
+  remote: (() => Iterable<CountersExport>) | null = null
+  /** the proxy processes (cores/primary.ts); null: this process is the only one */
+  processSource: { readonly live: number, readonly restarts: number } | null = null
   private readonly byId = new Map<string, HostCounters>()
   private readonly redisDuration: Histogram<'command'>
   private readonly redisChildren = new Map<string, { observe (seconds: number): void }>()
 
+  private readonly retries: RetryTally
+
   constructor (o: MetricsOptions) {
+    this.retries = o.retries
     const registers = [this.registry]
     const cluster = o.cluster
     const redisErrors = this.redisErrors
     const none = this.none
-    const hostList = (): HostCounters[] => [none, ...this.byId.values()]
+    const hostList = (): HostCounters[] => this.remote === null ? [none, ...this.byId.values()] : this.merged()
+    const remoteSum = (read: (c: CountersExport) => number): number => {
+      let n = 0
+      for (const c of this.remote?.() ?? []) n += read(c)
+      return n
+    }
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
 
     /** a counter copied at scrape time from totals kept elsewhere (reset, then one inc per series) */
@@ -99,7 +128,7 @@ export class Metrics {
     // ---- requests ----
     snapshotCounter(`${PREFIX}requests_total`, 'Requests answered, by upstream (none: answered by claylb itself) and status class', ['upstream', 'code_class'], (add) => {
       for (const m of hostList()) {
-        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m !== none) add({ upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
+        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m.upstream !== NO_UPSTREAM) add({ upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
       }
     })
     this.registry.registerMetric(new SnapshotHistogram(
@@ -109,18 +138,21 @@ export class Metrics {
     ) as unknown as Counter)
     snapshotCounter(`${PREFIX}upstream_tries_total`, 'Tries sent to an upstream, by outcome (local: the client left or claylb stopped it; never counted against the upstream)', ['upstream', 'outcome'], (add) => {
       for (const m of hostList()) {
-        if (m === none) continue
+        if (m.upstream === NO_UPSTREAM) continue
         for (let i = 0; i < OUTCOMES.length; i++) add({ upstream: m.upstream, outcome: OUTCOMES[i]! }, m.tries[i]!)
       }
     })
-    snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight()))
+    snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight() + remoteSum((c) => c.inflight)))
+
+    snapshotGauge(`${PREFIX}proxy_processes`, 'Proxy processes serving (listen.processes; 1 when claylb runs as one process)', [], (add) => add({}, this.processSource?.live ?? 1))
+    snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processSource?.restarts ?? 0))
 
     // ---- retries ----
     const policy = o.retries
     snapshotCounter(`${PREFIX}retries_total`, 'Retries started, by the outcome of the try that failed', ['reason'], (add) => {
-      for (const r of RETRY_REASONS) add({ reason: r }, policy.retried[r])
+      for (const r of RETRY_REASONS) add({ reason: r }, policy.retried[r] + remoteSum((c) => c.retried[r] ?? 0))
     })
-    snapshotCounter(`${PREFIX}retry_budget_exhausted_total`, 'Retries refused because the retry budget was spent', [], (add) => add({}, policy.overflow))
+    snapshotCounter(`${PREFIX}retry_budget_exhausted_total`, 'Retries refused because the retry budget was spent', [], (add) => add({}, policy.overflow + remoteSum((c) => c.overflow)))
 
     // ---- upstream health (read from the hosts at scrape time) ----
     // summed: a worker slot has two hosts for a moment while its replacement comes up
@@ -130,7 +162,7 @@ export class Metrics {
     perHost(`${PREFIX}upstream_available`, 'Hosts under this label the balancer may pick (panic mode included)', (h) => h.available ? 1 : 0)
     perHost(`${PREFIX}upstream_inflight_requests`, 'Requests in flight to the upstream', (h) => h.inflight)
     snapshotCounter(`${PREFIX}upstream_ejections_total`, 'Ejections of the upstream by the outlier detector', ['upstream'], (add) => {
-      for (const m of hostList()) if (m !== none) add({ upstream: m.upstream }, m.ejections.value)
+      for (const m of hostList()) if (m.upstream !== NO_UPSTREAM) add({ upstream: m.upstream }, m.ejections.value)
     })
     snapshotGauge(`${PREFIX}panic_mode`, '1 while too few upstreams are healthy and panic mode routes (spread) or sheds', [], (add) => add({}, cluster.panic === 'off' ? 0 : 1))
 
@@ -156,14 +188,14 @@ export class Metrics {
 
     // ---- state tier ----
     snapshotCounter(`${PREFIX}idempotency_requests_total`, 'Requests on idempotency routes, by outcome', ['outcome'], (add) => {
-      for (const k of IDEMPOTENCY_OUTCOMES) add({ outcome: k }, this.idempotency[k].value)
+      for (const k of IDEMPOTENCY_OUTCOMES) add({ outcome: k }, this.idempotency[k].value + remoteSum((c) => c.idempotency[k] ?? 0))
     })
-    snapshotCounter(`${PREFIX}idempotency_lease_expiries_total`, 'Idempotency claims lost by their owner (lease ran out before renewal or completion)', [], (add) => add({}, this.idempotencyLeaseExpiries.value))
-    snapshotCounter(`${PREFIX}idempotency_unknown_outcomes_total`, 'Executions whose upstream died after receiving the request (retries answered outcome-unknown for one lease)', [], (add) => add({}, this.idempotencyUnknownOutcomes.value))
+    snapshotCounter(`${PREFIX}idempotency_lease_expiries_total`, 'Idempotency claims lost by their owner (lease ran out before renewal or completion)', [], (add) => add({}, this.idempotencyLeaseExpiries.value + remoteSum((c) => c.idempotencyLeaseExpiries)))
+    snapshotCounter(`${PREFIX}idempotency_unknown_outcomes_total`, 'Executions whose upstream died after receiving the request (retries answered outcome-unknown for one lease)', [], (add) => add({}, this.idempotencyUnknownOutcomes.value + remoteSum((c) => c.idempotencyUnknownOutcomes)))
     snapshotCounter(`${PREFIX}session_store_errors_total`, 'Failed session store operations (claylb and its workers), by operation', ['operation'], (add) => {
       let fromWorkers = 0
       for (const w of this.workerSource?.samples() ?? []) fromWorkers += w.sessionStoreErrors ?? 0
-      for (const k of SESSION_OPERATIONS) add({ operation: k }, this.sessionStore[k].value)
+      for (const k of SESSION_OPERATIONS) add({ operation: k }, this.sessionStore[k].value + remoteSum((c) => c.sessionStore[k] ?? 0))
       if (fromWorkers > 0) add({ operation: 'worker' }, fromWorkers)
     })
     this.redisDuration = new Histogram({
@@ -173,7 +205,7 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,
     })
-    snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, redisErrors.value))
+    snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, redisErrors.value + remoteSum((c) => c.redisErrors)))
 
     for (const h of o.cluster.hosts) this.bind(h)
     o.cluster.onChange(() => { for (const h of o.cluster.hosts) if (h.metrics === null) this.bind(h) })
@@ -187,6 +219,57 @@ export class Metrics {
       this.byId.set(h.metricsLabel, m)
     }
     h.metrics = m
+  }
+
+  /** this process's counters as plain numbers (a proxy process's answer to the primary's scrape) */
+  exportCounters (inflight: number): CountersExport {
+    const hosts = []
+    for (const m of [this.none, ...this.byId.values()]) {
+      hosts.push({ upstream: m.upstream, codes: [...m.codes], buckets: [...m.buckets], durationSum: m.durationSum, count: m.count, tries: [...m.tries] })
+    }
+    const tallies = <K extends string>(r: Record<K, Tally>): Record<string, number> => Object.fromEntries(Object.entries<Tally>(r).map(([k, t]) => [k, t.value]))
+    return {
+      hosts,
+      retried: { ...this.retries.retried },
+      overflow: this.retries.overflow,
+      inflight,
+      idempotency: tallies(this.idempotency),
+      idempotencyLeaseExpiries: this.idempotencyLeaseExpiries.value,
+      idempotencyUnknownOutcomes: this.idempotencyUnknownOutcomes.value,
+      sessionStore: tallies(this.sessionStore),
+      redisErrors: this.redisErrors.value,
+    }
+  }
+
+  /** requests answered so far (every upstream, and claylb's own answers) */
+  requestsTotal (): number {
+    let n = this.none.count
+    for (const m of this.byId.values()) n += m.count
+    return n
+  }
+
+  /** this process's HostCounters plus every remote one under the same label (at scrape time) */
+  private merged (): HostCounters[] {
+    const out = new Map<string, HostCounters>()
+    const into = (upstream: string): HostCounters => {
+      let m = out.get(upstream)
+      if (m === undefined) out.set(upstream, m = new HostCounters(upstream))
+      return m
+    }
+    const add = (m: HostCounters, c: { codes: ArrayLike<number>, buckets: ArrayLike<number>, durationSum: number, count: number, tries: ArrayLike<number> }): void => {
+      for (let i = 0; i < m.codes.length; i++) m.codes[i]! += c.codes[i] ?? 0
+      for (let i = 0; i < m.buckets.length; i++) m.buckets[i]! += c.buckets[i] ?? 0
+      for (let i = 0; i < m.tries.length; i++) m.tries[i]! += c.tries[i] ?? 0
+      m.durationSum += c.durationSum
+      m.count += c.count
+    }
+    for (const m of [this.none, ...this.byId.values()]) {
+      const t = into(m.upstream)
+      add(t, m)
+      t.ejections.value = m.ejections.value
+    }
+    for (const r of this.remote?.() ?? []) for (const h of r.hosts) add(into(h.upstream), h)
+    return [...out.values()]
   }
 
   /** A latency recorder for one Redis command name (hold it; names must come from code, not input). */

@@ -21,7 +21,11 @@ export class Cluster {
   panic: PanicRouting = 'off'
   private listeners: Array<() => void> = []
   private panicListeners: Array<(panic: PanicRouting) => void> = []
-  private readonly onHostState = (): void => this.evaluatePanic()
+  private stateListeners: Array<() => void> = []
+  private readonly onHostState = (): void => {
+    this.evaluatePanic()
+    for (const fn of this.stateListeners) fn()
+  }
 
   constructor (public panicSettings: PanicSettings = { thresholdPercent: 0, mode: 'spread' }) {}
 
@@ -74,6 +78,11 @@ export class Cluster {
   onChange (fn: () => void): () => void {
     this.listeners.push(fn)
     return () => { this.listeners = this.listeners.filter((f) => f !== fn) }
+  }
+
+  /** told after any host's health, ejection or draining changed (and panic was re-evaluated) */
+  onStateChange (fn: () => void): void {
+    this.stateListeners.push(fn)
   }
 
   /** told when the cluster enters ('spread' | 'shed') or leaves ('off') panic mode */

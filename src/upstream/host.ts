@@ -44,6 +44,8 @@ export class Host {
   weight: number
   readonly kind: 'static' | 'worker'
   readonly socketPath: string | undefined
+  /** a spawned worker's slot */
+  readonly slot: number | undefined
   /** the `upstream` label of this host's metrics: the id, or `worker-<slot>` for a spawned worker */
   readonly metricsLabel: string
   readonly pool: Pool
@@ -67,6 +69,8 @@ export class Host {
   unejectedAt = 0
   /** the outlier detector of this host's pool */
   outlier: TryJudge | null = null
+  /** cores/try-reporter: the batch that last carried an outcome of this host to the primary */
+  reportEpoch = 0
   /** metric children bound to this host's labels (metrics/metrics.ts), so requests do no label lookups */
   metrics: HostCounters | null = null
   /** told when healthy/ejected/draining change (the cluster re-evaluates panic mode) */
@@ -79,6 +83,7 @@ export class Host {
     this.weight = o.weight ?? 1
     this.kind = o.kind ?? 'static'
     this.socketPath = o.socketPath
+    this.slot = o.slot
     this.metricsLabel = this.kind === 'worker' && o.slot !== undefined ? `worker-${o.slot}` : o.id
     // a worker's url is `unix:/path.sock`, which has no origin; the pool still needs an http one
     this.origin = o.socketPath ? 'http://localhost' : new URL(o.url).origin

@@ -21,6 +21,7 @@ import { join } from 'node:path'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { Cluster } from '../upstream/cluster.js'
+import type { Host } from '../upstream/host.js'
 import type { WorkerSample } from '../metrics/metrics.js'
 import { resolveApp } from './app-module.js'
 import { CrashBackoff } from './crash-backoff.js'
@@ -84,6 +85,13 @@ export class Supervisor {
   readonly stats: SupervisorStats = {
     spawned: 0, crashes: 0, restarts: 0, recycles: 0, recycleFailures: 0, failedSlots: 0, rollouts: 0, rolloutsAbandoned: 0,
   }
+
+  /**
+   * Hooks for proxy processes (cores/primary.ts): `drained` resolves once every process routes
+   * without the host, `hostIdle` once none has a request in flight to it. One process: the host's own.
+   */
+  drained: (host: Host) => Promise<void> = async () => {}
+  hostIdle: (host: Host, ms: number) => Promise<boolean> = (h, ms) => h.waitIdle(ms)
 
   private slots: Slot[] = []
   /** every worker process that has not exited */
@@ -231,8 +239,9 @@ export class Supervisor {
     if (w.state === 'ready') {
       w.state = 'draining'
       w.host.setDraining(true)
+      await this.drained(w.host)
       w.dispatchedAtDrain = w.host.requests
-      if (!await w.host.waitIdle(drainMs)) {
+      if (!await this.hostIdle(w.host, drainMs)) {
         this.logger.warn({ worker: w.id, inflight: w.host.inflight }, `worker ${w.id} still had requests in flight after workers.drainTimeoutMs`)
       }
     }

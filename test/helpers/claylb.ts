@@ -54,7 +54,9 @@ export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     if (k === 'NODE_OPTIONS' || k.startsWith('TAP') || k.startsWith('_TAPJS')) continue
     env[k] = v
   }
-  return { ...env, ...extra }
+  // one proxy process unless the run asks for more (.ci/run runs some suites with CLAYLB_PROCESSES=2);
+  // `listen.processes` or --processes in a test still wins
+  return { ...env, CLAYLB_PROCESSES: process.env['CLAYLB_PROCESSES'] ?? '1', ...extra }
 }
 
 const running = new Set<ChildProcess>()

@@ -19,7 +19,10 @@ t.test('30 sequential GETs over 3 backends: exactly 10 each', async (t) => {
 
 t.test('weights 2:1:1 give a 2:1:1 split', async (t) => {
   const backends = await startBackends(['a', 'b', 'c'])
+  // the balancer's state is each proxy process's own (as each nginx worker's): the exact
+  // interleaving holds per process, so this pins one
   const lb = await startClaylb({
+    args: ['--processes', '1'],
     config: { upstreams: backends.map((b, i) => ({ url: b.url, weight: i === 0 ? 2 : 1 })) },
   })
   t.teardown(async () => { await lb.stop(); await Promise.all(backends.map((b) => b.close())) })

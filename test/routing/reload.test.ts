@@ -25,8 +25,13 @@ function named (name: string, gate: { release: () => void, wait: Promise<void> }
   }
 }
 
-async function until (cond: () => boolean): Promise<void> {
-  while (!cond()) await sleep(5)
+/** wait for progress; the bound is a hang guard (a failure names what never happened), never the measure */
+async function until (cond: () => boolean, what: string, guardMs = 120_000): Promise<void> {
+  const end = Date.now() + guardMs
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`hang guard: ${what} did not happen within ${guardMs} ms`)
+    await sleep(5)
+  }
 }
 
 function gate (): { release: () => void, wait: Promise<void> } {
@@ -52,8 +57,8 @@ t.test('SIGHUP under load: new upstreams and a new route, 0 failed requests, the
     const before = old.count
     let answered = false
     const p = req(`${lb.url}/slow`)
-    void p.then(() => { answered = true })
-    await until(() => answered || old.count > before)
+    void p.then(() => { answered = true }, () => { answered = true })
+    await until(() => answered || old.count > before, 'a /slow request answered or held by old')
     if (!answered) slow = p
   }
 
@@ -75,7 +80,7 @@ t.test('SIGHUP under load: new upstreams and a new route, 0 failed requests, the
     }
   }
   const clients = [client('/'), client('/'), client('/api/x'), client('/api/y')]
-  const more = async (n: number): Promise<void> => { const goal = served + n; await until(() => served >= goal) }
+  const more = async (n: number): Promise<void> => { const goal = served + n; await until(() => served >= goal, `${n} more requests served (${served} so far, failures: ${failures.slice(0, 3).join('; ')})`) }
   await more(200)
 
   // the new config: "old" leaves, "new" joins, "kept" stays; /api/ goes to a new pool
@@ -123,7 +128,9 @@ t.test('a reload changing listen.host is refused whole: 409 problem naming it, t
   let out = ''
   proc.stdout!.on('data', (d: Buffer) => { out += d.toString() })
   t.teardown(async () => { proc.kill('SIGTERM'); await a.close(); await b.close() })
-  await until(() => out.includes('"listening"'))
+  proc.on('exit', (code) => { out += `\nexited ${code}` })
+  await until(() => out.includes('"listening"') || out.includes('\nexited'), 'claylb listening')
+  t.ok(out.includes('"listening"'), `claylb started: ${out.slice(-500)}`)
   const lb = `http://127.0.0.1:${port}`
   const admin = `http://127.0.0.1:${adminPort}`
   t.equal((await req(`${lb}/`)).body, 'a')
@@ -136,7 +143,7 @@ t.test('a reload changing listen.host is refused whole: 409 problem naming it, t
   t.equal(p.type, 'urn:claylb:problem:reload-refused')
   t.same([...p.keys].sort(), ['admin.token', 'listen.host'], 'each key that cannot apply live is named')
   t.match(p.detail, /listen\.host/)
-  await until(() => out.split('\n').some((l) => l.includes('reload refused') && l.includes('listen.host')))
+  await until(() => out.split('\n').some((l) => l.includes('reload refused') && l.includes('listen.host')), 'the "reload refused" log line')
   t.equal((await req(`${lb}/`)).body, 'a', 'the upstream change in the same file was not applied either')
   t.equal(b.count, 0)
 
