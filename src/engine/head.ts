@@ -35,8 +35,8 @@ const VIA = 'via: 1.1 claylb\r\n'
 /**
  * Request pass. Order matters as in proxy/headers.ts: names are dropped first, then the proxy's own
  * are added, so `Connection: x-forwarded-for` cannot remove what the proxy adds.
- * `trusted`: the peer is a trusted forwarder, its x-forwarded-proto / -host are kept (x-forwarded-for
- * gets the peer appended either way). `rewrite`: the route's request headers; its names are dropped,
+ * `trusted`: the peer is a trusted forwarder, its x-forwarded-for (with the peer appended) / -proto /
+ * -host are kept; from any other peer all three are the proxy's own (x-forwarded-for: the peer). `rewrite`: the route's request headers; its names are dropped,
  * the proxy's own included, and its set lines come last.
  */
 export function requestHead (f: RequestHeadFacts, raw: readonly string[], clientIp: string, proto: string, method: string,
@@ -73,7 +73,8 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
     }
     switch (lower) {
       case 'x-forwarded-for':
-        xff = xff === undefined ? value : `${xff}, ${value}`
+        // an untrusted client's hops are its own say-so: a backend reading the first hop would be fooled
+        if (trusted) xff = xff === undefined ? value : `${xff}, ${value}`
         continue
       case 'x-forwarded-proto':
         if (trusted) xfProto = xfProto === '' ? value : `${xfProto}, ${value}`

@@ -17,7 +17,8 @@ export function holdResponse (res: ServerResponse, gate: Gate, fail: (err: unkno
   const original = { writeHead: res.writeHead, write: res.write, end: res.end } as unknown as Record<Method, AnyFn>
   const patched = res as unknown as Record<Method, AnyFn>
   let started = false
-  let held: Array<[Method, unknown[]]> | undefined
+  /** calls made while a gate runs; an `end` is marked when it already went through the end gate */
+  let held: Array<[Method, unknown[], boolean?]> | undefined
 
   const restore = (): void => {
     patched.writeHead = original.writeHead
@@ -30,7 +31,12 @@ export function holdResponse (res: ServerResponse, gate: Gate, fail: (err: unkno
       const calls = held!
       held = undefined
       try {
-        for (const [m, args] of calls) original[m].apply(res, m === 'writeHead' ? withOurCookies(res, args) : args)
+        for (const [m, args, gated] of calls) {
+          // an end the app made while the start was held has not been through the end gate yet: a change
+          // made after the first byte must be saved before the end goes out, however long the start took
+          if (m === 'end' && !gated) { endThroughGate(args); return }
+          original[m].apply(res, m === 'writeHead' ? withOurCookies(res, args) : args)
+        }
       } catch (err) {
         res.destroy(err as Error)
       }
@@ -39,6 +45,13 @@ export function holdResponse (res: ServerResponse, gate: Gate, fail: (err: unkno
       restore()
       fail(err)
     })
+  }
+  const endThroughGate = (args: unknown[]): void => {
+    const p = gate(started ? 'end' : 'start')
+    started = true
+    if (p) { hold(p); held!.push(['end', args, true]); return }
+    restore()
+    original.end.apply(res, args)
   }
   // Node's implicit header path calls `this.writeHead`, so writes replayed later come back here with
   // `started` set and go straight through.
@@ -54,12 +67,9 @@ export function holdResponse (res: ServerResponse, gate: Gate, fail: (err: unkno
   patched.writeHead = (...args) => passOrHold('writeHead', args, res)
   patched.write = (...args) => passOrHold('write', args, true)
   patched.end = (...args) => {
-    if (held) { held.push(['end', args]); return res }
-    const p = gate(started ? 'end' : 'start')
-    started = true
-    if (p) { hold(p); held!.push(['end', args]); return res }
-    restore()
-    return original.end.apply(res, args)
+    if (held) { held.push(['end', args, false]); return res }
+    endThroughGate(args)
+    return res
   }
 }
 

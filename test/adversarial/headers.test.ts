@@ -118,7 +118,7 @@ t.test('Connection-listed and hop-by-hop headers are stripped whatever their cas
   t.equal(seen.headers['x-forwarded-proto'], overTls ? 'https' : 'http')
 })
 
-t.test('spoofed forwarding headers: the peer address is always the last x-forwarded-for hop; proto and host are the proxy\'s', async (t) => {
+t.test('spoofed forwarding headers from an untrusted client: x-forwarded-for is the peer alone; proto and host are the proxy\'s', async (t) => {
   const m = rig.mark()
   const r = await send(rig, [
     'GET /f HTTP/1.1', 'Host: real.test', 'X-Forwarded-For: 1.1.1.1', 'x-forwarded-for: 2.2.2.2, 3.3.3.3',
@@ -128,7 +128,7 @@ t.test('spoofed forwarding headers: the peer address is always the last x-forwar
   t.equal(r?.status, 200)
   const raw = rig.since(m).seen[0]!.rawHeaders
   const values = (name: string): string[] => raw.filter((_h, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === name)
-  t.same(values('x-forwarded-for'), ['1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1'], 'one x-forwarded-for, the client\'s hops kept in order, the real peer appended last')
+  t.same(values('x-forwarded-for'), ['127.0.0.1'], 'one x-forwarded-for, the real peer only: the client\'s claimed hops are dropped')
   t.same(values('x-forwarded-proto'), [overTls ? 'https' : 'http'], 'one x-forwarded-proto, set by the proxy')
   t.same(values('x-forwarded-host'), ['real.test'], 'one x-forwarded-host, the request\'s Host')
   t.same(values('forwarded'), ['for=6.6.6.6;host=evil.test;proto=https'], 'forwarded is passed as it came (documented: the upstream must not trust it)')

@@ -165,3 +165,15 @@ t.test('--processes 2 --workers 3: exactly 3 workers; SIGTERM leaves no process 
   t.equal(await lb.stop('SIGTERM'), 0, 'exit 0')
   for (const pid of expected) t.notOk(alive(pid), `process ${pid} is gone`)
 })
+
+t.test('a primary killed with SIGKILL leaves no proxy process behind', async (t) => {
+  const backends = await startBackends(['a'])
+  const lb = await startClaylb({ args: ['--processes', '2', '--upstream', backends[0]!.url], config: { log: { access: false } } })
+  t.teardown(async () => { await lb.stop('SIGKILL'); await backends[0]!.close() })
+  const pids = (await status(lb.admin)).processes.map((p) => p.pid)
+  t.equal(pids.length, 2)
+  await lb.stop('SIGKILL')
+  // each one sees its IPC channel close, drains and exits: paced by their exits, not a sleep
+  await until(async () => pids.filter(alive), (left) => left.length === 0, 30_000, 'the proxy processes to exit')
+  for (const pid of pids) t.notOk(alive(pid), `proxy process ${pid} is gone`)
+})

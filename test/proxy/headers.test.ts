@@ -58,12 +58,16 @@ t.test('hop-by-hop and Connection-listed headers never cross, in either directio
   t.match(head, /x-kept: yes/)
 })
 
-t.test('x-forwarded-for is appended to what the client sent', async (t) => {
+t.test('x-forwarded-for from an untrusted client is replaced by the peer; from a trusted forwarder the peer is appended', async (t) => {
   const backend = await startBackend((req, res) => { req.resume(); res.end(String(req.headers['x-forwarded-for'])) })
   const lb = await startClaylb({ args: ['--upstream', backend.url] })
   t.teardown(async () => { await lb.stop(); await backend.close() })
   const r = await req(`${lb.url}/`, { headers: { 'x-forwarded-for': '203.0.113.9' } })
-  t.equal(r.body, '203.0.113.9, 127.0.0.1')
+  t.equal(r.body, '127.0.0.1')
+  const trusting = await startClaylb({ args: ['--upstream', backend.url], config: { trustedProxies: ['127.0.0.1'] } })
+  t.teardown(() => trusting.stop())
+  const r2 = await req(`${trusting.url}/`, { headers: { 'x-forwarded-for': '203.0.113.9' } })
+  t.equal(r2.body, '203.0.113.9, 127.0.0.1')
 })
 
 t.test('header passes (unit)', async (t) => {
