@@ -23,6 +23,8 @@ import { registerUpstreamRoutes } from './admin/upstreams.js'
 import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
+import { loadCertificates, loadUpstreamTls, type CertificateSet } from './tls/certificates.js'
+import { ConfigError } from './config/load.js'
 import type { ListenSpec, ProcessRow } from './cores/protocol.js'
 import type { TryOutcome } from './proxy/retry-policy.js'
 
@@ -121,7 +123,15 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     const w = supervisor.find(host.id)
     if (w !== undefined && supervisor.requestRecycle(w, reason)) logger.warn({ worker: w.id, slot: w.slot, reason }, 'recycling an unhealthy worker')
   }
-  const hooks = { onUnhealthy: recycleWorker('health checks failed'), onEjected: recycleWorker('ejected') }
+  // https:// upstreams: one TLS setup (tls.ca, tls.servername) for the proxy's connections and the health checks
+  const upstreamTls = loadUpstreamTls(config.tls)
+  const t = config.tls
+  const tlsConnect = t.ca === undefined && t.servername === undefined && t.rejectUnauthorized ? undefined : {
+    ...(upstreamTls.ca !== undefined ? { ca: upstreamTls.ca } : {}),
+    ...(upstreamTls.servername !== undefined ? { servername: upstreamTls.servername } : {}),
+    rejectUnauthorized: upstreamTls.rejectUnauthorized,
+  }
+  const hooks = { onUnhealthy: recycleWorker('health checks failed'), onEjected: recycleWorker('ejected'), tlsConnect }
   const newPool = (name: string, panic: Config['panic'], s: Pick<Config, 'healthCheck' | 'outlier'>): PoolHosts => new PoolHosts(name, panic, s.healthCheck, s.outlier, logger, hooks)
   // the workers' pool always exists: the supervisor fills it, a reload may start workers
   pools.add(newPool(WORKERS_POOL, config.panic, config))
@@ -156,7 +166,11 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     maxBodyBytes: config.limits.maxBodyBytes,
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
-  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally))
+  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally), {
+    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    upstreamTls,
+    logger,
+  })
   const proxyServer = engine.server
   const admin = new AdminServer(config.admin.token)
   const metrics = new Metrics({
@@ -189,7 +203,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
    * pools and their hosts, then the routing state swapped whole, the engine's limits, the
    * idempotency routes.
    */
-  const applyLive = (next: Config): void => {
+  const applyLive = (next: Config, certificates: CertificateSet | undefined): void => {
+    if (certificates !== undefined) engine.useCertificates(certificates)
     syncPools(next)
     engine.o = engineOptions(next)
     engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing)
@@ -213,10 +228,20 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       logger.error({ generation: supervisor.generation, refused }, `reload refused: ${reason}; the running config is unchanged`)
       return { ok: false, generation: supervisor.generation, reason, refused }
     }
+    // the certificate files are re-read (same paths or not): a bad one refuses the reload whole
+    let certificates: CertificateSet | undefined
+    try {
+      certificates = next.listen.tls === undefined ? undefined : loadCertificates(next.listen.tls)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      const reason = `the TLS certificates could not be loaded: ${err.problems.join('; ')}`
+      logger.error({ generation: supervisor.generation, problems: err.problems }, `reload refused: ${reason}; the certificates serving are kept`)
+      return { ok: false, generation: supervisor.generation, reason, refused: [] }
+    }
     // the workers first: a new generation that fails leaves everything as it was
     const rolled = await supervisor.rollTo(next)
     if (!rolled.ok) return rolled
-    applyLive(next)
+    applyLive(next, certificates)
     app.dataPlane?.configChanged(next)
     logger.info({ generation: rolled.generation, routes: next.routes.length, pools: pools.names() }, 'reload applied')
     return rolled
@@ -232,7 +257,18 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   const app: App = {
     core, admin, proxyServer, supervisor, metrics, pools, engine,
     dataPlane: null,
-    applyConfig: applyLive,
+    // a proxy process: the primary validated the certificates before it sent the config; they are
+    // read again here, each process building its own contexts
+    applyConfig (next: Config): void {
+      let certificates: CertificateSet | undefined
+      try {
+        certificates = next.listen.tls === undefined ? undefined : loadCertificates(next.listen.tls)
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err
+        logger.error({ problems: err.problems }, 'the TLS certificates could not be re-read: the ones serving are kept')
+      }
+      applyLive(next, certificates)
+    },
     get config () { return current },
     get cluster () { return defaultCluster() },
     get generation () { return supervisor.generation },
@@ -251,7 +287,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
         // a proxy process binds what the primary says (with reusePort: the port the first one got)
         const spec = options.listen ?? { port: config.listen.port, host: config.listen.host, reusePort: false }
         await listen(proxyServer, spec.port, spec.host, spec.reusePort)
-        proxy = urlOf(proxyServer)
+        proxy = urlOf(proxyServer, engine.tls ? 'https' : 'http')
       }
       serving = true
       return { proxy, admin: control ? urlOf(admin.server) : '' }
@@ -351,8 +387,8 @@ function listen (server: Server, port: number, host: string, reusePort = false):
   })
 }
 
-function urlOf (server: Server): string {
+function urlOf (server: Server, scheme = 'http'): string {
   const a = server.address() as AddressInfo
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
-  return `http://${host}:${a.port}`
+  return `${scheme}://${host}:${a.port}`
 }

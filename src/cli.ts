@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
+import { checkTlsFiles } from './tls/certificates.js'
 import { createLogger } from './log.js'
 import { createApp } from './app.js'
 import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
@@ -70,7 +71,7 @@ function checkConfig (args: string[]): number {
     return 2
   }
   try {
-    loadConfig(file)
+    checkTlsFiles(loadConfig(file))
     process.stdout.write(`${file}: ok\n`)
     return 0
   } catch (err) {
@@ -127,6 +128,7 @@ async function start (args: string[]): Promise<number | undefined> {
     if (values.redis !== undefined) overrides.redis = values.redis
     if (values.processes !== undefined) overrides.processes = processesFlag(values.processes)
     config = loadConfig(values.config, overrides)
+    checkTlsFiles(config)
     configFile = values.config
     configOverrides = overrides
   } catch (err) {

@@ -69,11 +69,17 @@ export class ProxyError extends Error {
   readonly status: number
   /** seconds, sent as `retry-after` */
   retryAfter?: number
-  constructor (readonly code: ProblemCode, detail: string, options?: { cause?: unknown, retryAfter?: number }) {
+  /**
+   * what only the log may say (an upstream's address, a TLS error): the client's body carries the
+   * message alone, so a problem never tells a client where the upstreams are or how their TLS failed
+   */
+  logDetail?: string
+  constructor (readonly code: ProblemCode, detail: string, options?: { cause?: unknown, retryAfter?: number, logDetail?: string }) {
     super(detail, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'ProxyError'
     this.status = PROBLEMS[code][0]
     if (options?.retryAfter !== undefined) this.retryAfter = options.retryAfter
+    if (options?.logDetail !== undefined) this.logDetail = options.logDetail
   }
 }
 

@@ -12,15 +12,21 @@
  *   middleware          the program with REDIS_URL and PORT: the idempotency protocol end to end
  *   npm-start           `npm start` (the README's first command), then every sh-after-npm-start block
  *   sh-after-npm-start [expect=TEXT]  run by bash against it; exit 0 and TEXT in the output
+ *   tls-config          a config naming PEM files: test certificates are made at those paths (a private
+ *                       CA), `check-config` passes from that directory, then `claylb start` with it (the
+ *                       upstreams replaced by a real backend) answers over HTTP/2 and HTTP/1.1 with TLS
  *   skip: WHY           not run, and WHY says why (and where it is covered instead)
  * Programs run from a directory inside the checkout, so `import … from 'claylb'` resolves to this
  * package (Node's self-reference) and express/fastify/ioredis to its node_modules.
  */
 import t, { type Test } from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { echoName, startBackend } from './helpers/backend.js'
+import { Pki } from './helpers/pki.js'
+import { h1, h2, h2session } from './helpers/tls-client.js'
 import { parse } from 'yaml'
 import { BIN, ROOT, childEnv, startClaylb } from './helpers/claylb.js'
 import { req, sleep } from './helpers/http.js'
@@ -43,7 +49,7 @@ function blocks (): Block[] {
   return out
 }
 
-const KINDS = new Set(['config', 'config-lines', 'yaml', 'worker-app', 'session-server', 'middleware', 'npm-start', 'sh-after-npm-start', 'skip'])
+const KINDS = new Set(['config', 'config-lines', 'tls-config', 'yaml', 'worker-app', 'session-server', 'middleware', 'npm-start', 'sh-after-npm-start', 'skip'])
 const ALL = blocks()
 const of = (kind: string): Block[] => ALL.filter((b) => b.kind === kind)
 const SECRET = 'readme-test-secret-0123456789abcdefghijklmnop'
@@ -93,7 +99,7 @@ t.test('every README block has a marker naming how it is tested', async (t) => {
   t.ok(ALL.length >= 10, `${ALL.length} blocks`)
   const bad = ALL.filter((b) => !KINDS.has(b.kind) || (b.kind === 'skip' && b.args.length < 10) || (b.kind === 'yaml' && b.args.length < 5))
   t.same(bad.map((b) => `README.md:${b.line} (${b.lang}) ${b.kind === '' ? 'has no <!-- readme-test: … --> marker' : `marker "${b.kind} ${b.args}"`}`), [], 'no unmarked block, no unknown kind, every skip says why')
-  for (const kind of ['config', 'worker-app', 'session-server', 'middleware', 'npm-start', 'sh-after-npm-start']) t.ok(of(kind).length > 0, `there are ${kind} blocks`)
+  for (const kind of ['config', 'tls-config', 'worker-app', 'session-server', 'middleware', 'npm-start', 'sh-after-npm-start']) t.ok(of(kind).length > 0, `there are ${kind} blocks`)
 })
 
 t.test('config blocks pass check-config', async (t) => {
@@ -108,6 +114,46 @@ t.test('config blocks pass check-config', async (t) => {
     }
   }
   for (const b of of('yaml')) t.doesNotThrow(() => parse(b.code), `README.md:${b.line} is YAML (${b.args})`)
+})
+
+t.test('TLS config blocks: certificates made at their paths, check-config passes, HTTP/2 and HTTP/1.1 answer', async (t) => {
+  for (const b of of('tls-config')) {
+    const where = `README.md:${b.line}`
+    const config = parse(b.code) as { listen: { tls: { cert: string, key: string, sni?: Array<{ hosts: string[], cert: string, key: string }> } }, tls?: { ca?: string } }
+    const pki = new Pki()
+    const dir = mkdtempSync(join(WORK, 'tls-'))
+    const place = (rel: string, from: string): string => {
+      const to = join(dir, rel)
+      mkdirSync(dirname(to), { recursive: true })
+      copyFileSync(from, to)
+      return to
+    }
+    const main = pki.issue(['localhost'])
+    const abs = structuredClone(config)
+    abs.listen.tls.cert = place(config.listen.tls.cert, main.cert)
+    abs.listen.tls.key = place(config.listen.tls.key, main.key)
+    for (const [i, e] of (config.listen.tls.sni ?? []).entries()) {
+      const leaf = pki.issue(e.hosts)
+      abs.listen.tls.sni![i]!.cert = place(e.cert, leaf.cert)
+      abs.listen.tls.sni![i]!.key = place(e.key, leaf.key)
+    }
+    if (config.tls?.ca !== undefined) abs.tls!.ca = place(config.tls.ca, pki.ca)
+    writeFileSync(join(dir, 'lb.yaml'), b.code)
+    const r = spawnSync(process.execPath, [BIN, 'check-config', 'lb.yaml'], { cwd: dir, env: childEnv(), encoding: 'utf8', timeout: 90_000 })
+    t.equal(r.status, 0, `${where}: check-config from the directory holding the files: ${r.stdout}${r.stderr}`)
+    const backend = await startBackend(echoName('readme-tls'))
+    const lb = await startClaylb({ args: ['--upstream', backend.url], config: { ...abs, healthCheck: { enabled: false } } })
+    try {
+      const port = Number(new URL(lb.url).port)
+      const s = await h2session(port, 'localhost', pki.caPem)
+      t.equal((await h2(s)).body, 'readme-tls', `${where}: served over HTTP/2`)
+      s.close()
+      t.equal((await h1(port, { servername: 'localhost', ca: pki.caPem })).body, 'readme-tls', `${where}: and HTTP/1.1 over TLS`)
+    } finally {
+      await lb.stop('SIGKILL')
+      await backend.close()
+    }
+  }
 })
 
 t.test('worker apps run under claylb start --workers 2 --app', async (t) => {

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { driverName, runLoad } from './load.mjs'
 import { freePort, pinning, pinSelf, setBoost, spawnPinned, stopChild, treeCpuSeconds, treeRunqWaitMs, waitPort } from './procs.mjs'
 import { markdownTable, summarise, svgChart, textTable } from './report.mjs'
-import { PROCESS_TARGETS, ROOT, TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
+import { PROCESS_TARGETS, ROOT, TARGETS, TLS_TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
 import { analyse, formatAnalysis } from '../profile-top.mjs'
 import { idempotencyPending, runIdempotency } from './idempotency.mjs'
 
@@ -33,6 +33,21 @@ export const SCENARIOS = {
   },
   processes: { title: 'claylb --processes 1 vs 2 (plain GET, unpinned)', path: '/', request: {}, targets: PROCESS_TARGETS },
   idempotency: { title: 'keyed POST (first execution, replay) vs unkeyed', pending: idempotencyPending, run: runIdempotency },
+  'tls-get': { title: 'plain GET over TLS (keep-alive; TLS to the client, HTTP to the backends)', path: '/', request: {}, targets: TLS_TARGETS, tls: true },
+}
+
+/** A self-signed certificate for the TLS scenario (openssl CLI), its key, and both in one file (HAProxy's crt). */
+function makeCertificate (tmp) {
+  const dir = join(tmp, 'tls')
+  mkdirSync(dir, { recursive: true })
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem',
+    '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { cwd: dir, encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`the TLS scenario needs the openssl CLI (apt-get install -y openssl): ${r.error?.message ?? r.stderr}`)
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  const combined = join(dir, 'combined.pem')
+  writeFileSync(combined, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'))
+  return { cert, key, combined }
 }
 
 function machine () {
@@ -75,7 +90,7 @@ async function measure (target, scenario, opts, ctxBase) {
   try {
     await waitPort(port, child)
     if (target.ready) await target.ready(ctx)
-    const url = `http://127.0.0.1:${port}${scenario.path}`
+    const url = `${target.tls ? 'https' : 'http'}://127.0.0.1:${port}${scenario.path}`
     const load = { url, connections: opts.connections, request: scenario.request, tmp: ctx.tmp }
     await runLoad({ ...load, seconds: opts.warmup })
     const mark = await ctxBase.around?.before()
@@ -120,6 +135,7 @@ async function runScenario (name, opts, tmp, log) {
   const targets = availableTargets(scenario.targets ?? TARGETS, scenario.targets ? null : opts.targets, log)
   const backends = await startBackends(tmp, scenario.backends ?? BACKENDS)
   const redis = scenario.redis ? await startRedis() : null
+  const tls = scenario.tls ? makeCertificate(tmp) : undefined
   const rows = targets.map((t) => ({ id: t.id, label: t.label, short: t.short, version: t.version(), samples: [] }))
   try {
     for (let rep = 0; rep < opts.reps; rep++) {
@@ -127,7 +143,7 @@ async function runScenario (name, opts, tmp, log) {
         const t = targets[i]
         const upstreams = t.direct ? [] : backends.urls
         try {
-          const s = await measure(t, scenario, opts, { tmp, upstreams, redisUrl: redis?.url })
+          const s = await measure(t, scenario, opts, { tmp, upstreams, redisUrl: redis?.url, tls })
           rows[i].samples.push(s)
           log(`  [${rep + 1}/${opts.reps}] ${t.id.padEnd(16)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps).toString().padStart(6)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  cpu ${(100 * s.proxyCpuShare).toFixed(0)}%  waited ${(100 * s.runqWaitShare).toFixed(0)}%  load ${s.loadavg1}${s.errors ? `  errors ${s.errors}` : ''}`)
         } catch (err) {

@@ -34,7 +34,9 @@ export function summarise (rows) {
   })
   const by = Object.fromEntries(out.map((r) => [r.id, r]))
   for (const r of out) {
-    r.vsNginx = by.nginx ? r.cpuUsPerReq / by.nginx.cpuUsPerReq : null
+    // the TLS scenario compares with nginx serving TLS too
+    const nginx = by.nginx ?? by['nginx-tls']
+    r.vsNginx = nginx ? r.cpuUsPerReq / nginx.cpuUsPerReq : null
     r.vsUndiciMinimal = by['undici-minimal'] ? r.cpuUsPerReq / by['undici-minimal'].cpuUsPerReq : null
     r.vsHttpProxyAgent = by['http-proxy-agent'] ? r.cpuUsPerReq / by['http-proxy-agent'].cpuUsPerReq : null
     r.rpsVsDirect = by.direct && r.id !== 'direct' ? r.rps / by.direct.rps : null
@@ -89,7 +91,7 @@ export function svgChart (rows, title, subtitle) {
       parts.push(`<text x="${(x(r.cpuMax) + 6).toFixed(1)}" y="${y + barH * 0.7}">${f1(r.cpuUsPerReq)}</text>`)
     }
   })
-  const nginx = rows.find((r) => r.id === 'nginx')
+  const nginx = rows.find((r) => r.id === 'nginx') ?? rows.find((r) => r.id === 'nginx-tls')
   if (nginx && Number.isFinite(nginx.cpuUsPerReq) && 1.5 * nginx.cpuUsPerReq <= max) {
     const gx = x(1.5 * nginx.cpuUsPerReq).toFixed(1)
     const y1 = top - 6; const y2 = top + rows.length * (barH + gap)

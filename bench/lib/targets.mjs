@@ -54,8 +54,9 @@ function tenRoutes (ctx) {
  */
 export const BEFORE = process.env.CLAYLB_BENCH_BEFORE || null
 
-function claylb (accessLog, root = ROOT, extra) {
+function claylb (accessLog, root = ROOT, extra, tls = false) {
   return {
+    tls,
     ready: claylbReady,
     version: () => `claylb ${JSON.parse(readText(join(root, 'package.json'))).version}${root === ROOT ? '' : ` (${root})`}`,
     missing: () => existsSync(join(root, 'dist', 'cli.js')) ? null : `${join(root, 'dist')} is missing: run \`npm run build\` (npm ci does it)`,
@@ -68,6 +69,7 @@ function claylb (accessLog, root = ROOT, extra) {
         ...(extra ? extra(ctx) : {}),
         ...(ctx.claylbConfig ?? {}),
       }
+      if (tls) config.listen.tls = { cert: ctx.tls.cert, key: ctx.tls.key }
       const file = join(ctx.tmp, `${ctx.id}.json`)
       writeFileSync(file, JSON.stringify(config, null, 2))
       return node(join(root, 'bin', 'claylb'), ['start', '--config', file], ctx, nodeArgsFor(ctx))
@@ -175,10 +177,29 @@ export const TARGETS = [
     missing: () => null,
     start: (ctx) => node(join(SERVERS, 'http-proxy.mjs'), [String(ctx.port), ...ctx.upstreams], ctx),
   },
-  {
-    id: 'nginx',
-    short: 'nginx (1 worker, keepalive)',
-    label: 'nginx, 1 worker, upstream keepalive',
+  nginx(false),
+  haproxy(false),
+]
+
+/**
+ * The TLS scenario: TLS to the client, plain HTTP/1.1 to the backends, keep-alive on both sides (the
+ * handshake is paid once per connection, so the rows compare record encryption per request).
+ * claylb without TLS is the first row, for the cost of TLS itself.
+ */
+export const TLS_TARGETS = [
+  { id: 'claylb-nolog', short: 'claylb plain HTTP (log off)', label: 'claylb without TLS (log.access: false), for the difference', ...claylb(false) },
+  { id: 'claylb-tls', short: 'claylb TLS (log on)', label: 'claylb, listen.tls (access log on)', ...claylb(true, ROOT, undefined, true) },
+  { id: 'claylb-tls-nolog', short: 'claylb TLS (log off)', label: 'claylb, listen.tls, log.access: false', ...claylb(false, ROOT, undefined, true) },
+  nginx(true),
+  haproxy(true),
+]
+
+function nginx (tls) {
+  return {
+    id: tls ? 'nginx-tls' : 'nginx',
+    tls,
+    short: `nginx${tls ? ' TLS' : ''} (1 worker, keepalive)`,
+    label: `nginx, 1 worker, upstream keepalive${tls ? ', ssl on the listener' : ''}`,
     version: () => `nginx ${commandVersion('nginx', ['-v'], /\d+\.\d+\.\d+/)}`,
     missing: () => hasCommand('nginx') ? null : 'nginx not installed: `apt-get install -y nginx` (or brew install nginx) to add this row',
     start (ctx) {
@@ -207,7 +228,7 @@ ${ctx.upstreams.map((u) => `    server ${new URL(u).host};`).join('\n')}
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${ctx.port};
+    listen 127.0.0.1:${ctx.port}${tls ? ` ssl;\n    ssl_certificate ${ctx.tls.cert};\n    ssl_certificate_key ${ctx.tls.key}` : ''};
     location / {
       proxy_pass http://backends;
       proxy_http_version 1.1;
@@ -220,11 +241,15 @@ ${ctx.upstreams.map((u) => `    server ${new URL(u).host};`).join('\n')}
 `)
       return spawnPinned('proxy', 'nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { logFile: join(ctx.tmp, 'nginx.log') })
     },
-  },
-  {
-    id: 'haproxy',
-    short: 'HAProxy (nbthread 1)',
-    label: 'HAProxy, nbthread 1, http-reuse always',
+  }
+}
+
+function haproxy (tls) {
+  return {
+    id: tls ? 'haproxy-tls' : 'haproxy',
+    tls,
+    short: `HAProxy${tls ? ' TLS' : ''} (nbthread 1)`,
+    label: `HAProxy, nbthread 1, http-reuse always${tls ? ', ssl crt on the bind' : ''}`,
     version: () => `HAProxy ${commandVersion('haproxy', ['-v'], /\d+\.\d+\.\d+/)}`,
     missing: () => hasCommand('haproxy') ? null : 'haproxy not installed: `apt-get install -y haproxy` (or brew install haproxy) to add this row',
     start (ctx) {
@@ -242,7 +267,7 @@ defaults
   option forwardfor
   http-reuse always
 frontend fe
-  bind 127.0.0.1:${ctx.port}
+  bind 127.0.0.1:${ctx.port}${tls ? ` ssl crt ${ctx.tls.combined}` : ''}
   default_backend be
 backend be
   balance roundrobin
@@ -250,5 +275,5 @@ ${ctx.upstreams.map((u, i) => `  server b${i} ${new URL(u).host}`).join('\n')}
 `)
       return spawnPinned('proxy', 'haproxy', ['-db', '-f', conf], { logFile: join(ctx.tmp, 'haproxy.log') })
     },
-  },
-]
+  }
+}

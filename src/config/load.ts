@@ -103,6 +103,9 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     engine: c.engine ?? engineFromEnv(env, source),
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
   }
+  if (c.listen.http2 && c.listen.tls === undefined) {
+    throw new ConfigError(['listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)'], source)
+  }
   return deepFreeze(resolved) as Config
 }
 

@@ -19,6 +19,10 @@ const processesMsg = { error: 'must be "auto" or an integer from 1 to 256' }
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
 const redisUrl = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
 
+/** a file path (PEM); read when the listener starts or reloads, where a missing or bad file is reported */
+const file = z.string({ error: 'must be a file path' }).min(1, { error: 'must not be empty' })
+const SNI_HOST = /^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?$/
+
 export const upstreamSchema = z.strictObject({
   url: httpUrl,
   weight: positiveInt(1),
@@ -126,6 +130,19 @@ export const configSchema = z.strictObject({
   listen: z.strictObject({
     host: str('0.0.0.0'),
     port: port(8080),
+    /** TLS to clients: PEM files (paths relative to the working directory); `sni` picks another pair by hostname */
+    tls: z.strictObject({
+      cert: file,
+      key: file,
+      sni: z.array(z.strictObject({
+        /** exact names or a leading `*.` wildcard (one label), case-insensitive */
+        hosts: z.array(z.string().regex(SNI_HOST, { error: 'must be a hostname or *.domain' }), { error: 'must be a list of hostnames' }).min(1, { error: 'must name at least one host' }),
+        cert: file,
+        key: file,
+      }), { error: 'must be a list of { hosts, cert, key }' }).default([]),
+    }).optional(),
+    /** HTTP/2 by ALPN ("h2") on the TLS listener; HTTP/1.1 is still served on the same port */
+    http2: bool(false),
     /**
      * proxy processes accepting on the port: a count, or "auto" (src/cores/count.ts says how many).
      * Unset: $CLAYLB_PROCESSES, else "auto" (resolved in load.ts). 1: today's single process, no IPC.
@@ -231,6 +248,15 @@ export const configSchema = z.strictObject({
     maxBytes: nonNegativeInt(SESSION_DEFAULTS.maxBytes),
     /** the cookie's Secure attribute; auto: when the request came over https (x-forwarded-proto) */
     secure: z.union([z.literal('auto'), z.boolean()], { error: 'must be true, false or "auto"' }).default(SESSION_DEFAULTS.secure),
+  }).prefault({}),
+  /** TLS to https:// upstreams (and their active health checks) */
+  tls: z.strictObject({
+    /** PEM file of the CA(s) that signed the upstreams' certificates, trusted besides Node's own */
+    ca: file.optional(),
+    /** the name checked against the upstream's certificate (and sent as SNI); unset: the URL's host */
+    servername: z.string().min(1, { error: 'must not be empty' }).optional(),
+    /** false accepts any certificate (testing only) */
+    rejectUnauthorized: bool(true),
   }).prefault({}),
   shutdownTimeoutMs: positiveInt(10_000),
   log: z.strictObject({

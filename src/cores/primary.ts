@@ -123,7 +123,7 @@ export class ProxyProcesses implements DataPlane {
     for (let i = 1; i < this.count; i++) rest.push(this.fork(i))
     await Promise.all(rest.map((p) => p.listened))
     const h = this.listenSpec.host.includes(':') ? `[${this.listenSpec.host}]` : this.listenSpec.host
-    return `http://${h}:${port}`
+    return `${this.app.config.listen.tls === undefined ? 'http' : 'https'}://${h}:${port}`
   }
 
   async drain (): Promise<void> {

@@ -7,6 +7,11 @@
  * intrusive deadline lists for the tries' connect and header timeouts. No timer per request.
  */
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import tls, { type TLSSocket } from 'node:tls'
+import type { Logger } from '../log.js'
+import type { ProxyError } from '../errors.js'
+import type { CertificateSet, UpstreamTls } from '../tls/certificates.js'
+import { H2Front } from './h2.js'
 import type { Host } from '../upstream/host.js'
 import type { Deadlines } from '../proxy/deadlines.js'
 import type { ProxyCore } from '../proxy/proxy.js'
@@ -29,6 +34,16 @@ export interface EngineOptions {
 
 const TUNNEL_PENDING_LIMIT = 64 * 1024
 
+/** What the engine is built with once (a reload swaps certificates, never the listener's kind). */
+export interface EngineSetup {
+  /** TLS to clients (listen.tls); `http2`: offer h2 by ALPN besides http/1.1 */
+  tls?: { certificates: CertificateSet, http2: boolean } | undefined
+  /** how https:// upstreams are connected (config `tls`) */
+  upstreamTls?: UpstreamTls | undefined
+  /** where problems that must not reach the client (upstream addresses, TLS errors) are told */
+  logger?: Logger | undefined
+}
+
 export class Engine {
   readonly server: Server
   readonly core: ProxyCore
@@ -40,7 +55,13 @@ export class Engine {
    * request (when its head is parsed) and once per connection (trusted forwarders)
    */
   routing: RoutingState
-  readonly proto = 'http'
+  /** x-forwarded-proto */
+  readonly proto: 'http' | 'https'
+  /** the certificates served now (swapped whole by a reload) */
+  private certificates: CertificateSet | null = null
+  private readonly logger: Logger | undefined
+  /** HTTP/2 streams (listen.http2), fed the TLS sockets that chose h2 */
+  private readonly h2: H2Front | null = null
   /** a coarse clock (ms), advanced by the sweep: good enough for limits of seconds, free to read */
   clock = Date.now()
   /** stop accepting; every answer from now closes its connection */
@@ -53,22 +74,69 @@ export class Engine {
   private readonly sweepMs: number
   private readonly pendingTunnel = new Map<ClientConn, Buffer[]>()
 
-  constructor (core: ProxyCore, o: EngineOptions, routing: RoutingState) {
+  constructor (core: ProxyCore, o: EngineOptions, routing: RoutingState, setup: EngineSetup = {}) {
     selfTest()
     this.core = core
     this.o = o
     this.routing = routing
-    this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024) }
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      if (this.draining) {
-        socket.destroy()
-        return
-      }
-      this.conns.add(new ClientConn(this, socket, this.clock))
-    })
+    this.logger = setup.logger
+    this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024), tls: setup.upstreamTls }
+    const t = setup.tls
+    if (t === undefined) {
+      this.proto = 'http'
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket))
+    } else {
+      this.proto = 'https'
+      const certificates = this.certificates = t.certificates
+      if (t.http2) this.h2 = new H2Front(this)
+      this.server = tls.createServer({
+        ...certificates.fallback,
+        // read on every handshake, so a reload's new set serves the next connection
+        SNICallback: (name, cb) => cb(null, this.certificates!.pick(name)),
+        ALPNProtocols: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+        // a handshake is part of the head: the same limit as a slow head
+        handshakeTimeout: o.headersTimeoutMs,
+        allowHalfOpen: true,
+        noDelay: true,
+      }, (socket) => this.accept(socket))
+      // a failed handshake (a scanner, a wrong name, a timeout) is the client's affair: no log line per attempt
+      this.server.on('tlsClientError', (_err, socket) => socket.destroy())
+    }
     const sweepMs = this.sweepMs = Math.max(100, Math.min(1000, Math.floor(Math.min(o.headersTimeoutMs, o.bodyIdleMs) / 4)))
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs)
     this.sweepTimer.unref()
+  }
+
+  private accept (socket: Socket): void {
+    if (this.draining) {
+      socket.destroy()
+      return
+    }
+    if (this.h2 !== null && (socket as TLSSocket).alpnProtocol === 'h2') {
+      this.h2.accept(socket as TLSSocket)
+      return
+    }
+    this.conns.add(new ClientConn(this, socket, this.clock))
+  }
+
+  /**
+   * Serve `next` from the next handshake on; connections already open keep theirs (a TLS session is
+   * never re-keyed under a client). The default pair goes to the server, SNI pairs to the callback.
+   * (A reload builds `next` with tls/certificates' loadCertificates, which names every bad file.)
+   */
+  useCertificates (next: CertificateSet): void {
+    if (this.certificates === null) return
+    this.certificates = next
+    ;(this.server as tls.Server).setSecureContext(next.fallback)
+  }
+
+  get tls (): boolean {
+    return this.certificates !== null
+  }
+
+  /** a problem whose detail is for the log only (see ProxyError.logDetail) */
+  logProblem (ex: Exchange, err: ProxyError): void {
+    this.logger?.warn({ method: ex.method, path: ex.path, status: err.status, code: err.code, upstream: ex.host?.id, attempts: ex.attempts }, err.logDetail ?? err.message)
   }
 
   listen (port: number, host: string): Promise<void> {
@@ -154,7 +222,8 @@ export class Engine {
     let upgrade = ''
     for (let i = 0; i < headers.length; i += 2) if (headers[i]!.toLowerCase() === 'upgrade') upgrade = headers[i + 1]!
     responseHead(ex, headers, ex.route!.responseHeaders)
-    const client = ex.conn
+    // only an HTTP/1.1 connection offers an upgrade (HTTP/2 has none)
+    const client = ex.conn as ClientConn
     client.detach()
     client.socket.write(`HTTP/1.1 101 ${message}\r\n${ex.respLines}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`, 'latin1')
     c.upgradeTo(client.socket, this.pendingTunnel.get(client) ?? [])
@@ -174,6 +243,7 @@ export class Engine {
   close (): void {
     this.draining = true
     this.server.close()
+    this.h2?.close()
     for (const c of this.conns) c.closeIfIdle()
     for (const p of this.pools) p.close()
   }
@@ -182,6 +252,7 @@ export class Engine {
   closeAll (): void {
     clearInterval(this.sweepTimer)
     for (const c of this.conns) c.socket.destroy()
+    this.h2?.destroyAll()
     for (const s of this.tunnels) s.destroy()
     for (const p of this.pools) p.destroyAll()
     for (const p of this.routing.pools.values()) p.close()

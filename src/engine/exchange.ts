@@ -14,7 +14,8 @@ import type { DeadlineEntry } from '../proxy/deadlines.js'
 import { isIdempotentMethod, validHost } from '../proxy/headers.js'
 import { toOriginForm, type FinishedRequest } from '../proxy/proxy.js'
 import type { RetryReason, TryOutcome } from '../proxy/retry-policy.js'
-import type { ClientConn } from './client-conn.js'
+import type { Socket } from 'node:net'
+import type { Engine } from './engine.js'
 import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from './head.js'
 import type { UpstreamConn, UpstreamUser } from './upstream-pool.js'
 import type { Route } from '../routing/route-table.js'
@@ -41,8 +42,35 @@ function retryNow (ex: Exchange): void {
 const NO_HEADERS: readonly string[] = []
 const OUR_HEADERS = /^claylb-idempotency-(?:id|fence):.*\r\n/gim
 
+/** Where the answer's bytes go: a client socket, or an HTTP/2 stream's translator (engine/h2). */
+export interface AnswerSink {
+  write (data: string | Buffer, encoding?: BufferEncoding): boolean
+  cork (): void
+  uncork (): void
+  destroy (): void
+}
+
+/**
+ * What an exchange needs of its client: an HTTP/1.1 connection (engine/client-conn) or an HTTP/2
+ * stream (engine/h2). The exchange always writes an HTTP/1.1 answer; an HTTP/2 stream translates it.
+ */
+export interface ClientSide {
+  readonly engine: Engine
+  readonly remoteAddress: string
+  /** the peer is one of trustedProxies (its x-forwarded-* are kept) */
+  readonly trusted: boolean
+  readonly socket: AnswerSink
+  hold (bit: number): void
+  unhold (bit: number): void
+  /** an upstream socket corked for the request head: uncorked once the client's current read is over */
+  uncorkLater (s: Socket): void
+  /** the active exchange's answer is the connection's last one */
+  lastAnswer (): boolean
+  exchangeDone (ex: Exchange): void
+}
+
 export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange {
-  readonly conn: ClientConn
+  readonly conn: ClientSide
   // ---- the request, from its head ----
   method = ''
   path = ''
@@ -123,7 +151,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   prevDeadline: DeadlineEntry | null = null
   nextDeadline: DeadlineEntry | null = null
 
-  constructor (conn: ClientConn) {
+  constructor (conn: ClientSide) {
     this.conn = conn
   }
 
@@ -509,7 +537,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.retry(host, outcome as RetryReason)
       return
     }
-    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', `upstream ${host?.id ?? '?'} failed: ${code}`))
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream failed before it answered', { logDetail: `upstream ${host?.id ?? '?'} failed: ${code}` }))
   }
 
   onTryTimeout (c: UpstreamConn): void {
@@ -525,8 +553,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.retry(host, outcome as RetryReason)
       return
     }
-    this.fail(new ProxyError(connecting ? 'CLAYLB_UPSTREAM_FAILED' : 'CLAYLB_UPSTREAM_TIMEOUT',
-      connecting ? `upstream ${host?.id ?? '?'} failed: connect timeout` : `upstream ${host?.id ?? '?'} timed out`))
+    this.fail(connecting
+      ? new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream could not be reached in time', { logDetail: `upstream ${host?.id ?? '?'} failed: connect timeout` })
+      : new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', 'the upstream did not answer in time', { logDetail: `upstream ${host?.id ?? '?'} timed out` }))
   }
 
   /**
@@ -539,7 +568,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     c.destroy()
     const host = this.host
     this.endTry('timeout')
-    this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `upstream ${host?.id ?? '?'} sent no byte of its answer for ${this.conn.engine.o.bodyIdleMs} ms`))
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', 'the upstream stopped sending its answer', { logDetail: `upstream ${host?.id ?? '?'} sent no byte of its answer for ${this.conn.engine.o.bodyIdleMs} ms` }))
   }
 
   /** the upstream agreed to the upgrade: the tunnel has the sockets, the exchange is over */
@@ -625,6 +654,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   fail (err: ProxyError): void {
     if (this.finished) return
     this.dropTry('local')
+    if (err.logDetail !== undefined) this.conn.engine.logProblem(this, err)
     if (this.responseStarted && !this.headPending) {
       this.conn.socket.destroy()
       this.finish(502)

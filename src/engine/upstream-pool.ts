@@ -6,6 +6,8 @@
  * race a reuse. The socket's events are bound once per connection, never per request.
  */
 import net, { type Socket } from 'node:net'
+import tls, { type TLSSocket } from 'node:tls'
+import type { UpstreamTls } from '../tls/certificates.js'
 import type { DeadlineEntry, Deadlines } from '../proxy/deadlines.js'
 import { consumeSocket, createParser, readStart, readStop, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 
@@ -32,6 +34,8 @@ export const KEEP_ALIVE_MS = 4000
 export interface PoolOptions {
   connectTimeoutMs: number
   maxHeaderBytes: number
+  /** for https:// upstreams; undefined: Node's defaults */
+  tls?: UpstreamTls | undefined
 }
 
 export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
@@ -76,10 +80,11 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
 
   constructor (pool: UpstreamPool) {
     this.pool = pool
-    this.socket = pool.socketPath !== undefined ? net.connect(pool.socketPath) : net.connect(pool.port, pool.hostname)
+    this.socket = pool.socketPath !== undefined ? net.connect(pool.socketPath) : pool.secure ? pool.connectTls() : net.connect(pool.port, pool.hostname)
     this.parser = createParser('response', pool.o.maxHeaderBytes, this)
     this.socket.setNoDelay(true)
-    this.socket.on('connect', this.onConnect.bind(this))
+    // over TLS the connection is usable (and "connected" for retries and outcomes) once the handshake passed
+    this.socket.on(pool.secure ? 'secureConnect' : 'connect', this.onConnect.bind(this))
     this.socket.on('error', this.onSocketError.bind(this))
     this.socket.on('end', this.onEnd.bind(this))
     this.socket.on('close', this.onClose.bind(this))
@@ -249,6 +254,10 @@ export class UpstreamPool {
   readonly port: number
   /** the authority to send as Host when a client (HTTP/1.0) sent none */
   readonly authority: string
+  /** an https:// upstream */
+  readonly secure: boolean
+  /** the last TLS session, offered on the next connection (a resumed handshake is much cheaper) */
+  private session: Buffer | undefined
   /** idle connections, most recently used last (reused first: its peer is least likely to have closed it) */
   private idle: UpstreamConn[] = []
   readonly all = new Set<UpstreamConn>()
@@ -263,9 +272,27 @@ export class UpstreamPool {
     } else {
       const u = new URL(url)
       this.hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
-      this.port = u.port === '' ? 80 : Number(u.port)
+      this.secure = u.protocol === 'https:'
+      this.port = u.port === '' ? (this.secure ? 443 : 80) : Number(u.port)
       this.authority = u.host
+      return
     }
+    this.secure = false
+  }
+
+  connectTls (): TLSSocket {
+    const t = this.o.tls
+    const servername = t?.servername ?? (net.isIP(this.hostname) === 0 ? this.hostname : undefined)
+    const s = tls.connect({
+      host: this.hostname,
+      port: this.port,
+      ...(servername !== undefined ? { servername } : {}),
+      ...(t !== undefined ? { secureContext: t.context, rejectUnauthorized: t.rejectUnauthorized } : {}),
+      ...(this.session !== undefined ? { session: this.session } : {}),
+      ALPNProtocols: ['http/1.1'],
+    })
+    s.on('session', (session: Buffer) => { this.session = session })
+    return s
   }
 
   /** A connection for one try: an idle one, else a new one (its user learns when it is connected). */

@@ -26,6 +26,9 @@ export interface HealthCheckSettings {
 
 const CHECK_HEADERS = { 'user-agent': 'claylb-health-check', accept: '*/*' }
 
+/** TLS options of a check's connection (undici's `connect`) */
+export interface TlsConnect { ca?: string[], servername?: string, rejectUnauthorized: boolean }
+
 class HostCheck {
   private readonly client: Client
   private timer: NodeJS.Timeout | null = null
@@ -33,8 +36,10 @@ class HostCheck {
   private passes = 0
   private failures = 0
 
-  constructor (readonly host: Host, private readonly s: HealthCheckSettings, private readonly logger: Logger, private readonly onUnhealthy: (host: Host) => void) {
+  constructor (readonly host: Host, private readonly s: HealthCheckSettings, private readonly logger: Logger, private readonly onUnhealthy: (host: Host) => void, tlsConnect?: TlsConnect) {
     this.client = new Client(host.origin, {
+      // an https:// upstream is checked with the CA and name the proxy trusts (config `tls`)
+      ...(tlsConnect !== undefined ? { connect: tlsConnect } : {}),
       connectTimeout: s.timeoutMs,
       headersTimeout: s.timeoutMs,
       bodyTimeout: s.timeoutMs,
@@ -142,7 +147,7 @@ export class ActiveHealthChecks {
   private closed = false
   private unsubscribe: (() => void) | null = null
 
-  constructor (private readonly cluster: Cluster, private readonly s: HealthCheckSettings, private readonly logger: Logger) {}
+  constructor (private readonly cluster: Cluster, private readonly s: HealthCheckSettings, private readonly logger: Logger, private readonly tlsConnect?: TlsConnect) {}
 
   start (): void {
     if (!this.s.enabled) return
@@ -161,7 +166,7 @@ export class ActiveHealthChecks {
     }
     for (const host of current) {
       if (this.checks.has(host)) continue
-      const check = new HostCheck(host, this.s, this.logger, (h) => this.onUnhealthy?.(h))
+      const check = new HostCheck(host, this.s, this.logger, (h) => this.onUnhealthy?.(h), this.tlsConnect)
       this.checks.set(host, check)
       check.start()
     }

@@ -10,13 +10,15 @@ import type { Logger } from '../log.js'
 import type { PoolConfig } from '../config/schema.js'
 import { Cluster, type PanicSettings } from '../upstream/cluster.js'
 import { Host, type PanicRouting } from '../upstream/host.js'
-import { ActiveHealthChecks, type HealthCheckSettings } from '../health/active-check.js'
+import { ActiveHealthChecks, type HealthCheckSettings, type TlsConnect } from '../health/active-check.js'
 import { OutlierDetector, type OutlierSettings } from '../health/outlier.js'
 
 export interface PoolHostsHooks {
   /** a host turned unhealthy / was ejected (the supervisor replaces a worker from here) */
   onUnhealthy (host: Host): void
   onEjected (host: Host): void
+  /** TLS of the checks' connections to https:// upstreams (config `tls`); undefined: undici's defaults */
+  tlsConnect?: TlsConnect | undefined
 }
 
 /** one pool's hosts and the checkers that judge them */
@@ -40,7 +42,7 @@ export class PoolHosts {
   }
 
   private newChecks (s: HealthCheckSettings): ActiveHealthChecks {
-    const c = new ActiveHealthChecks(this.cluster, s, this.logger)
+    const c = new ActiveHealthChecks(this.cluster, s, this.logger, this.hooks.tlsConnect)
     c.onUnhealthy = (h) => this.hooks.onUnhealthy(h)
     return c
   }

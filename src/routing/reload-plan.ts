@@ -4,13 +4,14 @@
  * pools, routes, trusted forwarders, balancing, health checks, outlier detection, panic, retries,
  * timeouts, limits, the workers (a new generation rolls in), idempotency routes, and the TLS
  * certificates (`listen.tls`, re-read by the listener). Not live: the other listener and admin
- * settings, Redis, the engine, logging, and the rest of `idempotency` (the gate and its store are
- * built once); a reload that changes any of those is refused whole, naming each key.
+ * settings, TLS turned on or off on the listener, the upstream TLS settings (`tls`: the connection
+ * pools are built with them), Redis, the engine, logging, and the rest of `idempotency` (the gate
+ * and its store are built once); a reload that changes any of those is refused whole, naming each key.
  */
 import type { Config } from '../config/schema.js'
 
 /** key prefixes a reload cannot apply (a dotted key matches its own prefix and everything under it) */
-const NOT_LIVE = ['listen', 'admin', 'redis', 'engine', 'log', 'idempotency']
+const NOT_LIVE = ['listen', 'admin', 'redis', 'engine', 'log', 'idempotency', 'tls']
 /** exceptions inside those */
 const LIVE_INSIDE = ['listen.tls', 'idempotency.routes']
 
@@ -32,5 +33,7 @@ const under = (key: string, prefix: string): boolean => key === prefix || key.st
 export function notLiveChanges (from: Config, to: Config): string[] {
   const keys = changedKeys(from, to).filter((k) => NOT_LIVE.some((p) => under(k, p)) && !LIVE_INSIDE.some((p) => under(k, p)))
   if ((from.idempotency.routes.length === 0) !== (to.idempotency.routes.length === 0)) keys.push('idempotency.routes')
+  // a plain listener cannot become a TLS one, nor the reverse: only the certificates change live
+  if ((from.listen.tls === undefined) !== (to.listen.tls === undefined)) keys.push('listen.tls')
   return keys
 }

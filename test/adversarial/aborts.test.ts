@@ -8,7 +8,7 @@
  * issue's 10,000 by default (about 5 s on a quiet 2-core machine). CLAYLB_ABORTS=N changes the count.
  */
 import t from 'tap'
-import net from 'node:net'
+import { listenConfig, openClient } from '../helpers/transport.js'
 import { startBackend } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { RawClient } from '../helpers/raw.js'
@@ -28,17 +28,17 @@ const DOWNLOAD = 'GET /download HTTP/1.1\r\nHost: x\r\n\r\n'
  */
 function abortOne (port: number, kind: 'upload' | 'download', rst: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1')
+    const { socket: s, raw, ready } = openClient(port)
     let answered = false
     const timer = setTimeout(() => s.destroy(), 15_000)
     s.on('error', () => {})
     s.on('close', () => { clearTimeout(timer); resolve(answered) })
     s.once('data', () => {
       answered = true
-      if (rst) s.resetAndDestroy()
-      else s.destroy()
+      if (rst) raw.resetAndDestroy()
+      s.destroy()
     })
-    s.on('connect', () => {
+    s.on(ready, () => {
       if (kind === 'upload') {
         s.write(UPLOAD_HEAD)
         s.write(CHUNK)
@@ -90,7 +90,7 @@ t.test(`${ABORTS_PER_ROUND * 4} client aborts mid-upload and mid-download: upstr
     }
     tick()
   })
-  const lb = await startClaylb({ args: ['--upstream', backend.url], config: { log: { access: false } } })
+  const lb = await startClaylb({ args: ['--upstream', backend.url], config: { log: { access: false }, ...listenConfig() } })
   t.teardown(async () => { await lb.stop('SIGKILL'); await backend.close() })
   const port = Number(new URL(lb.url).port)
   const fdBaseline = fdCount(lb.pid)

@@ -6,6 +6,7 @@
 import t from 'tap'
 import { startRawUpstream } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
+import { listenConfig, overTls } from '../helpers/transport.js'
 import { RawClient, problemOf, type RawResponse } from '../helpers/raw.js'
 import { assertRefused, startRig, type Rig } from '../helpers/rig.js'
 
@@ -114,7 +115,7 @@ t.test('Connection-listed and hop-by-hop headers are stripped whatever their cas
   t.equal(seen.headers['host'], 'example.test', 'Host listed in Connection is kept')
   t.equal(seen.body, 'hello')
   t.equal(seen.headers['x-forwarded-for'], '127.0.0.1', 'the proxy\'s x-forwarded-for survives being listed')
-  t.equal(seen.headers['x-forwarded-proto'], 'http')
+  t.equal(seen.headers['x-forwarded-proto'], overTls ? 'https' : 'http')
 })
 
 t.test('spoofed forwarding headers from an untrusted client: x-forwarded-for is the peer alone; proto and host are the proxy\'s', async (t) => {
@@ -128,7 +129,7 @@ t.test('spoofed forwarding headers from an untrusted client: x-forwarded-for is 
   const raw = rig.since(m).seen[0]!.rawHeaders
   const values = (name: string): string[] => raw.filter((_h, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === name)
   t.same(values('x-forwarded-for'), ['127.0.0.1'], 'one x-forwarded-for, the real peer only: the client\'s claimed hops are dropped')
-  t.same(values('x-forwarded-proto'), ['http'], 'one x-forwarded-proto, set by the proxy')
+  t.same(values('x-forwarded-proto'), [overTls ? 'https' : 'http'], 'one x-forwarded-proto, set by the proxy')
   t.same(values('x-forwarded-host'), ['real.test'], 'one x-forwarded-host, the request\'s Host')
   t.same(values('forwarded'), ['for=6.6.6.6;host=evil.test;proto=https'], 'forwarded is passed as it came (documented: the upstream must not trust it)')
 })
@@ -144,7 +145,7 @@ t.test('an upstream trying response splitting or broken headers: 502, nothing of
   ]
   // one upstream, one proxy: GET /case/N gets answer N
   const up = await startRawUpstream((head) => cases[Number(/^GET \/case\/(\d+)/.exec(head)?.[1])]![1])
-  const lb = await startClaylb({ args: ['--upstream', up.url], config: { retry: { attempts: 1 }, healthCheck: { enabled: false }, log: { access: false } } })
+  const lb = await startClaylb({ args: ['--upstream', up.url], config: { retry: { attempts: 1 }, healthCheck: { enabled: false }, log: { access: false }, ...listenConfig() } })
   t.teardown(async () => { await lb.stop('SIGKILL'); await up.close() })
   for (const [i, [name]] of cases.entries()) {
     const c = await RawClient.connect(Number(new URL(lb.url).port))

@@ -153,8 +153,15 @@ t.test('SIGSTOP a ready worker every ~3 s, never SIGCONT: out of rotation, repla
   // what a client may see: the try that hit a stopped worker times out (504, never retried for a POST,
   // which may have reached it); a key's later retries get 409 outcome-unknown (or in-flight) until the
   // lease ends, then execute. Nothing else.
-  const timedOutOnVictim = (p: Reply): boolean =>
-    p.type === problem('upstream-timeout') && [...ids].some((id) => p.body.includes(`upstream ${id} timed out`))
+  // The client's 504 names no upstream (README "TLS, SNI and HTTP/2": problems never carry an
+  // upstream's address); which upstream timed out is the log's. Every try that timed out was on a
+  // stopped worker, and there are at least as many such log lines as 504s.
+  const timeoutLogs = lb.logs.filter((l) => /^upstream \S+ timed out$/.test(String(l['msg'])))
+  t.same(timeoutLogs.filter((l) => !ids.has(String(l['upstream']))).map((l) => `${String(l['upstream'])} ${String(l['path'])}`), [], 'every upstream timeout in the log was on a stopped worker')
+  const answered504 = r.problems.filter((p) => p.type === problem('upstream-timeout')).length
+  t.ok(timeoutLogs.length >= answered504, `each 504 has its log line (${answered504} 504s, ${timeoutLogs.length} lines)`)
+  t.notOk(r.problems.some((p) => [...ids].some((id) => p.body.includes(id))), 'no problem body names a worker')
+  const timedOutOnVictim = (p: Reply): boolean => p.type === problem('upstream-timeout')
   const conflict = new Set([problem('outcome-unknown'), problem('idempotency-in-flight')])
   const byKey = new Map<string, Reply[]>()
   for (const p of r.problems) if (p.key !== undefined) byKey.set(p.key, [...byKey.get(p.key) ?? [], p])

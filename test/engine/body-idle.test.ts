@@ -63,7 +63,9 @@ t.test('a head, then silence: nothing went to the client yet, so it gets a 504 p
   const r = await c.readResponse(30_000)
   t.equal(r?.status, 504)
   t.equal(problemOf(r!).type, 'urn:claylb:problem:upstream-timeout')
-  t.match(problemOf(r!).detail, /sent no byte of its answer for 800 ms/)
+  t.equal(problemOf(r!).detail, 'the upstream stopped sending its answer', 'the client is told what happened, not where')
+  const logged = await lb.waitForLog((l) => /sent no byte of its answer for 800 ms$/.test(String(l['msg'])))
+  t.equal(logged['path'], '/stall', 'the log names the upstream, the silence and the request')
   t.equal(up.requests, 1, 'sent once, never retried')
 })
 

@@ -52,8 +52,11 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
   })
   const ups: FakeUpstream[] = []
   const timing: string[] = []
+  const logged: string[] = []
   const engine = {
     core,
+    logged,
+    logProblem: (_ex: Exchange, err: { logDetail?: string }) => logged.push(err.logDetail ?? ''),
     routing: RoutingState.single(pool),
     proto: 'http',
     draining: false,
@@ -79,7 +82,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
   }
   const ex = new Exchange(conn as unknown as ClientConn)
   t.teardown(() => { core.close(); pool.close() })
-  return { core, pool, ex, ups, client, done, timing, engine: engine as unknown as Engine }
+  return { core, pool, ex, ups, client, done, timing, logged, engine: engine as unknown as Engine }
 }
 
 const up = (u: FakeUpstream): UpstreamConn => u as unknown as UpstreamConn
@@ -190,12 +193,14 @@ t.test('a POST whose fresh connection is reset before any answer byte: made agai
 
 t.test('a POST whose connection closes (EOF) after the request was written, fresh or pooled: 502, not retried', async (t) => {
   for (const reused of [false, true]) {
-    const { ex, ups, client } = rig()
+    const { ex, ups, client, logged } = rig()
     const u = connectedPost(ex, ups, reused)
     // a FIN: the upstream may have read the request and acted on it before it died
     ex.onUpstreamError(up(u), 'EOF')
     t.equal(ups.length, 1, `${reused ? 'pooled' : 'fresh'}: no second try, the upstream may have acted on it`)
     t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*application\/problem\+json/)
+    t.notMatch(client.written, /h0|h1|127\.0\.0\.1|EOF/, 'the client is told neither the upstream nor the error')
+    t.match(logged, [/^upstream h[01] failed: EOF$/], 'the log is')
   }
 })
 

@@ -1,11 +1,12 @@
 /**
  * Raw-socket client: sends exact bytes (no HTTP client normalising them) and returns what came back.
  */
-import net from 'node:net'
+import type net from 'node:net'
+import { openClient } from './transport.js'
 
 export function rawExchange (port: number, bytes: string | Buffer, opts: { waitMs?: number } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1')
+    const s = openClient(port).socket
     let out = ''
     const done = (): void => { clearTimeout(timer); s.destroy(); resolve(out) }
     const timer = setTimeout(done, opts.waitMs ?? 3000)
@@ -109,19 +110,24 @@ export class RawClient {
   error: NodeJS.ErrnoException | undefined
   private waiters = new Set<() => void>()
 
-  private constructor (socket: net.Socket) {
+  /** the TCP socket under `socket` (the same one on plain TCP) */
+  private readonly raw: net.Socket
+
+  private constructor (socket: net.Socket, raw: net.Socket) {
     this.socket = socket
+    this.raw = raw
     socket.setEncoding('latin1')
     socket.on('data', (d: string) => { this.buffer += d; this.received += d.length; this.wake() })
     socket.on('error', (err: NodeJS.ErrnoException) => { this.error = err })
     socket.on('close', () => { this.closed = true; this.wake() })
   }
 
+  /** to claylb's port over plain TCP, or over TLS when the suite runs over TLS (helpers/transport) */
   static connect (port: number): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1')
+      const { socket: s, raw, ready } = openClient(port)
       s.once('error', reject)
-      s.once('connect', () => { s.off('error', reject); resolve(new RawClient(s)) })
+      s.once(ready, () => { s.off('error', reject); resolve(new RawClient(s, raw)) })
     })
   }
 
@@ -165,7 +171,10 @@ export class RawClient {
   destroy (): void { this.socket.destroy() }
 
   /** Close abruptly with a TCP RST (an abort as a crashing client does it). */
-  reset (): void { this.socket.resetAndDestroy() }
+  reset (): void {
+    this.raw.resetAndDestroy()
+    if (this.raw !== this.socket) this.socket.destroy()
+  }
 }
 
 /** Parse a problem+json body, or throw with the text that was not one. */

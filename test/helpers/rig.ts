@@ -7,6 +7,7 @@ import type { Test } from 'tap'
 import { RawClient, problemOf } from './raw.js'
 import { recordBody, startBackend, startWiretap, type Backend, type Handler, type Wiretap } from './backend.js'
 import { startClaylb, type Claylb } from './claylb.js'
+import { listenConfig } from './transport.js'
 
 export interface Rig {
   lb: Claylb
@@ -27,7 +28,7 @@ export async function startRig (t: Test, o: { handler?: Handler, config?: Record
   const backend = await startBackend(o.handler ?? recordBody, { maxHeaderSize: 1 << 20 })
   backend.server.maxHeadersCount = 0
   const tap = await startWiretap(backend.port)
-  const lb = await startClaylb({ args: ['--upstream', tap.url], config: { log: { access: true }, healthCheck: { enabled: false }, ...o.config } }) // the wiretap must see only proxied bytes
+  const lb = await startClaylb({ args: ['--upstream', tap.url], config: { log: { access: true }, healthCheck: { enabled: false }, ...listenConfig(), ...o.config } }) // the wiretap must see only proxied bytes
   t.teardown(async () => { await lb.stop('SIGKILL'); await tap.close(); await backend.close() })
   return {
     lb,

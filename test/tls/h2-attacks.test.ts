@@ -1,0 +1,119 @@
+/**
+ * HTTP/2 attacks on the TLS listener, with raw frames and with node:http2: a rapid reset flood
+ * (CVE-2023-44487), a CONTINUATION flood, header lists past limits.maxHeaderBytes; and h2c — an
+ * `Upgrade: h2c` or an HTTP/2 preface on cleartext — never tunnelled. Each must be bounded: the
+ * session is cut or the stream refused, nothing reaches the upstream that should not, nothing stays
+ * in flight, and the proxy serves the next client.
+ */
+import t, { type Test } from 'tap'
+import { startBackend, recordBody } from '../helpers/backend.js'
+import { startClaylb } from '../helpers/claylb.js'
+import { Pki } from '../helpers/pki.js'
+import { RawClient } from '../helpers/raw.js'
+import { FLAG, RawH2, TYPE, frame, literal, requestBlock } from '../helpers/h2-frames.js'
+import { settle, upstreamInflight } from '../helpers/rig.js'
+import { h2, h2session } from '../helpers/tls-client.js'
+
+const pki = new Pki()
+const a = pki.issue(['a.test'])
+const backend = await startBackend(recordBody)
+const lb = await startClaylb({
+  args: ['--upstream', backend.url],
+  config: { healthCheck: { enabled: false }, limits: { maxHeaderBytes: 16_384 }, listen: { http2: true, tls: { cert: a.cert, key: a.key } } },
+})
+t.teardown(async () => { await lb.stop('SIGKILL'); await backend.close() })
+const port = Number(new URL(lb.url).port)
+
+/** a fresh client is still served (the attack cost the proxy nothing lasting) */
+async function stillServes (t: Test, what: string): Promise<void> {
+  const s = await h2session(port, 'a.test', pki.caPem)
+  try {
+    t.equal((await h2(s, { path: '/still' })).status, 200, `after ${what}: a new HTTP/2 client is served`)
+  } finally {
+    s.close()
+  }
+  t.equal(await settle(() => upstreamInflight(lb), (n) => n === 0, 10_000), 0, `after ${what}: nothing left in flight upstream`)
+}
+
+const seen = (path: string): number => backend.seen.filter((r) => r.url === path).length
+
+t.test('rapid reset: streams opened and reset at once are cut off, and none is left running', async (t) => {
+  const N = 5000
+  const c = await RawH2.connect(port)
+  t.teardown(() => c.destroy())
+  const cancel = Buffer.alloc(4)
+  cancel.writeUInt32BE(8) // CANCEL
+  let sent = 0
+  // each stream's request would wait 2 s upstream: a reset must end it, not leave it running
+  const block = requestBlock('/rapid', 'a.test', [literal('x-delay-ms', '2000')])
+  for (; sent < N && c.goaway() === undefined; sent++) {
+    const id = 1 + 2 * sent
+    if (!await c.write(Buffer.concat([frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, id, block), frame(TYPE.RST_STREAM, 0, id, cancel)]))) break
+  }
+  await settle(() => c.goaway() !== undefined || c.closed, (v) => v, 10_000)
+  const g = c.goaway()
+  t.ok(g !== undefined || c.closed, `the session was ended by the server (GOAWAY ${JSON.stringify(g)}, closed ${c.closed})`)
+  t.ok(g === undefined || g.lastStream < 2 * N, `… before the flood's end (last stream accepted ${g?.lastStream} of ${2 * N - 1})`)
+  t.ok(seen('/rapid') < N / 2, `the upstream saw ${seen('/rapid')} of ${sent} reset requests`)
+  await stillServes(t, 'a rapid reset flood')
+})
+
+t.test('CONTINUATION flood: a header block that never ends is cut off', async (t) => {
+  const c = await RawH2.connect(port)
+  t.teardown(() => c.destroy())
+  await c.write(frame(TYPE.HEADERS, 0, 1, requestBlock('/continuation')))
+  let sent = 0
+  for (; sent < 20_000 && !c.closed; sent++) {
+    if (!await c.write(frame(TYPE.CONTINUATION, 0, 1, literal(`x-h${sent}`, 'v'.repeat(100))))) break
+  }
+  t.ok(await settle(() => c.closed, (v) => v, 10_000), `the connection was closed (after ${sent} CONTINUATION frames, GOAWAY ${JSON.stringify(c.goaway())})`)
+  t.ok(sent < 20_000, 'before the flood ended')
+  t.equal(seen('/continuation'), 0, 'the unfinished request never reached the upstream')
+  await stillServes(t, 'a CONTINUATION flood')
+})
+
+t.test('a header list past limits.maxHeaderBytes: that stream refused, the session goes on', async (t) => {
+  // raw: a HEADERS + CONTINUATION pair of 20 KB, then a small request on the same session
+  const c = await RawH2.connect(port)
+  t.teardown(() => c.destroy())
+  await c.write(frame(TYPE.HEADERS, FLAG.END_STREAM, 1, requestBlock('/big-raw', 'a.test', [literal('x-big', 'b'.repeat(10_000))])))
+  await c.write(frame(TYPE.CONTINUATION, FLAG.END_HEADERS, 1, literal('x-big2', 'b'.repeat(10_000))))
+  await c.write(frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 3, requestBlock('/small-raw')))
+  const ended = (id: number): boolean => c.frames.some((f) => f.stream === id && ((f.flags & FLAG.END_STREAM) !== 0 || f.type === TYPE.RST_STREAM))
+  t.ok(await settle(() => ended(1) && ended(3), (v) => v, 10_000), 'both streams were answered or reset')
+  t.equal(seen('/big-raw'), 0, 'the oversized request never reached the upstream')
+  t.equal(seen('/small-raw'), 1, 'the request after it on the same session did')
+  t.equal(c.goaway(), undefined, 'no GOAWAY: only the offending stream was refused')
+
+  // node:http2: the client sees 431
+  const s = await h2session(port, 'a.test', pki.caPem)
+  t.teardown(() => s.close())
+  t.equal((await h2(s, { path: '/big-node', headers: { 'x-big': 'c'.repeat(20_000) } })).status, 431, 'node:http2 client: 431')
+  t.equal((await h2(s, { path: '/after-big' })).status, 200, 'then the same session is served')
+  t.equal(seen('/big-node'), 0, 'the oversized request never reached the upstream')
+  await stillServes(t, 'oversized header lists')
+})
+
+t.test('h2c is never tunnelled: Upgrade: h2c and an HTTP/2 preface on cleartext', async (t) => {
+  const plain = await startClaylb({ args: ['--upstream', backend.url], config: { healthCheck: { enabled: false } } })
+  t.teardown(() => plain.stop('SIGKILL'))
+  const plainPort = Number(new URL(plain.url).port)
+  const c = await RawClient.connect(plainPort)
+  t.teardown(() => c.destroy())
+  await c.write('GET /h2c HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n')
+  const r = await c.readResponse(10_000)
+  t.equal(r?.status, 200, 'the request is answered as HTTP/1.1 (the upgrade offer ignored), never 101')
+  t.ok(await c.waitClosed(10_000), 'and the connection closes after it (nothing after an upgrade offer is read as HTTP/1.1)')
+  const up = backend.seen.find((s) => s.url === '/h2c')
+  t.ok(up !== undefined, 'the upstream got the plain request')
+  t.notOk(up !== undefined && ('upgrade' in up.headers || 'http2-settings' in up.headers), 'without Upgrade or HTTP2-Settings')
+
+  const p = await RawClient.connect(plainPort)
+  t.teardown(() => p.destroy())
+  const before = backend.count
+  await p.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), frame(TYPE.SETTINGS, 0, 0), frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, requestBlock('/prior'))]))
+  const pr = await p.readResponse(10_000)
+  t.ok(pr !== undefined && pr.status >= 400, `an HTTP/2 preface on cleartext is refused (${pr?.status})`)
+  t.ok(await p.waitClosed(10_000), 'and the connection closed')
+  t.equal(backend.count, before, 'nothing reached the upstream')
+})
