@@ -82,8 +82,8 @@ export interface DataPlane {
   listen (): Promise<string>
   /** SIGTERM: every process stops accepting, finishes its in-flight requests and exits */
   drain (): Promise<void>
-  /** fetch every process's counters (before a scrape or /status) */
-  refresh (): Promise<void>
+  /** fetch every process's counters (before a scrape or /status); `processMetrics`: their default metrics too */
+  refresh (o?: { processMetrics: boolean }): Promise<void>
   status (): ProcessRow[]
   /** a reload applied `config` here: every process applies it too */
   configChanged (config: Config): void
@@ -249,7 +249,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
 
   // the state tier is connected only when a feature needs it
   const redis = config.idempotency.routes.length > 0 && role !== 'primary' ? createRedis(config.redis, 'idempotency') : undefined
-  if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics))
+  if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics), metrics.redisTiming)
 
   // readiness is the proxy's, not the process's: ready only while the listener is bound and until a
   // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
@@ -367,7 +367,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     else sendJson(res, 202, { recycling: w.id, slot: w.slot })
   })
   admin.route('GET', '/metrics', async (_req, res) => {
-    await app.dataPlane?.refresh()
+    await app.dataPlane?.refresh({ processMetrics: true })
     const text = await metrics.text()
     res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
     res.end(text)

@@ -20,7 +20,7 @@ import type { App, DataPlane } from '../app.js'
 import type { Config } from '../config/schema.js'
 import type { Cluster } from '../upstream/cluster.js'
 import type { Logger } from '../log.js'
-import type { CountersExport } from '../metrics/metrics.js'
+import { sumHistograms, type CountersExport } from '../metrics/metrics.js'
 import type { Host } from '../upstream/host.js'
 import { OUTCOMES } from '../upstream/host-counters.js'
 import { CrashBackoff } from '../workers/crash-backoff.js'
@@ -105,6 +105,7 @@ export class ProxyProcesses implements DataPlane {
     queue()
     app.metrics.remote = () => [...this.retiredCounters, ...[...this.procs].flatMap((p) => p.stats === null ? [] : [p.stats.counters])]
     app.metrics.processSource = this
+    app.metrics.remoteProcesses = () => [...this.procs].flatMap((p) => p.stats?.processMetrics === undefined ? [] : [{ pid: p.pid, metrics: p.stats.processMetrics }])
     app.supervisor.drained = async () => { await this.settled(); await this.refresh() }
     app.supervisor.hostIdle = (h, ms) => this.hostIdle(h, ms)
   }
@@ -141,12 +142,12 @@ export class ProxyProcesses implements DataPlane {
     await Promise.all(exits)
   }
 
-  async refresh (): Promise<void> {
+  async refresh (o: { processMetrics: boolean } = { processMetrics: false }): Promise<void> {
     const id = ++this.statsSeq
     await Promise.all([...this.procs].filter((p) => p.listening).map((p) => new Promise<void>((resolve) => {
       const t = setTimeout(() => { p.pending.delete(id); resolve() }, ANSWER_MS)
       p.pending.set(id, () => { clearTimeout(t); resolve() })
-      p.send({ type: 'stats', id })
+      p.send({ type: 'stats', id, process: o.processMetrics })
     })))
     // the primary's hosts carry the totals, so /status, the supervisor's drain and its logs read them
     const requests = new Map(this.retiredHostRequests)
@@ -208,7 +209,8 @@ export class ProxyProcesses implements DataPlane {
       case 'hello': p.send({ type: 'boot', config: this.app.config, listen: this.listenSpec, snapshot: this.current }); break
       case 'tries': this.tries(msg.events); break
       case 'stats':
-        p.stats = msg.stats
+        // an answer without default metrics (a /status) keeps the last ones, should it overtake a scrape's
+        p.stats = msg.stats.processMetrics === undefined && p.stats?.processMetrics !== undefined ? { ...msg.stats, processMetrics: p.stats.processMetrics } : msg.stats
         p.pending.get(msg.id)?.()
         p.pending.delete(msg.id)
         break
@@ -337,5 +339,6 @@ function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport 
     idempotencyUnknownOutcomes: a.idempotencyUnknownOutcomes + c.idempotencyUnknownOutcomes,
     sessionStore: add(a.sessionStore, c.sessionStore),
     redisErrors: a.redisErrors + c.redisErrors,
+    redisCommands: sumHistograms([a.redisCommands, c.redisCommands]),
   }
 }

@@ -5,7 +5,7 @@
  * in batches, counters only when the primary asks (a scrape, /status, a drain).
  */
 import type { Config } from '../config/schema.js'
-import type { CountersExport } from '../metrics/metrics.js'
+import type { CountersExport, ProcessMetricsExport } from '../metrics/metrics.js'
 import type { Snapshot } from './snapshot.js'
 
 export interface ListenSpec {
@@ -20,7 +20,8 @@ export type ToProxy =
   | { type: 'snapshot', snapshot: Snapshot }
   /** a reload the primary applied (pools, routes, limits): sent before the snapshot that follows it */
   | { type: 'config', config: Config }
-  | { type: 'stats', id: number }
+  /** `process`: include its default metrics (a /metrics scrape; /status and drains do without) */
+  | { type: 'stats', id: number, process: boolean }
   | { type: 'stop' }
 
 /** what /status shows of one proxy process */
@@ -39,6 +40,8 @@ export interface ProcessStats extends ProcessRow {
   /** per host id: [requests sent, in flight] */
   hosts: Array<[string, number, number]>
   counters: CountersExport
+  /** its default metrics (process_*, nodejs_*), when asked */
+  processMetrics?: ProcessMetricsExport
 }
 
 export type FromProxy =

@@ -84,7 +84,11 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   process.on('message', (m: ToProxy) => {
     if (m.type === 'snapshot') apply(m.snapshot)
     else if (m.type === 'config') app.applyConfig(proxyConfigOf(m.config))
-    else if (m.type === 'stats') send({ type: 'stats', id: m.id, stats: stats(app, startedAt, applied) })
+    else if (m.type === 'stats') {
+      const s = stats(app, startedAt, applied)
+      if (!m.process) send({ type: 'stats', id: m.id, stats: s })
+      else void app.metrics.exportProcessMetrics().then((pm) => send({ type: 'stats', id: m.id, stats: { ...s, processMetrics: pm } }), () => send({ type: 'stats', id: m.id, stats: s }))
+    }
     else if (m.type === 'stop') stop()
   })
   process.on('disconnect', stop)

@@ -117,7 +117,18 @@ export interface RedisStoreOptions {
   waitTimeoutMs?: number
   /** a record (the request executed, its answer stored) that fewer replicas than asked acknowledged */
   onUnreplicated?: (acked: number) => void
+  /** where each command's latency and each failure go (metrics/metrics.ts: plain numbers) */
+  timing?: RedisTiming
 }
+
+/** A latency recorder per command name (asked once, held), and a failure count. */
+export interface RedisTiming {
+  command (name: string): CommandTimer
+  error (): void
+}
+export interface CommandTimer { observe (seconds: number): void }
+
+const untimed: RedisTiming = { command: () => ({ observe () {} }), error () {} }
 
 /** The replicas did not acknowledge a claim in time: it was released, the request not executed. */
 export class NotReplicatedError extends StoreUnavailableError {
@@ -136,6 +147,9 @@ export class RedisStore implements IdempotencyStore {
   private subscriber: Redis | Cluster | undefined
   private subscribing: Promise<Redis | Cluster> | undefined
   private readonly waiters = new Map<string, Set<() => void>>()
+  private readonly timing: RedisTiming
+  /** one timer per script (and WAIT), so a command only adds to plain numbers */
+  private readonly timers: Record<'begin' | 'renew' | 'finish' | 'unknown' | 'release' | 'wait', CommandTimer>
 
   constructor (client: Redis | Cluster, o: RedisStoreOptions = {}) {
     this.prefix = o.keyPrefix ?? 'claylb:'
@@ -143,6 +157,15 @@ export class RedisStore implements IdempotencyStore {
     this.waitReplicas = o.waitReplicas ?? 0
     this.waitTimeoutMs = o.waitTimeoutMs ?? 500
     this.onUnreplicated = o.onUnreplicated ?? (() => {})
+    const timing = this.timing = o.timing ?? untimed
+    this.timers = {
+      begin: timing.command('idem_begin'),
+      renew: timing.command('idem_renew'),
+      finish: timing.command('idem_finish'),
+      unknown: timing.command('idem_unknown'),
+      release: timing.command('idem_release'),
+      wait: timing.command('wait'),
+    }
     const c = client as Redis & Partial<Scripts>
     if (c.claylbIdemBeginBuffer === undefined) {
       c.defineCommand('claylbIdemBegin', { numberOfKeys: 1, lua: BEGIN })
@@ -164,7 +187,7 @@ export class RedisStore implements IdempotencyStore {
   }
 
   async begin (id: string, fingerprint: string, token: string, leaseMs: number, ttlMs: number, reclaim: boolean): Promise<StoreBegin> {
-    const r = await this.call(this.client.claylbIdemBeginBuffer(this.keyOf(id), fingerprint, token, leaseMs, ttlMs, reclaim ? '1' : '0', this.channelOf(id)))
+    const r = await this.call(this.timers.begin, performance.now(), this.client.claylbIdemBeginBuffer(this.keyOf(id), fingerprint, token, leaseMs, ttlMs, reclaim ? '1' : '0', this.channelOf(id)))
     const st = String(r[0])
     switch (st) {
       case 'p': {
@@ -188,7 +211,7 @@ export class RedisStore implements IdempotencyStore {
     if (this.waitReplicas === 0) return
     let acked: number
     try {
-      acked = await this.call(this.replicas(id))
+      acked = await this.call(this.timers.wait, performance.now(), this.replicas(id))
     } catch (err) {
       await this.release(id, token).catch(() => {})
       throw err
@@ -213,37 +236,41 @@ export class RedisStore implements IdempotencyStore {
   /** WAIT after a record: it executed, so the answer stands; a shortfall is reported, not refused. */
   private async recordReplicated (id: string, ok: boolean): Promise<boolean> {
     if (!ok || this.waitReplicas === 0) return ok
-    const acked = await this.replicas(id).catch(() => 0)
+    const acked = await this.call(this.timers.wait, performance.now(), this.replicas(id)).catch(() => 0)
     if (acked < this.waitReplicas) this.onUnreplicated(acked)
     return ok
   }
 
   async renew (id: string, token: string, leaseMs: number): Promise<boolean> {
-    return await this.call(this.client.claylbIdemRenew(this.keyOf(id), token, leaseMs)) === 1
+    return await this.call(this.timers.renew, performance.now(), this.client.claylbIdemRenew(this.keyOf(id), token, leaseMs)) === 1
   }
 
   async complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const body = response.body.length === 0 ? '' : response.body
-    return this.recordReplicated(id, await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1)
+    return this.recordReplicated(id, await this.call(this.timers.finish, performance.now(), this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1)
   }
 
   async tooLarge (id: string, token: string, status: number, ttlMs: number): Promise<boolean> {
-    return this.recordReplicated(id, await this.call(this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1)
+    return this.recordReplicated(id, await this.call(this.timers.finish, performance.now(), this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1)
   }
 
   async markUnknown (id: string, token: string, ttlMs: number): Promise<boolean> {
-    return await this.call(this.client.claylbIdemUnknown(this.keyOf(id), token, ttlMs, this.channelOf(id))) === 1
+    return await this.call(this.timers.unknown, performance.now(), this.client.claylbIdemUnknown(this.keyOf(id), token, ttlMs, this.channelOf(id))) === 1
   }
 
   async release (id: string, token: string): Promise<boolean> {
-    return await this.call(this.client.claylbIdemRelease(this.keyOf(id), token, this.channelOf(id))) === 1
+    return await this.call(this.timers.release, performance.now(), this.client.claylbIdemRelease(this.keyOf(id), token, this.channelOf(id))) === 1
   }
 
-  private async call<T> (p: Promise<T>): Promise<T> {
+  /** `t0` is read before the command is sent (arguments are evaluated in order): no closure per call */
+  private async call<T> (timer: CommandTimer, t0: number, p: Promise<T>): Promise<T> {
     try {
       return await p
     } catch (err) {
+      this.timing.error()
       throw new StoreUnavailableError(`idempotency store: ${(err as Error).message}`, { cause: err })
+    } finally {
+      timer.observe((performance.now() - t0) / 1000)
     }
   }
 

@@ -12,7 +12,7 @@ import { IdempotencyCore, type IdempotencySettings } from './core.js'
 import { IdempotencyDecider } from './decision.js'
 import { RouteTable } from './routes.js'
 import { defaultScope, ScopeSources } from './scope.js'
-import { RedisStore } from './redis-store.js'
+import { RedisStore, type RedisTiming } from './redis-store.js'
 
 /** How long a duplicate waits for the original with `onConcurrent: wait` (at most the lease). */
 export const MAX_WAIT_MS = 10_000
@@ -27,13 +27,14 @@ export function idempotencySettings (c: Config['idempotency']): IdempotencySetti
   }
 }
 
-export function createIdempotencyGate (config: Config, client: Redis | Cluster, logger: Logger, observer?: IdempotencyObserver): IdempotencyGate {
+export function createIdempotencyGate (config: Config, client: Redis | Cluster, logger: Logger, observer?: IdempotencyObserver, timing?: RedisTiming): IdempotencyGate {
   const c = config.idempotency
   const store = new RedisStore(client, {
     keyPrefix: config.redis.keyPrefix,
     notify: c.onConcurrent === 'wait',
     waitReplicas: c.waitReplicas,
     waitTimeoutMs: c.waitTimeoutMs,
+    ...(timing === undefined ? {} : { timing }),
     onUnreplicated: (acked) => logger.warn({ acked, wanted: c.waitReplicas }, 'idempotency: a stored answer reached fewer replicas than idempotency.waitReplicas; a failover now could lose it'),
   })
   return new IdempotencyGate({

@@ -11,10 +11,11 @@
  * Worker processes report their samples to the supervisor over IPC; the scrape reads the last sample
  * (WorkerMetricsSource) and never waits on a worker, unlike prom-client's AggregatorRegistry.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { Host, PanicRouting } from '../upstream/host.js'
 import { RETRY_REASONS, type RetryTally, type TryOutcome } from '../proxy/retry-policy.js'
-import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOME_INDEX, OUTCOMES, Tally } from '../upstream/host-counters.js'
+import { bucketOf, DURATION_BUCKETS_SECONDS, HostCounters, OUTCOME_INDEX, OUTCOMES, Tally } from '../upstream/host-counters.js'
+import type { CommandTimer, RedisTiming } from '../idempotency/redis-store.js'
 
 export { DURATION_BUCKETS_SECONDS, Tally }
 
@@ -51,6 +52,40 @@ export interface HostsView {
   onChange (fn: () => void): unknown
 }
 
+/** Redis command latency buckets, seconds */
+export const REDIS_BUCKETS_SECONDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+
+/** one series of a histogram as plain numbers: `buckets` per bound (not cumulative), last = above every bound */
+export interface HistogramRow { label: string, buckets: ArrayLike<number>, sum: number, count: number }
+
+/** One Redis command's latencies, added to as plain numbers by the store, laid out at scrape time. */
+class CommandCounters implements CommandTimer, HistogramRow {
+  readonly buckets = new Float64Array(REDIS_BUCKETS_SECONDS.length + 1)
+  sum = 0
+  count = 0
+  constructor (readonly label: string) {}
+  observe (seconds: number): void {
+    this.buckets[bucketOf(REDIS_BUCKETS_SECONDS, seconds)]!++
+    this.sum += seconds
+    this.count++
+  }
+}
+
+/** several processes' series of one histogram as one, bucket by bucket, per label (at scrape time) */
+export function sumHistograms (sets: Iterable<Iterable<HistogramRow>>): Array<{ label: string, buckets: number[], sum: number, count: number }> {
+  const out = new Map<string, { label: string, buckets: number[], sum: number, count: number }>()
+  for (const rows of sets) {
+    for (const r of rows) {
+      let t = out.get(r.label)
+      if (t === undefined) out.set(r.label, t = { label: r.label, buckets: new Array<number>(r.buckets.length).fill(0), sum: 0, count: 0 })
+      for (let i = 0; i < r.buckets.length; i++) t.buckets[i] = (t.buckets[i] ?? 0) + r.buckets[i]!
+      t.sum += r.sum
+      t.count += r.count
+    }
+  }
+  return [...out.values()]
+}
+
 /** One process's request-path counters as plain numbers (cores/: a proxy process answers the primary's scrape with it). */
 export interface CountersExport {
   /** per `upstream` label: codes (6), buckets, durationSum, count, tries */
@@ -63,7 +98,12 @@ export interface CountersExport {
   idempotencyUnknownOutcomes: number
   sessionStore: Record<string, number>
   redisErrors: number
+  /** claylb_redis_command_duration_seconds, one row per command (label = command) */
+  redisCommands: HistogramRow[]
 }
+
+/** one process's default metrics (process_*, nodejs_*) as prom-client's JSON, labelled by its pid on the primary */
+export type ProcessMetricsExport = Array<MetricObjectWithValues<MetricValue<string>>>
 
 export interface MetricsOptions {
   cluster: HostsView
@@ -78,6 +118,8 @@ export interface MetricsOptions {
 
 export class Metrics {
   readonly registry = new Registry()
+  /** prom-client's default metrics of this process, apart so the primary can label them (and each proxy process's) by pid */
+  private readonly processRegistry = new Registry()
   readonly none = new HostCounters(NO_UPSTREAM)
   /** `metrics.idempotency.replayed.inc()` */
   readonly idempotency = Object.fromEntries(IDEMPOTENCY_OUTCOMES.map((o) => [o, new Tally()])) as Record<IdempotencyOutcome, Tally>
@@ -96,9 +138,15 @@ export class Metrics {
   remote: (() => Iterable<CountersExport>) | null = null
   /** the proxy processes (cores/primary.ts); null: this process is the only one */
   processSource: { readonly live: number, readonly restarts: number } | null = null
+  /**
+   * the proxy processes' default metrics (cores/primary.ts: fetched just before the scrape); when set,
+   * every process's `process_*`/`nodejs_*` series, this one's included, carry a `pid` label
+   */
+  remoteProcesses: (() => Iterable<{ pid: number, metrics: ProcessMetricsExport }>) | null = null
   private readonly byId = new Map<string, HostCounters>()
-  private readonly redisDuration: Histogram<'command'>
-  private readonly redisChildren = new Map<string, { observe (seconds: number): void }>()
+  private readonly redisCommands = new Map<string, CommandCounters>()
+  /** what the idempotency store times its commands and counts its failures with (plain numbers) */
+  readonly redisTiming: RedisTiming = { command: (name) => this.redisCommand(name), error: () => this.redisErrors.inc() }
 
   private readonly retries: RetryTally
 
@@ -114,7 +162,7 @@ export class Metrics {
       for (const c of this.remote?.() ?? []) n += read(c)
       return n
     }
-    if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX })
+    if (o.processMetrics !== false) collectDefaultMetrics({ register: this.processRegistry, prefix: PREFIX })
 
     /** a counter copied at scrape time from totals kept elsewhere (reset, then one inc per series) */
     const snapshotCounter = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (add: (labels: Partial<Record<L, string>>, v: number) => void) => void): void => {
@@ -134,7 +182,9 @@ export class Metrics {
     this.registry.registerMetric(new SnapshotHistogram(
       `${PREFIX}request_duration_seconds`,
       'Time from the request reaching claylb to the end of its answer, by upstream',
-      hostList,
+      'upstream',
+      DURATION_BUCKETS_SECONDS,
+      () => hostList().flatMap((m) => m.count === 0 && m.upstream === NO_UPSTREAM ? [] : [{ label: m.upstream, buckets: m.buckets, sum: m.durationSum, count: m.count }]),
     ) as unknown as Counter)
     snapshotCounter(`${PREFIX}upstream_tries_total`, 'Tries sent to an upstream, by outcome (local: the client left or claylb stopped it; never counted against the upstream)', ['upstream', 'outcome'], (add) => {
       for (const m of hostList()) {
@@ -198,13 +248,14 @@ export class Metrics {
       for (const k of SESSION_OPERATIONS) add({ operation: k }, this.sessionStore[k].value + remoteSum((c) => c.sessionStore[k] ?? 0))
       if (fromWorkers > 0) add({ operation: 'worker' }, fromWorkers)
     })
-    this.redisDuration = new Histogram({
-      name: `${PREFIX}redis_command_duration_seconds`,
-      help: 'Redis command latency as claylb sees it, by command',
-      labelNames: ['command'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-      registers,
-    })
+    // this process's commands plus every proxy process's, bucket by bucket
+    this.registry.registerMetric(new SnapshotHistogram(
+      `${PREFIX}redis_command_duration_seconds`,
+      'Redis command latency as claylb sees it, by command',
+      'command',
+      REDIS_BUCKETS_SECONDS,
+      () => sumHistograms([this.redisCommands.values(), ...[...this.remote?.() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0),
+    ) as unknown as Counter)
     snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, redisErrors.value + remoteSum((c) => c.redisErrors)))
 
     for (const h of o.cluster.hosts) this.bind(h)
@@ -238,6 +289,7 @@ export class Metrics {
       idempotencyUnknownOutcomes: this.idempotencyUnknownOutcomes.value,
       sessionStore: tallies(this.sessionStore),
       redisErrors: this.redisErrors.value,
+      redisCommands: [...this.redisCommands.values()].map((c) => ({ label: c.label, buckets: [...c.buckets], sum: c.sum, count: c.count })),
     }
   }
 
@@ -273,11 +325,11 @@ export class Metrics {
   }
 
   /** A latency recorder for one Redis command name (hold it; names must come from code, not input). */
-  redisCommand (command: string): { observe (seconds: number): void } {
-    let c = this.redisChildren.get(command)
+  redisCommand (command: string): CommandTimer {
+    let c = this.redisCommands.get(command)
     if (c === undefined) {
-      c = this.redisDuration.labels(command)
-      this.redisChildren.set(command, c)
+      c = new CommandCounters(command)
+      this.redisCommands.set(command, c)
     }
     return c
   }
@@ -294,8 +346,22 @@ export class Metrics {
   }
 
   /** the Prometheus text of every metric */
-  text (): Promise<string> {
-    return this.registry.metrics()
+  async text (): Promise<string> {
+    const own = await this.registry.metrics()
+    if (this.remoteProcesses === null) return own + await this.processRegistry.metrics()
+    // every process's series under its pid: 'sum' over distinct label sets keeps each value as it is
+    // (prom-client's own aggregators would omit or average some of them)
+    const byPid = (pid: number, metrics: ProcessMetricsExport): ProcessMetricsExport => metrics.map((m) => ({
+      ...m, aggregator: 'sum', values: m.values.map((v) => ({ ...v, labels: { ...v.labels, pid } })),
+    }))
+    const all = [byPid(process.pid, await this.exportProcessMetrics())]
+    for (const r of this.remoteProcesses()) all.push(byPid(r.pid, r.metrics))
+    return own + await AggregatorRegistry.aggregate(all).metrics()
+  }
+
+  /** this process's default metrics as plain JSON (a proxy process's answer to a scrape) */
+  exportProcessMetrics (): Promise<ProcessMetricsExport> {
+    return this.processRegistry.getMetricsAsJSON()
   }
 
   get contentType (): string {
@@ -304,27 +370,27 @@ export class Metrics {
 }
 
 /**
- * A histogram whose observations were already counted into HostCounters by the request path: this
- * only lays them out as prom-client's Registry expects (cumulative `_bucket`s, `_sum`, `_count`).
+ * A histogram whose observations were already counted as plain numbers (HostCounters, CommandCounters,
+ * other processes' exports): this only lays them out as prom-client's Registry expects (cumulative
+ * `_bucket`s, `_sum`, `_count`).
  */
 class SnapshotHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  constructor (readonly name: string, readonly help: string, private readonly source: () => Iterable<HostCounters>) {}
+  constructor (readonly name: string, readonly help: string, private readonly labelName: string, private readonly bounds: readonly number[], private readonly source: () => Iterable<HistogramRow>) {}
 
   get (): { name: string, help: string, type: string, aggregator: string, values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> } {
     const values = []
-    const bounds = DURATION_BUCKETS_SECONDS
+    const bounds = this.bounds
     for (const m of this.source()) {
-      if (m.count === 0 && m.upstream === NO_UPSTREAM) continue
       let acc = 0
       for (let i = 0; i < bounds.length; i++) {
         acc += m.buckets[i]!
-        values.push({ labels: { upstream: m.upstream, le: bounds[i]! }, value: acc, metricName: `${this.name}_bucket` })
+        values.push({ labels: { [this.labelName]: m.label, le: bounds[i]! }, value: acc, metricName: `${this.name}_bucket` })
       }
-      values.push({ labels: { upstream: m.upstream, le: '+Inf' }, value: m.count, metricName: `${this.name}_bucket` })
-      values.push({ labels: { upstream: m.upstream }, value: m.durationSum, metricName: `${this.name}_sum` })
-      values.push({ labels: { upstream: m.upstream }, value: m.count, metricName: `${this.name}_count` })
+      values.push({ labels: { [this.labelName]: m.label, le: '+Inf' }, value: m.count, metricName: `${this.name}_bucket` })
+      values.push({ labels: { [this.labelName]: m.label }, value: m.sum, metricName: `${this.name}_sum` })
+      values.push({ labels: { [this.labelName]: m.label }, value: m.count, metricName: `${this.name}_count` })
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }

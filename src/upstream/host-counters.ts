@@ -11,6 +11,13 @@ export const DURATION_BUCKETS_SECONDS: readonly number[] = [0.001, 0.0025, 0.005
 export const OUTCOMES: readonly TryOutcome[] = ['ok', 'connect-failed', 'timeout', 'reset', 'http-5xx', 'local']
 export const OUTCOME_INDEX: Readonly<Record<TryOutcome, number>> = { ok: 0, 'connect-failed': 1, timeout: 2, reset: 3, 'http-5xx': 4, local: 5 }
 
+/** the index of the (non-cumulative) bucket `v` falls in: the first bound it does not exceed, else bounds.length */
+export function bucketOf (bounds: readonly number[], v: number): number {
+  let i = 0
+  while (i < bounds.length && v > bounds[i]!) i++
+  return i
+}
+
 /** A counter the request path (or another module) increments for free; exported at scrape time. */
 export class Tally {
   value = 0
@@ -35,10 +42,7 @@ export class HostCounters {
   request (status: number, seconds: number): void {
     const c = (status / 100) | 0
     this.codes[c >= 1 && c <= 5 ? c : 5]!++
-    const b = DURATION_BUCKETS_SECONDS
-    let i = 0
-    while (i < b.length && seconds > b[i]!) i++
-    this.buckets[i]!++
+    this.buckets[bucketOf(DURATION_BUCKETS_SECONDS, seconds)]!++
     this.durationSum += seconds
     this.count++
   }
