@@ -23,7 +23,7 @@ import { registerUpstreamRoutes } from './admin/upstreams.js'
 import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
-import { loadCertificates, loadUpstreamTls, type CertificateSet } from './tls/certificates.js'
+import { loadCertificates, UpstreamTlsCache, type CertificateSet } from './tls/certificates.js'
 import { ConfigError } from './config/load.js'
 import type { ListenSpec, ProcessRow } from './cores/protocol.js'
 import type { TryOutcome } from './proxy/retry-policy.js'
@@ -123,23 +123,29 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     const w = supervisor.find(host.id)
     if (w !== undefined && supervisor.requestRecycle(w, reason)) logger.warn({ worker: w.id, slot: w.slot, reason }, 'recycling an unhealthy worker')
   }
-  // https:// upstreams: one TLS setup (tls.ca, tls.servername) for the proxy's connections and the health checks
-  const upstreamTls = loadUpstreamTls(config.tls)
-  const t = config.tls
-  const tlsConnect = t.ca === undefined && t.servername === undefined && t.rejectUnauthorized ? undefined : {
-    ...(upstreamTls.ca !== undefined ? { ca: upstreamTls.ca } : {}),
-    ...(upstreamTls.servername !== undefined ? { servername: upstreamTls.servername } : {}),
-    rejectUnauthorized: upstreamTls.rejectUnauthorized,
+  // https:// upstreams: each pool's TLS setup (its `tls` merged over the top level's) for the proxy's
+  // connections and the health checks; pools with the same settings share one
+  const tlsCache = new UpstreamTlsCache()
+  const upstreamTls = tlsCache.get(config.tls, 'tls')
+  const newPool = (name: string, panic: Config['panic'], s: Pick<Config, 'healthCheck' | 'outlier' | 'tls'>): PoolHosts => {
+    const t = s.tls
+    const ut = tlsCache.get(t, name === DEFAULT_POOL || name === WORKERS_POOL ? 'tls' : `pools.${name}.tls`)
+    const tlsConnect = t.ca === undefined && t.servername === undefined && t.rejectUnauthorized ? undefined : {
+      ...(ut.ca !== undefined ? { ca: ut.ca } : {}),
+      ...(ut.servername !== undefined ? { servername: ut.servername } : {}),
+      rejectUnauthorized: ut.rejectUnauthorized,
+    }
+    const ph = new PoolHosts(name, panic, s.healthCheck, s.outlier, logger, { onUnhealthy: recycleWorker('health checks failed'), onEjected: recycleWorker('ejected'), tlsConnect })
+    ph.cluster.upstreamTls = ut
+    return ph
   }
-  const hooks = { onUnhealthy: recycleWorker('health checks failed'), onEjected: recycleWorker('ejected'), tlsConnect }
-  const newPool = (name: string, panic: Config['panic'], s: Pick<Config, 'healthCheck' | 'outlier'>): PoolHosts => new PoolHosts(name, panic, s.healthCheck, s.outlier, logger, hooks)
   // the workers' pool always exists: the supervisor fills it, a reload may start workers
   pools.add(newPool(WORKERS_POOL, config.panic, config))
   const supervisor = new Supervisor({ config, cluster: pools.get(WORKERS_POOL)!.cluster, logger })
 
   /** every pool of `c` made to exist with its hosts and settings; pools that left drain and go */
   const syncPools = (c: Config): void => {
-    const wanted = new Map<string, Pick<Config, 'upstreams' | 'healthCheck' | 'outlier' | 'timeouts'>>()
+    const wanted = new Map<string, Pick<Config, 'upstreams' | 'healthCheck' | 'outlier' | 'timeouts' | 'tls'>>()
     if (c.upstreams.length > 0) wanted.set(DEFAULT_POOL, c)
     for (const [name, p] of Object.entries(c.pools)) wanted.set(name, p)
     for (const name of pools.names()) {
@@ -228,10 +234,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       logger.error({ generation: supervisor.generation, refused }, `reload refused: ${reason}; the running config is unchanged`)
       return { ok: false, generation: supervisor.generation, reason, refused }
     }
-    // the certificate files are re-read (same paths or not): a bad one refuses the reload whole
+    // the certificate files are re-read (same paths or not), and a new pool's upstream CA read: a bad
+    // one refuses the reload whole (loaded here, before anything changed, so applying cannot fail)
     let certificates: CertificateSet | undefined
     try {
       certificates = next.listen.tls === undefined ? undefined : loadCertificates(next.listen.tls)
+      for (const [name, p] of Object.entries(next.pools)) tlsCache.get(p.tls, `pools.${name}.tls`)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       const reason = `the TLS certificates could not be loaded: ${err.problems.join('; ')}`

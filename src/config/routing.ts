@@ -87,6 +87,7 @@ export function resolvePools (c: Parsed): Record<string, PoolSettings> {
       outlier: { ...c.outlier, ...defined(p.outlier) },
       retry: { ...c.retry, ...defined(p.retry) },
       timeouts: { ...c.timeouts, ...defined(p.timeouts) },
+      tls: { ...c.tls, ...defined(p.tls) },
     }
   }
   return out

@@ -92,6 +92,16 @@ export const headerRewriteSchema = z.strictObject({
   remove: z.array(headerName, { error: 'must be a list of header names' }).default([]),
 })
 
+/** how https:// upstreams are connected (top level `tls`, and a pool's own `tls` over it) */
+export const upstreamTlsSchema = z.strictObject({
+  /** PEM file of the CA(s) that signed the upstreams' certificates, trusted besides Node's own */
+  ca: file.optional(),
+  /** the name checked against the upstream's certificate (and sent as SNI); unset: the URL's host */
+  servername: z.string().min(1, { error: 'must not be empty' }).optional(),
+  /** false accepts any certificate (testing only) */
+  rejectUnauthorized: bool(true),
+})
+
 /** a section's keys, each optional and without its default: what a pool sets over the top level */
 function overrides<S extends z.ZodRawShape> (schema: z.ZodObject<S>): z.ZodOptional<z.ZodObject<{ [K in keyof S]: z.ZodOptional<z.ZodType<z.output<S[K]>, z.input<S[K]>>> }, z.core.$strict>> {
   const shape: Record<string, z.ZodType> = {}
@@ -107,6 +117,7 @@ export const poolSchema = z.strictObject({
   outlier: overrides(outlierSchema),
   retry: overrides(retrySchema),
   timeouts: overrides(timeoutsSchema.pick({ connectMs: true, headersMs: true, requestMs: true })),
+  tls: overrides(upstreamTlsSchema),
 })
 
 export const routeSchema = z.strictObject({
@@ -249,15 +260,8 @@ export const configSchema = z.strictObject({
     /** the cookie's Secure attribute; auto: when the request came over https (x-forwarded-proto) */
     secure: z.union([z.literal('auto'), z.boolean()], { error: 'must be true, false or "auto"' }).default(SESSION_DEFAULTS.secure),
   }).prefault({}),
-  /** TLS to https:// upstreams (and their active health checks) */
-  tls: z.strictObject({
-    /** PEM file of the CA(s) that signed the upstreams' certificates, trusted besides Node's own */
-    ca: file.optional(),
-    /** the name checked against the upstream's certificate (and sent as SNI); unset: the URL's host */
-    servername: z.string().min(1, { error: 'must not be empty' }).optional(),
-    /** false accepts any certificate (testing only) */
-    rejectUnauthorized: bool(true),
-  }).prefault({}),
+  /** TLS to https:// upstreams (and their active health checks); a pool's `tls` is merged over it */
+  tls: upstreamTlsSchema.prefault({}),
   shutdownTimeoutMs: positiveInt(10_000),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -276,6 +280,7 @@ export interface PoolSettings {
   outlier: Parsed['outlier']
   retry: Parsed['retry']
   timeouts: Parsed['timeouts']
+  tls: Parsed['tls']
 }
 export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>

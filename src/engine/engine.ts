@@ -174,10 +174,12 @@ export class Engine {
     this.pendingTunnel.delete(c)
   }
 
-  poolFor (host: Host): UpstreamPool {
+  /** the host's connection pool, made on its first try; `tls`: its pool's upstream TLS, if its own */
+  poolFor (host: Host, tls: UpstreamTls | undefined): UpstreamPool {
     let p = host.rawPool
     if (p === null) {
-      p = host.rawPool = new UpstreamPool(host.url, host.socketPath, this.poolOptions)
+      const o = tls === undefined || tls === this.poolOptions.tls ? this.poolOptions : { ...this.poolOptions, tls }
+      p = host.rawPool = new UpstreamPool(host.url, host.socketPath, o)
       this.pools.add(p)
     }
     return p

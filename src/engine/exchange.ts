@@ -285,7 +285,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.tryOpen = true
     host.inflight++
     host.requests++
-    const c = engine.poolFor(host).acquire(this)
+    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this)
     this.up = c
     if (c.connected) this.writeRequest(c)
     else engine.timeConnect(c, pool)

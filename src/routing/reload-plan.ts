@@ -4,8 +4,8 @@
  * pools, routes, trusted forwarders, balancing, health checks, outlier detection, panic, retries,
  * timeouts, limits, the workers (a new generation rolls in), idempotency routes, and the TLS
  * certificates (`listen.tls`, re-read by the listener). Not live: the other listener and admin
- * settings, TLS turned on or off on the listener, the upstream TLS settings (`tls`: the connection
- * pools are built with them), Redis, the engine, logging, and the rest of `idempotency` (the gate
+ * settings, TLS turned on or off on the listener, the upstream TLS settings (`tls`, and a kept pool's
+ * own `pools.NAME.tls`: the connection pools are built with them), Redis, the engine, logging, and the rest of `idempotency` (the gate
  * and its store are built once); a reload that changes any of those is refused whole, naming each key.
  */
 import type { Config } from '../config/schema.js'
@@ -35,5 +35,13 @@ export function notLiveChanges (from: Config, to: Config): string[] {
   if ((from.idempotency.routes.length === 0) !== (to.idempotency.routes.length === 0)) keys.push('idempotency.routes')
   // a plain listener cannot become a TLS one, nor the reverse: only the certificates change live
   if ((from.listen.tls === undefined) !== (to.listen.tls === undefined)) keys.push('listen.tls')
+  // a pool that stays keeps its connections, made with its tls: a change there is not live either
+  // (pools.*.tls also moves with the top-level tls, which is refused as `tls` already)
+  if (!keys.some((k) => under(k, 'tls'))) {
+    for (const name of Object.keys(to.pools)) {
+      const a = from.pools[name]?.tls
+      if (a !== undefined && JSON.stringify(a) !== JSON.stringify(to.pools[name]!.tls)) keys.push(`pools.${name}.tls`)
+    }
+  }
   return keys
 }

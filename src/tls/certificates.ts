@@ -83,7 +83,7 @@ export function loadCertificates (t: ListenTls): CertificateSet {
   return new CertificateSet({ cert: main.cert, key: main.key }, main.context, exact, wildcard)
 }
 
-/** What an https:// upstream connection is made with (shared by every pool and the health checks). */
+/** What an https:// upstream connection is made with (a pool's, shared by its connections and health checks). */
 export interface UpstreamTls {
   /** Node's root CAs plus `tls.ca`; undefined: Node's defaults */
   ca: string[] | undefined
@@ -93,11 +93,12 @@ export interface UpstreamTls {
   context: SecureContext
 }
 
-export function loadUpstreamTls (c: Config['tls']): UpstreamTls {
+/** `at`: where the settings are in the config (`tls`, `pools.api.tls`), for the error messages */
+export function loadUpstreamTls (c: Config['tls'], at = 'tls'): UpstreamTls {
   const problems: string[] = []
   let ca: string[] | undefined
   if (c.ca !== undefined) {
-    const pem = readPem('tls.ca', c.ca, problems)
+    const pem = readPem(`${at}.ca`, c.ca, problems)
     if (pem !== undefined) {
       // `ca` replaces Node's trusted roots; the configured CA is trusted besides them, not instead
       ca = [...tls.rootCertificates, pem.toString('latin1')]
@@ -108,7 +109,7 @@ export function loadUpstreamTls (c: Config['tls']): UpstreamTls {
     try {
       context = tls.createSecureContext(ca === undefined ? {} : { ca })
     } catch (err) {
-      problems.push(`tls.ca: ${c.ca} holds no usable certificate: ${(err as Error).message}`)
+      problems.push(`${at}.ca: ${c.ca} holds no usable certificate: ${(err as Error).message}`)
     }
   }
   if (problems.length > 0 || context === undefined) throw new ConfigError(problems)
@@ -118,11 +119,29 @@ export function loadUpstreamTls (c: Config['tls']): UpstreamTls {
 /** Every file a config names, checked (for `claylb check-config` and the start). */
 export function checkTlsFiles (config: Config): void {
   const problems: string[] = []
-  for (const f of [() => { if (config.listen.tls !== undefined) loadCertificates(config.listen.tls) }, () => loadUpstreamTls(config.tls)]) {
+  const checks = [() => { if (config.listen.tls !== undefined) loadCertificates(config.listen.tls) }, () => loadUpstreamTls(config.tls)]
+  // a pool's own tls (merged over the top level's): only one that differs names files of its own
+  for (const [name, p] of Object.entries(config.pools)) if (p.tls.ca !== config.tls.ca) checks.push(() => loadUpstreamTls(p.tls, `pools.${name}.tls`))
+  for (const f of checks) {
     try { f() } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       problems.push(...err.problems)
     }
   }
   if (problems.length > 0) throw new ConfigError(problems)
+}
+
+/**
+ * Each distinct upstream TLS setting loaded once: pools that inherit the top level's share its context
+ * (one PEM parse, one session cache per setting, not per pool).
+ */
+export class UpstreamTlsCache {
+  private readonly byKey = new Map<string, UpstreamTls>()
+
+  get (c: Config['tls'], at: string): UpstreamTls {
+    const key = JSON.stringify([c.ca, c.servername, c.rejectUnauthorized])
+    let t = this.byKey.get(key)
+    if (t === undefined) this.byKey.set(key, t = loadUpstreamTls(c, at))
+    return t
+  }
 }

@@ -6,6 +6,7 @@
  * Panic mode lives here rather than in the balancer: it is re-evaluated only when a host's health
  * changes, and it acts by rewriting each host's `available`, so a pick never pays for it.
  */
+import type { UpstreamTls } from '../tls/certificates.js'
 import type { Host, PanicRouting } from './host.js'
 
 export interface PanicSettings {
@@ -19,6 +20,9 @@ export class Cluster {
   hosts: readonly Host[] = []
   /** the routing every host has now ('off' unless in panic) */
   panic: PanicRouting = 'off'
+  /** how this pool's https:// hosts are connected (its `tls`); undefined: the engine's default. Set
+   * when the pool is made; a reload that would change it is refused (routing/reload-plan) */
+  upstreamTls: UpstreamTls | undefined = undefined
   private listeners: Array<() => void> = []
   private panicListeners: Array<(panic: PanicRouting) => void> = []
   private stateListeners: Array<() => void> = []
