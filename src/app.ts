@@ -292,10 +292,14 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       let proxy: string
       if (app.dataPlane !== null) proxy = await app.dataPlane.listen()
       else {
-        // a proxy process binds what the primary says (with reusePort: the port the first one got)
-        const spec = options.listen ?? { port: config.listen.port, host: config.listen.host, reusePort: false }
-        await listen(proxyServer, spec.port, spec.host, spec.reusePort)
-        proxy = urlOf(proxyServer, engine.tls ? 'https' : 'http')
+        // a proxy process binds what the primary says (with reusePort: the port the first one got;
+        // with handoff: nothing, the primary sends it each connection)
+        const spec = options.listen ?? { port: config.listen.port, host: config.listen.host, reusePort: false, handoff: false }
+        if (spec.handoff) proxy = `${engine.tls ? 'https' : 'http'}://${spec.host.includes(':') ? `[${spec.host}]` : spec.host}:${spec.port}`
+        else {
+          await listen(proxyServer, spec.port, spec.host, spec.reusePort)
+          proxy = urlOf(proxyServer, engine.tls ? 'https' : 'http')
+        }
       }
       serving = true
       return { proxy, admin: control ? urlOf(admin.server) : '' }

@@ -9,9 +9,9 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnSync } from 'node:child_process'
 import { driverName, runLoad } from './load.mjs'
-import { freePort, pinning, pinSelf, setBoost, spawnPinned, stopChild, treeCpuSeconds, treeRunqWaitMs, waitPort } from './procs.mjs'
+import { freePort, hasCommand, pinning, pinSelf, setBoost, spawnPinned, stopChild, treeCpuSeconds, treeRunqWaitMs, waitPort } from './procs.mjs'
 import { markdownTable, summarise, svgChart, textTable } from './report.mjs'
-import { PROCESS_TARGETS, ROOT, TARGETS, TLS_TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
+import { nginxPrelude, PROCESS_TARGETS, ROOT, TARGETS, TLS_TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
 import { analyse, formatAnalysis } from '../profile-top.mjs'
 import { idempotencyPending, runIdempotency } from './idempotency.mjs'
 
@@ -31,7 +31,7 @@ export const SCENARIOS = {
     redis: true,
     pending: () => existsSync(join(ROOT, 'dist', 'workers')) ? null : 'pending: the workers feature (--workers N, builtin:demo) is not on main yet',
   },
-  processes: { title: 'claylb --processes 1 vs 2 (plain GET, unpinned)', path: '/', request: {}, targets: PROCESS_TARGETS },
+  processes: { title: 'claylb --processes 1 vs 2, nginx 1 vs 2 workers (plain GET, unpinned, nginx `return 200` backends)', path: '/', request: {}, targets: PROCESS_TARGETS, nginxBackends: true },
   idempotency: { title: 'keyed POST (first execution, replay) vs unkeyed', pending: idempotencyPending, run: runIdempotency },
   'tls-get': { title: 'plain GET over TLS (keep-alive; TLS to the client, HTTP to the backends)', path: '/', request: {}, targets: TLS_TARGETS, tls: true },
 }
@@ -72,6 +72,29 @@ async function startBackends (tmp, n = BACKENDS) {
     procs.push(child)
   }
   return { urls: ports.map((p) => `http://127.0.0.1:${p}`), stop: () => Promise.all(procs.map((c) => stopChild(c))) }
+}
+
+/**
+ * The same backends served by one nginx worker (`return 200` of the same 17-byte JSON), on CPU 0: a
+ * backend that costs a few µs per request, so the proxy under test, not its backends, is what runs out
+ * of CPU (the processes scenario, where req/s must show whether a second proxy process helps).
+ */
+async function startNginxBackends (tmp, n = BACKENDS) {
+  const dir = join(tmp, 'nginx-backends')
+  mkdirSync(dir, { recursive: true })
+  const ports = []
+  for (let i = 0; i < n; i++) ports.push(await freePort())
+  const conf = join(dir, 'nginx.conf')
+  writeFileSync(conf, `${nginxPrelude(dir, 1)}
+  keepalive_requests 1000000;
+  keepalive_timeout 65s;
+  default_type application/json;
+${ports.map((p, i) => `  server { listen 127.0.0.1:${p}; location / { return 200 '{"ok":true,"backend":"b${i}"}'; } }`).join('\n')}
+}
+`)
+  const child = spawnPinned('rest', 'nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { logFile: join(tmp, 'nginx-backends.log') })
+  for (const p of ports) await waitPort(p, child)
+  return { urls: ports.map((p) => `http://127.0.0.1:${p}`), stop: () => stopChild(child) }
 }
 
 /** One proxy run: start, check it answers, warm up, measure, stop. */
@@ -133,7 +156,9 @@ async function runScenario (name, opts, tmp, log) {
   const scenario = SCENARIOS[name]
   log(`\n== ${name}: ${scenario.title} (${opts.connections} connections, ${opts.warmup} s warm-up, ${opts.seconds} s measured, ${opts.reps} repetition${opts.reps > 1 ? 's' : ''})`)
   const targets = availableTargets(scenario.targets ?? TARGETS, scenario.targets ? null : opts.targets, log)
-  const backends = await startBackends(tmp, scenario.backends ?? BACKENDS)
+  const nginxBackends = scenario.nginxBackends && hasCommand('nginx')
+  if (scenario.nginxBackends && !nginxBackends) log('  (nginx not installed: node:http backends instead, which leave the proxy less CPU; `apt-get install -y nginx`)')
+  const backends = nginxBackends ? await startNginxBackends(tmp, scenario.backends ?? BACKENDS) : await startBackends(tmp, scenario.backends ?? BACKENDS)
   const redis = scenario.redis ? await startRedis() : null
   const tls = scenario.tls ? makeCertificate(tmp) : undefined
   const rows = targets.map((t) => ({ id: t.id, label: t.label, short: t.short, version: t.version(), samples: [] }))

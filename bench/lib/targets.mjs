@@ -129,9 +129,15 @@ function claylbProcesses (n, accept) {
 }
 export const PROCESS_TARGETS = [
   claylbProcesses(1),
+  claylbProcesses(2, 'handoff'),
   claylbProcesses(2, 'shared'),
   claylbProcesses(2, 'round-robin'),
   ...(reusePort ? [claylbProcesses(2, 'reuseport')] : []),
+  // the same step for nginx, in the same conditions: what a second process costs on this machine
+  // whoever the proxy is
+  nginx(false, { pinned: false }),
+  nginx(false, { workers: 2, pinned: false }),
+  nginx(false, { workers: 2, reuseport: true, pinned: false }),
 ]
 
 /** Every target, in the order the table shows them. `group`: which rows a scenario may use. */
@@ -194,21 +200,11 @@ export const TLS_TARGETS = [
   haproxy(true),
 ]
 
-function nginx (tls) {
-  return {
-    id: tls ? 'nginx-tls' : 'nginx',
-    tls,
-    short: `nginx${tls ? ' TLS' : ''} (1 worker, keepalive)`,
-    label: `nginx, 1 worker, upstream keepalive${tls ? ', ssl on the listener' : ''}`,
-    version: () => `nginx ${commandVersion('nginx', ['-v'], /\d+\.\d+\.\d+/)}`,
-    missing: () => hasCommand('nginx') ? null : 'nginx not installed: `apt-get install -y nginx` (or brew install nginx) to add this row',
-    start (ctx) {
-      const dir = join(ctx.tmp, 'nginx')
-      mkdirSync(dir, { recursive: true })
-      const conf = join(dir, 'nginx.conf')
-      writeFileSync(conf, `
+/** The start of an nginx.conf that keeps everything in `dir` (root may run it), up to inside `http {`. */
+export function nginxPrelude (dir, workers) {
+  return `
 ${process.getuid?.() === 0 ? 'user root;' : ''}
-worker_processes 1;
+worker_processes ${workers};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -219,7 +215,30 @@ http {
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+  scgi_temp_path ${dir}/scgi;`
+}
+
+/**
+ * nginx. The processes scenario runs it unpinned like the claylb rows beside it, with 1 worker and with
+ * `workers` > 1 processes sharing the port with `reuseport` (the kernel spreads connections by hash, as
+ * claylb's reusePort) or, with `reuseport: false`, accepting on one shared socket (as claylb's
+ * shared handle on Node 20).
+ */
+function nginx (tls, { workers = 1, reuseport = false, pinned = true } = {}) {
+  const many = workers > 1
+  const id = many ? `nginx-w${workers}${reuseport ? '-reuseport' : '-shared'}` : !pinned ? 'nginx-w1' : tls ? 'nginx-tls' : 'nginx'
+  return {
+    id,
+    tls,
+    short: `nginx${tls ? ' TLS' : ''} (${workers} worker${many ? `s, ${reuseport ? 'reuseport' : 'shared socket'}` : ''}, keepalive)`,
+    label: `nginx, ${workers} worker${many ? `s, ${reuseport ? 'listen reuseport' : 'one shared listening socket'}` : ''}${pinned ? '' : ', unpinned'}, upstream keepalive${tls ? ', ssl on the listener' : ''}`,
+    version: () => `nginx ${commandVersion('nginx', ['-v'], /\d+\.\d+\.\d+/)}`,
+    missing: () => hasCommand('nginx') ? null : 'nginx not installed: `apt-get install -y nginx` (or brew install nginx) to add this row',
+    start (ctx) {
+      const dir = join(ctx.tmp, 'nginx')
+      mkdirSync(dir, { recursive: true })
+      const conf = join(dir, 'nginx.conf')
+      writeFileSync(conf, `${nginxPrelude(dir, workers)}
   client_max_body_size 16m;
   keepalive_requests 1000000;
   upstream backends {
@@ -228,7 +247,7 @@ ${ctx.upstreams.map((u) => `    server ${new URL(u).host};`).join('\n')}
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${ctx.port}${tls ? ` ssl;\n    ssl_certificate ${ctx.tls.cert};\n    ssl_certificate_key ${ctx.tls.key}` : ''};
+    listen 127.0.0.1:${ctx.port}${reuseport ? ' reuseport' : ''}${tls ? ` ssl;\n    ssl_certificate ${ctx.tls.cert};\n    ssl_certificate_key ${ctx.tls.key}` : ''};
     location / {
       proxy_pass http://backends;
       proxy_http_version 1.1;
@@ -239,7 +258,7 @@ ${ctx.upstreams.map((u) => `    server ${new URL(u).host};`).join('\n')}
   }
 }
 `)
-      return spawnPinned('proxy', 'nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { logFile: join(ctx.tmp, 'nginx.log') })
+      return spawnPinned(pinned ? 'proxy' : null, 'nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { logFile: join(ctx.tmp, `${id}.log`) })
     },
   }
 }

@@ -6,11 +6,12 @@
  * one that dies (with the workers' crash-loop backoff), and drains them all on shutdown.
  *
  * Accepting: with `reusePort` (Node ≥ 22.12) each process binds its own SO_REUSEPORT socket and the
- * kernel spreads connections by their 4-tuple; older Nodes share one listening handle the primary
- * opened (node:cluster SCHED_NONE), every process accept()ing on it. Not node:cluster's default
- * round-robin: there the primary accepts and hands each connection over IPC, and a connection handed
- * to a process that dies before it took it is never closed (the client hangs; seen with kill -9
- * under load). CLAYLB_ACCEPT=reuseport|shared|round-robin forces one (the benchmark compares).
+ * kernel spreads connections by their 4-tuple; older Nodes (20) take `handoff` (cores/handoff.ts): the
+ * primary accepts and sends each connection to the next process in turn. Also there for comparison:
+ * `shared` (node:cluster SCHED_NONE: one listening handle every process accept()s on; whichever wakes
+ * first takes most connections) and node:cluster's `round-robin` (a connection handed to a process
+ * that dies before it took it is never closed: the client hangs; seen with kill -9 under load).
+ * CLAYLB_ACCEPT=reuseport|handoff|shared|round-robin forces one (the benchmark compares).
  * The app workers are child_process forks of the Supervisor, never cluster workers: the two are
  * never confused (cluster.workers holds only proxy processes).
  */
@@ -25,19 +26,22 @@ import type { Host } from '../upstream/host.js'
 import { OUTCOMES } from '../upstream/host-counters.js'
 import { CrashBackoff } from '../workers/crash-backoff.js'
 import { hasReusePort } from './count.js'
+import { HandoffAcceptor } from './handoff.js'
 import { snapshotOf, type Snapshot } from './snapshot.js'
 import { PROXY_PROCESS_ENV, type FromProxy, type ListenSpec, type ProcessRow, type ProcessStats, type ToProxy } from './protocol.js'
 
-export type AcceptMode = 'reuseport' | 'round-robin' | 'shared'
+export type AcceptMode = 'reuseport' | 'handoff' | 'round-robin' | 'shared'
+const ACCEPT_MODES: readonly string[] = ['reuseport', 'handoff', 'round-robin', 'shared'] satisfies AcceptMode[]
 
 /** how the processes share the port: reusePort where the running Node has it */
 export function acceptMode (env: NodeJS.ProcessEnv = process.env): AcceptMode {
   const forced = env['CLAYLB_ACCEPT']
-  if (forced === 'reuseport' || forced === 'round-robin' || forced === 'shared') {
+  if (forced !== undefined && forced !== '') {
+    if (!ACCEPT_MODES.includes(forced)) throw new Error(`CLAYLB_ACCEPT: must be one of ${ACCEPT_MODES.join(', ')} (got "${forced}")`)
     if (forced === 'reuseport' && !hasReusePort()) throw new Error(`CLAYLB_ACCEPT=reuseport needs Node 22.12 or later (this is ${process.version})`)
-    return forced
+    return forced as AcceptMode
   }
-  return hasReusePort() ? 'reuseport' : 'shared'
+  return hasReusePort() ? 'reuseport' : 'handoff'
 }
 
 /** how long the primary waits for a process's counters or its acknowledgement of a snapshot */
@@ -82,11 +86,14 @@ export class ProxyProcesses implements DataPlane {
   private retiredCounters: CountersExport[] = []
   private retiredHostRequests = new Map<string, number>()
   private ackWaiters: Array<() => void> = []
+  /** accept mode `handoff`: the primary's listening socket */
+  private readonly acceptor: HandoffAcceptor | null
 
   constructor (private readonly app: App, private readonly logger: Logger, readonly count: number) {
     this.mode = acceptMode()
+    this.acceptor = this.mode === 'handoff' ? new HandoffAcceptor(() => this.serving()) : null
     const c = app.config
-    this.listenSpec = { host: c.listen.host, port: c.listen.port, reusePort: this.mode === 'reuseport' }
+    this.listenSpec = { host: c.listen.host, port: c.listen.port, reusePort: this.mode === 'reuseport', handoff: this.mode === 'handoff' }
     for (let i = 0; i < count; i++) this.backoff.push(new CrashBackoff(c.workers))
     this.current = snapshotOf(app.pools, this.version, app.generation)
     const watched = new WeakSet<Cluster>()
@@ -116,6 +123,10 @@ export class ProxyProcesses implements DataPlane {
     // before setupPrimary(), which freezes the policy
     cluster.schedulingPolicy = this.mode === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./proxy-main.js', import.meta.url)) })
+    if (this.acceptor !== null) {
+      // the port is the primary's; the processes bind nothing
+      this.listenSpec = { ...this.listenSpec, port: await this.acceptor.listen(this.listenSpec.port, this.listenSpec.host) }
+    }
     const first = this.fork(0)
     const port = await first.listened
     // SO_REUSEPORT with port 0 would give each process its own port: the rest take the first one's
@@ -130,6 +141,7 @@ export class ProxyProcesses implements DataPlane {
   async drain (): Promise<void> {
     this.stopping = true
     for (const t of this.timers) clearTimeout(t)
+    await this.acceptor?.close()
     const exits = [...this.procs].map((p) => new Promise<void>((resolve) => {
       if (p.worker.isDead()) return resolve()
       p.worker.once('exit', () => resolve())
@@ -173,6 +185,13 @@ export class ProxyProcesses implements DataPlane {
       startedAt: p.stats?.startedAt ?? new Date(p.startedAt).toISOString(),
       snapshot: p.applied,
     }))
+  }
+
+  /** the processes a connection may go to now (accept mode `handoff`), by slot */
+  private serving (): Worker[] {
+    const out: Worker[] = []
+    for (const p of this.procs) if (p.listening && !this.stopping && p.worker.isConnected()) out.push(p.worker)
+    return out
   }
 
   /** proxy processes listening now */
@@ -243,6 +262,7 @@ export class ProxyProcesses implements DataPlane {
 
   private onExit (p: ProxyProcess, code: number | null, signal: string | null): void {
     this.procs.delete(p)
+    this.acceptor?.processGone(p.worker)
     for (const done of p.pending.values()) done()
     if (p.stats !== null) {
       this.retiredCounters = [sumCounters(this.retiredCounters, p.stats.counters)]

@@ -13,6 +13,8 @@ export interface ListenSpec {
   port: number
   /** bind its own SO_REUSEPORT socket (else node:cluster shares the primary's handle) */
   reusePort: boolean
+  /** bind nothing: the primary accepts and sends each connection (`connection`; cores/handoff.ts) */
+  handoff: boolean
 }
 
 export type ToProxy =
@@ -23,6 +25,8 @@ export type ToProxy =
   /** `process`: include its default metrics (a /metrics scrape; /status and drains do without) */
   | { type: 'stats', id: number, process: boolean }
   | { type: 'stop' }
+  /** a connection the primary accepted, sent with its socket (accept mode `handoff`) */
+  | { type: 'connection' }
 
 /** what /status shows of one proxy process */
 export interface ProcessRow {

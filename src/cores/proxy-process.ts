@@ -6,6 +6,7 @@
  * counters only when the primary asks. It exits when told to stop (after draining), on SIGTERM, and
  * when the primary is gone (the IPC channel closed), so no proxy process outlives its primary.
  */
+import { Socket } from 'node:net'
 import type { Config } from '../config/schema.js'
 import { createApp, type App } from '../app.js'
 import { createLogger } from '../log.js'
@@ -81,8 +82,10 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
       process.exit(1)
     })
   }
-  process.on('message', (m: ToProxy) => {
-    if (m.type === 'snapshot') apply(m.snapshot)
+  process.on('message', (m: ToProxy, handle?: unknown) => {
+    if (m.type === 'connection') {
+      if (handle instanceof Socket) app.engine.adopt(handle)
+    } else if (m.type === 'snapshot') apply(m.snapshot)
     else if (m.type === 'config') app.applyConfig(proxyConfigOf(m.config))
     else if (m.type === 'stats') {
       const s = stats(app, startedAt, applied)
@@ -98,7 +101,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   process.on('SIGHUP', () => {})
 
   await app.start()
-  const port = app.engine.address().port
+  const port = msg.listen.handoff ? msg.listen.port : app.engine.address().port
   send({ type: 'listening', port })
 }
 

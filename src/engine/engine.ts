@@ -120,6 +120,17 @@ export class Engine {
   }
 
   /**
+   * A connection another process accepted (the primary, accept mode `handoff`), served as if this
+   * server had: the TLS server wraps it, the plain one hands it to accept(). The socket was made from
+   * the received fd, so the options the server would have set are set here.
+   */
+  adopt (socket: Socket): void {
+    socket.setNoDelay(true)
+    socket.allowHalfOpen = true
+    this.server.emit('connection', socket)
+  }
+
+  /**
    * Serve `next` from the next handshake on; connections already open keep theirs (a TLS session is
    * never re-keyed under a client). The default pair goes to the server, SNI pairs to the callback.
    * (A reload builds `next` with tls/certificates' loadCertificates, which names every bad file.)

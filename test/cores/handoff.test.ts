@@ -1,0 +1,73 @@
+/**
+ * Accept mode `handoff` (cores/handoff.ts; the default on Node without reusePort): the primary accepts
+ * and sends each connection to the next serving proxy process in turn. It spreads connections evenly,
+ * and a connection sent to a process that dies before it took it is closed, never left hanging: the
+ * case node:cluster's round-robin got wrong (CLAYLB_ACCEPT=round-robin fails the second test).
+ * Paced by events (a process stopped, answers counted, /status read), never by time.
+ */
+import net from 'node:net'
+import t from 'tap'
+import { request } from 'undici'
+import { startBackends } from '../helpers/backend.js'
+import { startClaylb } from '../helpers/claylb.js'
+import { json } from '../helpers/http.js'
+import { until } from '../workers/load.js'
+
+interface Status { processes: Array<{ pid: number, requests: number }> }
+const status = (admin: string): Promise<Status> => json<Status>(`${admin}/status`)
+const mode = process.env['CLAYLB_TEST_ACCEPT'] ?? 'handoff'
+
+/** one GET on a connection of its own; resolves with what became of it (a hang never resolves) */
+function getOnFreshConnection (port: number): Promise<'answered' | 'closed'> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'))
+    let got = ''
+    s.setEncoding('latin1')
+    s.on('data', (d: string) => { got += d })
+    s.on('error', () => {})
+    s.on('close', () => resolve(got.startsWith('HTTP/1.1 200') ? 'answered' : 'closed'))
+  })
+}
+
+t.test('connections alternate between the processes', async (t) => {
+  const backends = await startBackends(['a'])
+  const lb = await startClaylb({ args: ['--processes', '2', '--upstream', backends[0]!.url], env: { CLAYLB_ACCEPT: mode }, config: { log: { access: false } } })
+  t.teardown(async () => { await lb.stop(); await Promise.all(backends.map((b) => b.close())) })
+  await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['process'] === 2)
+  const before = await status(lb.admin)
+  // one connection at a time: each is accepted, handed over and answered before the next opens
+  for (let i = 0; i < 40; i++) {
+    const r = await request(`${lb.url}/n/${i}`, { reset: true })
+    await r.body.text()
+    t.equal(r.statusCode, 200)
+  }
+  const after = await status(lb.admin)
+  const served = after.processes.map((p) => p.requests - (before.processes.find((b) => b.pid === p.pid)?.requests ?? 0))
+  t.same(served, [20, 20], `40 connections, one after another: ${served.join(' + ')}`)
+})
+
+t.test('a process that dies before it took its connections: those clients see a close, not a hang', async (t) => {
+  const backends = await startBackends(['a'])
+  const lb = await startClaylb({ args: ['--processes', '2', '--upstream', backends[0]!.url], env: { CLAYLB_ACCEPT: mode }, config: { log: { access: false } } })
+  t.teardown(async () => { await lb.stop(); await Promise.all(backends.map((b) => b.close())) })
+  await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['process'] === 2)
+  const st = await status(lb.admin)
+  const victim = st.processes[1]!.pid
+  const port = Number(new URL(lb.url).port)
+  // stopped, the victim reads nothing from its IPC channel: the connections sent to it wait there
+  process.kill(victim, 'SIGSTOP')
+  const outcomes = Array.from({ length: 10 }, () => getOnFreshConnection(port))
+  // the other process answers its share; the victim's share is in flight to it
+  const settled: Array<'answered' | 'closed'> = []
+  for (const o of outcomes) void o.then((v) => settled.push(v))
+  await until(async () => settled.length, (n) => n >= 5, 60_000, 'the running process answers its half')
+  t.ok(settled.every((v) => v === 'answered'), 'the running process answered its connections')
+  process.kill(victim, 'SIGKILL')
+  // with the victim gone, every one of its connections is closed (a hang fails here, on tap's timeout)
+  const all = await Promise.all(outcomes)
+  t.equal(all.filter((v) => v === 'answered').length + all.filter((v) => v === 'closed').length, 10)
+  t.ok(all.filter((v) => v === 'closed').length >= 1, `the victim's connections were closed: ${all.filter((v) => v === 'closed').length}`)
+  // and the replacement takes connections again
+  await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['processPid'] !== victim && l['process'] === 2, 60_000)
+  for (let i = 0; i < 4; i++) t.equal(await getOnFreshConnection(port), 'answered')
+})
