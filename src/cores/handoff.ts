@@ -73,8 +73,12 @@ export class HandoffAcceptor {
     if (channel._pendingMessage) channel._pendingMessage = null
   }
 
-  /** stop accepting; connections already handed over are the processes' */
-  close (): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()))
+  /**
+   * Stop accepting; connections already handed over are the processes' to drain. Not awaited: a
+   * server whose sockets went to other processes calls back only once every one of them has closed
+   * there (Node polls the processes), which the drain that follows is what brings about.
+   */
+  close (): void {
+    this.server.close()
   }
 }

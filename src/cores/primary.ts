@@ -141,7 +141,7 @@ export class ProxyProcesses implements DataPlane {
   async drain (): Promise<void> {
     this.stopping = true
     for (const t of this.timers) clearTimeout(t)
-    await this.acceptor?.close()
+    this.acceptor?.close()
     const exits = [...this.procs].map((p) => new Promise<void>((resolve) => {
       if (p.worker.isDead()) return resolve()
       p.worker.once('exit', () => resolve())

@@ -71,3 +71,28 @@ t.test('a process that dies before it took its connections: those clients see a 
   await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['processPid'] !== victim && l['process'] === 2, 60_000)
   for (let i = 0; i < 4; i++) t.equal(await getOnFreshConnection(port), 'answered')
 })
+
+t.test('SIGTERM with an idle keep-alive client: the processes drain it at once, then claylb exits 0', async (t) => {
+  const backends = await startBackends(['a'])
+  // the client's idle limit at its longest (65 s): only the drain may close this connection soon
+  const lb = await startClaylb({ args: ['--processes', '2', '--upstream', backends[0]!.url], env: { CLAYLB_ACCEPT: mode }, config: { log: { access: false }, timeouts: { idleMs: 600_000 } } })
+  t.teardown(async () => { await lb.stop('SIGKILL'); await Promise.all(backends.map((b) => b.close())) })
+  await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['process'] === 2)
+  const port = Number(new URL(lb.url).port)
+  const idle = net.connect(port, '127.0.0.1')
+  let answer = ''
+  idle.setEncoding('latin1')
+  idle.on('data', (d: string) => { answer += d })
+  idle.on('error', () => {})
+  const closedByClaylb = new Promise<void>((resolve) => idle.on('close', () => resolve()))
+  idle.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  await until(async () => answer, (a) => a.includes('\r\n\r\n'), 60_000, 'the answer on the kept-alive connection')
+  t.match(answer, /^HTTP\/1\.1 200/)
+  lb.proc.kill('SIGTERM')
+  // a primary that waited for its handed-off connections to close before telling the processes to
+  // drain would sit here until the 65 s idle limit; the drain closes the idle connection at once
+  const exit = await Promise.race([lb.exited, new Promise<'waiting'>((resolve) => setTimeout(resolve, 40_000, 'waiting').unref())])
+  t.equal(exit, 0, 'claylb exited 0 (well before the 65 s idle limit)')
+  await closedByClaylb
+  t.pass('the idle connection was closed by the drain')
+})
