@@ -26,8 +26,6 @@ export class HandoffAcceptor {
   private turn = 0
   /** per process, the connections sent but not yet written to its channel */
   private readonly unsent = new Map<Worker, Set<Socket>>()
-  /** connections handed over since start (a test reads it) */
-  handedOff = 0
 
   /** `serving()`: the processes that may take a connection now, in a stable order */
   constructor (private readonly serving: () => readonly Worker[]) {
@@ -53,7 +51,6 @@ export class HandoffAcceptor {
       return
     }
     const worker = to[this.turn++ % to.length]!
-    this.handedOff++
     let waiting = this.unsent.get(worker)
     if (waiting === undefined) this.unsent.set(worker, waiting = new Set())
     waiting.add(socket)

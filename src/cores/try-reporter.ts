@@ -7,7 +7,7 @@
  * references into an array; a timer sends the batch.
  *
  * A batch with a failure or a streak-ending ok goes at the next tick (`tickMs`, 20 ms): that is what
- * ejects and un-counts. A batch of only the one-ok-per-host leaves at most every `quietMs` (250 ms):
+ * ejects and un-counts. A batch of only the one-ok-per-host waits up to `quietTicks` ticks (240 ms):
  * with every try succeeding there is nothing for the detector to decide, and sending it 50 times a
  * second cost the primary 5–6 µs per proxied request at 5,700 req/s (its IPC parse and GC; 2.3–2.7 µs
  * after, half of it the primary's idle baseline) for nothing.
@@ -16,25 +16,20 @@ import type { Host } from '../upstream/host.js'
 import { OUTCOME_INDEX } from '../upstream/host-counters.js'
 import type { TryOutcome } from '../proxy/retry-policy.js'
 
-export interface TryReporterTiming {
-  /** how often the batch is looked at; a failure waits at most this long (0: no timer, the caller ticks) */
-  tickMs: number
-  /** how long a batch of only successes may wait */
-  quietMs: number
-}
-
 export class TryReporter {
   private events: Array<string | number> = []
   private epoch = 1
   /** the batch holds a failure or a streak-ending ok: send at the next tick */
   private urgent = false
   private ticksSinceFlush = 0
-  private readonly quietTicks: number
   private readonly timer: NodeJS.Timeout | null
 
-  constructor (private readonly send: (events: Array<string | number>) => void, timing: TryReporterTiming = { tickMs: 20, quietMs: 250 }) {
-    this.quietTicks = timing.tickMs > 0 ? Math.max(1, Math.round(timing.quietMs / timing.tickMs)) : Math.max(1, timing.quietMs)
-    this.timer = timing.tickMs > 0 ? setInterval(() => this.tick(), timing.tickMs) : null
+  /**
+   * `tickMs`: how often the batch is looked at, so how long a failure waits at most (0: no timer, the
+   * caller ticks); `quietTicks`: how many ticks a batch of only successes may wait
+   */
+  constructor (private readonly send: (events: Array<string | number>) => void, tickMs = 20, private readonly quietTicks = 12) {
+    this.timer = tickMs > 0 ? setInterval(() => this.tick(), tickMs) : null
     this.timer?.unref()
   }
 
@@ -55,7 +50,7 @@ export class TryReporter {
     this.events.push(host.id, OUTCOME_INDEX[outcome])
   }
 
-  /** the timer's: send the batch if it is urgent or has waited `quietMs` */
+  /** the timer's: send the batch if it is urgent or has waited `quietTicks` */
   tick (): void {
     if (this.urgent || ++this.ticksSinceFlush >= this.quietTicks) this.flush()
   }

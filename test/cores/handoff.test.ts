@@ -6,10 +6,10 @@
  * Paced by events (a process stopped, answers counted, /status read), never by time.
  */
 import net from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { startBackends } from '../helpers/backend.js'
-import { startClaylb } from '../helpers/claylb.js'
+import { startClaylb, type Claylb } from '../helpers/claylb.js'
 import { json } from '../helpers/http.js'
 import { until } from '../workers/load.js'
 
@@ -29,11 +29,18 @@ function getOnFreshConnection (port: number): Promise<'answered' | 'closed'> {
   })
 }
 
-t.test('connections alternate between the processes', async (t) => {
+/** claylb with two proxy processes in `mode` before one backend, once both processes serve */
+async function twoProcesses (t: Test, config: Record<string, unknown> = {}): Promise<Claylb> {
   const backends = await startBackends(['a'])
-  const lb = await startClaylb({ args: ['--processes', '2', '--upstream', backends[0]!.url], env: { CLAYLB_ACCEPT: mode }, config: { log: { access: false } } })
-  t.teardown(async () => { await lb.stop(); await Promise.all(backends.map((b) => b.close())) })
+  const lb = await startClaylb({ args: ['--processes', '2', '--upstream', backends[0]!.url], env: { CLAYLB_ACCEPT: mode }, config: { log: { access: false }, ...config } })
+  // SIGKILL: one test has already sent SIGTERM and waited for the exit
+  t.teardown(async () => { await lb.stop('SIGKILL'); await Promise.all(backends.map((b) => b.close())) })
   await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['process'] === 2)
+  return lb
+}
+
+t.test('connections alternate between the processes', async (t) => {
+  const lb = await twoProcesses(t)
   const before = await status(lb.admin)
   // one connection at a time: each is accepted, handed over and answered before the next opens
   for (let i = 0; i < 40; i++) {
@@ -47,10 +54,7 @@ t.test('connections alternate between the processes', async (t) => {
 })
 
 t.test('a process that dies before it took its connections: those clients see a close, not a hang', async (t) => {
-  const backends = await startBackends(['a'])
-  const lb = await startClaylb({ args: ['--processes', '2', '--upstream', backends[0]!.url], env: { CLAYLB_ACCEPT: mode }, config: { log: { access: false } } })
-  t.teardown(async () => { await lb.stop(); await Promise.all(backends.map((b) => b.close())) })
-  await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['process'] === 2)
+  const lb = await twoProcesses(t)
   const st = await status(lb.admin)
   const victim = st.processes[1]!.pid
   const port = Number(new URL(lb.url).port)
@@ -73,11 +77,8 @@ t.test('a process that dies before it took its connections: those clients see a 
 })
 
 t.test('SIGTERM with an idle keep-alive client: the processes drain it at once, then claylb exits 0', async (t) => {
-  const backends = await startBackends(['a'])
   // the client's idle limit at its longest (65 s): only the drain may close this connection soon
-  const lb = await startClaylb({ args: ['--processes', '2', '--upstream', backends[0]!.url], env: { CLAYLB_ACCEPT: mode }, config: { log: { access: false }, timeouts: { idleMs: 600_000 } } })
-  t.teardown(async () => { await lb.stop('SIGKILL'); await Promise.all(backends.map((b) => b.close())) })
-  await lb.waitForLog((l) => l['msg'] === 'proxy process listening' && l['process'] === 2)
+  const lb = await twoProcesses(t, { timeouts: { idleMs: 600_000 } })
   const port = Number(new URL(lb.url).port)
   const idle = net.connect(port, '127.0.0.1')
   let answer = ''

@@ -12,7 +12,7 @@ const host = (id: string): Host => ({ id, failures: 0, reportEpoch: 0 }) as unkn
 
 function reporter (quietTicks: number) {
   const sent: Array<Array<string | number>> = []
-  const r = new TryReporter((events) => sent.push(events), { tickMs: 0, quietMs: quietTicks })
+  const r = new TryReporter((events) => sent.push(events), 0, quietTicks)
   return { r, sent }
 }
 
