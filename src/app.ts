@@ -78,12 +78,14 @@ export interface AppOptions {
 
 /** The proxy processes, seen from the primary's composition root. */
 export interface DataPlane {
+  /** fork the proxy processes, to load while the workers start; none listens before `listen` */
+  prepare (): void
   /** start every proxy process; resolves with the proxy's URL once each one listens */
   listen (): Promise<string>
   /** SIGTERM: every process stops accepting, finishes its in-flight requests and exits */
   drain (): Promise<void>
   /** fetch every process's counters (before a scrape or /status); `processMetrics`: their default metrics too */
-  refresh (o?: { processMetrics: boolean }): Promise<void>
+  refresh (o?: { processMetrics: boolean, waitMs?: number }): Promise<boolean>
   status (): ProcessRow[]
   /** a reload applied `config` here: every process applies it too */
   configChanged (config: Config): void
@@ -283,6 +285,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     async start () {
       const control = role !== 'proxy'
       started = true
+      app.dataPlane?.prepare()
       if (control) pools.start()
       if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${describeRedis(config.redis)}`)
       if (control) await listen(admin.server, config.admin.port, config.admin.host)

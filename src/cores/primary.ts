@@ -44,14 +44,26 @@ export function acceptMode (env: NodeJS.ProcessEnv = process.env): AcceptMode {
   return hasReusePort() ? 'reuseport' : 'handoff'
 }
 
-/** how long the primary waits for a process's counters or its acknowledgement of a snapshot */
+/** how long a /status or /metrics read waits for a process's counters before it uses the last ones */
 const ANSWER_MS = 2000
+/**
+ * How long a drain waits for every process to acknowledge the snapshot without the host and to
+ * answer with fresh counters. A drain reads what each process sent the host at that instant, so it
+ * must never go on with an old count: a process slow to answer (a busy machine, a long GC) is
+ * waited for, and only one that is wedged this long is given up on, with a warning.
+ */
+const DRAIN_ANSWER_MS = 30_000
 const STATS_POLL_MS = 20
 
 class ProxyProcess {
   stats: ProcessStats | null = null
   applied = 0
   listening = false
+  /** it has loaded its code and asked for its boot message */
+  helloed = false
+  /** the primary lets it boot (bind or take connections) */
+  released = false
+  booted = false
   readonly startedAt = Date.now()
   readonly pending = new Map<number, () => void>()
   readonly listened: Promise<number>
@@ -74,12 +86,16 @@ export class ProxyProcesses implements DataPlane {
   /** replacements started after a proxy process died */
   restarts = 0
   private readonly procs = new Set<ProxyProcess>()
+  /** the processes of the start, by index */
+  private readonly initial: ProxyProcess[] = []
   private readonly backoff: CrashBackoff[] = []
   private readonly timers = new Set<NodeJS.Timeout>()
   private version = 1
   private current: Snapshot
   private pushQueued = false
   private stopping = false
+  /** every process may boot (the first one listens): replacements boot as soon as they load */
+  private opened = false
   private statsSeq = 0
   private listenSpec: ListenSpec
   /** what processes that exited had counted (so totals never go back) */
@@ -113,26 +129,42 @@ export class ProxyProcesses implements DataPlane {
     app.metrics.remote = () => [...this.retiredCounters, ...[...this.procs].flatMap((p) => p.stats === null ? [] : [p.stats.counters])]
     app.metrics.processSource = this
     app.metrics.remoteProcesses = () => [...this.procs].flatMap((p) => p.stats?.processMetrics === undefined ? [] : [{ pid: p.pid, metrics: p.stats.processMetrics }])
-    app.supervisor.drained = async () => { await this.settled(); await this.refresh() }
+    app.supervisor.drained = async (h) => {
+      if (!await this.settled(DRAIN_ANSWER_MS)) this.logger.warn({ host: h.id }, 'a proxy process did not acknowledge the snapshot without a draining host in time; counting anyway')
+      if (!await this.refresh({ processMetrics: false, waitMs: DRAIN_ANSWER_MS })) this.logger.warn({ host: h.id }, 'a proxy process did not report its counters in time; counting with its last ones')
+    }
     app.supervisor.hostIdle = (h, ms) => this.hostIdle(h, ms)
   }
 
   // ---- DataPlane ----
 
-  async listen (): Promise<string> {
+  /**
+   * Fork every proxy process now, while the workers start: each loads its code (most of its start-up)
+   * and then waits, unbound, until `listen` lets it boot. Starting them one after another once the
+   * workers were up took 8 s a process on a loaded 2-core machine.
+   */
+  prepare (): void {
+    if (this.initial.length > 0) return
     // before setupPrimary(), which freezes the policy
     cluster.schedulingPolicy = this.mode === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE
     cluster.setupPrimary({ exec: fileURLToPath(new URL('./proxy-main.js', import.meta.url)) })
+    for (let i = 0; i < this.count; i++) this.initial.push(this.fork(i))
+  }
+
+  async listen (): Promise<string> {
+    this.prepare()
     if (this.acceptor !== null) {
       // the port is the primary's; the processes bind nothing
       this.listenSpec = { ...this.listenSpec, port: await this.acceptor.listen(this.listenSpec.port, this.listenSpec.host) }
     }
-    const first = this.fork(0)
+    // one that exited before it listened fails the start (its `listened` rejects)
+    const [first, ...rest] = this.initial as [ProxyProcess, ...ProxyProcess[]]
+    this.release(first)
     const port = await first.listened
     // SO_REUSEPORT with port 0 would give each process its own port: the rest take the first one's
     if (this.mode === 'reuseport') this.listenSpec = { ...this.listenSpec, port }
-    const rest: ProxyProcess[] = []
-    for (let i = 1; i < this.count; i++) rest.push(this.fork(i))
+    this.opened = true
+    for (const p of rest) this.release(p)
     await Promise.all(rest.map((p) => p.listened))
     const h = this.listenSpec.host.includes(':') ? `[${this.listenSpec.host}]` : this.listenSpec.host
     return `${this.app.config.listen.tls === undefined ? 'http' : 'https'}://${h}:${port}`
@@ -145,7 +177,9 @@ export class ProxyProcesses implements DataPlane {
     const exits = [...this.procs].map((p) => new Promise<void>((resolve) => {
       if (p.worker.isDead()) return resolve()
       p.worker.once('exit', () => resolve())
-      p.send({ type: 'stop' })
+      // one that never booted holds nothing to drain
+      if (!p.booted) p.worker.process.kill('SIGTERM')
+      else p.send({ type: 'stop' })
       // a process that cannot drain within the shutdown timeout (plus its own cleanup) is killed
       const t = setTimeout(() => p.worker.process.kill('SIGKILL'), this.app.config.shutdownTimeoutMs + 5000)
       t.unref()
@@ -154,11 +188,15 @@ export class ProxyProcesses implements DataPlane {
     await Promise.all(exits)
   }
 
-  async refresh (o: { processMetrics: boolean } = { processMetrics: false }): Promise<void> {
+  /**
+   * Ask every listening process for its counters and put the totals on the primary's hosts. True when
+   * each answered (or exited) within `waitMs`; false when one's last counters had to stand in.
+   */
+  async refresh (o: { processMetrics: boolean, waitMs?: number } = { processMetrics: false }): Promise<boolean> {
     const id = ++this.statsSeq
-    await Promise.all([...this.procs].filter((p) => p.listening).map((p) => new Promise<void>((resolve) => {
-      const t = setTimeout(() => { p.pending.delete(id); resolve() }, ANSWER_MS)
-      p.pending.set(id, () => { clearTimeout(t); resolve() })
+    const answered = await Promise.all([...this.procs].filter((p) => p.listening).map((p) => new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => { p.pending.delete(id); resolve(false) }, o.waitMs ?? ANSWER_MS)
+      p.pending.set(id, () => { clearTimeout(t); resolve(true) })
       p.send({ type: 'stats', id, process: o.processMetrics })
     })))
     // the primary's hosts carry the totals, so /status, the supervisor's drain and its logs read them
@@ -174,6 +212,7 @@ export class ProxyProcesses implements DataPlane {
       h.requests = requests.get(h.id) ?? 0
       h.inflight = inflight.get(h.id) ?? 0
     }
+    return !answered.includes(false)
   }
 
   status (): ProcessRow[] {
@@ -215,6 +254,8 @@ export class ProxyProcesses implements DataPlane {
   private fork (index: number): ProxyProcess {
     const worker = cluster.fork({ [PROXY_PROCESS_ENV]: String(index + 1) })
     const p = new ProxyProcess(index, worker)
+    // a replacement boots as soon as it has loaded
+    p.released = this.opened
     this.procs.add(p)
     worker.on('message', (msg: FromProxy) => this.onMessage(p, msg))
     worker.on('exit', (code, signal) => this.onExit(p, code, signal))
@@ -224,8 +265,10 @@ export class ProxyProcesses implements DataPlane {
 
   private onMessage (p: ProxyProcess, msg: FromProxy): void {
     switch (msg.type) {
-      // the latest snapshot, not the one of fork time
-      case 'hello': p.send({ type: 'boot', config: this.app.config, listen: this.listenSpec, snapshot: this.current }); break
+      case 'hello':
+        p.helloed = true
+        this.boot(p)
+        break
       case 'tries': this.tries(msg.events); break
       case 'stats':
         // an answer without default metrics (a /status) keeps the last ones, should it overtake a scrape's
@@ -246,6 +289,19 @@ export class ProxyProcesses implements DataPlane {
         p.onBootFailed(new Error(`proxy process ${p.index + 1}: ${msg.message}`))
         break
     }
+  }
+
+  /** `p` may boot once it has loaded */
+  private release (p: ProxyProcess): void {
+    p.released = true
+    this.boot(p)
+  }
+
+  private boot (p: ProxyProcess): void {
+    if (!p.released || !p.helloed || p.booted || this.stopping) return
+    p.booted = true
+    // the latest snapshot and listen spec, not those of fork time
+    p.send({ type: 'boot', config: this.app.config, listen: this.listenSpec, snapshot: this.current })
   }
 
   private tries (events: Array<string | number>): void {
@@ -297,13 +353,13 @@ export class ProxyProcesses implements DataPlane {
     for (const p of this.procs) p.send({ type: 'snapshot', snapshot: this.current })
   }
 
-  /** Resolves once every live process routes with the latest snapshot (or after ANSWER_MS). */
-  settled (): Promise<void> {
-    if (this.pushQueued) return new Promise((resolve) => queueMicrotask(() => resolve(this.settled())))
-    if (this.acked()) return Promise.resolve()
+  /** Resolves true once every live process routes with the latest snapshot, false if `ms` passed first. */
+  settled (ms: number): Promise<boolean> {
+    if (this.pushQueued) return new Promise((resolve) => queueMicrotask(() => resolve(this.settled(ms))))
+    if (this.acked()) return Promise.resolve(true)
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ANSWER_MS)
-      this.ackWaiters.push(() => { clearTimeout(t); resolve() })
+      const t = setTimeout(() => resolve(false), ms)
+      this.ackWaiters.push(() => { clearTimeout(t); resolve(true) })
     })
   }
 
@@ -320,10 +376,11 @@ export class ProxyProcesses implements DataPlane {
   /** every process's in-flight requests to `host` are over (or `ms` passed) */
   private async hostIdle (host: Host, ms: number): Promise<boolean> {
     const end = Date.now() + ms
-    await this.settled()
+    await this.settled(ms)
     for (;;) {
-      await this.refresh()
-      if (host.inflight === 0) return true
+      // idle only by counters every process sent after the drain began, never by one's old ones
+      const fresh = await this.refresh({ processMetrics: false, waitMs: Math.max(ANSWER_MS, end - Date.now()) })
+      if (fresh && host.inflight === 0) return true
       if (Date.now() >= end) return false
       await new Promise((resolve) => setTimeout(resolve, STATS_POLL_MS))
     }

@@ -69,7 +69,11 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
   // The machine's own Redis on 6379 is never used: unless a test names one (REDIS_URL), a config that
   // needs Redis gets claylb's embedded default, a private redis-server.
   const defaultRedis = `redis://127.0.0.1:${await freePort()}`
-  const [cmd, ...pre] = o.netns === undefined ? [process.execPath] : ['ip', 'netns', 'exec', o.netns, process.execPath]
+  // setpriv --pdeathsig (util-linux): claylb is killed when this test process dies, however it dies
+  // (tap ends a file that ran past its time with SIGKILL, which runs no exit handler); an orphaned
+  // claylb, recycling its workers forever, would load the machine under every test after it
+  const orphanGuard = ['setpriv', '--pdeathsig', 'KILL']
+  const [cmd, ...pre] = o.netns === undefined ? [...orphanGuard, process.execPath] : ['ip', 'netns', 'exec', o.netns, ...orphanGuard, process.execPath]
   const proc = spawn(cmd!, [...pre, BIN, ...args], {
     cwd: ROOT,
     env: childEnv({ CLAYLB_DEFAULT_REDIS_URL: defaultRedis, ...o.env }),
@@ -110,7 +114,12 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
       if (!check()) watchers.add(check)
     })
 
-  const listening = await waitForLog((l) => l['msg'] === 'listening', o.timeoutMs ?? 30_000)
+  // a start that never comes is a failure of this test, not a hang of the whole file: the process
+  // (whose open pipes would keep this one alive) is killed
+  const listening = await waitForLog((l) => l['msg'] === 'listening', o.timeoutMs ?? 60_000).catch((err: unknown) => {
+    proc.kill('SIGKILL')
+    throw err
+  })
   const c: Claylb = {
     proc,
     pid: proc.pid!,
