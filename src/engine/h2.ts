@@ -8,7 +8,9 @@
  *
  * Hardening is nghttp2's with explicit bounds: a rapid reset flood (CVE-2023-44487) is cut by its
  * reset-rate limit and by each reset stream's exchange ending at once (its upstream try destroyed);
- * CONTINUATION floods and header lists past `limits.maxHeaderBytes` end the session or the stream;
+ * CONTINUATION floods end the session; a header list past `limits.maxHeaderBytes` is answered 431
+ * (problem+json) when it arrives before the client acknowledged the limit, and refused by nghttp2
+ * (RST_STREAM) after;
  * concurrent streams per session are capped.
  */
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
@@ -34,7 +36,8 @@ export class H2Front {
     const o = engine.o
     this.server = http2.createServer({
       maxSessionMemory: 16,
-      // a header list past the limit is refused (nghttp2 answers the stream with an error), as on HTTP/1.1 (431)
+      // a header list past the limit is refused with RST_STREAM once the client acknowledged these settings
+      // (before that, H2Stream answers it 431 itself)
       maxHeaderListPairs: 256,
       settings: {
         maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
@@ -95,8 +98,13 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     const h1: string[] = []
     let cookie = ''
     let hasHost = false
+    // the header list's size as HTTP/1.1 would carry it (name: value CRLF): nghttp2 enforces
+    // SETTINGS_MAX_HEADER_LIST_SIZE only once the client acknowledged it, so a session's first streams
+    // are measured here
+    let bytes = 0
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!
+      bytes += name.length + raw[i + 1]!.length + 4
       if (name.charCodeAt(0) === 58 /* : */) continue
       if (name === 'cookie') {
         cookie = cookie === '' ? raw[i + 1]! : `${cookie}; ${raw[i + 1]!}`
@@ -111,6 +119,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0
     ex.fromHead(1, 1, h1, String(headers[':method'] ?? ''), String(headers[':path'] ?? ''), true)
     ex.upgradeTo = '' // HTTP/2 has no Upgrade (RFC 9113 §8.6)
+    if (bytes > engine.o.maxHeaderBytes) ex.refuse('CLAYLB_HEADERS_TOO_LARGE', `request headers exceed ${engine.o.maxHeaderBytes} bytes`)
     // a body without a declared length goes upstream chunked, as HTTP/1.1 requires
     if (!endStream && ex.contentLength < 0) ex.chunkedIn = true
     stream.on('data', (d: Buffer) => ex.onClientBody(d))
