@@ -24,7 +24,7 @@ import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index
 import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
 import { loadCertificates, UpstreamTlsCache, type CertificateSet } from './tls/certificates.js'
-import { ConfigError } from './config/load.js'
+import { ConfigError } from './config/error.js'
 import type { ListenSpec, ProcessRow } from './cores/protocol.js'
 import type { TryOutcome } from './proxy/retry-policy.js'
 

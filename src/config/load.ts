@@ -7,19 +7,15 @@ import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type Config, type PoolSettings } from './schema.js'
 import { resolvePools, routingProblems, workerCountOf } from './routing.js'
-import { ClaylbError } from '../errors.js'
+import { ConfigError } from './error.js'
+
+export { ConfigError }
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
 
 /** The default local Redis; CLAYLB_DEFAULT_REDIS_URL moves it (tests on a machine whose 6379 is taken). */
 export function defaultRedisUrl (env: NodeJS.ProcessEnv = process.env): string {
   return env['CLAYLB_DEFAULT_REDIS_URL'] || DEFAULT_REDIS_URL
-}
-
-export class ConfigError extends ClaylbError {
-  constructor (readonly problems: readonly string[], readonly source?: string) {
-    super('CLAYLB_ERR_CONFIG', `invalid config${source ? ` (${source})` : ''}:\n  ${problems.join('\n  ')}`)
-  }
 }
 
 /** Settings given on the command line; each overrides the file. */

@@ -6,8 +6,9 @@
  * `unhealthyThreshold` consecutive failures mark the host unhealthy, `healthyThreshold` consecutive
  * passes healthy again. The checker only writes `host.setHealthy()`.
  */
+import { createRequire } from 'node:module'
 import net from 'node:net'
-import { Client } from 'undici'
+import type { Client } from 'undici'
 import type { Logger } from '../log.js'
 import type { Cluster } from '../upstream/cluster.js'
 import type { Host } from '../upstream/host.js'
@@ -24,6 +25,9 @@ export interface HealthCheckSettings {
   healthyThreshold: number
 }
 
+// loaded with the first check: proxy processes (which never check) start without undici
+const require = createRequire(import.meta.url)
+
 const CHECK_HEADERS = { 'user-agent': 'claylb-health-check', accept: '*/*' }
 
 /** TLS options of a check's connection (undici's `connect`) */
@@ -37,7 +41,7 @@ class HostCheck {
   private failures = 0
 
   constructor (readonly host: Host, private readonly s: HealthCheckSettings, private readonly logger: Logger, private readonly onUnhealthy: (host: Host) => void, tlsConnect?: TlsConnect) {
-    this.client = new Client(host.origin, {
+    this.client = new (require('undici') as typeof import('undici')).Client(host.origin, {
       // an https:// upstream is checked with the CA and name the proxy trusts (config `tls`)
       ...(tlsConnect !== undefined ? { connect: tlsConnect } : {}),
       connectTimeout: s.timeoutMs,

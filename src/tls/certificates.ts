@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import tls, { type SecureContext } from 'node:tls'
 import type { Config } from '../config/schema.js'
-import { ConfigError } from '../config/load.js'
+import { ConfigError } from '../config/error.js'
 
 type ListenTls = NonNullable<Config['listen']['tls']>
 

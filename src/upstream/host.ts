@@ -3,10 +3,13 @@
  * One upstream (an existing backend or a spawned worker): its connection pool, counters and health.
  * Checkers and the supervisor WRITE health; the balancer only READS `available`.
  */
-import { Pool } from 'undici'
+import { createRequire } from 'node:module'
+import type { Pool } from 'undici'
 import type { HostCounters } from './host-counters.js'
 import type { UpstreamPool } from '../engine/upstream-pool.js'
 import type { TryOutcome } from '../proxy/retry-policy.js'
+
+const require = createRequire(import.meta.url)
 
 /** the passive health of the host's pool (health/outlier.ts), fed every try */
 export interface TryJudge {
@@ -48,7 +51,8 @@ export class Host {
   readonly slot: number | undefined
   /** the `upstream` label of this host's metrics: the id, or `worker-<slot>` for a spawned worker */
   readonly metricsLabel: string
-  readonly pool: Pool
+  private undiciPool: Pool | null = null
+  private readonly poolOptions: Pool.Options
   /** engine "raw": this host's keep-alive pool of raw sockets, made on the first request */
   rawPool: UpstreamPool | null = null
   /** precomputed for the hot path: written by the setters below, read by the balancer */
@@ -87,7 +91,7 @@ export class Host {
     this.metricsLabel = this.kind === 'worker' && o.slot !== undefined ? `worker-${o.slot}` : o.id
     // a worker's url is `unix:/path.sock`, which has no origin; the pool still needs an http one
     this.origin = o.socketPath ? 'http://localhost' : new URL(o.url).origin
-    this.pool = new Pool(this.origin, {
+    this.poolOptions = {
       connections: MAX_CONNECTIONS,
       pipelining: 1,
       keepAliveTimeout: KEEP_ALIVE_MS,
@@ -98,7 +102,16 @@ export class Host {
       // a proxy forwards what it is given; undici's own limit would reject large upstream headers
       maxHeaderSize: 64 * 1024,
       ...(o.socketPath ? { socketPath: o.socketPath } : {}),
-    })
+    }
+  }
+
+  /**
+   * An undici pool to this host, for requests claylb makes itself (a worker's readiness probe); made,
+   * and undici loaded, on first use: requests are forwarded by the engine's own pool (`rawPool`), and
+   * a proxy process never makes one, so it never pays undici's load time at its start.
+   */
+  get pool (): Pool {
+    return this.undiciPool ??= new (require('undici') as typeof import('undici')).Pool(this.origin, this.poolOptions)
   }
 
   /** healthy, not ejected, not draining: what health reports and panic mode count (`available` may differ in panic) */
@@ -161,7 +174,8 @@ export class Host {
 
   async close (): Promise<void> {
     this.rawPool?.close()
-    await this.pool.close().catch(() => this.pool.destroy())
+    const pool = this.undiciPool
+    if (pool !== null) await pool.close().catch(() => pool.destroy())
   }
 
   toJSON (): Record<string, unknown> {
