@@ -1,7 +1,7 @@
 /**
  * Starts the real, built CLI (bin/claylb → dist/) as a child process and waits for its "listening" line.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -60,6 +60,7 @@ export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 const running = new Set<ChildProcess>()
+let orphanGuardChecked = false
 process.on('exit', () => { for (const p of running) p.kill('SIGKILL') })
 
 export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
@@ -73,6 +74,10 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
   // (tap ends a file that ran past its time with SIGKILL, which runs no exit handler); an orphaned
   // claylb, recycling its workers forever, would load the machine under every test after it
   const orphanGuard = ['setpriv', '--pdeathsig', 'KILL']
+  if (!orphanGuardChecked) {
+    if (spawnSync('setpriv', ['--version']).error !== undefined) throw new Error('setpriv is not on the PATH: install util-linux (Debian/Ubuntu: apt-get install -y util-linux)')
+    orphanGuardChecked = true
+  }
   const [cmd, ...pre] = o.netns === undefined ? [...orphanGuard, process.execPath] : ['ip', 'netns', 'exec', o.netns, ...orphanGuard, process.execPath]
   const proc = spawn(cmd!, [...pre, BIN, ...args], {
     cwd: ROOT,
