@@ -16,6 +16,15 @@ import { chaosRun } from './harness.js'
 import { problem } from './mixed-load.js'
 
 const PER_VICTIM = 6
+/**
+ * How long the victim's workers hold each answer after creating the order, and how long the test waits
+ * for every order to exist before it kills anyway. The hold is longer than the wait, so the kill comes
+ * before any first answer however far apart a loaded machine creates the orders (with a 1.5 s hold,
+ * orders created more than 1.5 s apart let the first one's answer out before the kill). Both stay
+ * under `timeouts.headersMs` (30 s), so the victim itself never answers with a 504 either.
+ */
+const HOLD_MS = 20_000
+const CREATED_WAIT_MS = 15_000
 
 /** where the demo app keeps the order of a key (no credential: the scope of an anonymous client) */
 const orderKeyOf = (key: string): string => `claylb:demo:{orders}:id:${createHash('sha256').update(scopeOf('', 'POST', 'POST /orders')).update('\u0000').update(key).digest('hex')}`
@@ -51,10 +60,10 @@ t.test('kill a claylb instance (SIGKILL of its process group) mid-request, again
         const victim = await startClaylb({ config, env, detached: true })
         const keys = Array.from({ length: PER_VICTIM }, (_, i) => `kill-${process.pid}-${kills}-${i}`)
         faultKeys += keys.length
-        const firsts = keys.map((key) => post(victim.url, key, { 'x-demo-delay-ms': '1500' }))
+        const firsts = keys.map((key) => post(victim.url, key, { 'x-demo-delay-ms': String(HOLD_MS) }))
         // mid-request: every order was created and its worker is still waiting to answer (bounded)
         let allCreated = false
-        for (let i = 0; i < 250 && !(allCreated = await created(keys)); i++) await sleep(20)
+        for (const until = Date.now() + CREATED_WAIT_MS; !(allCreated = await created(keys)) && Date.now() < until;) await sleep(20)
         if (allCreated) killedMidRequest++
         process.kill(-victim.pid, 'SIGKILL')
         await victim.exited
