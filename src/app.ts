@@ -91,15 +91,8 @@ export interface DataPlane {
   configChanged (config: Config): void
 }
 
-export function hostFromUpstream (timeouts: Config['timeouts'], u: { url: string, weight: number, id?: string | undefined }): Host {
-  return new Host({
-    id: u.id ?? new URL(u.url).host,
-    url: u.url,
-    weight: u.weight,
-    connectTimeoutMs: timeouts.connectMs,
-    headersTimeoutMs: timeouts.headersMs,
-    bodyTimeoutMs: timeouts.idleMs,
-  })
+export function hostFromUpstream (u: { url: string, weight: number, id?: string | undefined }): Host {
+  return new Host({ id: u.id ?? new URL(u.url).host, url: u.url, weight: u.weight })
 }
 
 function engineOptions (c: Config): EngineOptions {
@@ -162,7 +155,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
         pools.add(ph)
         if (started) ph.start()
       } else ph.configure(c.panic, p.healthCheck, p.outlier)
-      ph.syncHosts(p.upstreams, (u) => hostFromUpstream(p.timeouts, u), c.shutdownTimeoutMs)
+      ph.syncHosts(p.upstreams, hostFromUpstream, c.shutdownTimeoutMs)
     }
     pools.get(WORKERS_POOL)!.configure(c.panic, c.healthCheck, c.outlier)
   }

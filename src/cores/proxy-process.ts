@@ -64,7 +64,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   let applied = 0
   const apply = (s: Snapshot): void => {
     if (s.version <= applied) return
-    const removed = applySnapshot(app.pools, s, config.timeouts)
+    const removed = applySnapshot(app.pools, s)
     applied = s.version
     // a host gone from the snapshot finishes what it carries, then its sockets close
     for (const h of removed) void h.waitIdle(config.shutdownTimeoutMs).then(() => h.close())

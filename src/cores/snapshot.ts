@@ -54,21 +54,15 @@ function statesOf (cluster: Cluster): HostState[] {
   }))
 }
 
-export interface HostTimeouts {
-  connectMs: number
-  headersMs: number
-  idleMs: number
-}
-
 /**
  * Make every pool of a proxy process match the snapshot (a pool the snapshot names but this process
  * does not have yet comes with the reload's config, sent first). Returns the hosts that left.
  */
-export function applySnapshot (pools: PoolRegistry, s: Snapshot, timeouts: HostTimeouts): Host[] {
+export function applySnapshot (pools: PoolRegistry, s: Snapshot): Host[] {
   const removed: Host[] = []
   for (const [name, states] of Object.entries(s.pools)) {
     const p = pools.get(name)
-    if (p !== undefined) removed.push(...applyHosts(p.cluster, states, timeouts))
+    if (p !== undefined) removed.push(...applyHosts(p.cluster, states))
   }
   return removed
 }
@@ -77,7 +71,7 @@ export function applySnapshot (pools: PoolRegistry, s: Snapshot, timeouts: HostT
  * Make `cluster` match the states: hosts are kept by id (their connections and counters go on), new
  * ones made, and the removed ones returned for the caller to close once idle.
  */
-function applyHosts (cluster: Cluster, states: readonly HostState[], timeouts: HostTimeouts): Host[] {
+function applyHosts (cluster: Cluster, states: readonly HostState[]): Host[] {
   const old = new Map(cluster.hosts.map((h) => [h.id, h]))
   const next: Host[] = []
   for (const st of states) {
@@ -90,9 +84,6 @@ function applyHosts (cluster: Cluster, states: readonly HostState[], timeouts: H
         kind: st.kind,
         ...(st.slot !== undefined ? { slot: st.slot } : {}),
         ...(st.socketPath !== undefined ? { socketPath: st.socketPath } : {}),
-        connectTimeoutMs: timeouts.connectMs,
-        headersTimeoutMs: timeouts.headersMs,
-        bodyTimeoutMs: timeouts.idleMs,
       })
     } else {
       old.delete(st.id)

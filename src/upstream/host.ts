@@ -3,13 +3,9 @@
  * One upstream (an existing backend or a spawned worker): its connection pool, counters and health.
  * Checkers and the supervisor WRITE health; the balancer only READS `available`.
  */
-import { createRequire } from 'node:module'
-import type { Pool } from 'undici'
 import type { HostCounters } from './host-counters.js'
 import type { UpstreamPool } from '../engine/upstream-pool.js'
 import type { TryOutcome } from '../proxy/retry-policy.js'
-
-const require = createRequire(import.meta.url)
 
 /** the passive health of the host's pool (health/outlier.ts), fed every try */
 export interface TryJudge {
@@ -25,19 +21,11 @@ export interface HostOptions {
   weight?: number
   /** a worker listening on a Unix socket */
   socketPath?: string
-  connectTimeoutMs: number
-  headersTimeoutMs: number
-  bodyTimeoutMs: number
   /** worker slot / kind; for /status */
   kind?: 'static' | 'worker'
   /** a worker's slot: its metrics are labelled by slot, which outlives each process */
   slot?: number
 }
-
-// Node's http.Server closes idle keep-alive sockets after 5 s by default; staying under it (with
-// undici's own threshold on top) keeps a reused socket from racing the upstream's close.
-const KEEP_ALIVE_MS = 4000
-const MAX_CONNECTIONS = 256
 
 export class Host {
   readonly id: string
@@ -51,8 +39,6 @@ export class Host {
   readonly slot: number | undefined
   /** the `upstream` label of this host's metrics: the id, or `worker-<slot>` for a spawned worker */
   readonly metricsLabel: string
-  private undiciPool: Pool | null = null
-  private readonly poolOptions: Pool.Options
   /** engine "raw": this host's keep-alive pool of raw sockets, made on the first request */
   rawPool: UpstreamPool | null = null
   /** precomputed for the hot path: written by the setters below, read by the balancer */
@@ -89,29 +75,9 @@ export class Host {
     this.socketPath = o.socketPath
     this.slot = o.slot
     this.metricsLabel = this.kind === 'worker' && o.slot !== undefined ? `worker-${o.slot}` : o.id
-    // a worker's url is `unix:/path.sock`, which has no origin; the pool still needs an http one
+    // a worker's url is `unix:/path.sock`, which has no origin; an HTTP client of it (a health
+    // check, a worker's readiness probe) still needs an http one
     this.origin = o.socketPath ? 'http://localhost' : new URL(o.url).origin
-    this.poolOptions = {
-      connections: MAX_CONNECTIONS,
-      pipelining: 1,
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      keepAliveTimeoutThreshold: 1000,
-      connectTimeout: o.connectTimeoutMs,
-      headersTimeout: o.headersTimeoutMs,
-      bodyTimeout: o.bodyTimeoutMs,
-      // a proxy forwards what it is given; undici's own limit would reject large upstream headers
-      maxHeaderSize: 64 * 1024,
-      ...(o.socketPath ? { socketPath: o.socketPath } : {}),
-    }
-  }
-
-  /**
-   * An undici pool to this host, for requests claylb makes itself (a worker's readiness probe); made,
-   * and undici loaded, on first use: requests are forwarded by the engine's own pool (`rawPool`), and
-   * a proxy process never makes one, so it never pays undici's load time at its start.
-   */
-  get pool (): Pool {
-    return this.undiciPool ??= new (require('undici') as typeof import('undici')).Pool(this.origin, this.poolOptions)
   }
 
   /** healthy, not ejected, not draining: what health reports and panic mode count (`available` may differ in panic) */
@@ -172,10 +138,9 @@ export class Host {
     })
   }
 
-  async close (): Promise<void> {
+  /** closes the idle connections of its pool; a request still on one finishes first */
+  close (): void {
     this.rawPool?.close()
-    const pool = this.undiciPool
-    if (pool !== null) await pool.close().catch(() => pool.destroy())
   }
 
   toJSON (): Record<string, unknown> {

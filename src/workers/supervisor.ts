@@ -191,7 +191,6 @@ export class Supervisor {
       tmpdir: workerDir,
       recycleAfterRequests: w.maxRequests > 0 ? withJitter(w.maxRequests, w.recycleJitterPercent) : 0,
       config: workerConfigOf(gen.config),
-      timeouts: gen.config.timeouts,
     }, this.events)
     this.workers.add(worker)
     this.slotOf.set(worker, slot)

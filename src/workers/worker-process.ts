@@ -5,7 +5,9 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
+import type { Client } from 'undici'
 import { Host } from '../upstream/host.js'
 import type { Config } from '../config/schema.js'
 import { WORKER_BOOT_ENV, WORKER_HEALTH_PATH, type WorkerBoot, type WorkerMessage, type WorkerProcessSample } from './protocol.js'
@@ -14,6 +16,8 @@ import { ClaylbError } from '../errors.js'
 const RUNTIME = fileURLToPath(new URL('./runtime.js', import.meta.url))
 /** pause between readiness probes */
 const PROBE_GAP_MS = 50
+// loaded with the first worker's probes: proxy processes (which never start workers) start without undici
+const require = createRequire(import.meta.url)
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping' | 'exited'
 
@@ -21,11 +25,8 @@ export class WorkerNotReady extends ClaylbError {
   constructor (message: string) { super('CLAYLB_ERR_WORKER_NOT_READY', message) }
 }
 
-/** what a worker is started with: its boot record (all the worker receives), and the proxy side of it */
-export interface WorkerSpec extends WorkerBoot {
-  /** the proxy's side of the worker (its Host), never sent to the worker */
-  timeouts: Config['timeouts']
-}
+/** what a worker is started with: its boot record, all of which the worker receives */
+export type WorkerSpec = WorkerBoot
 
 export interface WorkerEvents {
   message (w: WorkerProcess, msg: WorkerMessage): void
@@ -64,20 +65,10 @@ export class WorkerProcess {
     this.socketPath = spec.socketPath
     this.tmpdir = spec.tmpdir
     this.url = `unix:${spec.socketPath}`
-    const { timeouts, ...boot } = spec
-    this.host = new Host({
-      id: spec.id,
-      url: this.url,
-      socketPath: spec.socketPath,
-      kind: 'worker',
-      slot: spec.slot,
-      connectTimeoutMs: timeouts.connectMs,
-      headersTimeoutMs: timeouts.headersMs,
-      bodyTimeoutMs: timeouts.idleMs,
-    })
+    this.host = new Host({ id: spec.id, url: this.url, socketPath: spec.socketPath, kind: 'worker', slot: spec.slot })
     this.child = fork(RUNTIME, [], {
       cwd: spec.tmpdir,
-      env: workerEnv(JSON.stringify(boot)),
+      env: workerEnv(JSON.stringify(spec)),
       // the worker must not inherit a debugger, a loader or a test harness's hooks from claylb
       execArgv: [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -115,7 +106,7 @@ export class WorkerProcess {
     rmSync(this.socketPath, { force: true })
     rmSync(this.tmpdir, { recursive: true, force: true })
     this.events.exit(this)
-    void this.host.close()
+    this.host.close()
     resolve()
   }
 
@@ -137,35 +128,35 @@ export class WorkerProcess {
     }
     if (this.state === 'exited') throw new WorkerNotReady(`worker ${this.id} exited before it was ready (${this.exitDescription()})`)
     if (!this.readyMessage) throw new WorkerNotReady(`worker ${this.id} did not report ready within ${timeoutMs} ms (workers.readyTimeoutMs)`)
-    let passes = 0
-    let failures = 0
-    let last = ''
-    while (passes < health.healthyThreshold) {
-      const remaining = deadline - Date.now()
-      if (remaining <= 0) throw new WorkerNotReady(`worker ${this.id} did not pass its health probes within ${timeoutMs} ms (workers.readyTimeoutMs): ${last}`)
-      last = await this.probe(path, Math.min(health.timeoutMs, remaining))
-      if (this.hasExited()) throw new WorkerNotReady(`worker ${this.id} exited during its health probes (${this.exitDescription()})`)
-      if (last === '') {
-        passes++
-        failures = 0
-      } else {
-        passes = 0
-        if (++failures >= health.unhealthyThreshold) {
-          throw new WorkerNotReady(`worker ${this.id} failed ${failures} health probes of GET ${path}: ${last}`)
-        }
-      }
-      if (passes < health.healthyThreshold) await sleep(PROBE_GAP_MS)
-    }
-  }
-
-  /** '' when the probe passed, else why it failed */
-  private async probe (path: string, timeoutMs: number): Promise<string> {
+    // the probes' own client, one keep-alive connection, gone with the probes: requests reach the
+    // worker through the engine's pool, checks once it is up through the health checker's client
+    const client = new (require('undici') as typeof import('undici')).Client(this.host.origin, {
+      socketPath: this.socketPath,
+      connectTimeout: health.timeoutMs,
+      keepAliveTimeout: PROBE_GAP_MS * 20,
+    })
     try {
-      const r = await this.host.pool.request({ method: 'GET', path, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
-      await r.body.dump()
-      return r.statusCode >= 200 && r.statusCode < 300 ? '' : `status ${r.statusCode}`
-    } catch (err) {
-      return (err as { code?: string }).code ?? (err as Error).message
+      let passes = 0
+      let failures = 0
+      let last = ''
+      while (passes < health.healthyThreshold) {
+        const remaining = deadline - Date.now()
+        if (remaining <= 0) throw new WorkerNotReady(`worker ${this.id} did not pass its health probes within ${timeoutMs} ms (workers.readyTimeoutMs): ${last}`)
+        last = await probe(client, path, Math.min(health.timeoutMs, remaining))
+        if (this.hasExited()) throw new WorkerNotReady(`worker ${this.id} exited during its health probes (${this.exitDescription()})`)
+        if (last === '') {
+          passes++
+          failures = 0
+        } else {
+          passes = 0
+          if (++failures >= health.unhealthyThreshold) {
+            throw new WorkerNotReady(`worker ${this.id} failed ${failures} health probes of GET ${path}: ${last}`)
+          }
+        }
+        if (passes < health.healthyThreshold) await sleep(PROBE_GAP_MS)
+      }
+    } finally {
+      void client.destroy().catch(() => {})
     }
   }
 
@@ -211,3 +202,14 @@ function workerEnv (boot: string): NodeJS.ProcessEnv {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** '' when the probe passed, else why it failed */
+async function probe (client: Client, path: string, timeoutMs: number): Promise<string> {
+  try {
+    const r = await client.request({ method: 'GET', path, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+    await r.body.dump()
+    return r.statusCode >= 200 && r.statusCode < 300 ? '' : `status ${r.statusCode}`
+  } catch (err) {
+    return (err as { code?: string }).code ?? (err as Error).message
+  }
+}

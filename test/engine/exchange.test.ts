@@ -42,7 +42,7 @@ class FakeUpstream {
 function rig (hosts = 2, o: { attempts?: number } = {}) {
   const cluster = new Cluster()
   for (let i = 0; i < hosts; i++) {
-    cluster.add(new Host({ id: `h${i}`, url: `http://127.0.0.1:${10000 + i}`, connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }))
+    cluster.add(new Host({ id: `h${i}`, url: `http://127.0.0.1:${10000 + i}` }))
   }
   const retry = { attempts: o.attempts ?? 2, budgetPercent: 100, minRetryConcurrency: 10, backoffBaseMs: 0, backoffMaxMs: 0 }
   const pool = new RoutePool({ name: 'default', cluster, policy: 'round-robin', retry, timeouts: { connectMs: 1000, headersMs: 10_000, requestMs: 10_000 } })

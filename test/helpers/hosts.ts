@@ -8,7 +8,7 @@ export function testCluster (n: number, weights: number[] = [], basePort = 20_00
   const cluster = new Cluster()
   const hosts: Host[] = []
   for (let i = 0; i < n; i++) {
-    const h = new Host({ id: `h${i}`, url: `http://127.0.0.1:${basePort + i}`, weight: weights[i] ?? 1, connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100 })
+    const h = new Host({ id: `h${i}`, url: `http://127.0.0.1:${basePort + i}`, weight: weights[i] ?? 1 })
     cluster.add(h)
     hosts.push(h)
   }
