@@ -146,7 +146,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     for (const name of pools.names()) {
       if (name === WORKERS_POOL || wanted.has(name)) continue
       pools.get(name)!.retireAll(c.shutdownTimeoutMs)
-      void pools.remove(name)
+      pools.remove(name)
     }
     for (const [name, p] of wanted) {
       let ph = pools.get(name)
@@ -322,7 +322,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       await supervisor.stop()
       admin.server.close()
       admin.server.closeAllConnections()
-      await pools.close()
+      pools.close()
       if (core.idempotency !== null) await core.idempotency.core.store.close()
       if (redis !== undefined) await closeRedis(redis)
     },

@@ -6,13 +6,13 @@
  * `unhealthyThreshold` consecutive failures mark the host unhealthy, `healthyThreshold` consecutive
  * passes healthy again. The checker only writes `host.setHealthy()`.
  */
-import { createRequire } from 'node:module'
 import net from 'node:net'
 import type { Client } from 'undici'
 import type { Logger } from '../log.js'
 import type { Cluster } from '../upstream/cluster.js'
 import type { Host } from '../upstream/host.js'
 import { WORKER_HEALTH_PATH } from '../workers/protocol.js'
+import { undici } from '../lazy-modules.js'
 
 export interface HealthCheckSettings {
   enabled: boolean
@@ -24,9 +24,6 @@ export interface HealthCheckSettings {
   unhealthyThreshold: number
   healthyThreshold: number
 }
-
-// loaded with the first check: proxy processes (which never check) start without undici
-const require = createRequire(import.meta.url)
 
 const CHECK_HEADERS = { 'user-agent': 'claylb-health-check', accept: '*/*' }
 
@@ -41,7 +38,8 @@ class HostCheck {
   private failures = 0
 
   constructor (readonly host: Host, private readonly s: HealthCheckSettings, private readonly logger: Logger, private readonly onUnhealthy: (host: Host) => void, tlsConnect?: TlsConnect) {
-    this.client = new (require('undici') as typeof import('undici')).Client(host.origin, {
+    const { Client } = undici()
+    this.client = new Client(host.origin, {
       // an https:// upstream is checked with the CA and name the proxy trusts (config `tls`)
       ...(tlsConnect !== undefined ? { connect: tlsConnect } : {}),
       connectTimeout: s.timeoutMs,

@@ -8,16 +8,13 @@
  * command timeout, no automatic resend of a command whose reply was lost (a script may not be safe to
  * run twice), and reconnection forever in the background. An outage is a fast, clear error, never a hang.
  */
-import { createRequire } from 'node:module'
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import type { Config } from '../config/schema.js'
 import { StateUnavailableError, notConnected } from './errors.js'
+import { ioredis } from '../lazy-modules.js'
 
 export type RedisConfig = Config['redis']
 export type RedisClient = Redis | Cluster
-
-// loaded with the first client: a process whose config needs no Redis starts without ioredis
-const require = createRequire(import.meta.url)
 
 /** clients of createRedis still making their first connection: how long a write may wait for it */
 const firstConnection = new WeakMap<RedisClient, number>()
@@ -66,7 +63,7 @@ export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
   } satisfies RedisOptions
-  const { Cluster, Redis } = require('ioredis') as typeof import('ioredis')
+  const { Cluster, Redis } = ioredis()
   let client: RedisClient
   if (config.cluster) {
     const first = config.cluster[0]!

@@ -93,10 +93,10 @@ export class PoolHosts {
     for (const h of leaving) retireHost(h, drainMs, this.logger)
   }
 
-  close (): Promise<void> {
+  close (): void {
     this.checks.close()
     this.outlier.close()
-    return this.cluster.close()
+    this.cluster.close()
   }
 }
 
@@ -110,7 +110,7 @@ export function retireHost (h: Host, drainMs: number, logger: Logger): void {
   logger.info({ upstream: h.id, inflight: h.inflight }, 'upstream removed by reload: draining')
   void h.waitIdle(drainMs).then((idle) => {
     if (!idle) logger.warn({ upstream: h.id, inflight: h.inflight }, 'removed upstream still had requests in flight after the drain time; closing')
-    return h.close()
+    h.close()
   })
 }
 
@@ -138,12 +138,12 @@ export class PoolRegistry {
     this.changed()
   }
 
-  async remove (name: string): Promise<void> {
+  remove (name: string): void {
     const p = this.pools.get(name)
     if (p === undefined) return
     this.pools.delete(name)
     this.changed()
-    await p.close()
+    p.close()
   }
 
   private changed (): void {
@@ -189,9 +189,9 @@ export class PoolRegistry {
     for (const p of this.pools.values()) p.start()
   }
 
-  async close (): Promise<void> {
+  close (): void {
     const all = [...this.pools.values()]
     this.pools.clear()
-    await Promise.all(all.map((p) => p.close()))
+    for (const p of all) p.close()
   }
 }

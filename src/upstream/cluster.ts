@@ -116,9 +116,9 @@ export class Cluster {
     for (const fn of this.panicListeners) fn(panic)
   }
 
-  async close (): Promise<void> {
+  close (): void {
     const hosts = this.hosts
     this.hosts = []
-    await Promise.all(hosts.map((h) => h.close()))
+    for (const h of hosts) h.close()
   }
 }

@@ -5,28 +5,23 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { rmSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import type { Client } from 'undici'
 import { Host } from '../upstream/host.js'
 import type { Config } from '../config/schema.js'
 import { WORKER_BOOT_ENV, WORKER_HEALTH_PATH, type WorkerBoot, type WorkerMessage, type WorkerProcessSample } from './protocol.js'
 import { ClaylbError } from '../errors.js'
+import { undici } from '../lazy-modules.js'
 
 const RUNTIME = fileURLToPath(new URL('./runtime.js', import.meta.url))
 /** pause between readiness probes */
 const PROBE_GAP_MS = 50
-// loaded with the first worker's probes: proxy processes (which never start workers) start without undici
-const require = createRequire(import.meta.url)
 
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping' | 'exited'
 
 export class WorkerNotReady extends ClaylbError {
   constructor (message: string) { super('CLAYLB_ERR_WORKER_NOT_READY', message) }
 }
-
-/** what a worker is started with: its boot record, all of which the worker receives */
-export type WorkerSpec = WorkerBoot
 
 export interface WorkerEvents {
   message (w: WorkerProcess, msg: WorkerMessage): void
@@ -58,7 +53,7 @@ export class WorkerProcess {
   private readyWaiter: (() => void) | null = null
   private readonly tmpdir: string
 
-  constructor (spec: WorkerSpec, private readonly events: WorkerEvents) {
+  constructor (spec: WorkerBoot, private readonly events: WorkerEvents) {
     this.id = spec.id
     this.slot = spec.slot
     this.generation = spec.generation
@@ -130,7 +125,8 @@ export class WorkerProcess {
     if (!this.readyMessage) throw new WorkerNotReady(`worker ${this.id} did not report ready within ${timeoutMs} ms (workers.readyTimeoutMs)`)
     // the probes' own client, one keep-alive connection, gone with the probes: requests reach the
     // worker through the engine's pool, checks once it is up through the health checker's client
-    const client = new (require('undici') as typeof import('undici')).Client(this.host.origin, {
+    const { Client } = undici()
+    const client = new Client(this.host.origin, {
       socketPath: this.socketPath,
       connectTimeout: health.timeoutMs,
       keepAliveTimeout: PROBE_GAP_MS * 20,
