@@ -22,7 +22,7 @@ import { clearCookieHeader, newSessionId, readCookie, setCookieHeader, signId, v
 import { holdResponse } from './hold.js'
 import { SAVE_LUA, TAKE_LUA } from './scripts.js'
 import { Session } from './session.js'
-import { readSecrets, SessionSecretError } from './secret.js'
+import { checkSecrets, readSecrets, SessionSecretError } from './secret.js'
 import type { Config } from '../config/schema.js'
 import { REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../config/defaults.js'
 
@@ -68,9 +68,8 @@ export class SessionStore implements SessionBackend {
   #sessions = new WeakMap<IncomingMessage, Promise<Session>>()
 
   constructor (o: SessionStoreOptions) {
-    if (o.secrets.length === 0) throw new TypeError('createSessionStore: at least one secret is needed')
+    this.#secrets = checkSecrets(o.secrets, 'createSessionStore: secrets')
     this.#redis = o.redis
-    this.#secrets = [...o.secrets]
     this.#prefix = `${o.keyPrefix ?? REDIS_KEY_PREFIX}sess:`
     this.cookieName = o.cookie ?? SESSION_DEFAULTS.cookie
     this.ttlMs = (o.ttlSeconds ?? SESSION_DEFAULTS.ttlSeconds) * 1000
