@@ -107,7 +107,8 @@ export class SessionStore implements SessionBackend {
     let session: Session | undefined
     if (id !== undefined) {
       const stored = await this.#read(id)
-      if (stored) session = new Session(this, id, stored)
+      if (stored === 'ended') session = new Session(this, newSessionId(), undefined, true)
+      else if (stored) session = new Session(this, id, stored)
     }
     session ??= new Session(this, newSessionId())
     const secure = this.#secure === 'auto'
@@ -117,9 +118,13 @@ export class SessionStore implements SessionBackend {
     return session
   }
 
-  /** One round trip: the data and the TTL refresh. An empty hash is an unknown, expired or destroyed session. */
-  async #read (id: string): Promise<Record<string, string> | undefined> {
-    const [hash] = this.#keys(id)
+  /**
+   * One round trip: the data and the TTL refresh. An empty hash is an unknown, expired or ended
+   * session; only then a second one asks whether it was ended (its tombstone, which outlives the hash,
+   * was set in the same step that deleted it): 'ended' when so, else undefined.
+   */
+  async #read (id: string): Promise<Record<string, string> | 'ended' | undefined> {
+    const [hash, dead] = this.#keys(id)
     let results
     try {
       results = await this.#redis.pipeline().hgetall(hash).pexpire(hash, this.ttlMs).exec()
@@ -130,7 +135,13 @@ export class SessionStore implements SessionBackend {
     if (!read || read[0]) throw toStateError(read?.[0] ?? new Error('no reply'), 'session store')
     const stored = read[1] as Record<string, string>
     for (const _ in stored) return stored
-    return undefined
+    let tombstone: number
+    try {
+      tombstone = await this.#redis.exists(dead)
+    } catch (err) {
+      throw toStateError(err, 'session store')
+    }
+    return tombstone === 1 ? 'ended' : undefined
   }
 
   #beforeResponse (session: Session, res: ServerResponse, phase: 'start' | 'end', secure: boolean): Promise<void> | undefined {
