@@ -221,6 +221,12 @@ t.test('the middleware examples: the idempotency protocol end to end', async (t)
     t.same([again.status, again.headers['idempotent-replayed'], again.body], [201, 'true', first.body], `README.md:${b.line}: the retry is the first answer, replayed`)
     const other = await post(key, '{"amount":11}')
     t.equal(other.status, 422, `README.md:${b.line}: the same key with another body → 422`)
+    // two integers past 2^53 that JSON.parse makes one number: a fingerprint of the parsed body
+    // would replay the first order for the second body; the raw bytes tell them apart
+    const big = `${key}-2^53`
+    t.equal((await post(big, '{"amount":9007199254740993}')).status, 201, `README.md:${b.line}: a large integer`)
+    const near = await post(big, '{"amount":9007199254740992}')
+    t.equal(near.status, 422, `README.md:${b.line}: the same key with a body that differs past 2^53 → 422, not a replay (${near.status} ${near.body.slice(0, 80)})`)
     const none = await post(undefined, '{"amount":10}')
     t.equal(none.status, 400, `README.md:${b.line}: no key on a required route → 400`)
     const get = await req(`${base}/`)
