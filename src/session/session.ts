@@ -19,7 +19,7 @@ function checkField (field: string): void {
 export class Session {
   #backend: SessionBackend
   #id: string
-  /** the id the client's cookie named and that existed when loaded */
+  /** the id the client's cookie named, when it existed at load or had been ended (its cookie may be cleared) */
   #clientId: string | undefined
   /** the hash exists in Redis (loaded, or written by this request) */
   #existing: boolean
@@ -40,13 +40,16 @@ export class Session {
    */
   #ended: boolean
 
-  /** @internal — sessions are made by SessionStore.session(); `ended`: the cookie named an ended session */
-  constructor (backend: SessionBackend, id: string, stored?: Record<string, string>, ended = false) {
+  /**
+   * @internal — sessions are made by SessionStore.session(). `endedId`: the cookie named this session,
+   * already ended; the request then works on a new, empty session (`id`) that cannot be saved.
+   */
+  constructor (backend: SessionBackend, id: string, stored?: Record<string, string>, endedId?: string) {
     this.#backend = backend
     this.#id = id
-    this.#ended = ended
+    this.#ended = endedId !== undefined
     this.#existing = stored !== undefined
-    this.#clientId = stored !== undefined ? id : undefined
+    this.#clientId = stored !== undefined ? id : endedId
     if (stored) {
       for (const [field, json] of Object.entries(stored)) {
         if (field === VERSION_FIELD) { this.#version = Number(json); continue }
@@ -160,6 +163,8 @@ export class Session {
   /**
    * End this session: its data is deleted and its id tombstoned, so a slower request of the same session
    * can never save into it again, and its cookie is cleared. The object goes on as a new, empty session.
+   * The clear goes out even when another request ended the session first (a logout racing a login):
+   * a logout the user asked for is never dropped.
    */
   async destroy (): Promise<void> {
     if (this.#existing) await this.#backend.take(this.#id)

@@ -107,7 +107,7 @@ export class SessionStore implements SessionBackend {
     let session: Session | undefined
     if (id !== undefined) {
       const stored = await this.#read(id)
-      if (stored === 'ended') session = new Session(this, newSessionId(), undefined, true)
+      if (stored === 'ended') session = new Session(this, newSessionId(), undefined, id)
       else if (stored) session = new Session(this, id, stored)
     }
     session ??= new Session(this, newSessionId())

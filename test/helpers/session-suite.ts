@@ -173,6 +173,22 @@ export async function sessionSuite (t: Test, form: RedisForm): Promise<void> {
     t.equal(runs, 25, 'every case ran (the outside run\'s 20 writers first, then generated ones)')
   })
 
+  await t.test('a logout racing a login is never dropped: it clears the cookie, loaded before the login or sent after', async (t) => {
+    for (const loadedBefore of [true, false]) {
+      const c = await newSession('cart')
+      const logout = loadedBefore ? call(app.url, 'POST', '/logout?hold=1', c) : undefined
+      if (loadedBefore) await app.gate.arrived(1)
+      const login = await call(app.url, 'POST', '/login', c)
+      const fresh = sidOf(login)!
+      t.ok(fresh && fresh !== c, 'the login set a new id')
+      const late = logout ?? call(app.url, 'POST', '/logout', c)
+      app.gate.open()
+      const out = await late
+      t.equal(out.status, 200, `logout ${loadedBefore ? 'loaded before' : 'sent after'} the login: answered`)
+      t.equal(sidOf(out), '', 'and clears the cookie: the user asked to log out')
+    }
+  })
+
   await t.test('fixation: regenerate gives a new id, the old id no longer loads, data kept as told', async (t) => {
     const planted = await newSession('cart')
     const login = await call(app.url, 'POST', '/login', planted)
