@@ -9,7 +9,8 @@
  * One Redis hash per session under `<keyPrefix>sess:{<id>}` (the id is the hash tag, so each session
  * lives in one Cluster slot and sessions spread over all of them). Loading costs one round trip
  * (HGETALL + PEXPIRE pipelined: the TTL refresh); an unchanged session costs nothing more. Changes
- * are written as deltas by one script before the response starts.
+ * are written as deltas by one script before the response starts. A request whose session another
+ * request ended (regenerate, destroy) writes nothing and sends no cookie (Session#ended).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
