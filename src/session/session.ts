@@ -151,7 +151,6 @@ export class Session {
     for (const field of this.#dels) base.delete(field)
     const keep = options.keep ? new Set(options.keep) : undefined
     this.#reset()
-    this.#ended = false
     for (const [field, json] of base) {
       if (keep && !keep.has(field)) continue
       this.#sets.set(field, json)
@@ -169,7 +168,6 @@ export class Session {
   async destroy (): Promise<void> {
     if (this.#existing) await this.#backend.take(this.#id)
     this.#reset()
-    this.#ended = false
   }
 
   /** @internal: what the response's Set-Cookie must do */
@@ -180,8 +178,9 @@ export class Session {
     return this.#clientId !== undefined ? 'clear' : undefined
   }
 
-  /** A fresh, empty, unsaved session with a new id. */
+  /** A fresh, empty, unsaved session with a new id (this request's own regenerate or destroy). */
   #reset (): void {
+    this.#ended = false
     this.#id = this.#backend.newId()
     this.#existing = false
     this.#version = 0
