@@ -17,6 +17,7 @@ export const PROBLEMS = {
   CLAYLB_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
   CLAYLB_BODY_TOO_LARGE: [413, 'Content Too Large', 'body-too-large'],
   CLAYLB_SESSION_TOO_LARGE: [413, 'Content Too Large', 'session-too-large'],
+  CLAYLB_SESSION_ENDED: [409, 'Conflict', 'session-ended'],
   CLAYLB_HEADERS_TOO_LARGE: [431, 'Request Header Fields Too Large', 'headers-too-large'],
   CLAYLB_EXPECTATION_FAILED: [417, 'Expectation Failed', 'expectation-failed'],
   CLAYLB_NOT_IMPLEMENTED: [501, 'Not Implemented', 'not-implemented'],

@@ -12,7 +12,7 @@ export { sendProblem } from './errors.js'
 export { createRedis, waitReady, closeRedis, defineScript, key, StateUnavailableError, type RedisClient } from './redis/index.js'
 export {
   createSessionStore, sessionStoreFromConfig, expressSession, fastifySession,
-  Session, SessionStore, SessionTooLargeError, SessionUsageError, type SessionStoreOptions,
+  Session, SessionStore, SessionEndedError, SessionSecretError, SessionTooLargeError, SessionUsageError, type SessionStoreOptions,
 } from './session/index.js'
 export { IdempotencyCore, Claim, scopeOf, type BeginOutcome, type IdempotencyObserver, type IdempotencySettings } from './idempotency/core.js'
 export { MemoryStore } from './idempotency/memory-store.js'

@@ -6,7 +6,8 @@
  *   config-lines        the same, each line on its own (alternatives written one per line)
  *   yaml: WHY           a YAML file that is not claylb's (parsed only)
  *   worker-app [session] the block as `--app` of `claylb start --workers 2`; GET / answers JSON
- *                       (session: twice with the cookie, the count goes up)
+ *                       (session: twice with the cookie, the count goes up, and the health probes that
+ *                       made the workers ready left no session in Redis: only that one exists)
  *   session-server      the program with REDIS_URL, SESSION_SECRET and PORT: visits count per cookie,
  *                       /login regenerates, /healthz creates no session
  *   middleware          the program with REDIS_URL and PORT: the idempotency protocol end to end
@@ -158,7 +159,8 @@ t.test('TLS config blocks: certificates made at their paths, check-config passes
 
 t.test('worker apps run under claylb start --workers 2 --app', async (t) => {
   for (const b of of('worker-app')) {
-    const lb = await startClaylb({ args: ['--workers', '2', '--app', program(b)], config: { log: { access: false } }, env: { REDIS_URL: redis.url, SESSION_SECRET: SECRET } })
+    const prefix = `readme${b.line}:`
+    const lb = await startClaylb({ args: ['--workers', '2', '--app', program(b)], config: { log: { access: false }, redis: { keyPrefix: prefix } }, env: { REDIS_URL: redis.url, SESSION_SECRET: SECRET } })
     try {
       const first = await req(`${lb.url}/`)
       t.equal(first.status, 200, `README.md:${b.line}: GET / → 200 ${first.body}`)
@@ -168,6 +170,11 @@ t.test('worker apps run under claylb start --workers 2 --app', async (t) => {
         const cookie = String(([] as string[]).concat(first.headers['set-cookie'] ?? [])[0]).split(';')[0]!
         const second = JSON.parse((await req(`${lb.url}/`, { headers: { cookie } })).body) as { count: number }
         t.same([body['count'], second.count], [1, 2], `README.md:${b.line}: the session's count goes up across workers`)
+        // every worker answered healthCheck.healthyThreshold probes before it got a request: a probe
+        // that made a session would have left one here per probe
+        const sessions = spawnSync('redis-cli', ['-u', redis.url, '--scan', '--pattern', `${prefix}sess:*`], { encoding: 'utf8' }).stdout.trim().split('\n')
+        const id = cookie.split('=')[1]!.split('.')[0]!
+        t.same(sessions, [`${prefix}sess:{${id}}`], `README.md:${b.line}: the health probes made no session, only the client did`)
       }
     } finally {
       t.equal(await lb.stop(), 0, `README.md:${b.line}: claylb drained and exited 0`)
@@ -214,6 +221,12 @@ t.test('the middleware examples: the idempotency protocol end to end', async (t)
     t.same([again.status, again.headers['idempotent-replayed'], again.body], [201, 'true', first.body], `README.md:${b.line}: the retry is the first answer, replayed`)
     const other = await post(key, '{"amount":11}')
     t.equal(other.status, 422, `README.md:${b.line}: the same key with another body → 422`)
+    // two integers past 2^53 that JSON.parse makes one number: a fingerprint of the parsed body
+    // would replay the first order for the second body; the raw bytes tell them apart
+    const big = `${key}-2^53`
+    t.equal((await post(big, '{"amount":9007199254740993}')).status, 201, `README.md:${b.line}: a large integer`)
+    const near = await post(big, '{"amount":9007199254740992}')
+    t.equal(near.status, 422, `README.md:${b.line}: the same key with a body that differs past 2^53 → 422, not a replay (${near.status} ${near.body.slice(0, 80)})`)
     const none = await post(undefined, '{"amount":10}')
     t.equal(none.status, 400, `README.md:${b.line}: no key on a required route → 400`)
     const get = await req(`${base}/`)

@@ -4,6 +4,6 @@
  */
 export { createSessionStore, sessionStoreFromConfig, SessionStore, type SessionStoreOptions } from './store.js'
 export { Session } from './session.js'
-export { SessionTooLargeError, SessionUsageError } from './errors.js'
+export { SessionEndedError, SessionTooLargeError, SessionUsageError } from './errors.js'
 export { readSecrets, ensureSessionSecret, SessionSecretError } from './secret.js'
 export { expressSession, fastifySession } from './adapters.js'

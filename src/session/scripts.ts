@@ -13,7 +13,9 @@
  * Returns {'ok', version, incremented values...} | {'destroyed'} | {'gone'} | {'too_large', bytes} |
  *   {'not_integer', field}. Nothing is written unless the answer is 'ok'.
  * A tombstone (destroyed, or the old id of a regenerate) or a vanished hash (expired, destroyed) of a
- * session the request saw existing refuses the save, so a late save never resurrects a session.
+ * session the request saw existing refuses the save, so a late save never resurrects a session; the
+ * request then sends no cookie either (Session#ended), so it cannot undo the login or logout that
+ * ended the id. Refused here, in one step with the tombstone check, so it holds across instances.
  */
 export const SAVE_LUA = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'destroyed'} end

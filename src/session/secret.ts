@@ -15,14 +15,26 @@ export class SessionSecretError extends ClaylbError {
   }
 }
 
-/** The secrets in `env[name]`; undefined when unset. Short secrets are refused (an HMAC key must not be guessable). */
+/**
+ * The one rule for signing secrets, whoever gives them (the environment at the CLI, the options of
+ * `createSessionStore` in a library user's server): at least one, each a string of at least
+ * MIN_SECRET_LENGTH characters, so an HMAC key is never empty or guessable. `where` names the source.
+ */
+export function checkSecrets (secrets: unknown, where: string): string[] {
+  if (!Array.isArray(secrets)) throw new SessionSecretError(`${where}: must be an array of strings, got ${secrets === null ? 'null' : typeof secrets}`)
+  if (secrets.length === 0) throw new SessionSecretError(`${where}: at least one secret is needed`)
+  secrets.forEach((s: unknown, i) => {
+    if (typeof s !== 'string') throw new SessionSecretError(`${where}: secret #${i + 1} is not a string`)
+    if (s.length < MIN_SECRET_LENGTH) throw new SessionSecretError(`${where}: secret #${i + 1} is shorter than ${MIN_SECRET_LENGTH} characters (${s.length})`)
+  })
+  return [...secrets] as string[]
+}
+
+/** The secrets in `env[name]`; undefined when unset. Short secrets are refused (checkSecrets). */
 export function readSecrets (name: string, env: NodeJS.ProcessEnv = process.env): string[] | undefined {
   const raw = env[name]
   if (raw === undefined || raw.trim() === '') return undefined
-  const secrets = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
-  const short = secrets.findIndex((s) => s.length < MIN_SECRET_LENGTH)
-  if (short >= 0) throw new SessionSecretError(`${name}: secret #${short + 1} is shorter than ${MIN_SECRET_LENGTH} characters`)
-  return secrets
+  return checkSecrets(raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0), name)
 }
 
 /**

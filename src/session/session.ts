@@ -5,7 +5,7 @@
  * concurrent request of the same session changed. Counters are incremented in Redis at once.
  */
 import type { SessionBackend } from './store.js'
-import { SessionTooLargeError, SessionUsageError } from './errors.js'
+import { SessionEndedError, SessionTooLargeError, SessionUsageError } from './errors.js'
 
 /** The version field of the hash; app field names may not start with `$`. */
 export const VERSION_FIELD = '$v'
@@ -19,7 +19,7 @@ function checkField (field: string): void {
 export class Session {
   #backend: SessionBackend
   #id: string
-  /** the id the client's cookie named and that existed when loaded */
+  /** the id the client's cookie named, when it existed at load or had been ended (its cookie may be cleared) */
   #clientId: string | undefined
   /** the hash exists in Redis (loaded, or written by this request) */
   #existing: boolean
@@ -30,13 +30,26 @@ export class Session {
   #bytes = 0
   #sets = new Map<string, string>()
   #dels = new Set<string>()
+  /**
+   * Another request ended the session this one works on (regenerate, destroy, expiry), or the client's
+   * cookie named an already ended one: nothing this request writes may be saved, and it sends no
+   * cookie, else a request that started before a login would undo it (clear the cookie, or set one of
+   * a new session) when it finished after. Refused rather than folded into the new session: the writes
+   * of a request made before the privilege change must not land in the session after it (fixation).
+   * Cleared only by this request's own regenerate() or destroy(), which start a session afresh.
+   */
+  #ended: boolean
 
-  /** @internal — sessions are made by SessionStore.session() */
-  constructor (backend: SessionBackend, id: string, stored?: Record<string, string>) {
+  /**
+   * @internal — sessions are made by SessionStore.session(). `endedId`: the cookie named this session,
+   * already ended; the request then works on a new, empty session (`id`) that cannot be saved.
+   */
+  constructor (backend: SessionBackend, id: string, stored?: Record<string, string>, endedId?: string) {
     this.#backend = backend
     this.#id = id
+    this.#ended = endedId !== undefined
     this.#existing = stored !== undefined
-    this.#clientId = stored !== undefined ? id : undefined
+    this.#clientId = stored !== undefined ? id : endedId
     if (stored) {
       for (const [field, json] of Object.entries(stored)) {
         if (field === VERSION_FIELD) { this.#version = Number(json); continue }
@@ -54,6 +67,12 @@ export class Session {
   get isNew (): boolean { return !this.#existing }
   /** Bumped by every save that reached Redis. */
   get version (): number { return this.#version }
+  /**
+   * True when another request ended this session while this one ran (a login's regenerate, a logout,
+   * expiry), or the cookie named a session already ended: saves are refused with SessionEndedError
+   * (409) and no cookie is sent. This request's own regenerate() or destroy() starts afresh.
+   */
+  get ended (): boolean { return this.#ended }
   /** Changes not yet written (they are written before the response starts, or by save()). */
   get dirty (): boolean { return this.#sets.size > 0 || this.#dels.size > 0 }
 
@@ -143,6 +162,8 @@ export class Session {
   /**
    * End this session: its data is deleted and its id tombstoned, so a slower request of the same session
    * can never save into it again, and its cookie is cleared. The object goes on as a new, empty session.
+   * The clear goes out even when another request ended the session first (a logout racing a login):
+   * a logout the user asked for is never dropped.
    */
   async destroy (): Promise<void> {
     if (this.#existing) await this.#backend.take(this.#id)
@@ -151,12 +172,15 @@ export class Session {
 
   /** @internal: what the response's Set-Cookie must do */
   cookieAction (): 'set' | 'clear' | undefined {
+    // whatever an ended session's request would set (a new id, a clear) undoes the request that ended it
+    if (this.#ended) return undefined
     if (this.#existing) return this.#id === this.#clientId ? undefined : 'set'
     return this.#clientId !== undefined ? 'clear' : undefined
   }
 
-  /** A fresh, empty, unsaved session with a new id. */
+  /** A fresh, empty, unsaved session with a new id (this request's own regenerate or destroy). */
   #reset (): void {
+    this.#ended = false
     this.#id = this.#backend.newId()
     this.#existing = false
     this.#version = 0
@@ -183,6 +207,7 @@ export class Session {
     const dels = this.#dels
     this.#sets = new Map()
     this.#dels = new Set()
+    if (this.#ended) throw new SessionEndedError()
     let reply
     try {
       reply = await this.#backend.save(this.#id, this.#existing, sets, dels, increment)
@@ -204,10 +229,10 @@ export class Session {
       }
       case 'destroyed':
       case 'gone':
-        // Destroyed (or expired) by someone else meanwhile: that wins. Our changes to it are dropped;
-        // an increment starts over on a new session, as a request with a stale cookie would.
-        this.#reset()
-        return increment ? this.#commit(increment) : undefined
+        // Ended by someone else meanwhile (or expired): that wins. The script wrote nothing; this
+        // request's changes are refused, and it must not start a session of its own either (see #ended).
+        this.#ended = true
+        throw new SessionEndedError()
       case 'too_large':
         throw new SessionTooLargeError(Number(reply[1]), this.#backend.maxBytes)
       case 'not_integer':

@@ -9,7 +9,8 @@
  * One Redis hash per session under `<keyPrefix>sess:{<id>}` (the id is the hash tag, so each session
  * lives in one Cluster slot and sessions spread over all of them). Loading costs one round trip
  * (HGETALL + PEXPIRE pipelined: the TTL refresh); an unchanged session costs nothing more. Changes
- * are written as deltas by one script before the response starts.
+ * are written as deltas by one script before the response starts. A request whose session another
+ * request ended (regenerate, destroy) writes nothing and sends no cookie (Session#ended).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
@@ -22,7 +23,7 @@ import { clearCookieHeader, newSessionId, readCookie, setCookieHeader, signId, v
 import { holdResponse } from './hold.js'
 import { SAVE_LUA, TAKE_LUA } from './scripts.js'
 import { Session } from './session.js'
-import { readSecrets, SessionSecretError } from './secret.js'
+import { checkSecrets, readSecrets, SessionSecretError } from './secret.js'
 import type { Config } from '../config/schema.js'
 import { REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../config/defaults.js'
 
@@ -68,9 +69,8 @@ export class SessionStore implements SessionBackend {
   #sessions = new WeakMap<IncomingMessage, Promise<Session>>()
 
   constructor (o: SessionStoreOptions) {
-    if (o.secrets.length === 0) throw new TypeError('createSessionStore: at least one secret is needed')
+    this.#secrets = checkSecrets(o.secrets, 'createSessionStore: secrets')
     this.#redis = o.redis
-    this.#secrets = [...o.secrets]
     this.#prefix = `${o.keyPrefix ?? REDIS_KEY_PREFIX}sess:`
     this.cookieName = o.cookie ?? SESSION_DEFAULTS.cookie
     this.ttlMs = (o.ttlSeconds ?? SESSION_DEFAULTS.ttlSeconds) * 1000
@@ -108,7 +108,8 @@ export class SessionStore implements SessionBackend {
     let session: Session | undefined
     if (id !== undefined) {
       const stored = await this.#read(id)
-      if (stored) session = new Session(this, id, stored)
+      if (stored === 'ended') session = new Session(this, newSessionId(), undefined, id)
+      else if (stored) session = new Session(this, id, stored)
     }
     session ??= new Session(this, newSessionId())
     const secure = this.#secure === 'auto'
@@ -118,9 +119,13 @@ export class SessionStore implements SessionBackend {
     return session
   }
 
-  /** One round trip: the data and the TTL refresh. An empty hash is an unknown, expired or destroyed session. */
-  async #read (id: string): Promise<Record<string, string> | undefined> {
-    const [hash] = this.#keys(id)
+  /**
+   * One round trip: the data and the TTL refresh. An empty hash is an unknown, expired or ended
+   * session; only then a second one asks whether it was ended (its tombstone, which outlives the hash,
+   * was set in the same step that deleted it): 'ended' when so, else undefined.
+   */
+  async #read (id: string): Promise<Record<string, string> | 'ended' | undefined> {
+    const [hash, dead] = this.#keys(id)
     let results
     try {
       results = await this.#redis.pipeline().hgetall(hash).pexpire(hash, this.ttlMs).exec()
@@ -131,7 +136,13 @@ export class SessionStore implements SessionBackend {
     if (!read || read[0]) throw toStateError(read?.[0] ?? new Error('no reply'), 'session store')
     const stored = read[1] as Record<string, string>
     for (const _ in stored) return stored
-    return undefined
+    let tombstone: number
+    try {
+      tombstone = await this.#redis.exists(dead)
+    } catch (err) {
+      throw toStateError(err, 'session store')
+    }
+    return tombstone === 1 ? 'ended' : undefined
   }
 
   #beforeResponse (session: Session, res: ServerResponse, phase: 'start' | 'end', secure: boolean): Promise<void> | undefined {

@@ -9,6 +9,8 @@ import { createRedis, closeRedis, waitReady, key, type RedisClient } from '../..
 import { signId, newSessionId } from '../../src/session/cookie.js'
 import { startSessionApp, sidOf, call, SECRET, OLD_SECRET } from './session-app.js'
 import { sleep } from './http.js'
+import { allKeys } from './ioredis.js'
+import fc from 'fast-check'
 
 export type RedisForm = { url: string } | { cluster: string[] }
 
@@ -41,7 +43,7 @@ export async function sessionSuite (t: Test, form: RedisForm): Promise<void> {
   const keyPrefix = `t${Date.now()}:`
   const app = await startSessionApp({ redis, keyPrefix, ttlSeconds: 60, maxBytes: 4096 })
   t.teardown(() => app.close())
-  const hashOf = (cookie: string): string => key(`${keyPrefix}sess:`, cookie.slice(4).split('.')[0]!)
+  const hashOf = (cookie: string, prefix = keyPrefix): string => key(`${prefix}sess:`, cookie.slice(4).split('.')[0]!)
 
   const newSession = async (field = 'seed'): Promise<string> => {
     const r = await call(app.url, 'PUT', `/field/${field}?value=1`)
@@ -95,21 +97,96 @@ export async function sessionSuite (t: Test, form: RedisForm): Promise<void> {
 
   await t.test('destroy racing a slow writer: stays destroyed, the old cookie is rejected', async (t) => {
     const c = await newSession('secret')
-    const slow = call(app.url, 'PUT', '/field/late?value=1&delayMs=400', c)
-    await sleep(100)
+    const slow = call(app.url, 'PUT', '/field/late?value=1&hold=1', c)
+    await app.gate.arrived(1)
     const out = await call(app.url, 'POST', '/logout', c)
     t.equal(out.status, 200)
     t.equal(sidOf(out), '', 'logout clears the cookie')
+    app.gate.open()
     const late = await slow
-    t.equal(late.status, 200)
-    t.not(sidOf(late), c, 'the late save did not keep the old session')
+    t.match([late.status, late.data], [409, { type: 'urn:claylb:problem:session-ended' }], 'the late save is refused')
+    t.equal(sidOf(late), undefined, 'and sets no cookie (the logout\'s clear stands)')
     t.equal(await inspect.exists(hashOf(c)), 0, 'nothing under the old id')
     const again = await call(app.url, 'GET', '/session', c)
-    t.same(again.data, {}, 'old cookie: a new, empty session')
+    t.same(again.data, {}, 'old cookie: an empty session')
+    t.equal(sidOf(again), undefined)
     const increment = await call(app.url, 'POST', '/counter', c)
-    t.equal(increment.data['count'], 1, 'a counter on the old cookie starts a new session')
-    t.not(sidOf(increment), c)
+    t.equal(increment.status, 409, 'a counter on the old cookie is refused, not a new session')
+    t.equal(sidOf(increment), undefined)
     t.equal(await inspect.exists(hashOf(c)), 0, 'still nothing under the old id')
+  })
+
+  await t.test('a login or logout racing the same session\'s requests: never undone, stale writes refused', async (t) => {
+    // Requests of session S load it and wait; a login regenerates S→S' (or a logout destroys S); more
+    // requests arrive with the old cookie; then the waiting ones finish and save. The bug: each stale
+    // writer answered with a cleared cookie or one of a fresh session, so the client lost the login.
+    const prefix = `${keyPrefix}race${Math.random().toString(36).slice(2, 8)}:`
+    const race = await startSessionApp({ redis, keyPrefix: prefix, ttlSeconds: 60 })
+    t.teardown(() => race.close())
+    const hashes = async (): Promise<string[]> =>
+      (await allKeys(inspect as Redis | Cluster, `${prefix}sess:*`)).filter((k) => !k.endsWith(':dead')).sort()
+    type Op = { kind: 'set' | 'delete' | 'increment' | 'read', loadedBefore: boolean }
+    const op: fc.Arbitrary<Op> = fc.record({ kind: fc.constantFrom('set', 'delete', 'increment', 'read'), loadedBefore: fc.boolean() })
+    const outside: Array<[Op[], 'login' | 'logout']> = [[Array.from({ length: 20 }, () => ({ kind: 'set', loadedBefore: true })), 'login']]
+    let runs = 0
+    await fc.assert(fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 10 }), fc.constantFrom('login', 'logout'), async (ops, end) => {
+      runs++
+      const s = sidOf(await call(race.url, 'PUT', '/field/seed?value=1'))!
+      await call(race.url, 'PUT', '/field/doomed?value=1', s)
+      const path = (o: Op, i: number): [string, string] => {
+        const hold = o.loadedBefore ? 'hold=1' : ''
+        switch (o.kind) {
+          case 'set': return ['PUT', `/field/stale${i}?value=${i}&${hold}`]
+          case 'delete': return ['DELETE', `/field/doomed?${hold}`]
+          case 'increment': return ['POST', `/counter?${hold}`]
+          case 'read': return ['GET', `/session?${hold}`]
+        }
+      }
+      const before = ops.map((o, i) => o.loadedBefore ? call(race.url, ...path(o, i), s) : undefined)
+      await race.gate.arrived(ops.filter((o) => o.loadedBefore).length)
+      const ending = end === 'login' ? await call(race.url, 'POST', '/login?fields=10', s) : await call(race.url, 'POST', '/logout', s)
+      const now = sidOf(ending)
+      const after = await Promise.all(ops.map((o, i) => o.loadedBefore ? undefined : call(race.url, ...path(o, i), s)))
+      race.gate.open()
+      const replies = await Promise.all(ops.map((_, i) => before[i] ?? after[i]!))
+
+      const fields = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`f${i}`, i]))
+      const expected = end === 'login' ? { seed: '1', doomed: '1', user: 'ada', ...fields } : {}
+      const problems: string[] = []
+      if (end === 'login' ? !now || now === s : now !== '') problems.push(`the ${end} set ${String(now)}`)
+      for (const [i, r] of replies.entries()) {
+        const o = ops[i]!
+        const cookie = sidOf(r)
+        if (cookie !== undefined) problems.push(`#${i} ${o.kind} (loaded ${o.loadedBefore ? 'before' : 'after'}) set the cookie ${cookie || '(cleared)'}`)
+        const want = o.kind === 'read' ? 200 : 409
+        if (r.status !== want) problems.push(`#${i} ${o.kind}: ${r.status}, not ${want}`)
+      }
+      const final = end === 'login' ? await call(race.url, 'GET', '/session', now) : undefined
+      if (final && JSON.stringify(final.data) !== JSON.stringify(expected)) problems.push(`S' holds ${JSON.stringify(final.data)}`)
+      const left = await hashes()
+      const want = end === 'login' ? [hashOf(now!, prefix)] : []
+      if (JSON.stringify(left) !== JSON.stringify(want)) problems.push(`sessions in Redis: ${left.join(', ') || 'none'}`)
+      if (problems.length > 0) throw new Error(`${end} with ${JSON.stringify(ops)}: ${problems.join('; ')}`)
+      // the next run starts from an empty store
+      if (end === 'login') await call(race.url, 'POST', '/logout', now)
+    }), { numRuns: 25, examples: outside })
+    t.equal(runs, 25, 'every case ran (the outside run\'s 20 writers first, then generated ones)')
+  })
+
+  await t.test('a logout racing a login is never dropped: it clears the cookie, loaded before the login or sent after', async (t) => {
+    for (const loadedBefore of [true, false]) {
+      const c = await newSession('cart')
+      const logout = loadedBefore ? call(app.url, 'POST', '/logout?hold=1', c) : undefined
+      if (loadedBefore) await app.gate.arrived(1)
+      const login = await call(app.url, 'POST', '/login', c)
+      const fresh = sidOf(login)!
+      t.ok(fresh && fresh !== c, 'the login set a new id')
+      const late = logout ?? call(app.url, 'POST', '/logout', c)
+      app.gate.open()
+      const out = await late
+      t.equal(out.status, 200, `logout ${loadedBefore ? 'loaded before' : 'sent after'} the login: answered`)
+      t.equal(sidOf(out), '', 'and clears the cookie: the user asked to log out')
+    }
   })
 
   await t.test('fixation: regenerate gives a new id, the old id no longer loads, data kept as told', async (t) => {

@@ -28,6 +28,10 @@ async function exercise (t: Test, url: string): Promise<string> {
   t.ok(fresh && fresh !== c, 'regenerated')
   t.same((await call(url, 'GET', '/session', fresh)).data, { count: 21, user: 'ada' })
   t.same((await call(url, 'GET', '/session', c)).data, {}, 'old id is dead')
+  const stale = await call(url, 'POST', '/counter', c)
+  t.equal(stale.status, 409, 'a counter on the old cookie is refused (SessionEndedError through the framework)')
+  t.equal(sidOf(stale), undefined, 'and sets no session cookie: the login stands')
+  t.same((await call(url, 'GET', '/session', fresh)).data, { count: 21, user: 'ada' }, 'nothing changed')
   return fresh
 }
 
