@@ -49,8 +49,6 @@ export class ClientConn implements ParserCallbacks {
   /** after an upgrade request the parser let go of the socket: bytes are the tunnel's */
   private upgrading = false
   tunnelled = false
-  private headers: string[] = []
-  private url = ''
   private readonly onDataBound: (d: Buffer) => void
   /** what happened in the current read (BEGAN, COMPLETED bits), for the extension-method re-parse */
   private readFlags = 0
@@ -96,23 +94,11 @@ export class ClientConn implements ParserCallbacks {
 
   // ---- parser callbacks ----
 
-  onHeaders (headers: string[], url: string): void {
-    for (let i = 0; i < headers.length; i++) this.headers.push(headers[i]!)
-    this.url += url
-  }
-
-  onHeadersComplete (major: number, minor: number, headers: string[] | null | undefined, method: number | undefined,
-    url: string | undefined, _status: number | undefined, _message: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+  onHeadersComplete (major: number, minor: number, headers: string[], method: number | undefined,
+    url: string, _status: number | undefined, _message: string | undefined, upgrade: boolean, keepAlive: boolean): number {
     this.headStart = 0
     // called from inside a read (consume mode: onExecute ends it; data mode: onData)
     this.readFlags |= IN_READ
-    let h = headers
-    if (h == null) {
-      h = this.headers
-      this.headers = []
-    }
-    const u = url ?? this.url
-    this.url = ''
     if (this.closing) return 0 // pipelined behind an answer that closes the connection: never forwarded
     const ex = new Exchange(this)
     let name = methodNames()[method ?? -1] ?? ''
@@ -120,7 +106,7 @@ export class ClientConn implements ParserCallbacks {
       name = this.pendingMethod
       this.pendingMethod = ''
     }
-    ex.fromHead(major, minor, h, name, u, keepAlive)
+    ex.fromHead(major, minor, headers, name, url, keepAlive)
     if (!upgrade) ex.upgradeTo = ''
     else if (ex.method !== 'CONNECT') {
       this.upgrading = true
