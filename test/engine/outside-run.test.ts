@@ -42,11 +42,12 @@ const SCRIPT: Record<string, string> = {
 const up = await startScriptedUpstream((req) => SCRIPT[req.target] ?? OK)
 const pki = new Pki()
 const leaf = pki.issue(['a.test'])
-// one try per request: the rows count what reached the upstream (the retry rule is tested elsewhere)
-const base = { healthCheck: { enabled: false }, retry: { attempts: 1 }, log: { access: true } }
+// one try per request: the rows count what reached the upstream (the retry rule is tested elsewhere);
+// one proxy process: the pooled-connection rows need A and B on the same pool
+const base = { healthCheck: { enabled: false }, retry: { attempts: 1 }, log: { access: true }, listen: { processes: 1 } }
 const [lb, lbH2, lbForward] = await Promise.all([
   startClaylb({ args: ['--upstream', up.url], config: base }),
-  startClaylb({ args: ['--upstream', up.url], config: { ...base, listen: { http2: true, tls: { cert: leaf.cert, key: leaf.key } } } }),
+  startClaylb({ args: ['--upstream', up.url], config: { ...base, listen: { processes: 1, http2: true, tls: { cert: leaf.cert, key: leaf.key } } } }),
   startClaylb({ args: ['--upstream', up.url], config: { ...base, limits: { underscoresInHeaders: 'forward' } } }),
 ])
 t.teardown(async () => { await Promise.all([lb, lbH2, lbForward].map((p) => p.stop('SIGKILL'))); await up.close() })
