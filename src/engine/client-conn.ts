@@ -10,7 +10,7 @@ import { ProxyError, type ProblemCode } from '../errors.js'
 import { LINGER_MS } from '../http/linger.js'
 import type { Engine } from './engine.js'
 import { Exchange, HOLD_CLOSING, HOLD_PIPELINE } from './exchange.js'
-import { consumeSocket, createParser, methodNames, readStart, readStop, reinitialize, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import { consumeSocket, createParser, methodNames, readStart, readStop, refusedTrailer, reinitialize, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 
 const BEGAN = 1
 const COMPLETED = 2
@@ -202,6 +202,12 @@ export class ClientConn implements ParserCallbacks {
   private onParseError (err: ParseError, d: Buffer | null): void {
     if (err.code === 'HPE_INVALID_METHOD' && !this.closing && this.extensionMethod(d ?? this.parser.getCurrentBuffer())) return
     this.pendingMethod = ''
+    if (refusedTrailer(this.parser, err)) {
+      // the request was all in: it is answered, then the connection closes (the parser reads no more)
+      this.closing = true
+      this.onMessageComplete()
+      return
+    }
     if (this.closing && this.receiving === null) return // the rest was not going to be read anyway
     const code: ProblemCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE' : 'CLAYLB_BAD_REQUEST'
     const detail = code === 'CLAYLB_HEADERS_TOO_LARGE' ? `request headers exceed ${this.engine.o.maxHeaderBytes} bytes`

@@ -134,11 +134,11 @@ class MessageFrame {
   private pieces: string[] | null = null
   private url = ''
   /** the head completed: what kOnHeaders delivers now are trailers */
-  private inBody = false
+  inBody = false
 
   constructor (private readonly cb: ParserCallbacks) {}
 
-  private clear (): void {
+  clear (): void {
     this.pieces = null
     this.url = ''
     this.inBody = false
@@ -180,6 +180,22 @@ class MessageFrame {
   }
 }
 
+const frames = new WeakMap<Parser, MessageFrame>()
+
+/**
+ * llhttp stopped with `err` in the trailer section of a chunked message, whose body is all in: a
+ * `Content-Length` there is refused (HPE_INVALID_CONTENT_LENGTH, as beside Transfer-Encoding in a
+ * head), where RFC 9110 §6.5.1 has a recipient ignore a framing field (nginx skips trailer lines).
+ * Length errors come only from parsing fields, and after the head only trailers are fields. The
+ * caller ends the message as complete (`p` reads nothing more: the connection closes after it).
+ */
+export function refusedTrailer (p: Parser, err: ParseError): boolean {
+  const f = frames.get(p)
+  if (err.code !== 'HPE_INVALID_CONTENT_LENGTH' || f === undefined || !f.inBody) return false
+  f.clear() // that message is over: a later error of the same parser is an error
+  return true
+}
+
 /**
  * A parser wired to `cb` through its own MessageFrame. `lenientVersion`: accept any `HTTP/d.d` (the
  * engine checks the major itself, so `HTTP/1.2` is served as 1.1 the way RFC 9110 §2.5 asks, and
@@ -190,6 +206,7 @@ export function createParser (kind: 'request' | 'response', maxHeaderSize: numbe
   const p = new HTTPParser()
   p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, RESOURCE, maxHeaderSize, kind === 'request' ? HTTPParser.kLenientVersion : 0)
   const frame = new MessageFrame(cb)
+  frames.set(p, frame)
   p[HTTPParser.kOnMessageBegin] = frame.begin.bind(frame)
   p[HTTPParser.kOnHeaders] = frame.headers.bind(frame)
   p[HTTPParser.kOnHeadersComplete] = frame.headersComplete.bind(frame)

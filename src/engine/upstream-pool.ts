@@ -9,7 +9,7 @@ import net, { type Socket } from 'node:net'
 import tls, { type TLSSocket } from 'node:tls'
 import type { UpstreamTls } from '../tls/certificates.js'
 import type { DeadlineEntry, Deadlines } from '../proxy/deadlines.js'
-import { BROKEN, consumeSocket, createParser, NO_BODY, readStart, readStop, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import { BROKEN, consumeSocket, createParser, NO_BODY, readStart, readStop, refusedTrailer, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 
 /** What a connection reports to the request it serves (the exchange implements it). */
 export interface UpstreamUser {
@@ -220,9 +220,11 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
       if (this.tunnelTo !== null && this.consumed) this.takeOver(this.parser.getCurrentBuffer(), ret)
       return
     }
+    this.keepAlive = false
+    // the answer was all in: it ends here, then the connection closes (done() finds keepAlive false)
+    if (typeof ret !== 'number' && refusedTrailer(this.parser, ret)) this.onMessageComplete()
     // a head found broken (see broken()) keeps its own reason
     if (this.errorCode === '') this.errorCode = typeof ret === 'number' ? 'HPE_ERROR' : ret.code || 'HPE_ERROR'
-    this.keepAlive = false
     this.socket.destroy()
   }
 

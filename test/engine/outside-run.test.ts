@@ -211,15 +211,34 @@ const rows: Row[] = [
   },
   {
     item: '23.2',
-    name: 'trailers declaring a Content-Length: the answer is cut like any broken one, the connection closed, never passed on',
-    others: 'nginx: skips trailer lines, A whole; HAProxy: A whole. claylb (llhttp refuses the message) cuts A: never a whole-looking answer',
+    name: 'response trailers declaring a Content-Length (llhttp refuses them): the answer is whole, the upstream connection closed',
+    others: 'nginx: skips trailer lines, the answer whole; HAProxy: the answer whole',
+    async run (t) {
+      const from = up.requests.length
+      const wire: string[] = []
+      const [a, after] = await answers(t, 'GET /trailer-length HTTP/1.1\r\nHost: a\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n', 2, lb, wire)
+      t.equal(a?.body, 'hi', 'A gets its whole body')
+      t.match(wire.join(''), /\r\n2\r\nhi\r\n0\r\n\r\n/, 'and its last chunk, no trailer section')
+      t.notMatch(wire.join(''), /victim/)
+      t.equal(after?.body, 'ok', 'the client connection goes on')
+      const [ra, rb] = since(from)
+      t.not(rb?.conn, ra?.conn, 'the upstream connection that sent it was closed')
+    },
+  },
+  {
+    item: '23.1',
+    name: 'request trailers declaring a Content-Length (llhttp refuses them): the request is forwarded whole and answered, then the connection closes',
+    others: 'nginx: skips trailer lines; HAProxy: forwards the request',
     async run (t) {
       const from = up.requests.length
       const c = await client(t)
-      await c.write('GET /trailer-length HTTP/1.1\r\nHost: a\r\n\r\n')
-      t.equal(await c.readResponse(15_000), undefined, 'A never sees a complete answer (no last chunk)')
-      t.ok(c.closed, 'A\'s connection is closed')
-      await assertNextClean(t, from, /victim-session/, false)
+      await c.write('POST /cl-trailer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nContent-Length: 5\r\n\r\nGET /never HTTP/1.1\r\nHost: a\r\n\r\n')
+      const r = await c.readResponse(15_000)
+      t.equal(r?.status, 200, 'answered by the upstream')
+      t.equal(r?.headers['connection'], 'close', 'as the connection\'s last answer')
+      t.ok(await c.waitClosed(15_000), 'then closed: nothing after the refused trailer is read')
+      const seen = since(from)
+      t.same(seen.map((q) => [q.target, q.body, q.trailers]), [['/cl-trailer', 'hi', '']], 'the body whole, no trailer, nothing after it')
     },
   },
   {
