@@ -5,7 +5,7 @@
  * length, a 101 nobody asked for). It records every request with the connection it came on, so a
  * test can tell a pooled connection's reuse from a new one.
  */
-import net, { type AddressInfo } from 'node:net'
+import { listenRaw } from './backend.js'
 
 export interface ScriptedRequest {
   /** the upstream connection it came on, numbered from 0 in accept order */
@@ -71,11 +71,9 @@ function takeRequest (buf: string, conn: number): { req: ScriptedRequest, rest: 
 }
 
 export async function startScriptedUpstream (answer: (req: ScriptedRequest) => string): Promise<ScriptedUpstream> {
-  const sockets = new Set<net.Socket>()
   const up = { requests: [], connections: 0 } as unknown as ScriptedUpstream
-  const server = net.createServer((s) => {
+  const l = await listenRaw((s) => {
     const conn = up.connections++
-    sockets.add(s)
     let buf = ''
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1')
@@ -85,11 +83,6 @@ export async function startScriptedUpstream (answer: (req: ScriptedRequest) => s
         s.write(Buffer.from(answer(r.req), 'latin1'))
       }
     })
-    s.on('error', () => s.destroy()).on('close', () => sockets.delete(s))
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  up.port = (server.address() as AddressInfo).port
-  up.url = `http://127.0.0.1:${up.port}`
-  up.close = () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) })
-  return up
+  return Object.assign(up, l)
 }
