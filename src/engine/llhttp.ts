@@ -219,6 +219,7 @@ export function createParser (kind: 'request' | 'response', maxHeaderSize: numbe
 /** Re-arm a parser after a parse error or an upgrade: a fresh message of the same kind. */
 export function reinitialize (p: Parser, kind: 'request' | 'response', maxHeaderSize: number): void {
   const { HTTPParser } = load()
+  frames.get(p)?.clear()
   p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, RESOURCE, maxHeaderSize, kind === 'request' ? HTTPParser.kLenientVersion : 0)
 }
 
