@@ -98,6 +98,8 @@ export function hostFromUpstream (u: { url: string, weight: number, id?: string 
 function engineOptions (c: Config): EngineOptions {
   return {
     maxHeaderBytes: c.limits.maxHeaderBytes,
+    maxHeaders: c.limits.maxHeaders,
+    underscoresInHeaders: c.limits.underscoresInHeaders,
     headersTimeoutMs: Math.min(c.timeouts.headersMs, c.timeouts.requestMs),
     idleTimeoutMs: Math.min(c.timeouts.idleMs, 65_000),
     connectTimeoutMs: c.timeouts.connectMs,

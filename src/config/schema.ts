@@ -222,6 +222,10 @@ export const configSchema = z.strictObject({
   limits: z.strictObject({
     maxHeaderBytes: positiveInt(16_384),
     maxBodyBytes: positiveInt(MAX_BODY_BYTES),
+    /** request header fields; more is 431 (HAProxy's tune.http.maxhdr is 101) */
+    maxHeaders: positiveInt(100),
+    /** request headers whose name has an `_`: dropped (nginx's underscores_in_headers off) or forwarded */
+    underscoresInHeaders: z.enum(['drop', 'forward'], { error: 'must be "drop" or "forward"' }).default('drop'),
   }).prefault({}),
   idempotency: z.strictObject({
     routes: z.array(z.strictObject({

@@ -10,7 +10,7 @@ import { ProxyError, type ProblemCode } from '../errors.js'
 import { LINGER_MS } from '../http/linger.js'
 import type { Engine } from './engine.js'
 import { Exchange, HOLD_CLOSING, HOLD_PIPELINE } from './exchange.js'
-import { consumeSocket, createParser, methodNames, readStart, readStop, reinitialize, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import { consumeSocket, createParser, methodNames, readStart, readStop, refusedTrailer, reinitialize, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 
 const BEGAN = 1
 const COMPLETED = 2
@@ -49,8 +49,6 @@ export class ClientConn implements ParserCallbacks {
   /** after an upgrade request the parser let go of the socket: bytes are the tunnel's */
   private upgrading = false
   tunnelled = false
-  private headers: string[] = []
-  private url = ''
   private readonly onDataBound: (d: Buffer) => void
   /** what happened in the current read (BEGAN, COMPLETED bits), for the extension-method re-parse */
   private readFlags = 0
@@ -96,23 +94,11 @@ export class ClientConn implements ParserCallbacks {
 
   // ---- parser callbacks ----
 
-  onHeaders (headers: string[], url: string): void {
-    for (let i = 0; i < headers.length; i++) this.headers.push(headers[i]!)
-    this.url += url
-  }
-
-  onHeadersComplete (major: number, minor: number, headers: string[] | null | undefined, method: number | undefined,
-    url: string | undefined, _status: number | undefined, _message: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+  onHeadersComplete (major: number, minor: number, headers: string[], method: number | undefined,
+    url: string, _status: number | undefined, _message: string | undefined, upgrade: boolean, keepAlive: boolean): number {
     this.headStart = 0
     // called from inside a read (consume mode: onExecute ends it; data mode: onData)
     this.readFlags |= IN_READ
-    let h = headers
-    if (h == null) {
-      h = this.headers
-      this.headers = []
-    }
-    const u = url ?? this.url
-    this.url = ''
     if (this.closing) return 0 // pipelined behind an answer that closes the connection: never forwarded
     const ex = new Exchange(this)
     let name = methodNames()[method ?? -1] ?? ''
@@ -120,7 +106,7 @@ export class ClientConn implements ParserCallbacks {
       name = this.pendingMethod
       this.pendingMethod = ''
     }
-    ex.fromHead(major, minor, h, name, u, keepAlive)
+    ex.fromHead(major, minor, headers, name, url, keepAlive)
     if (!upgrade) ex.upgradeTo = ''
     else if (ex.method !== 'CONNECT') {
       this.upgrading = true
@@ -216,6 +202,12 @@ export class ClientConn implements ParserCallbacks {
   private onParseError (err: ParseError, d: Buffer | null): void {
     if (err.code === 'HPE_INVALID_METHOD' && !this.closing && this.extensionMethod(d ?? this.parser.getCurrentBuffer())) return
     this.pendingMethod = ''
+    if (refusedTrailer(this.parser, err)) {
+      // the request was all in: it is answered, then the connection closes (the parser reads no more)
+      this.closing = true
+      this.onMessageComplete()
+      return
+    }
     if (this.closing && this.receiving === null) return // the rest was not going to be read anyway
     const code: ProblemCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE' : 'CLAYLB_BAD_REQUEST'
     const detail = code === 'CLAYLB_HEADERS_TOO_LARGE' ? `request headers exceed ${this.engine.o.maxHeaderBytes} bytes`

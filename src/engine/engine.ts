@@ -25,6 +25,10 @@ import { UpstreamPool, type PoolOptions, type UpstreamConn } from './upstream-po
 
 export interface EngineOptions {
   maxHeaderBytes: number
+  /** limits.maxHeaders: request header fields */
+  maxHeaders: number
+  /** limits.underscoresInHeaders */
+  underscoresInHeaders: 'drop' | 'forward'
   headersTimeoutMs: number
   idleTimeoutMs: number
   connectTimeoutMs: number

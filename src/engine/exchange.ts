@@ -11,12 +11,13 @@ import { STATUS_CODES } from 'node:http'
 import type { Host } from '../upstream/host.js'
 import { ProxyError, problemBody, PROBLEMS, type ProblemCode } from '../errors.js'
 import type { DeadlineEntry } from '../proxy/deadlines.js'
-import { isIdempotentMethod, validHost } from '../proxy/headers.js'
+import { isIdempotentMethod, validHost, withoutUnderscores } from '../proxy/headers.js'
 import { toOriginForm, type FinishedRequest } from '../proxy/proxy.js'
 import type { RetryReason, TryOutcome } from '../proxy/retry-policy.js'
 import type { Socket } from 'node:net'
 import type { Engine } from './engine.js'
 import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from './head.js'
+import { misspelledMethod, NO_BODY } from './llhttp.js'
 import type { UpstreamConn, UpstreamUser } from './upstream-pool.js'
 import type { Route } from '../routing/route-table.js'
 import type { RoutePool } from '../routing/route-pool.js'
@@ -79,6 +80,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   versionMinor = 1
   clientKeepAlive = true
   headLines = ''
+  headBytes = 0
   host: Host | undefined = undefined
   hostHeader = ''
   hostCount = 0
@@ -157,18 +159,32 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   /** Read the head; anything refused is decided here and answered when the exchange's turn comes. */
   fromHead (major: number, minor: number, raw: string[], method: string, url: string, keepAlive: boolean): void {
+    const conn = this.conn
+    const o = conn.engine.o
     this.method = method
     this.path = url
     this.versionMinor = minor
     this.clientKeepAlive = keepAlive
+    const count = raw.length >> 1
+    // nginx's underscores_in_headers off: `X_Forwarded_For` would reach a CGI/WSGI app as
+    // HTTP_X_FORWARDED_FOR, around the forwarding rules. Dropped here, so nothing after (routing, the
+    // idempotency gate, the forwarded head) sees it
+    if (o.underscoresInHeaders !== 'forward') raw = withoutUnderscores(raw)
     this.rawHeaders = raw
-    const conn = this.conn
     requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted)
     this.idempotent = isIdempotentMethod(method)
     if (major !== 1) {
       this.refuse('CLAYLB_HTTP_VERSION', `HTTP/${major}.${minor} is not supported; use HTTP/1.1`)
       return
     }
+    // Node's parser counts names and values only; the limits hold for the head as it is forwarded
+    if (count > o.maxHeaders) return this.refuse('CLAYLB_HEADERS_TOO_LARGE', `${count} request headers exceed the limit of ${o.maxHeaders}`)
+    if (url.length + this.headBytes > o.maxHeaderBytes) return this.refuse('CLAYLB_HEADERS_TOO_LARGE', `request headers exceed ${o.maxHeaderBytes} bytes`)
+    // RFC 9110 §9.1: methods are case-sensitive; `post` would dodge a route naming POST, then run as
+    // POST in a framework that upper-cases it (nginx refuses it too)
+    if (misspelledMethod(method)) return this.refuse('CLAYLB_BAD_REQUEST', `method names are case-sensitive: ${method} is not ${method.toUpperCase()}`)
+    // RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored (it cannot take a 1xx)
+    if (minor === 0) this.expectContinue = false
     if (method === 'CONNECT') return this.refuse('CLAYLB_NOT_IMPLEMENTED', 'CONNECT is not supported: claylb is a reverse proxy')
     if (this.hostCount > 1) return this.refuse('CLAYLB_BAD_REQUEST', 'more than one Host header')
     if (this.hostHeader === '' ? minor >= 1 : !validHost(this.hostHeader)) {
@@ -383,31 +399,25 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   // ---- the answer ----
 
   onResponseHead (c: UpstreamConn, status: number, message: string, headers: string[], upgrade: boolean): number {
-    if (c !== this.up || this.finished) return 1
+    if (c !== this.up || this.finished) return NO_BODY
     const engine = this.conn.engine
     engine.untime(c)
-    if (status < 200) {
-      if (status === 101 && upgrade && this.upgradeTo !== '') return this.conn.engine.tunnel(this, c, message, headers)
-      // 103 Early Hints are for the client (RFC 9110 §15.2); an unrequested 100 Continue is not
-      if (status === 103 && this.versionMinor >= 1 && !this.responseStarted) {
-        responseHead(this, headers, this.route!.responseHeaders)
-        this.conn.socket.write(`HTTP/1.1 103 ${message}\r\n${this.respLines}\r\n`, 'latin1')
-      }
-      return 0
-    }
+    if (status < 200) return this.onInterim(c, status, message, headers, upgrade)
     const policy = this.pool!.retry
     if (policy.onStatus.size > 0 && policy.onStatus.has(status) && this.mayRetry('http-5xx', false)) {
       this.discarding = true
-      return this.method === 'HEAD' ? 1 : 0
+      return this.method === 'HEAD' ? NO_BODY : 0
     }
     this.responseStarted = true
     this.status = status
-    responseHead(this, headers, this.route!.responseHeaders)
+    // RFC 9110 §8.6, RFC 9112 §6.1: a 204 carries neither Content-Length nor Transfer-Encoding (a 304
+    // and an answer to HEAD may: they tell what a GET would have had)
+    responseHead(this, headers, this.route!.responseHeaders, status === 204)
     if (this.keyed !== null) this.keyed.onHeaders(status, headers)
     const noBody = this.method === 'HEAD' || status === 204 || status === 304
     let framing = ''
     if (noBody) {
-      if (this.respChunked && this.versionMinor >= 1) framing = 'transfer-encoding: chunked\r\n'
+      if (this.respChunked && this.versionMinor >= 1 && status !== 204) framing = 'transfer-encoding: chunked\r\n'
     } else if (this.respLength < 0) {
       if (this.versionMinor >= 1) {
         this.chunkOut = true
@@ -419,7 +429,25 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     const connection = this.closeAfter || this.conn.lastAnswer() ? 'connection: close\r\n' : this.versionMinor === 0 ? 'connection: keep-alive\r\n' : ''
     this.respHeadText = `HTTP/1.1 ${status} ${message}\r\n${this.respLines}${framing}${connection}\r\n`
     this.headPending = true
-    return this.method === 'HEAD' ? 1 : 0
+    return this.method === 'HEAD' ? NO_BODY : 0
+  }
+
+  /**
+   * A 1xx (RFC 9110 §15.2). A 101 is the answer to the upgrade the client asked for, or a broken
+   * answer (502 now, as HAProxy does). Every other 1xx (100, 102, 103, 199…) goes to the client as
+   * it came, without a length (§8.6), before the final answer; except to an HTTP/1.0 client, which
+   * cannot take one. An HTTP/2 client gets it as an interim HEADERS frame (engine/h2).
+   */
+  private onInterim (c: UpstreamConn, status: number, message: string, headers: string[], upgrade: boolean): number {
+    if (status === 101) {
+      if (upgrade && this.upgradeTo !== '') return this.conn.engine.tunnel(this, c, message, headers)
+      return c.broken('CLAYLB_UNREQUESTED_UPGRADE')
+    }
+    if (this.versionMinor >= 1) {
+      responseHead(this, headers, this.route!.responseHeaders, true)
+      this.conn.socket.write(`HTTP/1.1 ${status} ${message}\r\n${this.respLines}\r\n`, 'latin1')
+    }
+    return NO_BODY
   }
 
   onResponseBody (c: UpstreamConn, chunk: Buffer): void {

@@ -18,7 +18,7 @@ import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { Engine } from './engine.js'
 import { Exchange, type AnswerSink, type ClientSide } from './exchange.js'
-import { createParser, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import { createParser, NO_BODY, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 
 /** streams one session may have open at once (nginx's http2_max_concurrent_streams) */
 export const H2_MAX_CONCURRENT_STREAMS = 128
@@ -189,9 +189,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     if (!this.stream.destroyed) this.stream.close(NGHTTP2_INTERNAL_ERROR)
   }
 
-  onHeaders (): void {}
-
-  onHeadersComplete (_maj: number, _min: number, raw: string[], _method: number | undefined, _url: string | undefined,
+  onHeadersComplete (_maj: number, _min: number, raw: string[], _method: number | undefined, _url: string,
     statusCode: number | undefined): number {
     const status = statusCode ?? 502
     const headers: OutgoingHttpHeaders = { ':status': status }
@@ -203,20 +201,21 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
       headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value]
     }
     const s = this.stream
-    if (s.destroyed) return 1
+    if (s.destroyed) return NO_BODY
     try {
       if (status < 200) {
-        if (status === 100 || status === 103) s.additionalHeaders(headers)
-        return 0
+        // every 1xx the exchange passes on (it never passes a 101 here) is an interim HEADERS frame
+        s.additionalHeaders(headers)
+        return NO_BODY
       }
       this.headSent = true
       const noBody = this.ex.method === 'HEAD' || status === 204 || status === 304
       s.respond(headers, { endStream: noBody })
-      return noBody ? 1 : 0
+      return noBody ? NO_BODY : 0
     } catch {
       // a header HTTP/2 cannot carry: the stream is reset rather than answered wrongly
       this.destroy()
-      return 1
+      return NO_BODY
     }
   }
 

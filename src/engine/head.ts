@@ -13,6 +13,8 @@ import type { HeaderRewrite } from '../routing/header-rewrite.js'
 export interface RequestHeadFacts {
   /** the header lines for the upstream, each ending in CRLF, without the request line and the final CRLF */
   headLines: string
+  /** the client's header lines as HTTP/1.1 writes them (`name: value` CRLF each), in bytes */
+  headBytes: number
   /** the client's Host ('' when absent) */
   hostHeader: string
   hostCount: number
@@ -55,10 +57,12 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
   let badExpect = ''
   let maxForwards = -1
   let upgradeTo = ''
+  let bytes = 0
   const mfMethod = method === 'OPTIONS' || method === 'TRACE'
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const value = raw[i + 1]!
+    bytes += name.length + value.length + 4
     const lower = name.toLowerCase()
     if (HOP_BY_HOP.has(lower)) {
       if (lower === 'transfer-encoding') {
@@ -122,6 +126,7 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
   if (rewrite !== null) out += rewrite.lines
   out += VIA
   f.headLines = out
+  f.headBytes = bytes
   f.hostHeader = host
   f.hostCount = hostCount
   f.contentLength = chunked ? -1 : contentLength
@@ -144,9 +149,10 @@ export interface ResponseHeadFacts {
 
 /**
  * Response pass: hop-by-hop and Connection-listed names dropped; everything else passes as it came,
- * except what the route's `rewrite` drops (its set lines come last).
+ * except what the route's `rewrite` drops (its set lines come last). `noLength`: Content-Length is
+ * dropped too (a 1xx or a 204 must not carry one, RFC 9110 §8.6).
  */
-export function responseHead (f: ResponseHeadFacts, raw: readonly string[], rewrite: HeaderRewrite | null = null): void {
+export function responseHead (f: ResponseHeadFacts, raw: readonly string[], rewrite: HeaderRewrite | null = null, noLength = false): void {
   let out = ''
   let listed: Set<string> | null = null
   let length = -1
@@ -159,7 +165,10 @@ export function responseHead (f: ResponseHeadFacts, raw: readonly string[], rewr
       else if (lower === 'transfer-encoding') chunked = true
       continue
     }
-    if (lower === 'content-length') length = Number(raw[i + 1]!)
+    if (lower === 'content-length') {
+      if (noLength) continue
+      length = Number(raw[i + 1]!)
+    }
     if (rewrite !== null && rewrite.drop.has(lower)) continue
     out += `${name}: ${raw[i + 1]!}\r\n`
   }
@@ -167,7 +176,7 @@ export function responseHead (f: ResponseHeadFacts, raw: readonly string[], rewr
     out = ''
     for (let i = 0; i < raw.length; i += 2) {
       const lower = raw[i]!.toLowerCase()
-      if (HOP_BY_HOP.has(lower) || listed.has(lower) || (rewrite !== null && rewrite.drop.has(lower))) continue
+      if (HOP_BY_HOP.has(lower) || listed.has(lower) || (noLength && lower === 'content-length') || (rewrite !== null && rewrite.drop.has(lower))) continue
       out += `${raw[i]!}: ${raw[i + 1]!}\r\n`
     }
   }

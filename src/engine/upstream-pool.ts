@@ -9,12 +9,15 @@ import net, { type Socket } from 'node:net'
 import tls, { type TLSSocket } from 'node:tls'
 import type { UpstreamTls } from '../tls/certificates.js'
 import type { DeadlineEntry, Deadlines } from '../proxy/deadlines.js'
-import { consumeSocket, createParser, readStart, readStop, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import { BROKEN, consumeSocket, createParser, NO_BODY, readStart, readStop, refusedTrailer, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 
 /** What a connection reports to the request it serves (the exchange implements it). */
 export interface UpstreamUser {
   onUpstreamConnected (c: UpstreamConn): void
-  /** returns 1 to tell the parser the answer has no body (a HEAD request) */
+  /**
+   * returns NO_BODY to tell the parser the answer has no body (a HEAD request), or what `c.broken()`
+   * returns when the answer cannot be used
+   */
   onResponseHead (c: UpstreamConn, status: number, message: string, headers: string[], upgrade: boolean): number
   onResponseBody (c: UpstreamConn, chunk: Buffer): void
   onResponseComplete (c: UpstreamConn): void
@@ -60,11 +63,11 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   heardAt = 0
   /** the current answer is a 1xx (its message-complete is not the end) */
   private interim = false
+  /** an answer was found unusable (see broken()): nothing more is read from this connection */
+  private isBroken = false
   private consumed = false
   /** reading stopped for backpressure (the client reads slower than this upstream sends) */
   paused = false
-  private headers: string[] = []
-  private url = ''
   private errorCode = ''
   private tunnelTo: Socket | null = null
   private readonly onDataBound: (d: Buffer) => void
@@ -107,7 +110,7 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
 
   private onData (d: Buffer): void {
     const ret = this.parser.execute(d)
-    if (typeof ret !== 'number') this.onExecute(ret)
+    if (typeof ret !== 'number' || this.isBroken) this.onExecute(ret)
     else if (this.tunnelTo !== null) this.takeOver(d, ret)
   }
 
@@ -162,37 +165,48 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
 
   // ---- parser callbacks ----
 
-  onHeaders (headers: string[], url: string): void {
-    for (let i = 0; i < headers.length; i++) this.headers.push(headers[i]!)
-    this.url += url
-  }
-
-  onHeadersComplete (_maj: number, _min: number, headers: string[] | null | undefined, _method: number | undefined,
-    _url: string | undefined, statusCode: number | undefined, statusMessage: string | undefined, upgrade: boolean, keepAlive: boolean): number {
-    let h = headers
-    if (h == null) {
-      h = this.headers
-      this.headers = []
-    }
+  onHeadersComplete (_maj: number, _min: number, headers: string[], _method: number | undefined,
+    _url: string, statusCode: number | undefined, statusMessage: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+    if (this.isBroken) return BROKEN
     this.gotBytes = true
     const status = statusCode ?? 0
+    const u = this.user
+    // an answer no request is waiting for (the connection is idle, or its request gave up on it) is
+    // not the answer to the next request sent on it: the connection ends here
+    if (u === null) return this.broken('CLAYLB_UNSOLICITED_ANSWER')
+    // RFC 9110 §15: a status is 100–599; any other is no answer at all, and what follows it cannot be framed
+    if (status < 100 || status > 599) return this.broken('CLAYLB_INVALID_STATUS')
     this.interim = status < 200 && status !== 101
     if (!this.interim && status !== 101) {
       this.streaming = true
       this.heard = true
     }
     if (!this.interim) this.keepAlive = keepAlive
-    const u = this.user
-    if (u === null) return 1
-    return u.onResponseHead(this, status, statusMessage ?? '', h, upgrade)
+    const r = u.onResponseHead(this, status, statusMessage ?? '', headers, upgrade)
+    // RFC 9112 §6.3: a 1xx ends at its blank line, whatever length its headers declare
+    return this.interim && r !== BROKEN ? NO_BODY : r
+  }
+
+  /**
+   * The answer in the parser cannot be used (`code` says why, for the log): the parser stops with an
+   * error, onExecute destroys the connection (never reused) and the user learns it as a failed try.
+   * Node ignores a callback's error once llhttp saw an upgrade (a 101), so nothing more of this
+   * connection is handed on either way.
+   */
+  broken (code: string): number {
+    if (this.errorCode === '') this.errorCode = code
+    this.isBroken = true
+    this.keepAlive = false
+    return BROKEN
   }
 
   onBody (chunk: Buffer): void {
     this.heard = true
-    this.user?.onResponseBody(this, chunk)
+    if (!this.isBroken) this.user?.onResponseBody(this, chunk)
   }
 
   onMessageComplete (): void {
+    if (this.isBroken) return
     if (this.interim) {
       this.interim = false
       return
@@ -202,12 +216,15 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   }
 
   onExecute (ret: number | ParseError): void {
-    if (typeof ret === 'number') {
+    if (typeof ret === 'number' && !this.isBroken) {
       if (this.tunnelTo !== null && this.consumed) this.takeOver(this.parser.getCurrentBuffer(), ret)
       return
     }
-    this.errorCode = ret.code || 'HPE_ERROR'
     this.keepAlive = false
+    // the answer was all in: it ends here, then the connection closes (done() finds keepAlive false)
+    if (typeof ret !== 'number' && refusedTrailer(this.parser, ret)) this.onMessageComplete()
+    // a head found broken (see broken()) keeps its own reason
+    if (this.errorCode === '') this.errorCode = typeof ret === 'number' ? 'HPE_ERROR' : ret.code || 'HPE_ERROR'
     this.socket.destroy()
   }
 

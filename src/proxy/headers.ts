@@ -30,6 +30,20 @@ export function addConnectionTokens (value: string, into: Set<string> | null): S
   return into
 }
 
+/**
+ * The list without the fields whose name has an `_` (nginx's `underscores_in_headers off`): a CGI or
+ * WSGI app reads `X_Forwarded_For` and `X-Forwarded-For` as the same HTTP_X_FORWARDED_FOR, so one
+ * would pass around the rules for the other. `raw` itself when none has one (no copy).
+ */
+export function withoutUnderscores (raw: string[]): string[] {
+  let i = 0
+  while (i < raw.length && raw[i]!.indexOf('_') < 0) i += 2
+  if (i >= raw.length) return raw
+  const out = raw.slice(0, i)
+  for (; i < raw.length; i += 2) if (raw[i]!.indexOf('_') < 0) out.push(raw[i]!, raw[i + 1]!)
+  return out
+}
+
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
 export function isIdempotentMethod (method: string): boolean {

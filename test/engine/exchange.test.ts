@@ -60,7 +60,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     routing: RoutingState.single(pool),
     proto: 'http',
     draining: false,
-    o: { maxHeaderBytes: 16384 },
+    o: { maxHeaderBytes: 16384, maxHeaders: 100, underscoresInHeaders: 'drop' },
     poolFor: (host: Host) => ({ acquire: () => { const u = new FakeUpstream(host); ups.push(u); return u } }),
     timeConnect: () => timing.push('connect'),
     timeHeaders: () => timing.push('headers'),

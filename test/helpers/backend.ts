@@ -141,10 +141,8 @@ export async function startWiretap (targetPort: number): Promise<Wiretap> {
 export interface RawUpstream { url: string, port: number, count: number, close (): Promise<void> }
 
 export async function startRawUpstream (answer: string | ((head: string) => string)): Promise<RawUpstream> {
-  const sockets = new Set<net.Socket>()
   const up = { count: 0 } as RawUpstream
-  const server = net.createServer((s) => {
-    sockets.add(s)
+  const l = await listenRaw((s) => {
     let buf = ''
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1')
@@ -155,11 +153,19 @@ export async function startRawUpstream (answer: string | ((head: string) => stri
       up.count++
       s.write(Buffer.from(typeof answer === 'string' ? answer : answer(head), 'latin1'))
     })
+  })
+  return Object.assign(up, l)
+}
+
+/** A TCP server on 127.0.0.1 handing each connection to `onSocket`; `close` destroys the open ones first. */
+export async function listenRaw (onSocket: (s: net.Socket) => void): Promise<{ port: number, url: string, close (): Promise<void> }> {
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((s) => {
+    sockets.add(s)
     s.on('error', () => s.destroy()).on('close', () => sockets.delete(s))
+    onSocket(s)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  up.port = (server.address() as AddressInfo).port
-  up.url = `http://127.0.0.1:${up.port}`
-  up.close = () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) })
-  return up
+  const port = (server.address() as AddressInfo).port
+  return { port, url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }) }
 }
