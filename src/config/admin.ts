@@ -4,8 +4,8 @@
  * environment variable), and the rule that keeps the admin API from being open: a host other than
  * loopback needs a token, or anyone who reaches the port could reload, drain and recycle.
  */
-import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { fromEnv, fromFile, type Read } from './secret-source.js'
 
 interface TokenSources { token?: string | undefined, tokenFile?: string | undefined, tokenEnv?: string | undefined }
 interface AdminSettings {
@@ -27,25 +27,12 @@ export function isLoopback (host: string): boolean {
   return isIP(v4) === 4 && v4.startsWith('127.')
 }
 
-/** one token from its three possible sources: [value, problems] */
-function resolveToken (key: string, s: TokenSources, env: NodeJS.ProcessEnv): [string | undefined, string[]] {
+/** one token from its three possible sources */
+function resolveToken (key: string, s: TokenSources, env: NodeJS.ProcessEnv): Read {
   const given = [s.token !== undefined && key, s.tokenFile !== undefined && `${key}File`, s.tokenEnv !== undefined && `${key}Env`].filter(Boolean)
   if (given.length > 1) return [undefined, [`admin.${key}: give one of admin.${given.join(', admin.')}, not ${given.length}`]]
-  if (s.tokenFile !== undefined) {
-    let text: string
-    try {
-      text = readFileSync(s.tokenFile, 'utf8')
-    } catch (err) {
-      return [undefined, [`admin.${key}File: cannot read ${s.tokenFile}: ${(err as Error).message}`]]
-    }
-    // a Secret file or `echo token > file` ends with a newline that is not part of the token
-    const token = text.trim()
-    return token === '' ? [undefined, [`admin.${key}File: ${s.tokenFile} is empty`]] : [token, []]
-  }
-  if (s.tokenEnv !== undefined) {
-    const token = env[s.tokenEnv]?.trim()
-    return token ? [token, []] : [undefined, [`admin.${key}Env: the environment variable ${s.tokenEnv} is not set or empty`]]
-  }
+  if (s.tokenFile !== undefined) return fromFile(`admin.${key}File`, s.tokenFile)
+  if (s.tokenEnv !== undefined) return fromEnv(`admin.${key}Env`, s.tokenEnv, env)
   return [s.token, []]
 }
 

@@ -10,6 +10,7 @@ import { resolvePools, routingProblems, workerCountOf } from './routing.js'
 import { ConfigError } from './error.js'
 import { closestKey, knownKeysAt, withoutInvalid } from './issues.js'
 import { resolveAdmin } from './admin.js'
+import { withRedisPassword } from './redis-password.js'
 
 export { ConfigError }
 
@@ -95,7 +96,8 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   if (!checked.success) throw new ConfigError(problems, source)
   const c = checked.data
   const [admin, adminProblems] = resolveAdmin(c.admin, env)
-  problems.push(...crossKeyProblems(c), ...adminProblems)
+  const [redis, redisProblems] = withRedisPassword({ ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) }, env)
+  problems.push(...crossKeyProblems(c), ...adminProblems, ...redisProblems)
   if (problems.length > 0) throw new ConfigError(problems, source)
   const pools: Record<string, PoolSettings> = resolvePools(c)
   const resolved = {
@@ -103,7 +105,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     admin,
     pools,
     workers: { ...c.workers, count: workerCountOf(c) },
-    redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
+    redis,
     engine: c.engine ?? engineFromEnv(env, source),
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
   }

@@ -220,6 +220,8 @@ export const configSchema = z.strictObject({
     cluster: z.array(redisUrl).min(1).optional(),
     sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(redisUrl).min(1) }).optional(),
     commandTimeoutMs: positiveInt(500),
+    /** the environment variable holding the Redis password (config/redis-password.ts), never a file's URL */
+    passwordEnv: envName.optional(),
   }).prefault({}),
   balancer: balancerSchema.prefault({}),
   healthCheck: healthCheckSchema.prefault({}),
