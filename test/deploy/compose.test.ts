@@ -15,6 +15,7 @@ import { connectRedis } from '../helpers/ioredis.js'
 import { freePort, requireRedisServer } from '../helpers/redis.js'
 import { sleep } from '../helpers/http.js'
 import { compileSchema, type Obj } from './schema.js'
+import { configProblems } from '../helpers/config.js'
 
 const file = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')
 const compose = parse(file) as Obj
@@ -74,6 +75,9 @@ t.test("the admin port is not open: container.yaml's token comes from the enviro
   t.ok(admin.tokenEnv, 'admin.tokenEnv is set')
   const env = services['claylb']!['environment'] as Record<string, string>
   t.match(env[admin.tokenEnv!], new RegExp(`^\\$\\{${admin.tokenEnv}:\\?`), `compose refuses to start without ${admin.tokenEnv}`)
+  const config = parse(readFileSync(join(ROOT, 'config/container.yaml'), 'utf8')) as unknown
+  t.same(configProblems(config, { [admin.tokenEnv!]: 'a-token' }), [], 'container.yaml is valid with the token')
+  t.match(configProblems(config, {}), [new RegExp(`^admin\\.tokenEnv: the environment variable ${admin.tokenEnv} is not set`)], 'and claylb does not start without it')
 })
 
 t.test('no committed secret: SESSION_SECRET comes from the environment and compose fails clearly when unset', async (t) => {
