@@ -9,6 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BIN, childEnv } from './helpers/claylb.js'
+import { configProblems } from './helpers/config.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'claylb-report-'))
 const checkConfig = (content: string): { status: number | null, lines: string[], stdout: string } => {
@@ -53,4 +54,11 @@ t.test('a YAML error is reported whole: where, and the offending text; every err
   t.match(r.stdout, /not valid YAML\/JSON: Map keys must be unique at line 3, column 3/)
   t.match(r.stdout, /not valid YAML\/JSON: Map keys must be unique at line 6, column 3/, 'the second error too')
   t.match(r.stdout, /\n\s*port: 8081\n\s*\^/, 'the offending line, marked')
+})
+
+t.test('a library caller passing a value no file holds (a function) still gets the schema problems, not a crash', async (t) => {
+  const problems = configProblems({ listen: { port: 'x' }, log: { level: () => 'info' } }).sort()
+  t.equal(problems.length, 2, problems.join('\n'))
+  t.equal(problems[0], 'listen.port: must be a port number (0-65535)')
+  t.match(problems[1], /^log\.level: /)
 })

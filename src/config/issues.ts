@@ -59,10 +59,15 @@ const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof
 /**
  * A copy of `raw` without the values the issues point at: an unknown key goes, an invalid value goes
  * (its key in the nearest enclosing mapping, so an array keeps its indices and a problem's path stays
- * right). What is left may parse, with defaults in place of what went.
+ * right). What is left may parse, with defaults in place of what went. Undefined when `raw` cannot be copied.
  */
-export function withoutInvalid (raw: Record<string, unknown>, issues: readonly z.core.$ZodIssue[]): Record<string, unknown> {
-  const copy = structuredClone(raw)
+export function withoutInvalid (raw: Record<string, unknown>, issues: readonly z.core.$ZodIssue[]): Record<string, unknown> | undefined {
+  let copy: Record<string, unknown>
+  try {
+    copy = structuredClone(raw)
+  } catch {
+    return undefined // a value no config file holds (a function from a library caller): schema problems only
+  }
   const remove = (path: Path): void => {
     // the deepest prefix whose parent is a mapping
     for (let end = path.length; end > 0; end--) {

@@ -92,8 +92,9 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   const problems = result.success ? [] : formatIssues(result.error.issues)
   // with schema problems, the checks across keys still run on what is valid (the bad values taken
   // out, defaults in their place), so one report lists every problem of the file
-  const checked = result.success ? result : configSchema.safeParse(withoutInvalid(merged, result.error.issues))
-  if (!checked.success) throw new ConfigError(problems, source)
+  const rest = result.success ? undefined : withoutInvalid(merged, result.error.issues)
+  const checked = result.success ? result : rest === undefined ? undefined : configSchema.safeParse(rest)
+  if (checked === undefined || !checked.success) throw new ConfigError(problems, source)
   const c = checked.data
   const [admin, adminProblems] = resolveAdmin(c.admin, env)
   const [redis, redisProblems] = withRedisPassword({ ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) }, env)
