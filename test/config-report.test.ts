@@ -62,3 +62,11 @@ t.test('a library caller passing a value no file holds (a function) still gets t
   t.equal(problems[0], 'listen.port: must be a port number (0-65535)')
   t.match(problems[1], /^log\.level: /)
 })
+
+t.test('an alias bomb is a config error, not a crash', async (t) => {
+  const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
+  for (let i = 1; i < 8; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`)
+  const r = checkConfig(levels.join('\n') + '\n')
+  t.equal(r.status, 1, r.stdout)
+  t.match(r.stdout, /not valid YAML\/JSON: .*alias/i)
+})

@@ -43,7 +43,12 @@ export function readConfigFile (file: string): unknown {
   // YAML is a superset of JSON, so one parser reads both; every error, each with its line and column
   const doc = parseDocument(text, { prettyErrors: true })
   if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `not valid YAML/JSON: ${e.message}`), file)
-  return doc.toJS() ?? {}
+  try {
+    return doc.toJS() ?? {}
+  } catch (err) {
+    // what only building the value finds (an alias bomb past the alias limit)
+    throw new ConfigError([`not valid YAML/JSON: ${(err as Error).message}`], file)
+  }
 }
 
 export function formatIssues (issues: readonly z.core.$ZodIssue[], schema: z.ZodType = configSchema): string[] {
