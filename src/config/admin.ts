@@ -11,6 +11,7 @@ interface TokenSources { token?: string | undefined, tokenFile?: string | undefi
 interface AdminSettings {
   host: string
   port: number
+  protectReads?: boolean | undefined
   token?: string | undefined
   tokenFile?: string | undefined
   tokenEnv?: string | undefined
@@ -47,6 +48,9 @@ export function resolveAdmin<A extends AdminSettings> (admin: A, env: NodeJS.Pro
     problems.push(`admin.host: ${JSON.stringify(admin.host)} is not a loopback address and no admin token is set, so anyone who ` +
       `reaches port ${admin.port} could POST /reload, drain upstreams and recycle workers. Set admin.token, admin.tokenFile or ` +
       'admin.tokenEnv (e.g. from a Kubernetes Secret), or bind admin.host: 127.0.0.1')
+  }
+  if (admin.protectReads === true && token === undefined && p1.length === 0) {
+    problems.push('admin.protectReads: needs an admin token to protect the reads with (admin.token, admin.tokenFile or admin.tokenEnv)')
   }
   const out = { ...admin }
   if (token !== undefined) out.token = token

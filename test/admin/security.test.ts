@@ -46,6 +46,7 @@ t.test('admin.tokenFile and admin.tokenEnv: the token from a file (a mounted Sec
   t.match(problemsOf({ ...up, admin: { tokenEnv: 'NOPE' } }), [/^admin\.tokenEnv: the environment variable NOPE is not set or empty/])
   t.match(problemsOf({ ...up, admin: { token: 'a', tokenEnv: 'T' } }, { T: 'b' }), [/^admin\.token: give one of admin\.token, admin\.tokenEnv/])
   t.match(problemsOf({ ...up, admin: { host: '0.0.0.0', tokenEnv: 'NOPE' } }), [/admin\.tokenEnv/], 'a missing variable is reported as such, not as "no token"')
+  t.match(problemsOf({ ...up, admin: { protectReads: true } }), [/^admin\.protectReads: needs an admin token/], 'protectReads without a token would protect nothing')
 
   const a = await startBackend((q, s) => { q.resume(); s.end('a') })
   const lb = await startClaylb({ config: { upstreams: [{ url: a.url, id: 'a' }], admin: { tokenFile } } })
