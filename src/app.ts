@@ -59,8 +59,11 @@ export interface App {
 }
 
 export type ReloadResult = RolloutResult
-  /** a change needs a restart (each key in `refused`), or (`refused` empty) the file does not validate */
-  | { ok: false, generation: number, reason: string, refused: string[] }
+  /**
+   * a change needs a restart (each key in `refused`), or (`refused` empty) the file does not validate
+   * or a certificate is bad: `problems` lists each, as `claylb check-config` would
+   */
+  | { ok: false, generation: number, reason: string, refused: string[], problems: string[] }
 
 export interface AppOptions {
   /** re-reads the config file with the command line's overrides; without it a reload reuses `config` */
@@ -175,7 +178,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     logger,
   })
   const proxyServer = engine.server
-  const admin = new AdminServer(config.admin.token)
+  const admin = new AdminServer(config.admin)
   const metrics = new Metrics({
     cluster: pools,
     retries: tally,
@@ -223,13 +226,13 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     } catch (err) {
       const reason = `the config could not be re-read: ${(err as Error).message}`
       logger.error({ generation: supervisor.generation, reason }, `reload refused: ${reason}; the running config is unchanged`)
-      return { ok: false, generation: supervisor.generation, reason, refused: [] }
+      return { ok: false, generation: supervisor.generation, reason, refused: [], problems: err instanceof ConfigError ? [...err.problems] : [(err as Error).message] }
     }
     const refused = notLiveChanges(current, next)
     if (refused.length > 0) {
       const reason = `these changes need a restart: ${refused.join(', ')}`
       logger.error({ generation: supervisor.generation, refused }, `reload refused: ${reason}; the running config is unchanged`)
-      return { ok: false, generation: supervisor.generation, reason, refused }
+      return { ok: false, generation: supervisor.generation, reason, refused, problems: refused.map((k) => `${k}: changed, and cannot apply live (needs a restart)`) }
     }
     // the certificate files are re-read (same paths or not), and a new pool's upstream CA read: a bad
     // one refuses the reload whole (loaded here, before anything changed, so applying cannot fail)
@@ -241,7 +244,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       if (!(err instanceof ConfigError)) throw err
       const reason = `the TLS certificates could not be loaded: ${err.problems.join('; ')}`
       logger.error({ generation: supervisor.generation, problems: err.problems }, `reload refused: ${reason}; the certificates serving are kept`)
-      return { ok: false, generation: supervisor.generation, reason, refused: [] }
+      return { ok: false, generation: supervisor.generation, reason, refused: [], problems: [...err.problems] }
     }
     // the workers first: a new generation that fails leaves everything as it was
     const rolled = await supervisor.rollTo(next)
@@ -330,12 +333,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     },
   }
 
-  admin.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }))
+  admin.route('GET', '/healthz', (_req, res) => sendJson(res, 200, { status: 'ok' }), 'open')
   admin.route('GET', '/readyz', (_req, res) => {
     const n = pools.upCount()
     const ready = serving && n > 0
     sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: pools.panic })
-  })
+  }, 'open')
   const ownRow = (): ProcessRow => ({
     pid: process.pid, requests: metrics.requestsTotal(), inflight: core.inflight, connections: engine.connections, startedAt, snapshot: 0,
   })
@@ -361,14 +364,15 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   admin.route('POST', '/reload', async (_req, res) => {
     const r = await app.reload()
-    if (r.ok) sendJson(res, 200, { generation: r.generation })
-    else if ('refused' in r && r.refused.length === 0) sendJson(res, 409, { error: 'config invalid', detail: r.reason, generation: r.generation })
-    else if ('refused' in r) {
-      // RFC 9457, with the keys that need a restart as an extension member
-      const body = JSON.stringify({ ...JSON.parse(problemBody('CLAYLB_RELOAD_REFUSED', r.reason)) as object, keys: r.refused, generation: r.generation })
-      res.writeHead(409, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
-      res.end(body)
-    } else sendJson(res, 409, { error: 'rollout abandoned', detail: r.reason, generation: r.generation })
+    if (r.ok) {
+      sendJson(res, 200, { generation: r.generation })
+      return
+    }
+    // one shape for every refusal (RFC 9457): each problem, and the keys that need a restart
+    const [problems, keys] = 'refused' in r ? [r.problems, r.refused] : [[r.reason], []]
+    const body = JSON.stringify({ ...JSON.parse(problemBody('CLAYLB_RELOAD_REFUSED', r.reason)) as object, problems, keys, generation: r.generation })
+    res.writeHead(409, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+    res.end(body)
   })
   admin.route('POST', '/workers/:id/recycle', (_req, res, params) => {
     const w = supervisor.find(params['id']!)
@@ -381,7 +385,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     const text = await metrics.text()
     res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
     res.end(text)
-  })
+  }, 'metrics')
   registerUpstreamRoutes(admin, pools, config.shutdownTimeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
   return app
 }

@@ -20,7 +20,7 @@ const USAGE = `usage:
   claylb --help                 print this help
 
 options of start (each overrides the config file):
-  -c, --config FILE     YAML config file (see README "Configuration reference")
+  -c, --config FILE     YAML config file (see README "Config reference")
       --host H          proxy listen address (listen.host)
       --port N          proxy listen port (listen.port)
       --admin-port N    admin API port (admin.port)
@@ -31,7 +31,8 @@ options of start (each overrides the config file):
       --processes N|auto  proxy processes accepting on the port (listen.processes; default auto)
   -h, --help            print this help
 
-signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config and rolls the workers.
+signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config and rolls the workers
+(README "Reload: what applies live"); the admin API: README "Admin API".
 `
 
 /** the version in package.json, read once when asked (it sits beside dist/ in every install) */

@@ -12,6 +12,8 @@ export const PROBLEMS = {
   CLAYLB_BAD_REQUEST: [400, 'Bad Request', 'bad-request'],
   CLAYLB_INVALID_JSON: [400, 'Bad Request', 'invalid-json'],
   CLAYLB_PATH_NOT_NORMALISABLE: [400, 'Bad Request', 'path-not-normalisable'],
+  CLAYLB_ADMIN_UNAUTHORIZED: [401, 'Unauthorized', 'admin-unauthorized'],
+  CLAYLB_ADMIN_CROSS_SITE: [403, 'Forbidden', 'admin-cross-site'],
   CLAYLB_NO_ROUTE: [404, 'Not Found', 'no-route'],
   CLAYLB_RELOAD_REFUSED: [409, 'Conflict', 'reload-refused'],
   CLAYLB_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],

@@ -40,3 +40,10 @@ t.test('an unknown command or flag: the usage on stderr, exit 2', async (t) => {
   t.match(flag.stderr, /frobnicate/)
   t.match(flag.stderr, /usage:/)
 })
+
+t.test('every README section that --help names exists', async (t) => {
+  const headings = new Set(readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n').filter((l) => /^#{1,6} /.test(l)).map((l) => l.replace(/^#+ /, '').trim()))
+  const named = [...run('--help').stdout.matchAll(/README "([^"]+)"/g)].map((m) => m[1]!)
+  t.ok(named.length >= 1, `--help names ${named.length} section(s)`)
+  for (const s of named) t.ok(headings.has(s), `README has a section "${s}"`)
+})

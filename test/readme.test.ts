@@ -16,13 +16,15 @@
  *   tls-config          a config naming PEM files: test certificates are made at those paths (a private
  *                       CA), `check-config` passes from that directory, then `claylb start` with it (the
  *                       upstreams replaced by a real backend) answers over HTTP/2 and HTTP/1.1 with TLS
+ *   install             bash in this checkout (the clone): `npm pack`, a new app installs the tarball,
+ *                       runs claylb's bin and imports it
  *   skip: WHY           not run, and WHY says why (and where it is covered instead)
  * Programs run from a directory inside the checkout, so `import … from 'claylb'` resolves to this
  * package (Node's self-reference) and express/fastify/ioredis to its node_modules.
  */
 import t, { type Test } from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { dirname, join } from 'node:path'
 import { echoName, startBackend } from './helpers/backend.js'
@@ -50,7 +52,7 @@ function blocks (): Block[] {
   return out
 }
 
-const KINDS = new Set(['config', 'config-lines', 'tls-config', 'yaml', 'worker-app', 'session-server', 'middleware', 'npm-start', 'sh-after-npm-start', 'skip'])
+const KINDS = new Set(['config', 'config-lines', 'tls-config', 'yaml', 'worker-app', 'session-server', 'middleware', 'npm-start', 'sh-after-npm-start', 'install', 'skip'])
 const ALL = blocks()
 const of = (kind: string): Block[] => ALL.filter((b) => b.kind === kind)
 const SECRET = 'readme-test-secret-0123456789abcdefghijklmnop'
@@ -100,7 +102,7 @@ t.test('every README block has a marker naming how it is tested', async (t) => {
   t.ok(ALL.length >= 10, `${ALL.length} blocks`)
   const bad = ALL.filter((b) => !KINDS.has(b.kind) || (b.kind === 'skip' && b.args.length < 10) || (b.kind === 'yaml' && b.args.length < 5))
   t.same(bad.map((b) => `README.md:${b.line} (${b.lang}) ${b.kind === '' ? 'has no <!-- readme-test: … --> marker' : `marker "${b.kind} ${b.args}"`}`), [], 'no unmarked block, no unknown kind, every skip says why')
-  for (const kind of ['config', 'tls-config', 'worker-app', 'session-server', 'middleware', 'npm-start', 'sh-after-npm-start']) t.ok(of(kind).length > 0, `there are ${kind} blocks`)
+  for (const kind of ['config', 'tls-config', 'worker-app', 'session-server', 'middleware', 'npm-start', 'sh-after-npm-start', 'install']) t.ok(of(kind).length > 0, `there are ${kind} blocks`)
 })
 
 t.test('config blocks pass check-config', async (t) => {
@@ -262,4 +264,30 @@ t.test('npm start, then the README\'s commands against it', async (t) => {
   const listening = JSON.parse(out.split('\n').find((l) => l.includes('"msg":"listening"'))!) as { pid: number }
   process.kill(listening.pid, 'SIGTERM')
   t.equal(await exited, 0, 'claylb drained and exited 0 on SIGTERM, and so did npm start')
+})
+
+t.test('install: the README packs this checkout and a new app installs the tarball; no line installs the unpublished name', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+  const tarball = `claylb-${version}.tgz`
+  for (const b of of('install')) {
+    t.ok(b.code.includes(tarball), `README.md:${b.line} names the tarball npm pack writes (${tarball})`)
+    t.teardown(() => { rmSync(join(ROOT, tarball), { force: true }) })
+    // this checkout is the clone. No scripts: npm pack's prepare would rebuild dist/ under the tests
+    // running beside this one (it is built already)
+    const r = spawnSync('bash', ['-euo', 'pipefail', '-c', b.code], {
+      cwd: ROOT,
+      env: childEnv({ npm_config_ignore_scripts: 'true', npm_config_prefer_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' }),
+      encoding: 'utf8',
+      timeout: 300_000,
+    })
+    t.equal(r.status, 0, `README.md:${b.line} ran: ${r.stderr.slice(-800)}`)
+    t.match(r.stdout, `claylb ${version}`, 'the installed bin runs')
+    const loaded = /claylb exports (\d+) names/.exec(r.stdout)
+    t.ok(loaded !== null && Number(loaded[1]) > 10, `the app imports claylb from the tarball: ${r.stdout.slice(-300)}`)
+  }
+  // every other install line in the README installs the tarball: `npm install claylb` is E404
+  const lines = readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n')
+  const installsName = (l: string): boolean => (/npm (?:install|i|add)\s+([^`#·(]*)/.exec(l)?.[1] ?? '').split(/\s+/).some((w) => /^claylb(@|$)/.test(w))
+  const bare = lines.map((l, i) => [i + 1, l] as const).filter(([, l]) => installsName(l) && !l.includes('answers E404'))
+  t.same(bare.map(([n, l]) => `README.md:${n}: ${l.trim()}`), [], 'no README line installs claylb from the registry')
 })

@@ -3,11 +3,14 @@
  * File + flags + environment → one validated, frozen Config. Every problem is reported with its path.
  */
 import { readFileSync } from 'node:fs'
-import { parse as parseYaml } from 'yaml'
+import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type Config, type PoolSettings } from './schema.js'
 import { resolvePools, routingProblems, workerCountOf } from './routing.js'
 import { ConfigError } from './error.js'
+import { closestKey, knownKeysAt, withoutInvalid } from './issues.js'
+import { resolveAdmin } from './admin.js'
+import { withRedisPassword } from './redis-password.js'
 
 export { ConfigError }
 
@@ -37,20 +40,27 @@ export function readConfigFile (file: string): unknown {
   } catch (err) {
     throw new ConfigError([`cannot read ${file}: ${(err as Error).message}`], file)
   }
+  // YAML is a superset of JSON, so one parser reads both; every error, each with its line and column
+  const doc = parseDocument(text, { prettyErrors: true })
+  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `not valid YAML/JSON: ${e.message}`), file)
   try {
-    // YAML is a superset of JSON, so one parser reads both.
-    return parseYaml(text) ?? {}
+    return doc.toJS() ?? {}
   } catch (err) {
-    throw new ConfigError([`not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`], file)
+    // what only building the value finds (an alias bomb past the alias limit)
+    throw new ConfigError([`not valid YAML/JSON: ${(err as Error).message}`], file)
   }
 }
 
-export function formatIssues (issues: readonly z.core.$ZodIssue[]): string[] {
+export function formatIssues (issues: readonly z.core.$ZodIssue[], schema: z.ZodType = configSchema): string[] {
   const out: string[] = []
   for (const issue of issues) {
     const base = issue.path.map(String).join('.')
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push(`${base ? `${base}.` : ''}${key}: unknown key`)
+      const known = knownKeysAt(schema, issue.path)
+      for (const key of issue.keys) {
+        const near = closestKey(key, known)
+        out.push(`${base ? `${base}.` : ''}${key}: unknown key${near === undefined ? '' : ` (did you mean ${base ? `${base}.` : ''}${near}?)`}`)
+      }
     } else {
       out.push(`${base || '(root)'}: ${issue.message}`)
     }
@@ -82,27 +92,43 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(['(root): must be a mapping of settings'], source)
   }
-  const result = configSchema.safeParse(applyOverrides(raw as Record<string, unknown>, overrides))
-  if (!result.success) throw new ConfigError(formatIssues(result.error.issues), source)
-  const c = result.data
-  if (c.idempotency.waitReplicas > 0) {
-    if (c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) throw new ConfigError([`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`], source)
-  }
-  const problems = routingProblems(c)
+  const merged = applyOverrides(raw as Record<string, unknown>, overrides)
+  const result = configSchema.safeParse(merged)
+  const problems = result.success ? [] : formatIssues(result.error.issues)
+  // with schema problems, the checks across keys still run on what is valid (the bad values taken
+  // out, defaults in their place), so one report lists every problem of the file
+  const rest = result.success ? undefined : withoutInvalid(merged, result.error.issues)
+  const checked = result.success ? result : rest === undefined ? undefined : configSchema.safeParse(rest)
+  if (checked === undefined || !checked.success) throw new ConfigError(problems, source)
+  const c = checked.data
+  const [admin, adminProblems] = resolveAdmin(c.admin, env)
+  const [redis, redisProblems] = withRedisPassword({ ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) }, env)
+  problems.push(...crossKeyProblems(c), ...adminProblems, ...redisProblems)
   if (problems.length > 0) throw new ConfigError(problems, source)
   const pools: Record<string, PoolSettings> = resolvePools(c)
   const resolved = {
     ...c,
+    admin,
     pools,
     workers: { ...c.workers, count: workerCountOf(c) },
-    redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
+    redis,
     engine: c.engine ?? engineFromEnv(env, source),
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
   }
-  if (c.listen.http2 && c.listen.tls === undefined) {
-    throw new ConfigError(['listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)'], source)
-  }
   return deepFreeze(resolved) as Config
+}
+
+/** what one key's schema cannot check: keys that must agree with each other */
+function crossKeyProblems (c: z.output<typeof configSchema>): string[] {
+  const out: string[] = []
+  if (c.idempotency.waitReplicas > 0 && c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) {
+    out.push(`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`)
+  }
+  out.push(...routingProblems(c))
+  if (c.listen.http2 && c.listen.tls === undefined) {
+    out.push('listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)')
+  }
+  return out
 }
 
 function processesFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | number {

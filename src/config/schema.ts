@@ -21,6 +21,8 @@ const redisUrl = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or re
 
 /** a file path (PEM); read when the listener starts or reloads, where a missing or bad file is reported */
 const file = z.string({ error: 'must be a file path' }).min(1, { error: 'must not be empty' })
+/** the name of an environment variable */
+const envName = z.string({ error: 'must be an environment variable name' }).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' })
 const SNI_HOST = /^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?$/
 
 export const upstreamSchema = z.strictObject({
@@ -166,11 +168,24 @@ export const configSchema = z.strictObject({
    * is a config error that says so. Unset: $CLAYLB_ENGINE, else "auto" (resolved in load.ts).
    */
   engine: z.enum(['auto', 'raw'], { error: 'must be "auto" or "raw" (the "node" engine was removed: the raw engine runs every feature)' }).optional(),
+  /**
+   * The admin listener. A non-loopback host needs a token (config/admin.ts). Each token may be given
+   * inline, in a file (`…File`, e.g. a mounted Kubernetes Secret) or in an environment variable
+   * (`…Env`); load.ts resolves the file or variable into `token` / `metricsToken`.
+   */
   admin: z.strictObject({
     host: str('127.0.0.1'),
     port: port(9180),
-    /** when set, mutating admin routes need `authorization: Bearer <token>` */
-    token: z.string().min(1).optional(),
+    /** every state-changing admin route needs `authorization: Bearer <token>` */
+    token: z.string().min(1, { error: 'must not be empty' }).optional(),
+    tokenFile: file.optional(),
+    tokenEnv: envName.optional(),
+    /** GET /status and /metrics need a token too (/healthz and /readyz stay open for probes) */
+    protectReads: bool(false),
+    /** a token that opens GET /metrics alone (a Prometheus scraper's); setting it protects /metrics */
+    metricsToken: z.string().min(1, { error: 'must not be empty' }).optional(),
+    metricsTokenFile: file.optional(),
+    metricsTokenEnv: envName.optional(),
   }).prefault({}),
   upstreams: z.array(upstreamSchema, { error: 'must be a list of { url, weight }' }).default([]),
   /** named upstream sets for routes (`default`: the top-level upstreams, `workers`: the spawned workers) */
@@ -205,6 +220,8 @@ export const configSchema = z.strictObject({
     cluster: z.array(redisUrl).min(1).optional(),
     sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(redisUrl).min(1) }).optional(),
     commandTimeoutMs: positiveInt(500),
+    /** the environment variable holding the Redis password (config/redis-password.ts), never a file's URL */
+    passwordEnv: envName.optional(),
   }).prefault({}),
   balancer: balancerSchema.prefault({}),
   healthCheck: healthCheckSchema.prefault({}),

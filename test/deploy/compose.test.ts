@@ -15,6 +15,7 @@ import { connectRedis } from '../helpers/ioredis.js'
 import { freePort, requireRedisServer } from '../helpers/redis.js'
 import { sleep } from '../helpers/http.js'
 import { compileSchema, type Obj } from './schema.js'
+import { configProblems } from '../helpers/config.js'
 
 const file = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')
 const compose = parse(file) as Obj
@@ -33,6 +34,18 @@ t.test('the schema does reject broken files (the check can fail)', async (t) => 
     ['an unknown depends_on condition', 'services:\n  a:\n    image: a\n    depends_on: { b: { condition: when_ready } }\n  b: { image: b }\n'],
   ]
   for (const [what, yaml] of broken) t.not(validate(parse(yaml)).length, 0, what)
+})
+
+t.test('strict: every misspelt key is an error naming it (docker compose would refuse it too)', async (t) => {
+  const misspelt: Array<[string, string]> = [
+    ['stop_grace_periode', 'services:\n  a:\n    image: a\n    stop_grace_periode: 15s\n'],
+    ['enviroment', 'services:\n  a:\n    image: a\n    enviroment: { A: b }\n'],
+    ['intervall', 'services:\n  a:\n    image: a\n    healthcheck: { intervall: 2s }\n'],
+    ['limit', 'services:\n  a:\n    image: a\n    deploy: { resources: { limit: { cpus: "1" } } }\n'],
+    ['contxt', 'services:\n  a:\n    image: a\n    build: { contxt: . }\n'],
+    ['volume', 'volume: {}\nservices: { a: { image: a } }\n'],
+  ]
+  for (const [key, yaml] of misspelt) t.match(validate(parse(yaml)).join('\n'), `must NOT have additional properties: ${key}`, `${key} is refused, by name`)
 })
 
 t.test('claylb scales: built from the Dockerfile, 3 replicas, no published port, behind an L4 front probing /readyz', async (t) => {
@@ -55,6 +68,16 @@ t.test('claylb scales: built from the Dockerfile, 3 replicas, no published port,
   const admin = (parse(readFileSync(join(ROOT, 'config/container.yaml'), 'utf8')) as { admin: { host: string, port: number } }).admin
   t.match(cfg, new RegExp(`server-template claylb- \\d+ claylb:8080 check port ${admin.port}\\b`), 'the probe goes to the admin port the image listens on')
   t.equal(admin.host, '0.0.0.0', 'the admin port is reachable by the front')
+})
+
+t.test("the admin port is not open: container.yaml's token comes from the environment compose requires", async (t) => {
+  const admin = (parse(readFileSync(join(ROOT, 'config/container.yaml'), 'utf8')) as { admin: { tokenEnv?: string } }).admin
+  t.ok(admin.tokenEnv, 'admin.tokenEnv is set')
+  const env = services['claylb']!['environment'] as Record<string, string>
+  t.match(env[admin.tokenEnv!], new RegExp(`^\\$\\{${admin.tokenEnv}:\\?`), `compose refuses to start without ${admin.tokenEnv}`)
+  const config = parse(readFileSync(join(ROOT, 'config/container.yaml'), 'utf8')) as unknown
+  t.same(configProblems(config, { [admin.tokenEnv!]: 'a-token' }), [], 'container.yaml is valid with the token')
+  t.match(configProblems(config, {}), [new RegExp(`^admin\\.tokenEnv: the environment variable ${admin.tokenEnv} is not set`)], 'and claylb does not start without it')
 })
 
 t.test('no committed secret: SESSION_SECRET comes from the environment and compose fails clearly when unset', async (t) => {

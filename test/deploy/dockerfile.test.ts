@@ -3,13 +3,15 @@
  * (dockerfile-ast): a build stage with the dev dependencies, a runtime stage with the production ones
  * only, a non-root user, an init that forwards SIGTERM, a HEALTHCHECK, nothing installed at start; and
  * that the runtime stage can run: dist/ imports nothing but builtins and production dependencies, and
- * every dev dependency is one `npm ci --omit=dev` leaves out.
+ * every dev dependency is one `npm ci --omit=dev` leaves out. Strictly: an unknown instruction or flag
+ * is an error, exec forms are JSON, the base image is an exact Node 24 release, tini an exact package
+ * version, and the OCI labels say what the image is.
  */
 import t from 'tap'
 import { readdirSync, readFileSync, existsSync } from 'node:fs'
 import { builtinModules } from 'node:module'
 import { join } from 'node:path'
-import { DockerfileParser, Copy, type Instruction } from 'dockerfile-ast'
+import { DockerfileParser, Copy, JSONInstruction, ModifiableInstruction, PropertyInstruction, type Instruction } from 'dockerfile-ast'
 import { parse } from 'yaml'
 import { ROOT } from '../helpers/claylb.js'
 
@@ -77,7 +79,82 @@ function dockerfileProblems (text: string): string[] {
   return problems
 }
 
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string, license: string, description: string, dependencies: Record<string, string>, devDependencies: Record<string, string> }
+
+/** every Dockerfile instruction, and the flags each one takes (BuildKit's Dockerfile reference) */
+const FLAGS: Record<string, string[]> = {
+  FROM: ['platform'], RUN: ['mount', 'network', 'security'], CMD: [], LABEL: [], EXPOSE: [], ENV: [],
+  ADD: ['chown', 'chmod', 'link', 'checksum', 'keep-git-dir', 'exclude'], COPY: ['from', 'chown', 'chmod', 'link', 'parents', 'exclude'],
+  ENTRYPOINT: [], VOLUME: [], USER: [], WORKDIR: [], ARG: [], ONBUILD: [], STOPSIGNAL: [],
+  HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'], SHELL: [], MAINTAINER: [],
+}
+const OCI_LABELS = ['title', 'description', 'version', 'licenses', 'base.name'].map((k) => `org.opencontainers.image.${k}`)
+
+/** What a strict reading of a Dockerfile finds wrong beyond its shape, one line each. */
+function strictProblems (text: string): string[] {
+  const problems: string[] = []
+  const file = DockerfileParser.parse(text)
+  for (const i of file.getInstructions()) {
+    const keyword = i.getKeyword()
+    const line = i.getRange().start.line + 1
+    const flags = FLAGS[keyword]
+    if (flags === undefined) {
+      problems.push(`line ${line}: unknown instruction ${keyword}`)
+      continue
+    }
+    if (i instanceof ModifiableInstruction) {
+      for (const f of i.getFlags()) if (!flags.includes(f.getName())) problems.push(`line ${line}: ${keyword} has no flag --${f.getName()}`)
+    }
+    // exec form: a JSON array, so no shell stands between tini and node (signals reach claylb)
+    if (['CMD', 'ENTRYPOINT'].includes(keyword) && !(i instanceof JSONInstruction && i.getJSONStrings().length > 0)) problems.push(`line ${line}: ${keyword} is not in exec (JSON) form`)
+  }
+  // the base: an exact Node 24 release (the ARG default the FROMs use)
+  const node = file.getInitialARGs().flatMap((a) => a.getProperties()).find((p) => p.getName() === 'NODE_IMAGE')?.getValue() ?? ''
+  if (!/^node:24\.\d+\.\d+-[a-z]+(-slim)?(@sha256:[0-9a-f]{64})?$/.test(node)) problems.push(`the base image is not an exact Node 24 release: ${node || 'NODE_IMAGE unset'}`)
+  for (const i of file.getInstructions().filter((i) => i.getKeyword() === 'FROM')) {
+    const image = i.getArguments()[0]?.getValue() ?? ''
+    if (image !== '${NODE_IMAGE}' && !stages(text).some((s) => s.name === image)) problems.push(`FROM ${image}: not the pinned NODE_IMAGE`)
+  }
+  const runtime = stages(text).at(-1)!
+  const installs = of(runtime, 'RUN').map(args).join('\n')
+  const tini = /apt-get install[^\n]*\btini(=\S+)?/.exec(installs)
+  if (tini === null || tini[1] === undefined) problems.push('tini is not pinned to a package version (tini=VERSION)')
+  else if (tini[1].includes('$')) {
+    const name = /\$\{?(\w+)/.exec(tini[1])![1]!
+    const value = runtime.instructions.filter((i): i is PropertyInstruction => i instanceof PropertyInstruction && i.getKeyword() === 'ARG').flatMap((a) => a.getProperties()).find((p) => p.getName() === name)?.getValue()
+    if (!value) problems.push(`tini=${tini[1]}: ${name} has no default version`)
+  }
+  const labels = new Map(runtime.instructions.filter((i): i is PropertyInstruction => i instanceof PropertyInstruction && i.getKeyword() === 'LABEL')
+    .flatMap((l) => l.getProperties()).map((p) => [p.getName(), (p.getValue() ?? '').replace(/^"|"$/g, '')]))
+  for (const l of OCI_LABELS) if (!labels.get(l)) problems.push(`no ${l} label`)
+  if (labels.has('org.opencontainers.image.version') && labels.get('org.opencontainers.image.version') !== pkg.version) problems.push(`org.opencontainers.image.version ${labels.get('org.opencontainers.image.version')} is not package.json's ${pkg.version}`)
+  if (labels.has('org.opencontainers.image.licenses') && labels.get('org.opencontainers.image.licenses') !== pkg.license) problems.push(`org.opencontainers.image.licenses is not package.json's ${pkg.license}`)
+  return problems
+}
+
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+
+t.test('strict: known instructions and flags, exec forms, an exact Node 24 base, tini pinned, OCI labels', async (t) => {
+  t.same(strictProblems(dockerfile), [])
+})
+
+t.test('the strict check can fail: each mistake is named', async (t) => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['a misspelt instruction', dockerfile.replace(/^WORKDIR \/app$/m, 'WORKDRI /app'), /unknown instruction WORKDRI/],
+    ['a misspelt flag', dockerfile.replace('COPY --from=deps', 'COPY --form=deps'), /COPY has no flag --form/],
+    ['a shell-form ENTRYPOINT', dockerfile.replace(/^ENTRYPOINT .*$/m, 'ENTRYPOINT /usr/bin/tini -- node bin/claylb'), /ENTRYPOINT is not in exec/],
+    ['a floating tag', dockerfile.replace(/^ARG NODE_IMAGE=.*$/m, 'ARG NODE_IMAGE=node:24-bookworm-slim'), /not an exact Node 24 release/],
+    ['Node 20', dockerfile.replace(/^ARG NODE_IMAGE=.*$/m, 'ARG NODE_IMAGE=node:20.19.0-bookworm-slim'), /not an exact Node 24 release/],
+    ['a FROM around the pin', dockerfile.replace('FROM ${NODE_IMAGE} AS deps', 'FROM node:latest AS deps'), /FROM node:latest: not the pinned NODE_IMAGE/],
+    ['tini unpinned', dockerfile.replace('tini=${TINI_VERSION}', 'tini'), /tini is not pinned/],
+    ['no licence label', dockerfile.replace(/^\s*org\.opencontainers\.image\.licenses=.*\n/m, ''), /no org\.opencontainers\.image\.licenses label/],
+    ['a stale version label', dockerfile.replace(`org.opencontainers.image.version="${pkg.version}"`, 'org.opencontainers.image.version="0.0.1"'), /is not package\.json's/],
+  ]
+  for (const [what, text, problem] of cases) {
+    t.not(text, dockerfile, `${what}: the variant differs from the real file`)
+    t.match(strictProblems(text).join('\n'), problem, what)
+  }
+})
 
 t.test('the Dockerfile: multi-stage, production dependencies only at run time, non-root, tini, HEALTHCHECK', async (t) => {
   t.same(dockerfileProblems(dockerfile), [])
@@ -124,7 +201,6 @@ t.test('.dockerignore sends only what the Dockerfile copies', async (t) => {
 })
 
 t.test('the runtime stage can run dist/: every import is a builtin or a production dependency', async (t) => {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>, devDependencies: Record<string, string> }
   const prod = new Set(Object.keys(pkg.dependencies))
   const builtins = new Set(builtinModules)
   const files = readdirSync(join(ROOT, 'dist'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'))
@@ -140,6 +216,17 @@ t.test('the runtime stage can run dist/: every import is a builtin or a producti
     }
   }
   t.same(bad, [], 'no import of a dev dependency or an undeclared package')
+  // and the other way: every production dependency is loaded by dist/ (an import, or a require of a
+  // lazily loaded one), so the image ships nothing that nothing runs
+  const loaded = new Set<string>()
+  for (const f of files) {
+    const src = readFileSync(join(ROOT, 'dist', f), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '')
+    for (const m of src.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\brequire\s*\(\s*)['"]([^'"./][^'"]*)['"]/g)) {
+      const spec = m[1]!
+      loaded.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!)
+    }
+  }
+  t.same([...prod].filter((name) => !loaded.has(name)), [], 'no production dependency that dist/ never loads (bench/ has its own package.json)')
 
   // npm ci --omit=dev leaves out exactly what the lockfile marks dev
   const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> }

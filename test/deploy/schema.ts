@@ -13,5 +13,7 @@ export function compileSchema (schema: Obj): (doc: unknown) => string[] {
   if ($schema !== undefined && !/json-schema\.org\/draft-07\/schema/.test(String($schema))) throw new Error(`not a draft-07 schema: ${String($schema)}`)
   // strict off: the vendored schema uses annotations ajv does not know (e.g. "deprecated")
   const check = new Ajv({ allErrors: true, strict: false }).compile(rest)
-  return (doc) => check(doc) ? [] : (check.errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message ?? e.keyword}`)
+  // an unknown field is named (ajv keeps it in params, not in the message)
+  const named = (params: Record<string, unknown>): string => typeof params['additionalProperty'] === 'string' ? `: ${params['additionalProperty']}` : ''
+  return (doc) => check(doc) ? [] : (check.errors ?? []).map((e) => `${e.instancePath || '/'}: ${e.message ?? e.keyword}${named(e.params)}`)
 }

@@ -3,18 +3,9 @@
  * which changes a reload can apply (reload-plan), unit by unit.
  */
 import t from 'tap'
-import { buildConfig, ConfigError } from '../../src/config/load.js'
+import { buildConfig } from '../../src/config/load.js'
 import { notLiveChanges, changedKeys } from '../../src/routing/reload-plan.js'
-
-const problems = (raw: unknown, env: NodeJS.ProcessEnv = {}): string[] => {
-  try {
-    buildConfig(raw, {}, env)
-    return []
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems]
-    throw err
-  }
-}
+import { configProblems as problems } from '../helpers/config.js'
 const up = { upstreams: [{ url: 'http://127.0.0.1:1' }] }
 
 t.test('a pool inherits every section it leaves out, and merges the ones it gives', async (t) => {

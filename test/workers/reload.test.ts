@@ -63,13 +63,15 @@ t.test('a generation that never becomes ready is rolled back: old pids keep serv
   writeFileSync(file, stringify({ ...base, workers: { count: 3, app: join(FIXTURES, 'sick-health.mjs') } }))
   const sick = await req(`${lb.admin}/reload`, { method: 'POST' })
   t.equal(sick.status, 409)
-  t.match(JSON.parse(sick.body), { error: 'rollout abandoned', detail: /failed 2 health probes of GET \/healthz: status 503/, generation: 1 })
+  t.equal(sick.headers['content-type'], 'application/problem+json', 'every refusal is one problem+json shape')
+  t.match(JSON.parse(sick.body), { type: 'urn:claylb:problem:reload-refused', status: 409, detail: /failed 2 health probes of GET \/healthz: status 503/, problems: [/failed 2 health probes/], keys: [], generation: 1 })
 
   // a bad config file is refused before anything is spawned
   writeFileSync(file, stringify({ ...base, workers: { count: -1 } }))
   const bad = await req(`${lb.admin}/reload`, { method: 'POST' })
   t.equal(bad.status, 409)
-  t.match(JSON.parse(bad.body).detail, /workers\.count: must be a non-negative integer/)
+  t.equal(bad.headers['content-type'], 'application/problem+json', 'the same shape for a file that does not validate')
+  t.match(JSON.parse(bad.body), { type: 'urn:claylb:problem:reload-refused', detail: /workers\.count: must be a non-negative integer/, problems: ['workers.count: must be a non-negative integer'], keys: [] })
 
   // and a good one goes through
   writeFileSync(file, stringify({ ...base, workers: { count: 2 } }))
