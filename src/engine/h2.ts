@@ -19,18 +19,33 @@ import type { TLSSocket } from 'node:tls'
 import type { Engine } from './engine.js'
 import { Exchange, type AnswerSink, type ClientSide } from './exchange.js'
 import { createParser, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import { ResetBudget, goawayCode } from './h2-session-guard.js'
 
 /** streams one session may have open at once (nginx's http2_max_concurrent_streams) */
 export const H2_MAX_CONCURRENT_STREAMS = 128
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants
 
+function ignore (): void {}
+
+/** slots per stream in H2Front.pending */
+const PENDING = 5
+
 /** HTTP/1.1 header names that have no place in HTTP/2 (RFC 9113 §8.2.2) */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te'])
 
 export class H2Front {
   readonly server: Http2Server
-  private readonly sessions = new Set<Http2Session>()
+  private readonly sessions = new Map<Http2Session, ResetBudget>()
+  /**
+   * Streams whose HEADERS came in the read being processed: each starts its exchange after nghttp2
+   * has gone through the whole read, so a stream the same read reset (HEADERS then RST_STREAM, a
+   * rapid reset flood) never starts one and never makes an upstream connection. Flat, PENDING slots
+   * a stream (the stream, its headers, flags, raw headers, its session's budget: null once its reset
+   * was counted); one setImmediate per read, not per stream.
+   */
+  private readonly pending: Array<ServerHttp2Stream | IncomingHttpHeaders | number | string[] | ResetBudget | null> = []
+  private readonly startPending = (): void => { this.startStreams() }
 
   constructor (readonly engine: Engine) {
     const o = engine.o
@@ -46,17 +61,56 @@ export class H2Front {
       },
     })
     this.server.on('session', (session) => {
-      this.sessions.add(session)
+      this.sessions.set(session, new ResetBudget(session))
       session.on('close', () => this.sessions.delete(session))
+      // node:http2 destroys a session for an invalid frame nghttp2 reported with INTERNAL_ERROR before
+      // nghttp2's own GOAWAY goes out: send the code nghttp2 would have (FLOW_CONTROL_ERROR, …) instead
+      const destroy = session.destroy
+      session.destroy = function (this: Http2Session, error?: Error, code?: number) {
+        destroy.call(this, error, code ?? (error instanceof Error ? goawayCode(error) : undefined))
+      }
       session.on('error', () => session.destroy())
       // an idle session closes (GOAWAY, then open streams finish) like an idle HTTP/1.1 connection
       session.setTimeout(o.idleTimeoutMs, () => session.close())
       if (engine.draining) session.close()
     })
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
-      // eslint-disable-next-line no-new
-      new H2Stream(engine, stream, headers, flags, rawHeaders)
+      const session = stream.session
+      if (session === undefined) return
+      // nghttp2 handles a read's frames in order: a stream reset in this read is closed by the time
+      // the next stream's HEADERS arrives, so resets are counted (and a flood cut) within the read
+      const budget = this.sessions.get(session)
+      if (budget === undefined) return // its session is gone
+      const p = this.pending
+      if (p.length === 0) setImmediate(this.startPending)
+      else this.countReset(p.length - PENDING)
+      // a stream's errors end it (its 'close' follows); one listener from the start, since a session
+      // destroyed while the stream waits here destroys it with the session's error
+      stream.on('error', ignore)
+      p.push(stream, headers, flags, rawHeaders, budget)
     })
+  }
+
+  /** the pending stream at `i` was reset by its client before its exchange started: count it once */
+  private countReset (i: number): void {
+    const p = this.pending
+    const budget = p[i + 4] as ResetBudget | null
+    const stream = p[i] as ServerHttp2Stream
+    if (budget === null || !(stream.closed || stream.destroyed)) return
+    p[i + 4] = null
+    budget.reset()
+  }
+
+  private startStreams (): void {
+    const p = this.pending
+    for (let i = 0; i < p.length; i += PENDING) {
+      const stream = p[i] as ServerHttp2Stream
+      this.countReset(i)
+      if (stream.closed || stream.destroyed) continue
+      // eslint-disable-next-line no-new
+      new H2Stream(this.engine, p[i + 4] as ResetBudget, stream, p[i + 1] as IncomingHttpHeaders, p[i + 2] as number, p[i + 3] as string[])
+    }
+    p.length = 0
   }
 
   accept (socket: TLSSocket): void {
@@ -65,11 +119,11 @@ export class H2Front {
 
   /** drain: every session gets a GOAWAY, its open streams finish */
   close (): void {
-    for (const s of this.sessions) s.close()
+    for (const s of this.sessions.keys()) s.close()
   }
 
   destroyAll (): void {
-    for (const s of this.sessions) s.destroy()
+    for (const s of this.sessions.keys()) s.destroy()
   }
 }
 
@@ -88,7 +142,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   private headSent = false
   private ok = true
 
-  constructor (engine: Engine, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) {
+  constructor (engine: Engine, private readonly budget: ResetBudget, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) {
     this.engine = engine
     this.stream = stream
     this.remoteAddress = stream.session?.socket?.remoteAddress ?? ''
@@ -125,7 +179,6 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     stream.on('data', (d: Buffer) => ex.onClientBody(d))
     stream.on('end', () => ex.onClientBodyEnd())
     stream.on('drain', () => ex.onClientDrain())
-    stream.on('error', () => {})
     stream.on('close', () => this.onClose())
     ex.activate()
     if (endStream && !ex.bodyDone) ex.onClientBodyEnd()
@@ -162,6 +215,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   }
 
   private onClose (): void {
+    if (!this.done) this.budget.reset() // the client's RST_STREAM before the answer was whole
     this.done = true
     this.parser?.close()
     this.parser = null
@@ -228,6 +282,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   onMessageComplete (): void {
     if (!this.headSent) return // an interim (1xx) answer
     this.done = true
+    this.budget.served()
     if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.end()
   }
 

@@ -37,8 +37,12 @@ async function stillServes (t: Test, what: string): Promise<void> {
 
 const seen = (path: string): number => backend.seen.filter((r) => r.url === path).length
 
-t.test('rapid reset: streams opened and reset at once are cut off, and none is left running', async (t) => {
+t.test('rapid reset: a flood of streams opened and reset at once ends the session early and opens no upstream connections', async (t) => {
   const N = 5000
+  let connects = 0
+  const onConnect = (): void => { connects++ }
+  backend.server.on('connection', onConnect)
+  t.teardown(() => { backend.server.off('connection', onConnect) })
   const c = await RawH2.connect(port)
   t.teardown(() => c.destroy())
   const cancel = Buffer.alloc(4)
@@ -52,10 +56,29 @@ t.test('rapid reset: streams opened and reset at once are cut off, and none is l
   }
   await settle(() => c.goaway() !== undefined || c.closed, (v) => v, 10_000)
   const g = c.goaway()
-  t.ok(g !== undefined || c.closed, `the session was ended by the server (GOAWAY ${JSON.stringify(g)}, closed ${c.closed})`)
-  t.ok(g === undefined || g.lastStream < 2 * N, `… before the flood's end (last stream accepted ${g?.lastStream} of ${2 * N - 1})`)
-  t.ok(seen('/rapid') < N / 2, `the upstream saw ${seen('/rapid')} of ${sent} reset requests`)
+  t.ok(g !== undefined, `the server sent a GOAWAY (closed ${c.closed})`)
+  t.equal(g?.code, 0xb, 'ENHANCE_YOUR_CALM')
+  // claylb's reset allowance (H2_RESET_ALLOWANCE, 256); nghttp2's own limit (a burst of 1000) lets 4x more through
+  t.ok(g !== undefined && g.lastStream < 2 * 400, `… after a bounded number of streams (last stream accepted ${g?.lastStream})`)
+  // a stream reset in the same read as its HEADERS never starts an exchange: no upstream connection
+  // for it (before, each reset stream's try had connected and was then destroyed)
+  t.ok(connects < 20, `the upstream accepted ${connects} connections for ${sent} reset streams`)
+  t.ok(seen('/rapid') < 20, `the upstream saw ${seen('/rapid')} of ${sent} reset requests`)
   await stillServes(t, 'a rapid reset flood')
+})
+
+t.test('rapid reset: resets within the allowance (a page of cancelled requests) keep the session', async (t) => {
+  const c = await RawH2.connect(port)
+  t.teardown(() => c.destroy())
+  const cancel = Buffer.alloc(4)
+  cancel.writeUInt32BE(8) // CANCEL
+  const block = requestBlock('/cancelled')
+  const frames: Buffer[] = []
+  for (let i = 0; i < 200; i++) frames.push(frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1 + 2 * i, block), frame(TYPE.RST_STREAM, 0, 1 + 2 * i, cancel))
+  await c.write(Buffer.concat(frames))
+  await c.write(frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 401, requestBlock('/after-cancels')))
+  t.ok(await settle(() => c.frames.some((f) => f.stream === 401 && (f.flags & FLAG.END_STREAM) !== 0), (v) => v, 10_000), 'the request after 200 resets is answered')
+  t.equal(c.goaway(), undefined, 'no GOAWAY')
 })
 
 t.test('CONTINUATION flood: a header block that never ends is cut off', async (t) => {
