@@ -151,7 +151,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     // the request as HTTP/1.1 sees it: pseudo-headers out, :authority as Host, cookies joined (RFC 9113 §8.2.3)
     const h1: string[] = []
     let cookie = ''
-    let hasHost = false
+    let host: string | undefined
     // the header list's size as HTTP/1.1 would carry it (name: value CRLF): nghttp2 enforces
     // SETTINGS_MAX_HEADER_LIST_SIZE only once the client acknowledged it, so a session's first streams
     // are measured here
@@ -164,15 +164,20 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
         cookie = cookie === '' ? raw[i + 1]! : `${cookie}; ${raw[i + 1]!}`
         continue
       }
-      if (name === 'host') hasHost = true
+      if (name === 'host' && host === undefined) host = raw[i + 1]!
       h1.push(name, raw[i + 1]!)
     }
     const authority = headers[':authority']
-    if (!hasHost && typeof authority === 'string') h1.push('host', authority)
+    if (host === undefined && typeof authority === 'string') h1.push('host', authority)
     if (cookie !== '') h1.push('cookie', cookie)
     const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0
     ex.fromHead(1, 1, h1, String(headers[':method'] ?? ''), String(headers[':path'] ?? ''), true)
     ex.upgradeTo = '' // HTTP/2 has no Upgrade (RFC 9113 §8.6)
+    // RFC 9113 §8.3.1: a host that names another entity than :authority makes the request malformed;
+    // answered 400 (as nginx; HAProxy forwards :authority), never routed by either of the two
+    if (host !== undefined && typeof authority === 'string' && host.toLowerCase() !== authority.toLowerCase()) {
+      ex.refuse('CLAYLB_BAD_REQUEST', ':authority and host name different hosts')
+    }
     if (bytes > engine.o.maxHeaderBytes) ex.refuse('CLAYLB_HEADERS_TOO_LARGE', `request headers exceed ${engine.o.maxHeaderBytes} bytes`)
     // a body without a declared length goes upstream chunked, as HTTP/1.1 requires
     if (!endStream && ex.contentLength < 0) ex.chunkedIn = true
