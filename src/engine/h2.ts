@@ -20,11 +20,12 @@ import type { Engine } from './engine.js'
 import { Exchange, type AnswerSink, type ClientSide } from './exchange.js'
 import { createParser, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 import { ResetBudget, goawayCode } from './h2-session-guard.js'
+import { hasFlankedValue } from './h2-fields.js'
 
 /** streams one session may have open at once (nginx's http2_max_concurrent_streams) */
 export const H2_MAX_CONCURRENT_STREAMS = 128
 
-const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants
+const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_PROTOCOL_ERROR } = http2.constants
 
 function ignore (): void {}
 
@@ -54,6 +55,9 @@ export class H2Front {
       // a header list past the limit is refused with RST_STREAM once the client acknowledged these settings
       // (before that, H2Stream answers it 431 itself)
       maxHeaderListPairs: 256,
+      // Node 22+: a value with whitespace at its ends reaches claylb, which refuses the stream (see
+      // h2-fields.ts) rather than nghttp2 dropping the field and serving the request without it
+      ...{ strictFieldWhitespaceValidation: false },
       settings: {
         maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
         maxHeaderListSize: o.maxHeaderBytes,
@@ -107,6 +111,10 @@ export class H2Front {
       const stream = p[i] as ServerHttp2Stream
       this.countReset(i)
       if (stream.closed || stream.destroyed) continue
+      if (hasFlankedValue(p[i + 3] as string[])) {
+        stream.close(NGHTTP2_PROTOCOL_ERROR) // malformed (RFC 9113 §8.1.1): a stream error
+        continue
+      }
       // eslint-disable-next-line no-new
       new H2Stream(this.engine, p[i + 4] as ResetBudget, stream, p[i + 1] as IncomingHttpHeaders, p[i + 2] as number, p[i + 3] as string[])
     }

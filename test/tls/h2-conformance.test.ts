@@ -60,25 +60,34 @@ t.test(':authority and host: a host naming another entity is a 400, the same one
 })
 
 t.test('fields nghttp2 finds invalid never reach the upstream (RFC 9113 §8.2.1)', async (t) => {
-  // an uppercase name: nghttp2 resets the stream (PROTOCOL_ERROR); CR, LF, NUL, or whitespace at a
-  // value's ends: node:http2's invalid-header callback drops the field before claylb sees it (the
-  // request is served without it), see README "TLS, SNI and HTTP/2"
+  // an uppercase name: nghttp2 resets the stream (PROTOCOL_ERROR); CR, LF, NUL or a bad name
+  // character: node:http2's invalid-header callback drops the field before claylb sees it (the request
+  // is served without it); whitespace at a value's ends: dropped the same way on Node 20, reset
+  // (PROTOCOL_ERROR) by claylb on Node 22+, where node:http2 lets it through. README "TLS, SNI and HTTP/2"
+  const whitespaceReset = Number(process.versions.node.split('.')[0]) >= 22
   const c = await RawH2.connect(port)
   t.teardown(() => c.destroy())
-  const cases: Array<[string, string]> = [['x-lf', 'a\nb'], ['x-cr', 'a\rb'], ['x-nul', 'a\0b'], ['x-lead', ' v'], ['x-trail', 'v '], ['x(bad', 'v']]
+  const cases: Array<[string, string, boolean]> = [['x-lf', 'a\nb', false], ['x-cr', 'a\rb', false], ['x-nul', 'a\0b', false], ['x(bad', 'v', false],
+    ['x-lead', ' v', whitespaceReset], ['x-trail', 'v ', whitespaceReset], ['x-tab', 'v\t', whitespaceReset]]
   await c.write(frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, requestBlock('/upper', 'a.test', [literal('X-Upper', 'v')])))
   for (let i = 0; i < cases.length; i++) {
     const [name, value] = cases[i]!
     await c.write(frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 3 + 2 * i, requestBlock(`/f/${i}`, 'a.test', [literal(name, value), literal('x-ok', 'v')])))
   }
   const ended = (id: number): boolean => c.frames.some((f) => f.stream === id && ((f.flags & FLAG.END_STREAM) !== 0 || f.type === TYPE.RST_STREAM))
+  const rstCode = (id: number): number | undefined => c.frames.find((f) => f.stream === id && f.type === TYPE.RST_STREAM)?.payload.readUInt32BE(0)
   t.ok(await settle(() => cases.every((_, i) => ended(3 + 2 * i)) && ended(1), (v) => v, 10_000), 'every stream answered or reset')
-  const rst = c.frames.find((f) => f.stream === 1 && f.type === TYPE.RST_STREAM)
-  t.equal(rst?.payload.readUInt32BE(0), 1, 'an uppercase name: RST_STREAM PROTOCOL_ERROR')
+  t.equal(rstCode(1), 1, 'an uppercase name: RST_STREAM PROTOCOL_ERROR')
   t.equal(seen('/upper').length, 0, '… never routed upstream')
   for (let i = 0; i < cases.length; i++) {
-    const [name] = cases[i]!
+    const [name, , reset] = cases[i]!
     const up = seen(`/f/${i}`)[0]
-    t.ok(up !== undefined && up.headers['x-ok'] === 'v' && !(name in up.headers), `${JSON.stringify(cases[i])}: the field never reaches the upstream`)
+    if (reset) {
+      t.equal(rstCode(3 + 2 * i), 1, `${JSON.stringify(cases[i])}: RST_STREAM PROTOCOL_ERROR`)
+      t.equal(up, undefined, '… never routed upstream')
+    } else {
+      t.ok(up !== undefined && up.headers['x-ok'] === 'v' && !(name in up.headers), `${JSON.stringify(cases[i])}: the field never reaches the upstream`)
+    }
   }
+  t.equal(c.goaway(), undefined, 'stream errors only: no GOAWAY')
 })
