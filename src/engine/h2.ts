@@ -6,12 +6,14 @@
  * same code. The exchange writes an HTTP/1.1 answer; the stream reads it back with llhttp (in C++)
  * and sends it as HEADERS and DATA frames.
  *
- * Hardening is nghttp2's with explicit bounds: a rapid reset flood (CVE-2023-44487) is cut by its
- * reset-rate limit and by each reset stream's exchange ending at once (its upstream try destroyed);
+ * Hardening is nghttp2's with explicit bounds: a stream starts its exchange only after the read its
+ * HEADERS came in was handled whole, so a stream reset in that read (a rapid reset flood,
+ * CVE-2023-44487) costs no upstream connection; resets past an allowance end the session
+ * (h2-session-guard.ts); a reset stream's exchange ends at once (its upstream try destroyed);
  * CONTINUATION floods end the session; a header list past `limits.maxHeaderBytes` is answered 431
  * (problem+json) when it arrives before the client acknowledged the limit, and refused by nghttp2
- * (RST_STREAM) after;
- * concurrent streams per session are capped.
+ * (RST_STREAM) after; concurrent streams per session are capped; malformed fields and a `host` that
+ * contradicts `:authority` are refused (h2-fields.ts, README "TLS, SNI and HTTP/2").
  */
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
