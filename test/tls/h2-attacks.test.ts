@@ -81,6 +81,27 @@ t.test('rapid reset: resets within the allowance (a page of cancelled requests) 
   t.equal(c.goaway(), undefined, 'no GOAWAY')
 })
 
+t.test('rapid reset: streams reset after their request reached the upstream count too', async (t) => {
+  const c = await RawH2.connect(port)
+  t.teardown(() => c.destroy())
+  const cancel = Buffer.alloc(4)
+  cancel.writeUInt32BE(8) // CANCEL
+  const block = requestBlock('/late-reset', 'a.test', [literal('x-delay-ms', '5000')])
+  let streams = 0
+  // each stream is reset only once its request is upstream (its exchange running): paced by progress
+  for (; streams < 400 && c.goaway() === undefined && !c.closed; streams++) {
+    const id = 1 + 2 * streams
+    const before = seen('/late-reset')
+    if (!await c.write(frame(TYPE.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, id, block))) break
+    if (await settle(() => seen('/late-reset') > before || c.goaway() !== undefined, (v) => v, 10_000, 2) !== true) break
+    await c.write(frame(TYPE.RST_STREAM, 0, id, cancel))
+  }
+  await settle(() => c.goaway() !== undefined, (v) => v, 10_000)
+  t.equal(c.goaway()?.code, 0xb, `GOAWAY ENHANCE_YOUR_CALM after ${streams} streams`)
+  t.ok(streams <= 258, 'once the allowance (256) was spent')
+  await stillServes(t, 'late resets')
+})
+
 t.test('CONTINUATION flood: a header block that never ends is cut off', async (t) => {
   const c = await RawH2.connect(port)
   t.teardown(() => c.destroy())
