@@ -98,7 +98,9 @@ t.test('rapid reset: streams reset after their request reached the upstream coun
   }
   await settle(() => c.goaway() !== undefined, (v) => v, 10_000)
   t.equal(c.goaway()?.code, 0xb, `GOAWAY ENHANCE_YOUR_CALM after ${streams} streams`)
-  t.ok(streams <= 258, 'once the allowance (256) was spent')
+  // a stream answered before its reset (a machine stalled past the 5 s delay) pays one back
+  const served = new Set(c.frames.filter((f) => f.type === TYPE.DATA && (f.flags & FLAG.END_STREAM) !== 0).map((f) => f.stream)).size
+  t.ok(streams <= 258 + served, `once the allowance (256) was spent (${served} answered before their reset)`)
   await stillServes(t, 'late resets')
 })
 
