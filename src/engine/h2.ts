@@ -6,12 +6,14 @@
  * same code. The exchange writes an HTTP/1.1 answer; the stream reads it back with llhttp (in C++)
  * and sends it as HEADERS and DATA frames.
  *
- * Hardening is nghttp2's with explicit bounds: a rapid reset flood (CVE-2023-44487) is cut by its
- * reset-rate limit and by each reset stream's exchange ending at once (its upstream try destroyed);
+ * Hardening is nghttp2's with explicit bounds: a stream starts its exchange only after the read its
+ * HEADERS came in was handled whole, so a stream reset in that read (a rapid reset flood,
+ * CVE-2023-44487) costs no upstream connection; resets past an allowance end the session
+ * (h2-session-guard.ts); a reset stream's exchange ends at once (its upstream try destroyed);
  * CONTINUATION floods end the session; a header list past `limits.maxHeaderBytes` is answered 431
  * (problem+json) when it arrives before the client acknowledged the limit, and refused by nghttp2
- * (RST_STREAM) after;
- * concurrent streams per session are capped.
+ * (RST_STREAM) after; concurrent streams per session are capped; malformed fields and a `host` that
+ * contradicts `:authority` are refused (h2-fields.ts, README "TLS, SNI and HTTP/2").
  */
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
@@ -19,18 +21,34 @@ import type { TLSSocket } from 'node:tls'
 import type { Engine } from './engine.js'
 import { Exchange, type AnswerSink, type ClientSide } from './exchange.js'
 import { createParser, NO_BODY, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import { ResetBudget, goawayCode } from './h2-session-guard.js'
+import { hasFlankedValue } from './h2-fields.js'
 
 /** streams one session may have open at once (nginx's http2_max_concurrent_streams) */
 export const H2_MAX_CONCURRENT_STREAMS = 128
 
-const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } = http2.constants
+const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_PROTOCOL_ERROR } = http2.constants
+
+function ignore (): void {}
+
+/** slots per stream in H2Front.pending */
+const PENDING = 5
 
 /** HTTP/1.1 header names that have no place in HTTP/2 (RFC 9113 §8.2.2) */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te'])
 
 export class H2Front {
   readonly server: Http2Server
-  private readonly sessions = new Set<Http2Session>()
+  private readonly sessions = new Map<Http2Session, ResetBudget>()
+  /**
+   * Streams whose HEADERS came in the read being processed: each starts its exchange after nghttp2
+   * has gone through the whole read, so a stream the same read reset (HEADERS then RST_STREAM, a
+   * rapid reset flood) never starts one and never makes an upstream connection. Flat, PENDING slots
+   * a stream (the stream, its headers, flags, raw headers, its session's budget: null once its reset
+   * was counted); one setImmediate per read, not per stream.
+   */
+  private readonly pending: Array<ServerHttp2Stream | IncomingHttpHeaders | number | string[] | ResetBudget | null> = []
+  private readonly startPending = (): void => { this.startStreams() }
 
   constructor (readonly engine: Engine) {
     const o = engine.o
@@ -39,6 +57,9 @@ export class H2Front {
       // a header list past the limit is refused with RST_STREAM once the client acknowledged these settings
       // (before that, H2Stream answers it 431 itself)
       maxHeaderListPairs: 256,
+      // Node 22+: a value with whitespace at its ends reaches claylb, which refuses the stream (see
+      // h2-fields.ts) rather than nghttp2 dropping the field and serving the request without it
+      ...{ strictFieldWhitespaceValidation: false },
       settings: {
         maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
         maxHeaderListSize: o.maxHeaderBytes,
@@ -46,17 +67,60 @@ export class H2Front {
       },
     })
     this.server.on('session', (session) => {
-      this.sessions.add(session)
+      this.sessions.set(session, new ResetBudget(session))
       session.on('close', () => this.sessions.delete(session))
+      // node:http2 destroys a session for an invalid frame nghttp2 reported with INTERNAL_ERROR before
+      // nghttp2's own GOAWAY goes out: send the code nghttp2 would have (FLOW_CONTROL_ERROR, …) instead
+      const destroy = session.destroy
+      session.destroy = function (this: Http2Session, error?: Error, code?: number) {
+        destroy.call(this, error, code ?? (error instanceof Error ? goawayCode(error) : undefined))
+      }
       session.on('error', () => session.destroy())
       // an idle session closes (GOAWAY, then open streams finish) like an idle HTTP/1.1 connection
       session.setTimeout(o.idleTimeoutMs, () => session.close())
       if (engine.draining) session.close()
     })
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
-      // eslint-disable-next-line no-new
-      new H2Stream(engine, stream, headers, flags, rawHeaders)
+      const session = stream.session
+      if (session === undefined) return
+      // nghttp2 handles a read's frames in order: a stream reset in this read is closed by the time
+      // the next stream's HEADERS arrives, so resets are counted (and a flood cut) within the read
+      const budget = this.sessions.get(session)
+      if (budget === undefined) return // its session is gone
+      const p = this.pending
+      if (p.length === 0) setImmediate(this.startPending)
+      else this.countReset(p.length - PENDING)
+      // a stream's errors end it (its 'close' follows); one listener from the start, since a session
+      // destroyed while the stream waits here destroys it with the session's error
+      stream.on('error', ignore)
+      p.push(stream, headers, flags, rawHeaders, budget)
     })
+  }
+
+  /** the pending stream at `i` was reset by its client before its exchange started: count it once */
+  private countReset (i: number): void {
+    const p = this.pending
+    const budget = p[i + 4] as ResetBudget | null
+    const stream = p[i] as ServerHttp2Stream
+    if (budget === null || !(stream.closed || stream.destroyed)) return
+    p[i + 4] = null
+    budget.reset()
+  }
+
+  private startStreams (): void {
+    const p = this.pending
+    for (let i = 0; i < p.length; i += PENDING) {
+      const stream = p[i] as ServerHttp2Stream
+      this.countReset(i)
+      if (stream.closed || stream.destroyed) continue
+      if (hasFlankedValue(p[i + 3] as string[])) {
+        stream.close(NGHTTP2_PROTOCOL_ERROR) // malformed (RFC 9113 §8.1.1): a stream error
+        continue
+      }
+      // eslint-disable-next-line no-new
+      new H2Stream(this.engine, p[i + 4] as ResetBudget, stream, p[i + 1] as IncomingHttpHeaders, p[i + 2] as number, p[i + 3] as string[])
+    }
+    p.length = 0
   }
 
   accept (socket: TLSSocket): void {
@@ -65,11 +129,11 @@ export class H2Front {
 
   /** drain: every session gets a GOAWAY, its open streams finish */
   close (): void {
-    for (const s of this.sessions) s.close()
+    for (const s of this.sessions.keys()) s.close()
   }
 
   destroyAll (): void {
-    for (const s of this.sessions) s.destroy()
+    for (const s of this.sessions.keys()) s.destroy()
   }
 }
 
@@ -88,7 +152,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   private headSent = false
   private ok = true
 
-  constructor (engine: Engine, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) {
+  constructor (engine: Engine, private readonly budget: ResetBudget, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) {
     this.engine = engine
     this.stream = stream
     this.remoteAddress = stream.session?.socket?.remoteAddress ?? ''
@@ -97,7 +161,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     // the request as HTTP/1.1 sees it: pseudo-headers out, :authority as Host, cookies joined (RFC 9113 §8.2.3)
     const h1: string[] = []
     let cookie = ''
-    let hasHost = false
+    let host: string | undefined
     // the header list's size as HTTP/1.1 would carry it (name: value CRLF): nghttp2 enforces
     // SETTINGS_MAX_HEADER_LIST_SIZE only once the client acknowledged it, so a session's first streams
     // are measured here
@@ -110,22 +174,26 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
         cookie = cookie === '' ? raw[i + 1]! : `${cookie}; ${raw[i + 1]!}`
         continue
       }
-      if (name === 'host') hasHost = true
+      if (name === 'host' && host === undefined) host = raw[i + 1]!
       h1.push(name, raw[i + 1]!)
     }
     const authority = headers[':authority']
-    if (!hasHost && typeof authority === 'string') h1.push('host', authority)
+    if (host === undefined && typeof authority === 'string') h1.push('host', authority)
     if (cookie !== '') h1.push('cookie', cookie)
     const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0
     ex.fromHead(1, 1, h1, String(headers[':method'] ?? ''), String(headers[':path'] ?? ''), true)
     ex.upgradeTo = '' // HTTP/2 has no Upgrade (RFC 9113 §8.6)
+    // RFC 9113 §8.3.1: a host that names another entity than :authority makes the request malformed;
+    // answered 400 (as nginx; HAProxy forwards :authority), never routed by either of the two
+    if (host !== undefined && typeof authority === 'string' && host.toLowerCase() !== authority.toLowerCase()) {
+      ex.refuse('CLAYLB_BAD_REQUEST', ':authority and host name different hosts')
+    }
     if (bytes > engine.o.maxHeaderBytes) ex.refuse('CLAYLB_HEADERS_TOO_LARGE', `request headers exceed ${engine.o.maxHeaderBytes} bytes`)
     // a body without a declared length goes upstream chunked, as HTTP/1.1 requires
     if (!endStream && ex.contentLength < 0) ex.chunkedIn = true
     stream.on('data', (d: Buffer) => ex.onClientBody(d))
     stream.on('end', () => ex.onClientBodyEnd())
     stream.on('drain', () => ex.onClientDrain())
-    stream.on('error', () => {})
     stream.on('close', () => this.onClose())
     ex.activate()
     if (endStream && !ex.bodyDone) ex.onClientBodyEnd()
@@ -162,6 +230,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   }
 
   private onClose (): void {
+    if (!this.done) this.budget.reset() // the client's RST_STREAM before the answer was whole
     this.done = true
     this.parser?.close()
     this.parser = null
@@ -227,6 +296,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   onMessageComplete (): void {
     if (!this.headSent) return // an interim (1xx) answer
     this.done = true
+    this.budget.served()
     if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.end()
   }
 

@@ -33,6 +33,13 @@ export function literal (name: string, value: string): Buffer {
   return Buffer.concat([Buffer.from([0]), hpackInt(name.length, 7, 0), Buffer.from(name, 'latin1'), hpackInt(value.length, 7, 0), Buffer.from(value, 'latin1')])
 }
 
+/** a literal header field with incremental indexing, new name (no Huffman): it enters the dynamic table */
+export function literalIndexed (name: string, value: string): Buffer {
+  const b = literal(name, value)
+  b[0] = 0x40
+  return b
+}
+
 /** :method GET, :scheme https, :path, :authority as a header block */
 export function requestBlock (path: string, authority = 'a.test', extra: Buffer[] = []): Buffer {
   // 0x82 :method GET, 0x87 :scheme https (static table indexes 2 and 7)
