@@ -1,0 +1,61 @@
+/**
+ * Differential fuzzer (fast-check): generated client conversations (HTTP/1.0 and 1.1, pipelined or
+ * not, Content-Length or chunked bodies with trailers, Expect: 100-continue, hang-ups) through ONE
+ * real claylb to a recording upstream that answers each request with a generated script (interim
+ * answers, odd and invalid statuses, any framing, trailers, early answers, resets). The oracle
+ * (test/fuzz/oracle) checks what both ends saw against the model (test/fuzz/model): the class of
+ * bugs where the state of one message leaks into the next one or into another connection.
+ *
+ * `npm test` runs a fixed set of seeds; `npm run fuzz` runs many more. FUZZ_SEED, FUZZ_RUNS,
+ * FUZZ_PATH (replay a reported failure) and FUZZ_WAIT_MS (the hang guard per answer) set them.
+ */
+import t from 'tap'
+import fc from 'fast-check'
+import { startClaylb } from '../helpers/claylb.js'
+import { judge } from './oracle.js'
+import { play } from './run.js'
+import { describe, FEATURES, scenarioArb, type Feature } from './scenario.js'
+import { RecordingUpstream } from './upstream.js'
+import type { Peer } from './model.js'
+
+const env = process.env
+const waitMs = Number(env['FUZZ_WAIT_MS'] ?? 4000)
+const seeds = env['FUZZ_SEED'] !== undefined ? [Number(env['FUZZ_SEED'])] : [1, 2, 3]
+const numRuns = Number(env['FUZZ_RUNS'] ?? 30)
+const exclude = new Set((env['FUZZ_EXCLUDE'] ?? '').split(',').filter((f) => f !== '') as Feature[])
+for (const f of exclude) if (!FEATURES.includes(f)) throw new Error(`FUZZ_EXCLUDE: unknown feature ${f} (known: ${FEATURES.join(', ')})`)
+
+const upstream = new RecordingUpstream()
+await upstream.listen()
+// one claylb for the whole file; nothing but the proxy's own rules between the two ends: no health
+// checks, no ejection (a scripted 5xx or reset must not take the only upstream out)
+const lb = await startClaylb({
+  args: ['--upstream', `http://127.0.0.1:${upstream.port}`],
+  config: { log: { access: false }, healthCheck: { enabled: false }, outlier: { enabled: false } },
+})
+t.teardown(async () => { await lb.stop('SIGKILL'); await upstream.close() })
+const port = Number(new URL(lb.url).port)
+const peer: Peer = { clientIp: '127.0.0.1', proto: 'http', authority: `127.0.0.1:${upstream.port}` }
+
+for (const seed of seeds) {
+  t.test(`seed ${seed}: ${numRuns} scenarios, every message only where it belongs`, async (t) => {
+    const property = fc.asyncProperty(scenarioArb(exclude), async (scenario) => {
+      const violations = judge(await play(scenario, port, upstream, waitMs), peer, waitMs)
+      if (violations.length > 0) throw new Error(violations.join('\n'))
+    })
+    const details = await fc.check(property, { seed, numRuns, path: env['FUZZ_PATH'], endOnFailure: env['FUZZ_NO_SHRINK'] === '1' })
+    if (details.failed) {
+      // the seed, the path to replay it (FUZZ_SEED=… FUZZ_PATH=…), the shrunk scenario and its violations
+      const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
+      const replay = `FUZZ_SEED=${details.seed} FUZZ_PATH=${details.counterexamplePath ?? ''}${exclude.size > 0 ? ` FUZZ_EXCLUDE=${[...exclude].join(',')}` : ''} npx tap test/fuzz/differential.test.ts`
+      t.comment([
+        `property failed after ${details.numRuns} scenarios, shrunk ${details.numShrinks} times`,
+        `replay: ${replay}`,
+        `counterexample: ${describe(details.counterexample?.[0])}`,
+        'violations:',
+        error,
+      ].join('\n'))
+      t.fail(`seed ${details.seed}: a scenario broke a property (the comment above has the counterexample); replay: ${replay}`)
+    } else t.pass(`${details.numRuns} scenarios`)
+  })
+}

@@ -1,0 +1,105 @@
+/**
+ * Plays one generated scenario through the running claylb: numbers its requests, registers each
+ * answer script with the recording upstream, and runs the client connections one after another on raw
+ * sockets (pipelined: every request in one write; else each after the answer before it, with
+ * `Expect: 100-continue` honoured and client hang-ups). What each client received and what the
+ * upstream received are returned for the oracle; nothing is judged here.
+ */
+import { RawClient } from '../helpers/raw.js'
+import { requestBytes, type ConnSpec, type RequestSpec, type Scenario } from './scenario.js'
+import type { RecordingUpstream, Received } from './upstream.js'
+import { takeAnswers } from './wire.js'
+
+/** One request as played: its id and spec. */
+export interface Played {
+  id: number
+  spec: RequestSpec
+  /** the client hung up right after sending it */
+  aborted: boolean
+}
+
+export interface ClientRun {
+  version: ConnSpec['version']
+  pipelined: boolean
+  reqs: Played[]
+  /** every byte the client received (latin1) */
+  raw: string
+  closed: boolean
+  /** what the client was still waiting for when the hang guard fired */
+  stalled: string | undefined
+}
+
+export interface Observation {
+  clients: ClientRun[]
+  upstream: Received[]
+  upstreamErrors: string[]
+}
+
+/** after every connection's generated requests, a plain GET whose answer must come next: junk before it is a desync */
+export const PROBE: RequestSpec = {
+  method: 'GET', seg: 'probe', headers: [], connectionList: false,
+  body: { kind: 'none', data: '', chunk: 1, trailers: [] }, expect: false, keepAlive: true, host: true, abort: 'none',
+  answer: { interim: [], status: 200, reason: 'OK', headers: [], connectionList: false, framing: 'length', body: 'probe', chunk: 1, trailers: [], early: false, reset: false },
+}
+
+let nextId = 1
+
+export async function play (scenario: Scenario, port: number, upstream: RecordingUpstream, waitMs: number): Promise<Observation> {
+  const from = upstream.received.length
+  const errorsFrom = upstream.errors.length
+  const clients: ClientRun[] = []
+  try {
+    for (const conn of scenario.conns) {
+      const reqs: Played[] = [...conn.reqs, PROBE].map((spec) => ({ id: nextId++, spec, aborted: false }))
+      for (const r of reqs) upstream.scripts.set(r.id, { id: r.id, answer: r.spec.answer, deliveries: 0 })
+      clients.push(await playConn(conn, reqs, port, waitMs))
+    }
+  } finally {
+    // no pooled upstream connection outlives the run: the next run starts from a clean pool
+    await upstream.closeAll()
+  }
+  return { clients, upstream: upstream.received.slice(from), upstreamErrors: upstream.errors.slice(errorsFrom) }
+}
+
+async function playConn (conn: ConnSpec, reqs: Played[], port: number, waitMs: number): Promise<ClientRun> {
+  const c = await RawClient.connect(port)
+  const run: ClientRun = { version: conn.version, pipelined: conn.pipelined, reqs, raw: '', closed: false, stalled: undefined }
+  const methods = reqs.map((r) => r.spec.method)
+  const finals = (): number => takeAnswers(c.buffer, methods, c.closed).answers.length
+  const wait = async (pred: () => boolean, what: string): Promise<boolean> => {
+    if (await c.waitFor(() => pred() || c.closed, waitMs)) return !c.closed || pred()
+    run.stalled = what
+    return false
+  }
+  try {
+    if (conn.pipelined) {
+      await c.write(reqs.map((r) => { const b = requestBytes(r.spec, r.id, conn.version); return b.head + b.body }).join('')).catch(() => {})
+      await wait(() => finals() >= reqs.length, `${reqs.length} answers to pipelined requests`)
+    } else {
+      for (let i = 0; i < reqs.length; i++) {
+        const r = reqs[i]!
+        const b = requestBytes(r.spec, r.id, conn.version)
+        if (r.spec.expect && conn.version === '1.1' && b.body !== '') {
+          // RFC 9110 §10.1.1: the body after a 100 Continue (or a final answer)
+          const before = c.buffer.length
+          await c.write(b.head).catch(() => {})
+          if (!await wait(() => c.buffer.length > before, `100 Continue or an answer to request ${i}`)) break
+          await c.write(b.body).catch(() => {})
+        } else await c.write(b.head + b.body).catch(() => {})
+        if (r.spec.abort !== 'none') {
+          r.aborted = true
+          if (r.spec.abort === 'rst') c.reset()
+          else c.socket.end()
+          await c.waitClosed(waitMs)
+          break
+        }
+        if (!await wait(() => finals() > i, `the answer to request ${i}`)) break
+      }
+    }
+  } finally {
+    run.raw = c.buffer
+    run.closed = c.closed
+    c.destroy()
+  }
+  return run
+}
