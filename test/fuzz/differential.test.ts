@@ -39,8 +39,13 @@ const peer: Peer = { clientIp: '127.0.0.1', proto: 'http', authority: `127.0.0.1
 
 for (const seed of seeds) {
   t.test(`seed ${seed}: ${numRuns} scenarios, every message only where it belongs`, async (t) => {
+    let requests = 0
+    let received = 0
     const property = fc.asyncProperty(scenarioArb(exclude), async (scenario) => {
-      const violations = judge(await play(scenario, port, upstream, waitMs), peer, waitMs)
+      const obs = await play(scenario, port, upstream, waitMs)
+      requests += obs.clients.reduce((n, c) => n + c.reqs.length, 0)
+      received += obs.upstream.length
+      const violations = judge(obs, peer, waitMs)
       if (violations.length > 0) throw new Error(violations.join('\n'))
     })
     const details = await fc.check(property, { seed, numRuns, path: env['FUZZ_PATH'], endOnFailure: env['FUZZ_NO_SHRINK'] === '1' })
@@ -56,6 +61,6 @@ for (const seed of seeds) {
         error,
       ].join('\n'))
       t.fail(`seed ${details.seed}: a scenario broke a property (the comment above has the counterexample); replay: ${replay}`)
-    } else t.pass(`${details.numRuns} scenarios`)
+    } else t.pass(`${details.numRuns} scenarios: ${requests} requests, ${received} received upstream`)
   })
 }

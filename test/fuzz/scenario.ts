@@ -88,7 +88,7 @@ const fields = (names: string[], max: number): fc.Arbitrary<Fields> =>
  * being decided or repaired elsewhere, so that on code without those fixes the fuzzer can still look for
  * everything else (their failures would otherwise be the smallest counterexample every time).
  */
-export const FEATURES = ['underscore', 'interim', 'invalid-status', 'lower-method', 'reset', 'no-content', 'early', 'abort', 'expect'] as const
+export const FEATURES = ['underscore', 'interim', 'invalid-status', 'lower-method', 'reset', 'no-content', 'early', 'abort', 'expect', 'request-trailers', 'response-trailers', 'extension-method'] as const
 export type Feature = typeof FEATURES[number]
 
 const TRAILER_NAMES = ['x-trailer', 'Set-Cookie', 'server-timing']
@@ -106,11 +106,9 @@ export function scenarioArb (exclude: ReadonlySet<Feature> = new Set()): fc.Arbi
   if (has('no-content')) statuses.push({ weight: 2, arbitrary: fc.constantFrom(204, 304) })
   // invalid or unrequested: each must become a 502 problem
   if (has('invalid-status')) statuses.push({ weight: 1, arbitrary: fc.constantFrom(99, 600, 101) })
-  const methods: Array<fc.WeightedArbitrary<string>> = [
-    { weight: 10, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS') },
-    // an extension method: forwarded as any token
-    { weight: 1, arbitrary: fc.constant('FOO') },
-  ]
+  const methods: Array<fc.WeightedArbitrary<string>> = [{ weight: 10, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS') }]
+  // an extension method: forwarded as any token
+  if (has('extension-method')) methods.push({ weight: 1, arbitrary: fc.constant('FOO') })
   // a lower-case one: refused (methods are case-sensitive)
   if (has('lower-method')) methods.push({ weight: 1, arbitrary: fc.constant('post') })
   const answer: fc.Arbitrary<AnswerSpec> = fc.record({
@@ -122,7 +120,7 @@ export function scenarioArb (exclude: ReadonlySet<Feature> = new Set()): fc.Arbi
     framing: fc.constantFrom<AnswerSpec['framing']>('length', 'chunked', 'close'),
     body: fc.constantFrom('', 'r', 'answer', 'y'.repeat(500)),
     chunk: fc.constantFrom(1, 7, 1000),
-    trailers: fields(TRAILER_NAMES, 2),
+    trailers: has('response-trailers') ? fields(TRAILER_NAMES, 2) : fc.constant([]),
     early: sometimes(has('early'), fc.constant(true), false, 4),
     reset: sometimes(has('reset'), fc.constant(true), false),
   })
@@ -135,7 +133,7 @@ export function scenarioArb (exclude: ReadonlySet<Feature> = new Set()): fc.Arbi
       kind: fc.constantFrom<BodySpec['kind']>('none', 'length', 'chunked'),
       data: fc.constantFrom('', 'b', 'hello', 'x'.repeat(300)),
       chunk: fc.constantFrom(1, 4, 1000),
-      trailers: fields(TRAILER_NAMES, 2),
+      trailers: has('request-trailers') ? fields(TRAILER_NAMES, 2) : fc.constant([]),
     }),
     expect: has('expect') ? fc.boolean() : fc.constant(false),
     keepAlive: fc.boolean(),
