@@ -12,6 +12,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { startClaylb } from '../helpers/claylb.js'
+import { settle, upstreamInflight } from '../helpers/rig.js'
+import { KNOWN } from './known.js'
 import { judge } from './oracle.js'
 import { play } from './run.js'
 import { describe, FEATURES, scenarioArb, type Feature } from './scenario.js'
@@ -21,7 +23,9 @@ import type { Peer } from './model.js'
 const env = process.env
 const waitMs = Number(env['FUZZ_WAIT_MS'] ?? 4000)
 const seeds = env['FUZZ_SEED'] !== undefined ? [Number(env['FUZZ_SEED'])] : [1, 2, 3]
-const numRuns = Number(env['FUZZ_RUNS'] ?? 30)
+const numRuns = Number(env['FUZZ_RUNS'] ?? 100)
+/** per seed: generation and shrinking stop there (a failing scenario that stalls costs FUZZ_WAIT_MS per shrink step) */
+const timeLimitMs = Number(env['FUZZ_TIME_LIMIT_MS'] ?? 40_000)
 const exclude = new Set((env['FUZZ_EXCLUDE'] ?? '').split(',').filter((f) => f !== '') as Feature[])
 for (const f of exclude) if (!FEATURES.includes(f)) throw new Error(`FUZZ_EXCLUDE: unknown feature ${f} (known: ${FEATURES.join(', ')})`)
 
@@ -35,32 +39,41 @@ const lb = await startClaylb({
 })
 t.teardown(async () => { await lb.stop('SIGKILL'); await upstream.close() })
 const port = Number(new URL(lb.url).port)
+/** claylb has no request in flight (its /status), checked on each event of a settle loop: state, not time */
+const idle = async (): Promise<void> => { await settle(() => upstreamInflight(lb), (n) => n === 0, waitMs, 20) }
 const peer: Peer = { clientIp: '127.0.0.1', proto: 'http', authority: `127.0.0.1:${upstream.port}` }
+
+for (const k of KNOWN) {
+  t.test(`known: ${k.name}`, async (t) => {
+    const violations = judge(await play(k.scenario, port, upstream, waitMs, idle), peer, waitMs)
+    t.same(violations, [], describe(k.scenario))
+  })
+}
 
 for (const seed of seeds) {
   t.test(`seed ${seed}: ${numRuns} scenarios, every message only where it belongs`, async (t) => {
     let requests = 0
     let received = 0
     const property = fc.asyncProperty(scenarioArb(exclude), async (scenario) => {
-      const obs = await play(scenario, port, upstream, waitMs)
+      const obs = await play(scenario, port, upstream, waitMs, idle)
       requests += obs.clients.reduce((n, c) => n + c.reqs.length, 0)
       received += obs.upstream.length
       const violations = judge(obs, peer, waitMs)
       if (violations.length > 0) throw new Error(violations.join('\n'))
     })
-    const details = await fc.check(property, { seed, numRuns, path: env['FUZZ_PATH'], endOnFailure: env['FUZZ_NO_SHRINK'] === '1' })
+    const details = await fc.check(property, { seed, numRuns, path: env['FUZZ_PATH'], endOnFailure: env['FUZZ_NO_SHRINK'] === '1', interruptAfterTimeLimit: timeLimitMs })
     if (details.failed) {
       // the seed, the path to replay it (FUZZ_SEED=… FUZZ_PATH=…), the shrunk scenario and its violations
       const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
       const replay = `FUZZ_SEED=${details.seed} FUZZ_PATH=${details.counterexamplePath ?? ''}${exclude.size > 0 ? ` FUZZ_EXCLUDE=${[...exclude].join(',')}` : ''} npx tap test/fuzz/differential.test.ts`
       t.comment([
-        `property failed after ${details.numRuns} scenarios, shrunk ${details.numShrinks} times`,
+        `property failed after ${details.numRuns} scenarios, shrunk ${details.numShrinks} times${details.interrupted ? ' (shrinking cut at FUZZ_TIME_LIMIT_MS)' : ''}`,
         `replay: ${replay}`,
         `counterexample: ${describe(details.counterexample?.[0])}`,
         'violations:',
         error,
       ].join('\n'))
       t.fail(`seed ${details.seed}: a scenario broke a property (the comment above has the counterexample); replay: ${replay}`)
-    } else t.pass(`${details.numRuns} scenarios: ${requests} requests, ${received} received upstream`)
+    } else t.pass(`${details.numRuns} scenarios${details.interrupted ? ' (cut at FUZZ_TIME_LIMIT_MS)' : ''}: ${requests} requests, ${received} received upstream`)
   })
 }

@@ -147,7 +147,10 @@ export function judge (obs: Observation, peer: Peer, waitMs: number): string[] {
   const byId = new Map<number, { p: Played, run: ClientRun }>()
   for (const run of obs.clients) for (const p of run.reqs) byId.set(p.id, { p, run })
   const counts = new Map<number, number>()
+  const first = Math.min(...byId.keys())
   for (const rec of obs.upstream) {
+    // a request of an earlier run that already failed (a client that stalled, its queue forwarded late) is that run's
+    if (rec.id !== undefined && rec.id < first) continue
     const known = rec.id === undefined ? undefined : byId.get(rec.id)
     if (known === undefined) {
       out.push(`the upstream received a request no client sent: ${rec.msg.method} ${rec.msg.target} ${show(rec.msg.headers)}`)

@@ -6,7 +6,7 @@
  * upstream received are returned for the oracle; nothing is judged here.
  */
 import { RawClient } from '../helpers/raw.js'
-import { requestBytes, type ConnSpec, type RequestSpec, type Scenario } from './scenario.js'
+import { requestBytes, requestSpec, type ConnSpec, type RequestSpec, type Scenario } from './scenario.js'
 import type { RecordingUpstream, Received } from './upstream.js'
 import { takeAnswers } from './wire.js'
 
@@ -36,26 +36,30 @@ export interface Observation {
 }
 
 /** after every connection's generated requests, a plain GET whose answer must come next: junk before it is a desync */
-export const PROBE: RequestSpec = {
-  method: 'GET', seg: 'probe', headers: [], connectionList: false,
-  body: { kind: 'none', data: '', chunk: 1, trailers: [] }, expect: false, keepAlive: true, host: true, abort: 'none',
-  answer: { interim: [], status: 200, reason: 'OK', headers: [], connectionList: false, framing: 'length', body: 'probe', chunk: 1, trailers: [], early: false, reset: false },
-}
+export const PROBE: RequestSpec = requestSpec({ seg: 'probe', answer: { body: 'probe' } })
 
 let nextId = 1
 
-export async function play (scenario: Scenario, port: number, upstream: RecordingUpstream, waitMs: number): Promise<Observation> {
+/**
+ * `idle` resolves once claylb has nothing in flight: a request whose client hung up may still be
+ * upstream (or retried there) for a moment, and must arrive in its own run, not in the next.
+ */
+export async function play (scenario: Scenario, port: number, upstream: RecordingUpstream, waitMs: number, idle: () => Promise<void>): Promise<Observation> {
   const from = upstream.received.length
   const errorsFrom = upstream.errors.length
   const clients: ClientRun[] = []
   try {
     for (const conn of scenario.conns) {
-      const reqs: Played[] = [...conn.reqs, PROBE].map((spec) => ({ id: nextId++, spec, aborted: false }))
+      const reqs: Played[] = [...conn.reqs, ...conn.probe ? [PROBE] : []].map((spec) => ({ id: nextId++, spec, aborted: false }))
       for (const r of reqs) upstream.scripts.set(r.id, { id: r.id, answer: r.spec.answer, deliveries: 0 })
       clients.push(await playConn(conn, reqs, port, waitMs))
     }
   } finally {
-    // no pooled upstream connection outlives the run: the next run starts from a clean pool
+    // no pooled upstream connection outlives the run: the next run starts from a clean pool (twice: a
+    // request a stalled run left queued may be forwarded once the connection before it ends)
+    await idle()
+    await upstream.closeAll()
+    await idle()
     await upstream.closeAll()
   }
   return { clients, upstream: upstream.received.slice(from), upstreamErrors: upstream.errors.slice(errorsFrom) }
@@ -83,7 +87,7 @@ async function playConn (conn: ConnSpec, reqs: Played[], port: number, waitMs: n
           // RFC 9110 §10.1.1: the body after a 100 Continue (or a final answer)
           const before = c.buffer.length
           await c.write(b.head).catch(() => {})
-          if (!await wait(() => c.buffer.length > before, `100 Continue or an answer to request ${i}`)) break
+          if (!await wait(() => c.buffer.length > before, `100 Continue or an answer to request ${r.id}`)) break
           await c.write(b.body).catch(() => {})
         } else await c.write(b.head + b.body).catch(() => {})
         if (r.spec.abort !== 'none') {
@@ -93,7 +97,7 @@ async function playConn (conn: ConnSpec, reqs: Played[], port: number, waitMs: n
           await c.waitClosed(waitMs)
           break
         }
-        if (!await wait(() => finals() > i, `the answer to request ${i}`)) break
+        if (!await wait(() => finals() > i, `the answer to request ${r.id}`)) break
       }
     }
   } finally {

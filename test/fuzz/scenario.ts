@@ -57,6 +57,8 @@ export interface ConnSpec {
   /** every request written at once (else one at a time, each after the answer before it) */
   pipelined: boolean
   reqs: RequestSpec[]
+  /** a plain GET after the others (test/fuzz/run PROBE): bytes left over before its answer are a desync */
+  probe: boolean
 }
 
 export interface Scenario {
@@ -146,8 +148,20 @@ export function scenarioArb (exclude: ReadonlySet<Feature> = new Set()): fc.Arbi
       version: fc.oneof({ weight: 4, arbitrary: fc.constant<'1.1'>('1.1') }, { weight: 1, arbitrary: fc.constant<'1.0'>('1.0') }),
       pipelined: fc.boolean(),
       reqs: fc.array(request, { minLength: 1, maxLength: 4 }),
+      // without one, what the connection's last answer left behind in a pooled upstream connection meets the next client
+      probe: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
     }), { minLength: 1, maxLength: 3 }),
   })
+}
+
+/** A plain request (GET, no body, answered 200 with a length) with `o` over it: for hand-written scenarios. */
+export function requestSpec (o: Partial<Omit<RequestSpec, 'answer' | 'body'>> & { body?: Partial<BodySpec>, answer?: Partial<AnswerSpec> } = {}): RequestSpec {
+  return {
+    method: 'GET', seg: '', headers: [], connectionList: false, expect: false, keepAlive: true, host: true, abort: 'none',
+    ...o,
+    body: { kind: 'none', data: '', chunk: 1000, trailers: [], ...o.body },
+    answer: { interim: [], status: 200, reason: 'OK', headers: [], connectionList: false, framing: 'length', body: '', chunk: 1000, trailers: [], early: false, reset: false, ...o.answer },
+  }
 }
 
 // ---- bytes ----
