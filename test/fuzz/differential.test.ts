@@ -1,5 +1,5 @@
 /**
- * Differential fuzzer (fast-check): generated client conversations (HTTP/1.0 and 1.1, pipelined or
+ * Differential fuzzer (fast-check): generated client conversations (HTTP/1.0, 1.1 and 2, pipelined or
  * not, Content-Length or chunked bodies with trailers, Expect: 100-continue, hang-ups) through ONE
  * real claylb to a recording upstream that answers each request with a generated script (interim
  * answers, odd and invalid statuses, any framing, trailers, early answers, resets). The oracle
@@ -12,6 +12,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { startClaylb } from '../helpers/claylb.js'
+import { Pki } from '../helpers/pki.js'
 import { settle, upstreamInflight } from '../helpers/rig.js'
 import { KNOWN } from './known.js'
 import { judge } from './oracle.js'
@@ -22,7 +23,9 @@ import type { Peer } from './model.js'
 
 const env = process.env
 const waitMs = Number(env['FUZZ_WAIT_MS'] ?? 4000)
-const seeds = env['FUZZ_SEED'] !== undefined ? [Number(env['FUZZ_SEED'])] : [1, 2, 3]
+// FUZZ_SEED=random (npm run fuzz): a new seed each run, printed in the test's name and in any failure
+const seedOf = (v: string): number => v === 'random' ? Math.floor(Math.random() * 0x7fffffff) : Number(v)
+const seeds = env['FUZZ_SEED'] !== undefined ? [seedOf(env['FUZZ_SEED'])] : [1, 2, 3]
 const numRuns = Number(env['FUZZ_RUNS'] ?? 100)
 /** per seed: generation and shrinking stop there (a failing scenario that stalls costs FUZZ_WAIT_MS per shrink step) */
 const timeLimitMs = Number(env['FUZZ_TIME_LIMIT_MS'] ?? 40_000)
@@ -33,15 +36,22 @@ const upstream = new RecordingUpstream()
 await upstream.listen()
 // one claylb for the whole file; nothing but the proxy's own rules between the two ends: no health
 // checks, no ejection (a scripted 5xx or reset must not take the only upstream out)
+// TLS with HTTP/2 by ALPN: HTTP/1.x and HTTP/2 clients on the same listener, so one's state can meet the other's
+const leaf = new Pki().issue(['a.test'])
 const lb = await startClaylb({
   args: ['--upstream', `http://127.0.0.1:${upstream.port}`],
-  config: { log: { access: false }, healthCheck: { enabled: false }, outlier: { enabled: false } },
+  config: {
+    listen: { http2: true, tls: { cert: leaf.cert, key: leaf.key } },
+    log: { access: false },
+    healthCheck: { enabled: false },
+    outlier: { enabled: false },
+  },
 })
 t.teardown(async () => { await lb.stop('SIGKILL'); await upstream.close() })
 const port = Number(new URL(lb.url).port)
 /** claylb has no request in flight (its /status), checked on each event of a settle loop: state, not time */
 const idle = async (): Promise<void> => { await settle(() => upstreamInflight(lb), (n) => n === 0, waitMs, 20) }
-const peer: Peer = { clientIp: '127.0.0.1', proto: 'http', authority: `127.0.0.1:${upstream.port}` }
+const peer: Peer = { clientIp: '127.0.0.1', proto: 'https', authority: `127.0.0.1:${upstream.port}` }
 
 for (const k of KNOWN) {
   t.test(`known: ${k.name}`, async (t) => {

@@ -6,7 +6,7 @@
  * to be aligned with the README when those land.
  */
 import type { Fields } from './wire.js'
-import { answerData, bodyData, effectiveBody, HOST, mark, marker, requestFields, targetOf, type AnswerSpec, type RequestSpec } from './scenario.js'
+import { answerData, bodyData, effectiveBody, HOST, mark, marker, h2Grouped, h2Request, requestFields, targetOf, type AnswerSpec, type RequestSpec, type Version } from './scenario.js'
 
 /**
  * README "What the proxy does to a request": "removes hop-by-hop headers (RFC 9110 §7.6.1) and every
@@ -62,11 +62,11 @@ export interface Peer {
 }
 
 /** The client's request as it must reach the upstream (undefined: claylb must refuse it itself). */
-export function forwardedRequest (r: RequestSpec, id: number, version: '1.0' | '1.1', peer: Peer): ForwardedRequest | undefined {
+export function forwardedRequest (r: RequestSpec, id: number, version: Version, peer: Peer): ForwardedRequest | undefined {
   // ASSUMPTION (being fixed): methods are case-sensitive (RFC 9110 §9.1); a lower-case `post` is refused with 400
   if (r.method !== r.method.toUpperCase()) return undefined
-  const sent = requestFields(r, id, version)
-  const fields = endToEnd(sent).filter(([n]) => {
+  const sent = version === '2' ? h2Request(r, id).fields : requestFields(r, id, version)
+  let fields = endToEnd(sent).filter(([n]) => {
     const lower = n.toLowerCase()
     if (lower === 'host') return false
     // README: a client's x-forwarded-* are replaced by the proxy's own (no trustedProxies here)
@@ -75,7 +75,14 @@ export function forwardedRequest (r: RequestSpec, id: number, version: '1.0' | '
     if (lower.includes('_')) return false
     return true
   })
-  const hostSent = version === '1.1' || r.host
+  if (version === '2') {
+    // README "TLS, SNI and HTTP/2": every stream goes through the same engine as an HTTP/1.1 request;
+    // src/engine/h2.ts: :authority becomes Host, cookie fields are joined into one, last (RFC 9113 §8.2.3)
+    const cookies = fields.filter(([n]) => n === 'cookie').map(([, v]) => v)
+    fields = fields.filter(([n]) => n !== 'cookie')
+    if (cookies.length > 0) fields.push(['cookie', cookies.join('; ')])
+  }
+  const hostSent = version !== '1.0' || r.host
   const added: Record<string, string> = {
     'x-forwarded-for': peer.clientIp,
     'x-forwarded-proto': peer.proto,
@@ -90,7 +97,8 @@ export function forwardedRequest (r: RequestSpec, id: number, version: '1.0' | '
     // README: keeps `Host` as it came; an HTTP/1.0 request without one gets the upstream's authority
     host: hostSent ? HOST : peer.authority,
     added,
-    // README: the body is streamed; its framing is the client's (chunked stays chunked; trailers are not forwarded)
+    // README: the body is streamed; its framing is the client's (chunked stays chunked; trailers are not
+    // forwarded); an HTTP/2 body without a declared length goes chunked (src/engine/h2.ts)
     chunked: b.kind === 'chunked',
     body: bodyData(b, id),
   }
@@ -127,7 +135,7 @@ export interface Expectation {
 const problem = (status: number, type: string): ExpectedAnswer => ({ kind: 'problem', status, type: `urn:claylb:problem:${type}` })
 
 /** The answer to `r` for a client speaking `version`, given the upstream's script. */
-export function expectedAnswer (r: RequestSpec, id: number, version: '1.0' | '1.1'): Expectation {
+export function expectedAnswer (r: RequestSpec, id: number, version: Version): Expectation {
   if (r.method !== r.method.toUpperCase()) return { options: [{ answer: problem(400, 'bad-request'), deliveries: 0 }], minDeliveries: 0, mayClose: true }
   const a = r.answer
   const normal = upstreamAnswer(a, id, version, r.method === 'HEAD')
@@ -152,21 +160,24 @@ export function expectedAnswer (r: RequestSpec, id: number, version: '1.0' | '1.
 }
 
 /** The upstream's answer as the client must get it. */
-function upstreamAnswer (a: AnswerSpec, id: number, version: '1.0' | '1.1', head: boolean): ExpectedAnswer {
+function upstreamAnswer (a: AnswerSpec, id: number, version: Version, head: boolean): ExpectedAnswer {
   // README: "the upstream ... broke the answer" → 502; ASSUMPTION (being fixed): a status outside
   // 100–599 (099, 600) and an unrequested 101 are broken answers
   if (a.status < 100 || a.status > 599 || a.status === 101) return problem(502, 'upstream-failed')
   const fields = mark(a.headers, id)
   if (a.connectionList) fields.push(['connection', 'x-hop'], ['x-hop', `h${marker(id)}`])
   const noBody = head || a.status === 204 || a.status === 304
+  const e2e = endToEnd(fields).filter(([n]) => !['content-length', 'transfer-encoding'].includes(n.toLowerCase()))
   return {
     kind: 'answer',
     // ASSUMPTION (being fixed): every 1xx but 101 is forwarded to an HTTP/1.1 client (README today:
     // 103 only), with the hop-by-hop rule; never to an HTTP/1.0 client (RFC 9110 §15.2)
-    interim: version === '1.0' ? [] : a.interim.filter((i) => i.status !== 100).map((i) => ({ status: i.status, fields: endToEnd(mark(i.headers, id)) })),
+    // HTTP/2: interim answers are not modelled (src/engine/h2.ts forwards 100 and 103 only; see the report)
+    interim: version !== '1.1' ? [] : a.interim.filter((i) => i.status !== 100).map((i) => ({ status: i.status, fields: endToEnd(mark(i.headers, id)) })),
     status: a.status,
-    reason: a.reason,
-    fields: endToEnd(fields).filter(([n]) => !['content-length', 'transfer-encoding'].includes(n.toLowerCase())),
+    // HTTP/2 has no reason phrase; its fields are lower-case, a repeated name's values together
+    reason: version === '2' ? '' : a.reason,
+    fields: version === '2' ? h2Grouped(e2e) : e2e,
     body: noBody ? '' : answerData(a, id),
     noBody,
     declaredLength: head && a.framing === 'length' && a.status !== 204 && a.status !== 304 ? String(answerData(a, id).length) : undefined,

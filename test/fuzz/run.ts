@@ -5,8 +5,8 @@
  * `Expect: 100-continue` honoured and client hang-ups). What each client received and what the
  * upstream received are returned for the oracle; nothing is judged here.
  */
-import { RawClient } from '../helpers/raw.js'
-import { requestBytes, requestSpec, type ConnSpec, type RequestSpec, type Scenario } from './scenario.js'
+import { H1Client, h2Connect, h2Exchange, type H2Stream } from './client.js'
+import { h2Request, requestBytes, requestSpec, type ConnSpec, type RequestSpec, type Scenario } from './scenario.js'
 import type { RecordingUpstream, Received } from './upstream.js'
 import { takeAnswers } from './wire.js'
 
@@ -27,6 +27,8 @@ export interface ClientRun {
   closed: boolean
   /** what the client was still waiting for when the hang guard fired */
   stalled: string | undefined
+  /** HTTP/2: what each stream received, in request order */
+  streams: H2Stream[]
 }
 
 export interface Observation {
@@ -52,7 +54,7 @@ export async function play (scenario: Scenario, port: number, upstream: Recordin
     for (const conn of scenario.conns) {
       const reqs: Played[] = [...conn.reqs, ...conn.probe ? [PROBE] : []].map((spec) => ({ id: nextId++, spec, aborted: false }))
       for (const r of reqs) upstream.scripts.set(r.id, { id: r.id, answer: r.spec.answer, deliveries: 0 })
-      clients.push(await playConn(conn, reqs, port, waitMs))
+      clients.push(conn.version === '2' ? await playH2(conn, reqs, port, waitMs) : await playConn(conn, reqs, port, waitMs))
     }
   } finally {
     // no pooled upstream connection outlives the run: the next run starts from a clean pool (twice: a
@@ -66,8 +68,8 @@ export async function play (scenario: Scenario, port: number, upstream: Recordin
 }
 
 async function playConn (conn: ConnSpec, reqs: Played[], port: number, waitMs: number): Promise<ClientRun> {
-  const c = await RawClient.connect(port)
-  const run: ClientRun = { version: conn.version, pipelined: conn.pipelined, reqs, raw: '', closed: false, stalled: undefined }
+  const c = await H1Client.connect(port)
+  const run: ClientRun = { version: conn.version, pipelined: conn.pipelined, reqs, raw: '', closed: false, stalled: undefined, streams: [] }
   const methods = reqs.map((r) => r.spec.method)
   const finals = (): number => takeAnswers(c.buffer, methods, c.closed).answers.length
   const wait = async (pred: () => boolean, what: string): Promise<boolean> => {
@@ -92,9 +94,8 @@ async function playConn (conn: ConnSpec, reqs: Played[], port: number, waitMs: n
         } else await c.write(b.head + b.body).catch(() => {})
         if (r.spec.abort !== 'none') {
           r.aborted = true
-          if (r.spec.abort === 'rst') c.reset()
-          else c.socket.end()
-          await c.waitClosed(waitMs)
+          c.abort(r.spec.abort)
+          await c.waitFor(() => c.closed, waitMs)
           break
         }
         if (!await wait(() => finals() > i, `the answer to request ${r.id}`)) break
@@ -104,6 +105,24 @@ async function playConn (conn: ConnSpec, reqs: Played[], port: number, waitMs: n
     run.raw = c.buffer
     run.closed = c.closed
     c.destroy()
+  }
+  return run
+}
+
+/** An HTTP/2 session: its streams all at once (`pipelined`) or each after the one before ended. */
+async function playH2 (conn: ConnSpec, reqs: Played[], port: number, waitMs: number): Promise<ClientRun> {
+  const session = await h2Connect(port)
+  const run: ClientRun = { version: conn.version, pipelined: conn.pipelined, reqs, raw: '', closed: false, stalled: undefined, streams: [] }
+  const one = (r: Played): Promise<H2Stream> => {
+    const q = h2Request(r.spec, r.id)
+    r.aborted = r.spec.abort !== 'none'
+    return h2Exchange(session, q.pseudo, q.fields, q.body, q.trailers, waitMs, r.aborted)
+  }
+  try {
+    if (conn.pipelined) run.streams = await Promise.all(reqs.map(one))
+    else for (const r of reqs) run.streams.push(await one(r))
+  } finally {
+    session.destroy()
   }
   return run
 }

@@ -52,8 +52,11 @@ export interface RequestSpec {
   answer: AnswerSpec
 }
 
+export type Version = '1.0' | '1.1' | '2'
+
 export interface ConnSpec {
-  version: '1.0' | '1.1'
+  /** '2': an HTTP/2 session; `pipelined`: its streams all at once */
+  version: Version
   /** every request written at once (else one at a time, each after the answer before it) */
   pipelined: boolean
   reqs: RequestSpec[]
@@ -145,7 +148,7 @@ export function scenarioArb (exclude: ReadonlySet<Feature> = new Set()): fc.Arbi
   })
   return fc.record({
     conns: fc.array(fc.record({
-      version: fc.oneof({ weight: 4, arbitrary: fc.constant<'1.1'>('1.1') }, { weight: 1, arbitrary: fc.constant<'1.0'>('1.0') }),
+      version: fc.oneof({ weight: 4, arbitrary: fc.constant<Version>('1.1') }, { weight: 1, arbitrary: fc.constant<Version>('1.0') }, { weight: 2, arbitrary: fc.constant<Version>('2') }),
       pipelined: fc.boolean(),
       reqs: fc.array(request, { minLength: 1, maxLength: 4 }),
       // without one, what the connection's last answer left behind in a pooled upstream connection meets the next client
@@ -164,10 +167,44 @@ export function requestSpec (o: Partial<Omit<RequestSpec, 'answer' | 'body'>> & 
   }
 }
 
+// ---- HTTP/2 ----
+
+/** names node:http2 refuses to send (RFC 9113 §8.2.2 connection-specific fields; Host is :authority) */
+const H2_UNSENDABLE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host'])
+
+/** fields as HTTP/2 carries them: names lower-case, a repeated name's values together where it first appeared */
+export function h2Grouped (fields: Fields): Fields {
+  const order: string[] = []
+  const values = new Map<string, string[]>()
+  for (const [n, v] of fields) {
+    const lower = n.toLowerCase()
+    if (!values.has(lower)) { order.push(lower); values.set(lower, []) }
+    values.get(lower)!.push(v)
+  }
+  return order.flatMap((n) => values.get(n)!.map((v): [string, string] => [n, v]))
+}
+
+/** Request `id` as an HTTP/2 stream: pseudo-headers, fields, body (a length declared for 'length' bodies), trailers. */
+export function h2Request (r: RequestSpec, id: number): { pseudo: Record<string, string>, fields: Fields, body: string, trailers: Fields } {
+  const b = effectiveBody(r, '2')
+  // node:http2 sends `proxy-authorization` once at most (one of its single-value names)
+  const sendable = mark(r.headers, id).filter(([n], i, all) => !H2_UNSENDABLE.has(n.toLowerCase()) &&
+    (n.toLowerCase() !== 'proxy-authorization' || all.findIndex(([m]) => m.toLowerCase() === 'proxy-authorization') === i))
+  const fields = h2Grouped(sendable)
+  const body = bodyData(b, id)
+  if (b.kind === 'length') fields.push(['content-length', String(body.length)])
+  return {
+    pseudo: { ':method': r.method, ':path': targetOf(r, id), ':authority': HOST, ':scheme': 'https' },
+    fields,
+    body,
+    trailers: b.kind === 'chunked' ? mark(b.trailers, id) : [],
+  }
+}
+
 // ---- bytes ----
 
 /** The body a request really has: HTTP/1.0 clients do not chunk, bodies go with the methods that carry one. */
-export function effectiveBody (r: RequestSpec, version: '1.0' | '1.1'): BodySpec {
+export function effectiveBody (r: RequestSpec, version: Version): BodySpec {
   const carries = r.method === 'POST' || r.method === 'PUT' || r.method === 'PATCH' || r.method === 'FOO' || r.method === 'post'
   if (!carries || r.body.kind === 'none') return { kind: 'none', data: '', chunk: 1, trailers: [] }
   if (version === '1.0' && r.body.kind === 'chunked') return { ...r.body, kind: 'length' }
@@ -177,7 +214,7 @@ export function effectiveBody (r: RequestSpec, version: '1.0' | '1.1'): BodySpec
 export const mark = (fields: Fields, id: number): Fields => fields.map(([n, v]) => [n, `${v}${marker(id)}`])
 
 /** The fields the client sends for request `id`, framing included, in the order it writes them. */
-export function requestFields (r: RequestSpec, id: number, version: '1.0' | '1.1'): Fields {
+export function requestFields (r: RequestSpec, id: number, version: Version): Fields {
   const out: Fields = []
   if (version === '1.1' || r.host) out.push(['Host', HOST])
   out.push(...mark(r.headers, id))
@@ -198,7 +235,7 @@ export function requestFields (r: RequestSpec, id: number, version: '1.0' | '1.1
 export const targetOf = (r: RequestSpec, id: number): string => `/fz/${marker(id)}/${r.seg}`
 
 /** The client's head (request line to the blank line) and body bytes for request `id`. */
-export function requestBytes (r: RequestSpec, id: number, version: '1.0' | '1.1'): { head: string, body: string } {
+export function requestBytes (r: RequestSpec, id: number, version: Version): { head: string, body: string } {
   const b = effectiveBody(r, version)
   const data = bodyData(b, id)
   const head = `${r.method} ${targetOf(r, id)} HTTP/${version}\r\n${fieldLines(requestFields(r, id, version))}\r\n`
