@@ -4,6 +4,7 @@
  * streams are recorded as they arrive (raw header lists, body, trailers, a reset).
  */
 import http2 from 'node:http2'
+import net from 'node:net'
 import tls from 'node:tls'
 import type { Fields } from './wire.js'
 
@@ -15,7 +16,8 @@ export class H1Client {
   /** resolves the one pending waitFor (a client has one reader) */
   private wakeOne: (() => void) | null = null
 
-  private constructor (readonly socket: tls.TLSSocket) {
+  /** `raw`: the TCP socket under the TLS one (a RST is sent on it) */
+  private constructor (readonly socket: tls.TLSSocket, private readonly raw: net.Socket) {
     socket.setEncoding('latin1')
     socket.on('data', (d: string) => { this.buffer += d; this.wake() })
     socket.on('error', () => {})
@@ -24,9 +26,10 @@ export class H1Client {
 
   static connect (port: number): Promise<H1Client> {
     return new Promise((resolve, reject) => {
-      const s = tls.connect({ ...TLS, port, ALPNProtocols: ['http/1.1'] })
+      const raw = net.connect(port, TLS.host)
+      const s = tls.connect({ ...TLS, socket: raw, ALPNProtocols: ['http/1.1'] })
       s.once('error', reject)
-      s.once('secureConnect', () => { s.off('error', reject); resolve(new H1Client(s)) })
+      s.once('secureConnect', () => { s.off('error', reject); resolve(new H1Client(s, raw)) })
     })
   }
 
@@ -57,7 +60,10 @@ export class H1Client {
   /** a hang-up: a FIN, or a TCP RST under the TLS session */
   abort (how: 'fin' | 'rst'): void {
     if (how === 'fin') this.socket.end()
-    else this.socket.resetAndDestroy()
+    else {
+      this.raw.resetAndDestroy()
+      this.socket.destroy()
+    }
   }
 
   destroy (): void { this.socket.destroy() }
