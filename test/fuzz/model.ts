@@ -6,7 +6,8 @@
  * to be aligned with the README when those land.
  */
 import type { Fields } from './wire.js'
-import { answerData, bodyData, effectiveBody, HOST, mark, marker, h2Grouped, h2Request, requestFields, targetOf, type AnswerSpec, type RequestSpec, type Version } from './scenario.js'
+import { answerData, bodyData, effectiveBody, h2Grouped, h2Request, mark, requestFields, targetOf } from './bytes.js'
+import { HOST, marker, type AnswerSpec, type RequestSpec, type Version } from './scenario.js'
 
 /**
  * README "What the proxy does to a request": "removes hop-by-hop headers (RFC 9110 §7.6.1) and every

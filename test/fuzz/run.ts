@@ -6,7 +6,8 @@
  * upstream received are returned for the oracle; nothing is judged here.
  */
 import { H1Client, h2Connect, h2Exchange, type H2Stream } from './client.js'
-import { h2Request, requestBytes, requestSpec, type ConnSpec, type RequestSpec, type Scenario } from './scenario.js'
+import { h2Request, requestBytes } from './bytes.js'
+import { requestSpec, type ConnSpec, type RequestSpec, type Scenario } from './scenario.js'
 import type { RecordingUpstream, Received } from './upstream.js'
 import { takeAnswers } from './wire.js'
 

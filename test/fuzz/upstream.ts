@@ -6,7 +6,8 @@
  * connection closed: that too is something the proxy sent.
  */
 import net from 'node:net'
-import { answerBytes, idOf, type AnswerSpec } from './scenario.js'
+import { answerBytes } from './bytes.js'
+import { idOf, type AnswerSpec } from './scenario.js'
 import { takeHead, takeMessage, WireError, type Message } from './wire.js'
 
 export interface Received {
