@@ -76,5 +76,6 @@ export function scenarioArb (exclude: ReadonlySet<Feature> = new Set()): fc.Arbi
       // without one, what the connection's last answer left behind in a pooled upstream connection meets the next client
       probe: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
     }), { minLength: 1, maxLength: 3 }),
+    concurrent: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   })
 }

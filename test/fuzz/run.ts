@@ -52,11 +52,15 @@ export async function play (scenario: Scenario, port: number, upstream: Recordin
   const errorsFrom = upstream.errors.length
   const clients: ClientRun[] = []
   try {
-    for (const conn of scenario.conns) {
+    const planned = scenario.conns.map((conn) => {
       const reqs: Played[] = [...conn.reqs, ...conn.probe ? [PROBE] : []].map((spec) => ({ id: nextId++, spec, aborted: false }))
       for (const r of reqs) upstream.scripts.set(r.id, { id: r.id, answer: r.spec.answer, deliveries: 0 })
-      clients.push(conn.version === '2' ? await playH2(conn, reqs, port, waitMs) : await playConn(conn, reqs, port, waitMs))
-    }
+      return { conn, reqs }
+    })
+    const one = ({ conn, reqs }: typeof planned[number]): Promise<ClientRun> =>
+      conn.version === '2' ? playH2(conn, reqs, port, waitMs) : playConn(conn, reqs, port, waitMs)
+    if (scenario.concurrent === true) clients.push(...await Promise.all(planned.map(one)))
+    else for (const p of planned) clients.push(await one(p))
   } finally {
     // no pooled upstream connection outlives the run: the next run starts from a clean pool (twice: a
     // request a stalled run left queued may be forwarded once the connection before it ends)

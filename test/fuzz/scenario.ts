@@ -65,6 +65,8 @@ export interface ConnSpec {
 
 export interface Scenario {
   conns: ConnSpec[]
+  /** the connections all at once (claylb then opens several upstream connections and reuses them in any order), else one after another */
+  concurrent?: boolean
 }
 
 export const HOST = 'fz.test'
