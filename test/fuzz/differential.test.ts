@@ -23,7 +23,7 @@ import { RecordingUpstream } from './upstream.js'
 import type { Peer } from './model.js'
 
 const env = process.env
-const waitMs = Number(env['FUZZ_WAIT_MS'] ?? 4000)
+const waitMs = Number(env['FUZZ_WAIT_MS'] ?? 6000)
 // FUZZ_SEED=random (npm run fuzz): a new seed each run, printed in the test's name and in any failure
 const seedOf = (v: string): number => v === 'random' ? Math.floor(Math.random() * 0x7fffffff) : Number(v)
 const seeds = env['FUZZ_SEED'] !== undefined ? [seedOf(env['FUZZ_SEED'])] : [1, 2, 3]

@@ -21,6 +21,21 @@ export const KNOWN: Array<{ name: string, scenario: Scenario }> = [
     },
   },
   {
+    // the same leftover reaches an HTTP/2 stream's answer (src/engine/h2 reads the exchange's HTTP/1.1 answer back)
+    name: "an upstream's response trailers leak into an HTTP/2 client's answer",
+    scenario: {
+      conns: [
+        { version: '1.1', pipelined: false, probe: false, reqs: [requestSpec({ answer: { framing: 'chunked', body: 'a', trailers: [['x-trailer', 't']] } })] },
+        { version: '2', pipelined: false, probe: false, reqs: [requestSpec()] },
+      ],
+    },
+  },
+  {
+    // on HTTP/2 the stream was reset (INTERNAL_ERROR) instead of answered
+    name: 'a status below 100 is a 502 problem for an HTTP/2 client too',
+    scenario: { conns: [{ version: '2', pipelined: false, probe: true, reqs: [requestSpec({ answer: { status: 99, body: 'x' } })] }] },
+  },
+  {
     // read as an interim answer: its body went to the client raw and every later answer shifted by one
     name: 'a status below 100 is a broken answer (502), not a desync of the client connection',
     scenario: { conns: [{ version: '1.1', pipelined: false, probe: true, reqs: [requestSpec({ answer: { status: 99, body: 'x' } }), requestSpec()] }] },
