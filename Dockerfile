@@ -17,8 +17,9 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-# 3. the runtime: tini as PID 1 forwards SIGTERM to claylb, which drains (stops accepting, finishes
-#    what is in flight, stops its workers) within shutdownTimeoutMs; nothing is installed at start
+# 3. the runtime: tini as PID 1 forwards SIGTERM to claylb, which drains (/readyz 503, accepts for
+#    shutdown.acceptGraceMs, finishes what is in flight within shutdown.timeoutMs, stops its workers);
+#    nothing is installed at start
 FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \

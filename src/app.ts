@@ -49,8 +49,12 @@ export interface App {
   /** apply a config that the primary already validated and rolled (a proxy process, on reload) */
   applyConfig (next: Config): void
   start (): Promise<{ proxy: string, admin: string }>
-  /** stop accepting, drain in-flight requests (bounded by shutdownTimeoutMs), close everything */
-  stop (): Promise<void>
+  /**
+   * /readyz 503 at once, keep accepting for `acceptGraceMs` (shutdown.acceptGraceMs; 0 when nothing
+   * listened yet), then stop accepting, drain in-flight requests (bounded by shutdown.timeoutMs),
+   * close everything
+   */
+  stop (o?: { acceptGraceMs?: number }): Promise<void>
   /**
    * re-read the config, roll the workers to a new generation and apply every other change live
    * (SIGHUP, POST /reload); refused whole when a change cannot apply live (`refused` names the keys)
@@ -82,8 +86,8 @@ export interface DataPlane {
   prepare (): void
   /** start every proxy process; resolves with the proxy's URL once each one listens */
   listen (): Promise<string>
-  /** SIGTERM: every process stops accepting, finishes its in-flight requests and exits */
-  drain (): Promise<void>
+  /** SIGTERM: every process accepts for `acceptGraceMs` more, then stops, finishes its in-flight requests and exits */
+  drain (acceptGraceMs: number): Promise<void>
   /** fetch every process's counters (before a scrape or /status); `processMetrics`: their default metrics too */
   refresh (o?: { processMetrics: boolean, waitMs?: number }): Promise<boolean>
   status (): ProcessRow[]
@@ -145,7 +149,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     for (const [name, p] of Object.entries(c.pools)) wanted.set(name, p)
     for (const name of pools.names()) {
       if (name === WORKERS_POOL || wanted.has(name)) continue
-      pools.get(name)!.retireAll(c.shutdownTimeoutMs)
+      pools.get(name)!.retireAll(c.shutdown.timeoutMs)
       pools.remove(name)
     }
     for (const [name, p] of wanted) {
@@ -155,7 +159,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
         pools.add(ph)
         if (started) ph.start()
       } else ph.configure(c.panic, p.healthCheck, p.outlier)
-      ph.syncHosts(p.upstreams, hostFromUpstream, c.shutdownTimeoutMs)
+      ph.syncHosts(p.upstreams, hostFromUpstream, c.shutdown.timeoutMs)
     }
     pools.get(WORKERS_POOL)!.configure(c.panic, c.healthCheck, c.outlier)
   }
@@ -306,14 +310,21 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       reloading = r.catch(() => {})
       return r
     },
-    async stop () {
+    async stop (o = {}) {
+      // a start that failed half-way has no balancer in front to wait for
+      const grace = serving ? o.acceptGraceMs ?? current.shutdown.acceptGraceMs : 0
       serving = false
-      if (app.dataPlane !== null) await app.dataPlane.drain()
+      if (app.dataPlane !== null) await app.dataPlane.drain(grace)
       else {
+        engine.beginDrain()
+        if (grace > 0) {
+          logger.info({ acceptGraceMs: grace }, 'draining: /readyz answers 503, the port accepts until the grace ends')
+          await new Promise((resolve) => setTimeout(resolve, grace))
+        }
         engine.close()
         const drained = await Promise.race([
           core.idle().then(() => true),
-          new Promise<boolean>((resolve) => setTimeout(resolve, current.shutdownTimeoutMs, false).unref()),
+          new Promise<boolean>((resolve) => setTimeout(resolve, current.shutdown.timeoutMs, false).unref()),
         ])
         if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       }
@@ -380,7 +391,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
     res.end(text)
   })
-  registerUpstreamRoutes(admin, pools, config.shutdownTimeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
+  registerUpstreamRoutes(admin, pools, config.shutdown.timeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
   return app
 }
 

@@ -31,7 +31,8 @@ options of start (each overrides the config file):
       --processes N|auto  proxy processes accepting on the port (listen.processes; default auto)
   -h, --help            print this help
 
-signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config and rolls the workers.
+signals: SIGTERM drains (/readyz 503, accepting for shutdown.acceptGraceMs, then in-flight requests
+  finish) and exits 0; SIGINT drains without the accept grace; SIGHUP re-reads the config and rolls the workers.
 `
 
 /** the version in package.json, read once when asked (it sits beside dist/ in every install) */
@@ -177,7 +178,8 @@ async function start (args: string[]): Promise<number | undefined> {
   const shutdown = (signal: string): void => {
     if (stopping) return
     stopping = true
-    const stopped = app!.stop().then(() => tier.stop())
+    // SIGINT is a person at a terminal: no balancer in front to wait for
+    const stopped = app!.stop(signal === 'SIGINT' ? { acceptGraceMs: 0 } : {}).then(() => tier.stop())
     say(() => logger.info({ signal, inflight: app!.core.inflight }, 'draining'))
     stopped.then(() => {
       say(() => logger.info('stopped'))

@@ -77,3 +77,16 @@ t.test('start with an invalid config exits 1 and names the problem', async (t) =
   t.equal(r.status, 1)
   t.match(r.stderr, /timeouts\.connectMs: must be a positive integer/)
 })
+
+t.test('shutdown: accept grace and drain defaults, the environment, the former shutdownTimeoutMs', async (t) => {
+  const c = buildConfig({}, {}, {})
+  t.same(c.shutdown, { acceptGraceMs: 10_000, timeoutMs: 60_000 }, 'a grace a balancer notices in, a drain as long as the request limit')
+  t.equal(buildConfig({}, {}, { CLAYLB_ACCEPT_GRACE_MS: '250' }).shutdown.acceptGraceMs, 250)
+  t.equal(buildConfig({ shutdown: { acceptGraceMs: 0 } }, {}, { CLAYLB_ACCEPT_GRACE_MS: '250' }).shutdown.acceptGraceMs, 0, 'the file wins over the environment')
+  t.throws(() => buildConfig({}, {}, { CLAYLB_ACCEPT_GRACE_MS: 'soon' }), /CLAYLB_ACCEPT_GRACE_MS: must be a non-negative integer/)
+  t.equal(buildConfig({ timeouts: { requestMs: 90_000 } }, {}, {}).shutdown.timeoutMs, 90_000, 'follows a longer request limit')
+  t.equal(buildConfig({ pools: { slow: { upstreams: [{ url: 'http://127.0.0.1:9' }], timeouts: { requestMs: 120_000 } } } }, {}, {}).shutdown.timeoutMs, 120_000, "and a pool's")
+  t.equal(buildConfig({ shutdownTimeoutMs: 5000 }, {}, {}).shutdown.timeoutMs, 5000, 'the former key still loads')
+  t.equal(buildConfig({ shutdownTimeoutMs: 5000, shutdown: { timeoutMs: 7000 } }, {}, {}).shutdown.timeoutMs, 7000)
+  t.throws(() => buildConfig({ shutdown: { acceptGraceMs: -1 } }, {}, {}), /shutdown.acceptGraceMs: must be a non-negative integer/)
+})

@@ -8,6 +8,7 @@ import type { z } from 'zod'
 import { configSchema, type Config, type PoolSettings } from './schema.js'
 import { resolvePools, routingProblems, workerCountOf } from './routing.js'
 import { ConfigError } from './error.js'
+import { ACCEPT_GRACE_MS } from './defaults.js'
 
 export { ConfigError }
 
@@ -84,7 +85,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   }
   const result = configSchema.safeParse(applyOverrides(raw as Record<string, unknown>, overrides))
   if (!result.success) throw new ConfigError(formatIssues(result.error.issues), source)
-  const c = result.data
+  const { shutdownTimeoutMs, ...c } = result.data
   if (c.idempotency.waitReplicas > 0) {
     if (c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) throw new ConfigError([`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`], source)
   }
@@ -98,6 +99,11 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
     engine: c.engine ?? engineFromEnv(env, source),
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
+    shutdown: {
+      acceptGraceMs: c.shutdown.acceptGraceMs ?? acceptGraceFromEnv(env, source),
+      // never shorter than a request may take: a drain that cuts requests the limits allow loses them
+      timeoutMs: c.shutdown.timeoutMs ?? shutdownTimeoutMs ?? Math.max(c.timeouts.requestMs, ...Object.values(pools).map((p) => p.timeouts.requestMs)),
+    },
   }
   if (c.listen.http2 && c.listen.tls === undefined) {
     throw new ConfigError(['listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)'], source)
@@ -111,6 +117,14 @@ function processesFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | nu
   const n = Number(v)
   if (Number.isInteger(n) && n >= 1 && n <= 256) return n
   throw new ConfigError([`CLAYLB_PROCESSES: must be "auto" or an integer from 1 to 256 (got ${JSON.stringify(v)})`], source)
+}
+
+function acceptGraceFromEnv (env: NodeJS.ProcessEnv, source?: string): number {
+  const v = env['CLAYLB_ACCEPT_GRACE_MS']
+  if (v === undefined || v === '') return ACCEPT_GRACE_MS
+  const n = Number(v)
+  if (Number.isInteger(n) && n >= 0) return n
+  throw new ConfigError([`CLAYLB_ACCEPT_GRACE_MS: must be a non-negative integer of milliseconds (got ${JSON.stringify(v)})`], source)
 }
 
 function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'raw' {

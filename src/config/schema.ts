@@ -262,7 +262,19 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   /** TLS to https:// upstreams (and their active health checks); a pool's `tls` is merged over it */
   tls: upstreamTlsSchema.prefault({}),
-  shutdownTimeoutMs: positiveInt(10_000),
+  /** deprecated: the former name of shutdown.timeoutMs, still read when that is unset (load.ts) */
+  shutdownTimeoutMs: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+  /**
+   * SIGTERM: /readyz answers 503 at once, the port keeps accepting for acceptGraceMs (the time a
+   * balancer in front needs to see the 503 and stop sending), then closes; in-flight requests finish
+   * within timeoutMs. See README "Process model" (Shutdown).
+   */
+  shutdown: z.strictObject({
+    /** unset: $CLAYLB_ACCEPT_GRACE_MS, else ACCEPT_GRACE_MS (resolved in load.ts) */
+    acceptGraceMs: z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).optional(),
+    /** unset: the deprecated shutdownTimeoutMs, else the longest timeouts.requestMs, pools' included (load.ts) */
+    timeoutMs: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** one JSON line per proxied request */
@@ -285,7 +297,8 @@ export interface PoolSettings {
 export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>
 
-export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools' | 'listen'> & {
+export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools' | 'listen' | 'shutdown' | 'shutdownTimeoutMs'> & {
+  shutdown: { acceptGraceMs: number, timeoutMs: number }
   engine: 'auto' | 'raw'
   listen: Parsed['listen'] & { processes: 'auto' | number }
   pools: Record<string, PoolSettings>

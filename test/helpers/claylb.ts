@@ -55,8 +55,9 @@ export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     env[k] = v
   }
   // one proxy process unless the run asks for more (.ci/run runs some suites with CLAYLB_PROCESSES=2);
-  // `listen.processes` or --processes in a test still wins
-  return { ...env, CLAYLB_PROCESSES: process.env['CLAYLB_PROCESSES'] ?? '1', ...extra }
+  // `listen.processes` or --processes in a test still wins. No accept grace on SIGTERM (no balancer in
+  // front waits for /readyz; 10 s a stop would slow every file): shutdown.acceptGraceMs in a test wins
+  return { ...env, CLAYLB_PROCESSES: process.env['CLAYLB_PROCESSES'] ?? '1', CLAYLB_ACCEPT_GRACE_MS: process.env['CLAYLB_ACCEPT_GRACE_MS'] ?? '0', ...extra }
 }
 
 const running = new Set<ChildProcess>()
