@@ -20,7 +20,8 @@ import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
 import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
-import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
+import { closeRedis, createRedis, describeRedis, logStateTransitions, type RedisClient } from './redis/index.js'
+import { redisNeed } from './redis/embedded.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
 import { loadCertificates, UpstreamTlsCache, type CertificateSet } from './tls/certificates.js'
@@ -257,6 +258,18 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   // the state tier is connected only when a feature needs it
   const redis = config.idempotency.routes.length > 0 && role !== 'primary' ? createRedis(config.redis, 'idempotency') : undefined
   if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics), metrics.redisTiming)
+  // the control plane watches the state tier for /readyz and logs its loss and return once; Redis down
+  // never stops a start (cli.ts): keyed and session routes answer 503 until it is back
+  let stateMonitor: RedisClient | undefined
+  if (role !== 'proxy' && redisNeed(config) !== 'none') {
+    try {
+      stateMonitor = createRedis(config.redis, 'monitor')
+      logStateTransitions(stateMonitor, describeRedis(config.redis), logger)
+    } catch { /* no Redis configured nor started: /readyz says so */ }
+  }
+  const missing = (): string[] => stateMonitor === undefined
+    ? (redisNeed(config) === 'none' ? [] : ['redis'])
+    : (stateMonitor.status === 'ready' ? [] : ['redis'])
 
   // readiness is the proxy's, not the process's: ready only while the listener is bound and until a
   // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
@@ -284,7 +297,6 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       started = true
       app.dataPlane?.prepare()
       if (control) pools.start()
-      if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${describeRedis(config.redis)}`)
       if (control) await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503
@@ -336,6 +348,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       pools.close()
       if (core.idempotency !== null) await core.idempotency.core.store.close()
       if (redis !== undefined) await closeRedis(redis)
+      if (stateMonitor !== undefined) await closeRedis(stateMonitor)
     },
   }
 
@@ -343,7 +356,9 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   admin.route('GET', '/readyz', (_req, res) => {
     const n = pools.upCount()
     const ready = serving && n > 0
-    sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: pools.panic })
+    // a missing dependency is named, not made a 503: every replica shares the Redis, so an outage would
+    // take them all out of the balancer, and the routes that need no state serve on
+    sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: pools.panic, missing: missing() })
   })
   const ownRow = (): ProcessRow => ({
     pid: process.pid, requests: metrics.requestsTotal(), inflight: core.inflight, connections: engine.connections, startedAt, snapshot: 0,

@@ -5,18 +5,19 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
-import { configSchema, type Config, type PoolSettings } from './schema.js'
+import { configSchema, type Config, type PoolSettings, type RedisSource } from './schema.js'
 import { resolvePools, routingProblems, workerCountOf } from './routing.js'
 import { ConfigError } from './error.js'
 import { ACCEPT_GRACE_MS } from './defaults.js'
 
 export { ConfigError }
+export type { RedisSource }
 
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
-
-/** The default local Redis; CLAYLB_DEFAULT_REDIS_URL moves it (tests on a machine whose 6379 is taken). */
-export function defaultRedisUrl (env: NodeJS.ProcessEnv = process.env): string {
-  return env['CLAYLB_DEFAULT_REDIS_URL'] || DEFAULT_REDIS_URL
+function redisSourceOf (c: { url?: string | undefined, cluster?: unknown, sentinel?: unknown }, env: NodeJS.ProcessEnv): RedisSource {
+  if (c.cluster !== undefined) return 'cluster'
+  if (c.sentinel !== undefined) return 'sentinel'
+  if (c.url !== undefined) return 'config'
+  return env['REDIS_URL'] ? 'REDIS_URL' : 'none'
 }
 
 /** Settings given on the command line; each overrides the file. */
@@ -96,7 +97,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     ...c,
     pools,
     workers: { ...c.workers, count: workerCountOf(c) },
-    redis: { ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) },
+    redis: { ...c.redis, url: c.redis.url ?? env['REDIS_URL'] ?? '', source: redisSourceOf(c.redis, env) },
     engine: c.engine ?? engineFromEnv(env, source),
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
     shutdown: {

@@ -199,7 +199,7 @@ export const configSchema = z.strictObject({
     faults: bool(false),
   }).prefault({}),
   redis: z.strictObject({
-    /** resolved in load.ts: --redis, else this, else REDIS_URL, else redis://127.0.0.1:6379 */
+    /** resolved in load.ts: --redis, else this, else REDIS_URL, else none (never an implicit 127.0.0.1:6379) */
     url: redisUrl.optional(),
     keyPrefix: z.string().default(REDIS_KEY_PREFIX),
     cluster: z.array(redisUrl).min(1).optional(),
@@ -282,6 +282,13 @@ export const configSchema = z.strictObject({
   }).prefault({}),
 })
 
+/**
+ * Where the Redis in use was named: `config` (redis.url or --redis), `REDIS_URL`, `cluster`, `sentinel`,
+ * or `none`: nothing names one, and `url` is empty. Never an implicit 127.0.0.1:6379 — whatever answers
+ * there may be someone else's; a start that needs Redis without one runs its own (redis/embedded.ts).
+ */
+export type RedisSource = 'config' | 'REDIS_URL' | 'cluster' | 'sentinel' | 'none'
+
 export type ConfigInput = z.input<typeof configSchema>
 type Parsed = z.output<typeof configSchema>
 /** a pool with the top level's sections merged under its own (resolved in load.ts) */
@@ -303,7 +310,8 @@ export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 
   listen: Parsed['listen'] & { processes: 'auto' | number }
   pools: Record<string, PoolSettings>
   workers: Parsed['workers'] & { count: number }
-  redis: Parsed['redis'] & { url: string }
+  /** url: '' when nothing names a Redis (source 'none'); the start puts the embedded one's there */
+  redis: Parsed['redis'] & { url: string, source: RedisSource }
 }>
 
 type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[]

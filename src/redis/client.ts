@@ -13,7 +13,8 @@ import type { Config } from '../config/schema.js'
 import { StateUnavailableError, notConnected } from './errors.js'
 import { ioredis } from '../lazy-modules.js'
 
-export type RedisConfig = Config['redis']
+/** what a client needs of `config.redis` (where it was named, `source`, is the start's business) */
+export type RedisConfig = Omit<Config['redis'], 'source'>
 export type RedisClient = Redis | Cluster
 
 /** clients of createRedis still making their first connection: how long a write may wait for it */
@@ -40,6 +41,7 @@ function credentials (url: string): Pick<RedisOptions, 'username' | 'password' |
 
 /** What a log line or an error message calls this Redis. */
 export function describeRedis (config: RedisConfig): string {
+  if (!config.cluster && !config.sentinel && config.url === '') return 'none configured'
   if (config.cluster) return `cluster ${config.cluster.map(redact).join(',')}`
   if (config.sentinel) return `sentinel ${config.sentinel.name}@${config.sentinel.nodes.map(redact).join(',')}`
   return redact(config.url)
@@ -56,6 +58,8 @@ function redact (url: string): string {
  * The client connects and reconnects by itself; use `waitReady` before relying on it.
  */
 export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
+  // nothing names a Redis (config/load.ts RedisSource 'none') and none was started for this process
+  if (!config.cluster && !config.sentinel && config.url === '') throw new StateUnavailableError('no Redis configured (set REDIS_URL, --redis or redis.url)')
   const common = {
     connectionName: `claylb:${role}`,
     commandTimeout: config.commandTimeoutMs,
@@ -153,4 +157,28 @@ export async function closeRedis (client: RedisClient): Promise<void> {
     await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, 500).unref())])
   } catch { /* already gone */ }
   client.disconnect()
+}
+
+export interface StateLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+}
+
+/** One line when the state tier goes away and one when it is back, not one per failed request. */
+export function logStateTransitions (client: RedisClient, where: string, logger: StateLogger): void {
+  let up = false
+  let down = false
+  client.on('ready', () => {
+    if (down) logger.info({ redis: where }, 'state tier reachable again')
+    up = true
+    down = false
+  })
+  const lost = (reason: string): void => {
+    if (down) return
+    down = true
+    logger.warn({ redis: where, error: reason }, up ? 'state tier lost: requests that need it answer 503' : 'state tier not reachable yet')
+  }
+  client.on('error', (err: Error) => lost(err.message))
+  // a dropped connection that comes back before a reconnect attempt fails raises no 'error'
+  client.on('close', () => { if (up) lost('connection closed') })
 }
