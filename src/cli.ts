@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
 import { checkTlsFiles } from './tls/certificates.js'
 import { createLogger } from './log.js'
 import { createApp } from './app.js'
+import { redisAuth } from './redis/client.js'
 import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
 import { ensureSessionSecret, SessionSecretError } from './session/secret.js'
 import { proxyProcessCount } from './cores/count.js'
@@ -130,6 +131,8 @@ async function start (args: string[]): Promise<number | undefined> {
     if (values.processes !== undefined) overrides.processes = processesFlag(values.processes)
     config = loadConfig(values.config, overrides)
     checkTlsFiles(config)
+    // a password file that cannot be read is a config error now, not a Redis that never answers
+    if (redisNeed(config) !== 'none') redisAuth(config.redis)
     configFile = values.config
     configOverrides = overrides
   } catch (err) {

@@ -3,6 +3,7 @@
  * File + flags + environment → one validated, frozen Config. Every problem is reported with its path.
  */
 import { readFileSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type Config, type PoolSettings, type RedisSource } from './schema.js'
@@ -97,7 +98,14 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
     ...c,
     pools,
     workers: { ...c.workers, count: workerCountOf(c) },
-    redis: { ...c.redis, url: c.redis.url ?? env['REDIS_URL'] ?? '', source: redisSourceOf(c.redis, env) },
+    redis: {
+      ...c.redis,
+      url: c.redis.url ?? env['REDIS_URL'] ?? '',
+      source: redisSourceOf(c.redis, env),
+      // absolute: the workers run in their own directories and read the file too
+      ...(c.redis.passwordFile !== undefined ? { passwordFile: resolvePath(c.redis.passwordFile) } : {}),
+      ...(c.redis.sentinel?.passwordFile !== undefined ? { sentinel: { ...c.redis.sentinel, passwordFile: resolvePath(c.redis.sentinel.passwordFile) } } : {}),
+    },
     engine: c.engine ?? engineFromEnv(env, source),
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
     shutdown: {

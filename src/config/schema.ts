@@ -203,7 +203,20 @@ export const configSchema = z.strictObject({
     url: redisUrl.optional(),
     keyPrefix: z.string().default(REDIS_KEY_PREFIX),
     cluster: z.array(redisUrl).min(1).optional(),
-    sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(redisUrl).min(1) }).optional(),
+    /**
+     * credentials of the data nodes (standalone, Sentinel's primary and replicas, every Cluster node)
+     * kept out of URLs: the URL's when it has them, else these, else $REDIS_USERNAME / $REDIS_PASSWORD
+     * (redis/client.ts redisAuth). The file holds the password alone (a mounted secret).
+     */
+    username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
+    passwordFile: file.optional(),
+    sentinel: z.strictObject({
+      name: z.string().min(1),
+      nodes: z.array(redisUrl).min(1),
+      /** the sentinels' own credentials: these, else $REDIS_SENTINEL_USERNAME / $REDIS_SENTINEL_PASSWORD, else the first node URL's */
+      username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
+      passwordFile: file.optional(),
+    }).optional(),
     commandTimeoutMs: positiveInt(500),
   }).prefault({}),
   balancer: balancerSchema.prefault({}),
