@@ -7,7 +7,7 @@ import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
 import type { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
-import { DEFAULT_POOL, WORKERS_POOL } from './config/routing.js'
+import { DEFAULT_POOL, WORKERS_POOL, hasUpstreams } from './config/routing.js'
 import { newRetryTally } from './proxy/retry-policy.js'
 import { PoolHosts, PoolRegistry } from './routing/pools.js'
 import { buildRoutingState } from './routing/routing-state.js'
@@ -145,8 +145,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
 
   /** every pool of `c` made to exist with its hosts and settings; pools that left drain and go */
   const syncPools = (c: Config): void => {
-    const wanted = new Map<string, Pick<Config, 'upstreams' | 'healthCheck' | 'outlier' | 'timeouts' | 'tls'>>()
-    if (c.upstreams.length > 0) wanted.set(DEFAULT_POOL, c)
+    const wanted = new Map<string, Pick<Config, 'upstreams' | 'dnsUpstreams' | 'healthCheck' | 'outlier' | 'timeouts' | 'tls'>>()
+    if (hasUpstreams(c)) wanted.set(DEFAULT_POOL, c)
     for (const [name, p] of Object.entries(c.pools)) wanted.set(name, p)
     for (const name of pools.names()) {
       if (name === WORKERS_POOL || wanted.has(name)) continue
@@ -159,14 +159,20 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
         ph = newPool(name, c.panic, p)
         pools.add(ph)
         if (started) ph.start()
-      } else ph.configure(c.panic, p.healthCheck, p.outlier)
+      } else {
+        ph.configure(c.panic, p.healthCheck, p.outlier)
+        // a proxy process takes a discovering pool's hosts from the primary's snapshots only: its
+        // config alone would drop the discovered ones until the next snapshot
+        if (role === 'proxy' && p.dnsUpstreams.length > 0) continue
+      }
       ph.syncHosts(p.upstreams, hostFromUpstream, c.shutdown.timeoutMs)
+      if (role !== 'proxy') ph.discover(p.dnsUpstreams, c.dns)
     }
     pools.get(WORKERS_POOL)!.configure(c.panic, c.healthCheck, c.outlier)
   }
   syncPools(config)
   const clusterOf = (name: string): Cluster | undefined => pools.get(name)?.cluster
-  const defaultCluster = (): Cluster => clusterOf(current.upstreams.length > 0 ? DEFAULT_POOL : WORKERS_POOL)!
+  const defaultCluster = (): Cluster => clusterOf(hasUpstreams(current) ? DEFAULT_POOL : WORKERS_POOL)!
   const core = new ProxyCore({
     tally,
     maxBodyBytes: config.limits.maxBodyBytes,
@@ -186,6 +192,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     generation: () => app.generation,
   })
   metrics.workerSource = supervisor
+  metrics.dnsSource = () => pools.names().flatMap((n) => pools.get(n)!.dnsTallies())
   // both hooks run on every try / request: plain field updates, no allocation
   // a proxy process sends every try's outcome to the primary's outlier detectors instead (cores/)
   const passive = options.passiveHealth
@@ -297,6 +304,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       started = true
       app.dataPlane?.prepare()
       if (control) pools.start()
+      // the first clients find the discovered hosts (each name answered or failed once, bounded by dns.timeoutMs)
+      if (control) await Promise.all(pools.names().map((n) => pools.get(n)!.resolved()))
       if (control) await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503

@@ -90,3 +90,23 @@ t.test('shutdown: accept grace and drain defaults, the environment, the former s
   t.equal(buildConfig({ shutdownTimeoutMs: 5000, shutdown: { timeoutMs: 7000 } }, {}, {}).shutdown.timeoutMs, 7000)
   t.throws(() => buildConfig({ shutdown: { acceptGraceMs: -1 } }, {}, {}), /shutdown.acceptGraceMs: must be a non-negative integer/)
 })
+
+t.test('dns upstreams: split from the url ones, and every mistake named with its path', async (t) => {
+  const c = buildConfig({ upstreams: [{ url: 'http://127.0.0.1:1' }, { dns: 'app.internal:8080', refreshMs: 5000 }], pools: { s: { upstreams: [{ dns: '_http._tcp.app.internal', srv: true, scheme: 'https', weight: 2 }] } } }, {}, {})
+  t.same(c.upstreams, [{ url: 'http://127.0.0.1:1', weight: 1 }])
+  t.same(c.dnsUpstreams, [{ dns: 'app.internal:8080', srv: false, scheme: 'http', weight: 1, refreshMs: 5000 }])
+  t.same(c.pools['s']!.dnsUpstreams, [{ dns: '_http._tcp.app.internal', srv: true, scheme: 'https', weight: 2 }])
+  t.same(c.dns, { servers: [], minRefreshMs: 1000, maxRefreshMs: 30_000, timeoutMs: 2000 })
+  t.equal(c.workers.count, 0, 'dns upstreams alone make a default pool: no workers')
+  const problems = (raw: unknown): string[] => {
+    try { buildConfig(raw, {}, {}); return [] } catch (err) { return (err as ConfigError).problems }
+  }
+  t.same(problems({ upstreams: [{ weight: 2 }] }), ['upstreams.0: must have either url or dns'])
+  t.same(problems({ upstreams: [{ url: 'http://a:1', dns: 'a:1' }] }), ['upstreams.0: must have either url or dns'])
+  t.same(problems({ upstreams: [{ dns: 'app.internal' }] }), ['upstreams.0.dns: must be "name:port" (or an SRV name with srv: true)'])
+  t.same(problems({ upstreams: [{ dns: 'app.internal:99999' }] }), ['upstreams.0.dns: the port must be 0-65535'])
+  t.same(problems({ upstreams: [{ dns: 'app.internal:80', srv: true }] }), ['upstreams.0.dns: must be an SRV name, "_service._proto.name"'])
+  t.same(problems({ upstreams: [{ url: 'http://a:1', srv: true }] }), ['upstreams.0.srv: goes with dns, not url'])
+  t.same(problems({ upstreams: [{ dns: 'a:1', id: 'x' }] }), ['upstreams.0.id: a dns upstream names each address it finds itself (dns/address:port)'])
+  t.same(problems({ dns: { servers: ['dns.example'] } }), ['dns.servers.0: must be an IP address, optionally with :port ([v6]:port)'])
+})

@@ -7,7 +7,7 @@ import { resolve as resolvePath } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type Config, type PoolSettings, type RedisSource } from './schema.js'
-import { resolvePools, routingProblems, workerCountOf } from './routing.js'
+import { resolvePools, routingProblems, splitUpstreams, workerCountOf } from './routing.js'
 import { ConfigError } from './error.js'
 import { ACCEPT_GRACE_MS } from './defaults.js'
 
@@ -96,6 +96,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   const pools: Record<string, PoolSettings> = resolvePools(c)
   const resolved = {
     ...c,
+    ...splitUpstreams(c.upstreams),
     pools,
     workers: { ...c.workers, count: workerCountOf(c) },
     redis: {
