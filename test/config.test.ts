@@ -98,7 +98,7 @@ t.test('dns upstreams: split from the url ones, and every mistake named with its
   t.same(c.pools['s']!.dnsUpstreams, [{ dns: '_http._tcp.app.internal', srv: true, scheme: 'https', weight: 2 }])
   t.same(c.dns, { servers: [], minRefreshMs: 1000, maxRefreshMs: 30_000, timeoutMs: 2000 })
   t.equal(c.workers.count, 0, 'dns upstreams alone make a default pool: no workers')
-  const problems = (raw: unknown): string[] => {
+  const problems = (raw: unknown): readonly string[] => {
     try { buildConfig(raw, {}, {}); return [] } catch (err) { return (err as ConfigError).problems }
   }
   t.same(problems({ upstreams: [{ weight: 2 }] }), ['upstreams.0: must have either url or dns'])
