@@ -109,3 +109,23 @@ t.test('session secrets at start: a short SESSION_SECRET is refused, a good one 
   t.notOk(lb.logs.some((l) => /SESSION_SECRET/.test(String(l['msg']))), 'no warning')
   t.equal(await lb.stop(), 0)
 })
+
+t.test('Redis down at start with the demo workers: they start, session routes 503 state-unavailable, the rest serves, and it recovers', async (t) => {
+  const redis = await startRedis({ useEnv: false })
+  t.teardown(() => redis.close())
+  await redis.stop()
+  const lb = await startClaylb({ args: ['--workers', '1'], env: { REDIS_URL: redis.url, SESSION_SECRET: 'x'.repeat(32) } })
+  t.teardown(() => lb.stop('SIGKILL'))
+  t.equal((await req(`${lb.url}/`)).status, 200, 'a stateless route serves')
+  const refused = await req(`${lb.url}/session/counter`, { method: 'POST' })
+  t.equal(refused.status, 503)
+  t.match(JSON.parse(refused.body), { type: /state-unavailable$/ }, 'problem state-unavailable')
+  t.same((await json<{ missing: string[] }>(`${lb.admin}/readyz`)).missing, ['redis'])
+  await redis.start()
+  let status = 0
+  for (let i = 0; i < 200 && status !== 200; i++) {
+    status = (await req(`${lb.url}/session/counter`, { method: 'POST' })).status
+    if (status !== 200) await sleep(50)
+  }
+  t.equal(status, 200, 'sessions serve once Redis is there, without a restart')
+})
