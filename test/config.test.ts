@@ -109,4 +109,5 @@ t.test('dns upstreams: split from the url ones, and every mistake named with its
   t.same(problems({ upstreams: [{ url: 'http://a:1', srv: true }] }), ['upstreams.0.srv: goes with dns, not url'])
   t.same(problems({ upstreams: [{ dns: 'a:1', id: 'x' }] }), ['upstreams.0.id: a dns upstream names each address it finds itself (dns/address:port)'])
   t.same(problems({ dns: { servers: ['dns.example'] } }), ['dns.servers.0: must be an IP address, optionally with :port ([v6]:port)'])
+  t.same(problems({ dns: { minRefreshMs: 5000, maxRefreshMs: 1000 } }), ['dns.minRefreshMs: must not exceed dns.maxRefreshMs (1000)'])
 })

@@ -91,6 +91,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   if (c.idempotency.waitReplicas > 0) {
     if (c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) throw new ConfigError([`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`], source)
   }
+  if (c.dns.minRefreshMs > c.dns.maxRefreshMs) throw new ConfigError([`dns.minRefreshMs: must not exceed dns.maxRefreshMs (${c.dns.maxRefreshMs})`], source)
   const problems = routingProblems(c)
   if (problems.length > 0) throw new ConfigError(problems, source)
   const pools: Record<string, PoolSettings> = resolvePools(c)
