@@ -20,8 +20,9 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-# 3. the runtime: tini as PID 1 forwards SIGTERM to claylb, which drains (stops accepting, finishes
-#    what is in flight, stops its workers) within shutdownTimeoutMs; nothing is installed at start
+# 3. the runtime: tini as PID 1 forwards SIGTERM to claylb, which drains (/readyz 503, accepts for
+#    shutdown.acceptGraceMs, finishes what is in flight within shutdown.timeoutMs, stops its workers);
+#    nothing is installed at start
 FROM ${NODE_IMAGE} AS runtime
 # tini at the version Debian bookworm ships (an exact package version: a rebuild cannot change it)
 ARG TINI_VERSION=0.19.0-1+b3

@@ -7,7 +7,7 @@ import type { Config } from './config/schema.js'
 import { createAccessLog, type Logger } from './log.js'
 import type { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
-import { DEFAULT_POOL, WORKERS_POOL } from './config/routing.js'
+import { DEFAULT_POOL, WORKERS_POOL, hasUpstreams } from './config/routing.js'
 import { newRetryTally } from './proxy/retry-policy.js'
 import { PoolHosts, PoolRegistry } from './routing/pools.js'
 import { buildRoutingState } from './routing/routing-state.js'
@@ -20,7 +20,8 @@ import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
 import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
-import { closeRedis, createRedis, describeRedis, waitReady } from './redis/index.js'
+import { closeRedis, createRedis, describeRedis, logStateTransitions, type RedisClient } from './redis/index.js'
+import { redisNeed } from './redis/embedded.js'
 import { createIdempotencyGate } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
 import { loadCertificates, UpstreamTlsCache, type CertificateSet } from './tls/certificates.js'
@@ -49,8 +50,12 @@ export interface App {
   /** apply a config that the primary already validated and rolled (a proxy process, on reload) */
   applyConfig (next: Config): void
   start (): Promise<{ proxy: string, admin: string }>
-  /** stop accepting, drain in-flight requests (bounded by shutdownTimeoutMs), close everything */
-  stop (): Promise<void>
+  /**
+   * /readyz 503 at once, keep accepting for `acceptGraceMs` (shutdown.acceptGraceMs; 0 when nothing
+   * listened yet), then stop accepting, drain in-flight requests (bounded by shutdown.timeoutMs),
+   * close everything
+   */
+  stop (o?: { acceptGraceMs?: number }): Promise<void>
   /**
    * re-read the config, roll the workers to a new generation and apply every other change live
    * (SIGHUP, POST /reload); refused whole when a change cannot apply live (`refused` names the keys)
@@ -85,8 +90,8 @@ export interface DataPlane {
   prepare (): void
   /** start every proxy process; resolves with the proxy's URL once each one listens */
   listen (): Promise<string>
-  /** SIGTERM: every process stops accepting, finishes its in-flight requests and exits */
-  drain (): Promise<void>
+  /** SIGTERM: every process accepts for `acceptGraceMs` more, then stops, finishes its in-flight requests and exits */
+  drain (acceptGraceMs: number): Promise<void>
   /** fetch every process's counters (before a scrape or /status); `processMetrics`: their default metrics too */
   refresh (o?: { processMetrics: boolean, waitMs?: number }): Promise<boolean>
   status (): ProcessRow[]
@@ -145,12 +150,12 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
 
   /** every pool of `c` made to exist with its hosts and settings; pools that left drain and go */
   const syncPools = (c: Config): void => {
-    const wanted = new Map<string, Pick<Config, 'upstreams' | 'healthCheck' | 'outlier' | 'timeouts' | 'tls'>>()
-    if (c.upstreams.length > 0) wanted.set(DEFAULT_POOL, c)
+    const wanted = new Map<string, Pick<Config, 'upstreams' | 'dnsUpstreams' | 'healthCheck' | 'outlier' | 'timeouts' | 'tls'>>()
+    if (hasUpstreams(c)) wanted.set(DEFAULT_POOL, c)
     for (const [name, p] of Object.entries(c.pools)) wanted.set(name, p)
     for (const name of pools.names()) {
       if (name === WORKERS_POOL || wanted.has(name)) continue
-      pools.get(name)!.retireAll(c.shutdownTimeoutMs)
+      pools.get(name)!.retireAll(c.shutdown.timeoutMs)
       pools.remove(name)
     }
     for (const [name, p] of wanted) {
@@ -159,14 +164,20 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
         ph = newPool(name, c.panic, p)
         pools.add(ph)
         if (started) ph.start()
-      } else ph.configure(c.panic, p.healthCheck, p.outlier)
-      ph.syncHosts(p.upstreams, hostFromUpstream, c.shutdownTimeoutMs)
+      } else {
+        ph.configure(c.panic, p.healthCheck, p.outlier)
+        // a proxy process takes a discovering pool's hosts from the primary's snapshots only: its
+        // config alone would drop the discovered ones until the next snapshot
+        if (role === 'proxy' && p.dnsUpstreams.length > 0) continue
+      }
+      ph.syncHosts(p.upstreams, hostFromUpstream, c.shutdown.timeoutMs)
+      if (role !== 'proxy') ph.discover(p.dnsUpstreams, c.dns)
     }
     pools.get(WORKERS_POOL)!.configure(c.panic, c.healthCheck, c.outlier)
   }
   syncPools(config)
   const clusterOf = (name: string): Cluster | undefined => pools.get(name)?.cluster
-  const defaultCluster = (): Cluster => clusterOf(current.upstreams.length > 0 ? DEFAULT_POOL : WORKERS_POOL)!
+  const defaultCluster = (): Cluster => clusterOf(hasUpstreams(current) ? DEFAULT_POOL : WORKERS_POOL)!
   const core = new ProxyCore({
     tally,
     maxBodyBytes: config.limits.maxBodyBytes,
@@ -186,6 +197,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     generation: () => app.generation,
   })
   metrics.workerSource = supervisor
+  metrics.dnsSource = () => pools.names().flatMap((n) => pools.get(n)!.dnsTallies())
   // both hooks run on every try / request: plain field updates, no allocation
   // a proxy process sends every try's outcome to the primary's outlier detectors instead (cores/)
   const passive = options.passiveHealth
@@ -258,6 +270,18 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   // the state tier is connected only when a feature needs it
   const redis = config.idempotency.routes.length > 0 && role !== 'primary' ? createRedis(config.redis, 'idempotency') : undefined
   if (redis !== undefined) core.idempotency = createIdempotencyGate(config, redis, logger, metricsObserver(metrics), metrics.redisTiming)
+  // the control plane watches the state tier for /readyz and logs its loss and return once; Redis down
+  // never stops a start (cli.ts): keyed and session routes answer 503 until it is back
+  let stateMonitor: RedisClient | undefined
+  if (role !== 'proxy' && redisNeed(config) !== 'none') {
+    try {
+      stateMonitor = createRedis(config.redis, 'monitor')
+      logStateTransitions(stateMonitor, describeRedis(config.redis), logger)
+    } catch { /* no Redis configured nor started: /readyz says so */ }
+  }
+  const missing = (): string[] => stateMonitor === undefined
+    ? (redisNeed(config) === 'none' ? [] : ['redis'])
+    : (stateMonitor.status === 'ready' ? [] : ['redis'])
 
   // readiness is the proxy's, not the process's: ready only while the listener is bound and until a
   // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
@@ -285,7 +309,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       started = true
       app.dataPlane?.prepare()
       if (control) pools.start()
-      if (redis !== undefined) await waitReady(redis, 5000, `Redis at ${describeRedis(config.redis)}`)
+      // the first clients find the discovered hosts (each name answered or failed once, bounded by dns.timeoutMs)
+      if (control) await Promise.all(pools.names().map((n) => pools.get(n)!.resolved()))
       if (control) await listen(admin.server, config.admin.port, config.admin.host)
       // the first workers are up (or failed and backing off) before the proxy port opens, so the
       // first clients are served rather than answered 503
@@ -311,14 +336,21 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       reloading = r.catch(() => {})
       return r
     },
-    async stop () {
+    async stop (o = {}) {
+      // a start that failed half-way has no balancer in front to wait for
+      const grace = serving ? o.acceptGraceMs ?? current.shutdown.acceptGraceMs : 0
       serving = false
-      if (app.dataPlane !== null) await app.dataPlane.drain()
+      if (app.dataPlane !== null) await app.dataPlane.drain(grace)
       else {
+        engine.beginDrain()
+        if (grace > 0) {
+          logger.info({ acceptGraceMs: grace }, 'draining: /readyz answers 503, the port accepts until the grace ends')
+          await new Promise((resolve) => setTimeout(resolve, grace))
+        }
         engine.close()
         const drained = await Promise.race([
           core.idle().then(() => true),
-          new Promise<boolean>((resolve) => setTimeout(resolve, current.shutdownTimeoutMs, false).unref()),
+          new Promise<boolean>((resolve) => setTimeout(resolve, current.shutdown.timeoutMs, false).unref()),
         ])
         if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       }
@@ -330,6 +362,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       pools.close()
       if (core.idempotency !== null) await core.idempotency.core.store.close()
       if (redis !== undefined) await closeRedis(redis)
+      if (stateMonitor !== undefined) await closeRedis(stateMonitor)
     },
   }
 
@@ -337,7 +370,9 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   admin.route('GET', '/readyz', (_req, res) => {
     const n = pools.upCount()
     const ready = serving && n > 0
-    sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: pools.panic })
+    // a missing dependency is named, not made a 503: every replica shares the Redis, so an outage would
+    // take them all out of the balancer, and the routes that need no state serve on
+    sendJson(res, ready ? 200 : 503, { ready, listening: serving, healthyUpstreams: n, panic: pools.panic, missing: missing() })
   }, 'open')
   const ownRow = (): ProcessRow => ({
     pid: process.pid, requests: metrics.requestsTotal(), inflight: core.inflight, connections: engine.connections, startedAt, snapshot: 0,
@@ -386,7 +421,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
     res.end(text)
   }, 'metrics')
-  registerUpstreamRoutes(admin, pools, config.shutdownTimeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
+  registerUpstreamRoutes(admin, pools, config.shutdown.timeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
   return app
 }
 

@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
 import { checkTlsFiles } from './tls/certificates.js'
 import { createLogger } from './log.js'
 import { createApp } from './app.js'
+import { redisAuth } from './redis/client.js'
 import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
 import { ensureSessionSecret, SessionSecretError } from './session/secret.js'
 import { proxyProcessCount } from './cores/count.js'
@@ -31,8 +32,9 @@ options of start (each overrides the config file):
       --processes N|auto  proxy processes accepting on the port (listen.processes; default auto)
   -h, --help            print this help
 
-signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the config and rolls the workers
-(README "Reload: what applies live"); the admin API: README "Admin API".
+signals: SIGTERM drains (/readyz 503, accepting for shutdown.acceptGraceMs, then in-flight requests
+  finish) and exits 0; SIGINT drains without the accept grace; SIGHUP re-reads the config and rolls the workers
+  (README "Reload: what applies live"); the admin API: README "Admin API".
 `
 
 /** the version in package.json, read once when asked (it sits beside dist/ in every install) */
@@ -130,6 +132,8 @@ async function start (args: string[]): Promise<number | undefined> {
     if (values.processes !== undefined) overrides.processes = processesFlag(values.processes)
     config = loadConfig(values.config, overrides)
     checkTlsFiles(config)
+    // a password file that cannot be read is a config error now, not a Redis that never answers
+    if (redisNeed(config) !== 'none') redisAuth(config.redis)
     configFile = values.config
     configOverrides = overrides
   } catch (err) {
@@ -178,7 +182,8 @@ async function start (args: string[]): Promise<number | undefined> {
   const shutdown = (signal: string): void => {
     if (stopping) return
     stopping = true
-    const stopped = app!.stop().then(() => tier.stop())
+    // SIGINT is a person at a terminal: no balancer in front to wait for
+    const stopped = app!.stop(signal === 'SIGINT' ? { acceptGraceMs: 0 } : {}).then(() => tier.stop())
     say(() => logger.info({ signal, inflight: app!.core.inflight }, 'draining'))
     stopped.then(() => {
       say(() => logger.info('stopped'))

@@ -77,3 +77,37 @@ t.test('start with an invalid config exits 1 and names the problem', async (t) =
   t.equal(r.status, 1)
   t.match(r.stderr, /timeouts\.connectMs: must be a positive integer/)
 })
+
+t.test('shutdown: accept grace and drain defaults, the environment, the former shutdownTimeoutMs', async (t) => {
+  const c = buildConfig({}, {}, {})
+  t.same(c.shutdown, { acceptGraceMs: 10_000, timeoutMs: 60_000 }, 'a grace a balancer notices in, a drain as long as the request limit')
+  t.equal(buildConfig({}, {}, { CLAYLB_ACCEPT_GRACE_MS: '250' }).shutdown.acceptGraceMs, 250)
+  t.equal(buildConfig({ shutdown: { acceptGraceMs: 0 } }, {}, { CLAYLB_ACCEPT_GRACE_MS: '250' }).shutdown.acceptGraceMs, 0, 'the file wins over the environment')
+  t.throws(() => buildConfig({}, {}, { CLAYLB_ACCEPT_GRACE_MS: 'soon' }), /CLAYLB_ACCEPT_GRACE_MS: must be a non-negative integer/)
+  t.equal(buildConfig({ timeouts: { requestMs: 90_000 } }, {}, {}).shutdown.timeoutMs, 90_000, 'follows a longer request limit')
+  t.equal(buildConfig({ pools: { slow: { upstreams: [{ url: 'http://127.0.0.1:9' }], timeouts: { requestMs: 120_000 } } } }, {}, {}).shutdown.timeoutMs, 120_000, "and a pool's")
+  t.equal(buildConfig({ shutdownTimeoutMs: 5000 }, {}, {}).shutdown.timeoutMs, 5000, 'the former key still loads')
+  t.equal(buildConfig({ shutdownTimeoutMs: 5000, shutdown: { timeoutMs: 7000 } }, {}, {}).shutdown.timeoutMs, 7000)
+  t.throws(() => buildConfig({ shutdown: { acceptGraceMs: -1 } }, {}, {}), /shutdown.acceptGraceMs: must be a non-negative integer/)
+})
+
+t.test('dns upstreams: split from the url ones, and every mistake named with its path', async (t) => {
+  const c = buildConfig({ upstreams: [{ url: 'http://127.0.0.1:1' }, { dns: 'app.internal:8080', refreshMs: 5000 }], pools: { s: { upstreams: [{ dns: '_http._tcp.app.internal', srv: true, scheme: 'https', weight: 2 }] } } }, {}, {})
+  t.same(c.upstreams, [{ url: 'http://127.0.0.1:1', weight: 1 }])
+  t.same(c.dnsUpstreams, [{ dns: 'app.internal:8080', srv: false, scheme: 'http', weight: 1, refreshMs: 5000 }])
+  t.same(c.pools['s']!.dnsUpstreams, [{ dns: '_http._tcp.app.internal', srv: true, scheme: 'https', weight: 2 }])
+  t.same(c.dns, { servers: [], minRefreshMs: 1000, maxRefreshMs: 30_000, timeoutMs: 2000 })
+  t.equal(c.workers.count, 0, 'dns upstreams alone make a default pool: no workers')
+  const problems = (raw: unknown): readonly string[] => {
+    try { buildConfig(raw, {}, {}); return [] } catch (err) { return (err as ConfigError).problems }
+  }
+  t.same(problems({ upstreams: [{ weight: 2 }] }), ['upstreams.0: must have either url or dns'])
+  t.same(problems({ upstreams: [{ url: 'http://a:1', dns: 'a:1' }] }), ['upstreams.0: must have either url or dns'])
+  t.same(problems({ upstreams: [{ dns: 'app.internal' }] }), ['upstreams.0.dns: must be "name:port" (or an SRV name with srv: true)'])
+  t.same(problems({ upstreams: [{ dns: 'app.internal:99999' }] }), ['upstreams.0.dns: the port must be 0-65535'])
+  t.same(problems({ upstreams: [{ dns: 'app.internal:80', srv: true }] }), ['upstreams.0.dns: must be an SRV name, "_service._proto.name"'])
+  t.same(problems({ upstreams: [{ url: 'http://a:1', srv: true }] }), ['upstreams.0.srv: goes with dns, not url'])
+  t.same(problems({ upstreams: [{ dns: 'a:1', id: 'x' }] }), ['upstreams.0.id: a dns upstream names each address it finds itself (dns/address:port)'])
+  t.same(problems({ dns: { servers: ['dns.example'] } }), ['dns.servers.0: must be an IP address, optionally with :port ([v6]:port)'])
+  t.same(problems({ dns: { minRefreshMs: 5000, maxRefreshMs: 1000 } }), ['dns.minRefreshMs: must not exceed dns.maxRefreshMs (1000)'])
+})

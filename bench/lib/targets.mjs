@@ -13,7 +13,9 @@ export const ROOT = join(BENCH, '..')
 const SERVERS = join(BENCH, 'servers')
 
 function node (script, args, ctx, extraNodeArgs = []) {
-  return spawnPinned('proxy', process.execPath, [...extraNodeArgs, script, ...args], { logFile: join(ctx.tmp, `${ctx.id}.log`) })
+  // no accept grace on stop (claylb's shutdown.acceptGraceMs; nothing in front waits for /readyz), so a
+  // run's claylb is gone when stopChild ends it
+  return spawnPinned('proxy', process.execPath, [...extraNodeArgs, script, ...args], { logFile: join(ctx.tmp, `${ctx.id}.log`), env: { CLAYLB_ACCEPT_GRACE_MS: '0' } })
 }
 
 function nodeArgsFor (ctx) {

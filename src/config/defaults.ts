@@ -24,3 +24,11 @@ export const IDEMPOTENCY_DEFAULTS = {
   onConcurrent: 'conflict',
   releaseStatuses: [429, 503] as readonly number[],
 } as const
+
+/**
+ * shutdown.acceptGraceMs: how long the port keeps accepting after SIGTERM while /readyz says 503. A
+ * balancer stops sending once its health checks saw the 503 enough times: HAProxy's defaults (inter
+ * 2 s, fall 3) take 6 s, claylb's own (2 s × 2, less jitter) 4 s, and Kubernetes needs a few seconds to
+ * take a terminating pod out of its endpoints everywhere. 10 s covers each with room for a busy checker.
+ */
+export const ACCEPT_GRACE_MS = 10_000

@@ -3,22 +3,25 @@
  * File + flags + environment → one validated, frozen Config. Every problem is reported with its path.
  */
 import { readFileSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
 import { parseDocument } from 'yaml'
 import type { z } from 'zod'
-import { configSchema, type Config, type PoolSettings } from './schema.js'
-import { resolvePools, routingProblems, workerCountOf } from './routing.js'
+import { configSchema, type Config, type PoolSettings, type RedisSource } from './schema.js'
+import { resolvePools, routingProblems, splitUpstreams, workerCountOf } from './routing.js'
 import { ConfigError } from './error.js'
 import { closestKey, knownKeysAt, withoutInvalid } from './issues.js'
 import { resolveAdmin } from './admin.js'
 import { withRedisPassword } from './redis-password.js'
+import { ACCEPT_GRACE_MS } from './defaults.js'
 
 export { ConfigError }
+export type { RedisSource }
 
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
-
-/** The default local Redis; CLAYLB_DEFAULT_REDIS_URL moves it (tests on a machine whose 6379 is taken). */
-export function defaultRedisUrl (env: NodeJS.ProcessEnv = process.env): string {
-  return env['CLAYLB_DEFAULT_REDIS_URL'] || DEFAULT_REDIS_URL
+function redisSourceOf (c: { url?: string | undefined, cluster?: unknown, sentinel?: unknown }, env: NodeJS.ProcessEnv): RedisSource {
+  if (c.cluster !== undefined) return 'cluster'
+  if (c.sentinel !== undefined) return 'sentinel'
+  if (c.url !== undefined) return 'config'
+  return env['REDIS_URL'] ? 'REDIS_URL' : 'none'
 }
 
 /** Settings given on the command line; each overrides the file. */
@@ -100,20 +103,33 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   const rest = result.success ? undefined : withoutInvalid(merged, result.error.issues)
   const checked = result.success ? result : rest === undefined ? undefined : configSchema.safeParse(rest)
   if (checked === undefined || !checked.success) throw new ConfigError(problems, source)
-  const c = checked.data
+  const { shutdownTimeoutMs, ...c } = checked.data
   const [admin, adminProblems] = resolveAdmin(c.admin, env)
-  const [redis, redisProblems] = withRedisPassword({ ...c.redis, url: c.redis.url ?? (env['REDIS_URL'] || defaultRedisUrl(env)) }, env)
+  // no implicit Redis: the configured one, else $REDIS_URL, else '' (a private redis-server where one is needed)
+  const [redis, redisProblems] = withRedisPassword({ ...c.redis, url: c.redis.url ?? env['REDIS_URL'] ?? '' }, env)
   problems.push(...crossKeyProblems(c), ...adminProblems, ...redisProblems)
   if (problems.length > 0) throw new ConfigError(problems, source)
   const pools: Record<string, PoolSettings> = resolvePools(c)
   const resolved = {
     ...c,
+    ...splitUpstreams(c.upstreams),
     admin,
     pools,
     workers: { ...c.workers, count: workerCountOf(c) },
-    redis,
+    redis: {
+      ...redis,
+      source: redisSourceOf(c.redis, env),
+      // absolute: the workers run in their own directories and read the file too
+      ...(c.redis.passwordFile !== undefined ? { passwordFile: resolvePath(c.redis.passwordFile) } : {}),
+      ...(redis.sentinel?.passwordFile !== undefined ? { sentinel: { ...redis.sentinel, passwordFile: resolvePath(redis.sentinel.passwordFile) } } : {}),
+    },
     engine: c.engine ?? engineFromEnv(env, source),
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
+    shutdown: {
+      acceptGraceMs: c.shutdown.acceptGraceMs ?? acceptGraceFromEnv(env, source),
+      // never shorter than a request may take: a drain that cuts requests the limits allow loses them
+      timeoutMs: c.shutdown.timeoutMs ?? shutdownTimeoutMs ?? Math.max(c.timeouts.requestMs, ...Object.values(pools).map((p) => p.timeouts.requestMs)),
+    },
   }
   return deepFreeze(resolved) as Config
 }
@@ -124,6 +140,7 @@ function crossKeyProblems (c: z.output<typeof configSchema>): string[] {
   if (c.idempotency.waitReplicas > 0 && c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) {
     out.push(`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`)
   }
+  if (c.dns.minRefreshMs > c.dns.maxRefreshMs) out.push(`dns.minRefreshMs: must not exceed dns.maxRefreshMs (${c.dns.maxRefreshMs})`)
   out.push(...routingProblems(c))
   if (c.listen.http2 && c.listen.tls === undefined) {
     out.push('listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)')
@@ -137,6 +154,14 @@ function processesFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | nu
   const n = Number(v)
   if (Number.isInteger(n) && n >= 1 && n <= 256) return n
   throw new ConfigError([`CLAYLB_PROCESSES: must be "auto" or an integer from 1 to 256 (got ${JSON.stringify(v)})`], source)
+}
+
+function acceptGraceFromEnv (env: NodeJS.ProcessEnv, source?: string): number {
+  const v = env['CLAYLB_ACCEPT_GRACE_MS']
+  if (v === undefined || v === '') return ACCEPT_GRACE_MS
+  const n = Number(v)
+  if (Number.isInteger(n) && n >= 0) return n
+  throw new ConfigError([`CLAYLB_ACCEPT_GRACE_MS: must be a non-negative integer of milliseconds (got ${JSON.stringify(v)})`], source)
 }
 
 function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'raw' {

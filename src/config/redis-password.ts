@@ -12,14 +12,14 @@ export function withRedisPassword<R extends RedisUrls> (redis: R, env: NodeJS.Pr
   if (redis.passwordEnv === undefined) return [redis, []]
   const [password, problems] = fromEnv('redis.passwordEnv', redis.passwordEnv, env)
   if (password === undefined) return [redis, problems]
-  const urls = [redis.url, ...(redis.cluster ?? []), ...(redis.sentinel?.nodes ?? [])]
+  const urls = [redis.url, ...(redis.cluster ?? []), ...(redis.sentinel?.nodes ?? [])].filter((u) => u !== '')
   if (urls.some((u) => new URL(u).password !== '')) return [redis, ['redis.passwordEnv: a Redis URL has a password of its own; give it in one place']]
   const set = (url: string): string => {
     const u = new URL(url)
     u.password = encodeURIComponent(password)
     return u.toString()
   }
-  const out = { ...redis, url: set(redis.url) }
+  const out = { ...redis, url: redis.url === '' ? '' : set(redis.url) }
   if (redis.cluster !== undefined) out.cluster = redis.cluster.map(set)
   if (redis.sentinel !== undefined) out.sentinel = { ...redis.sentinel, nodes: redis.sentinel.nodes.map(set) }
   return [out, []]

@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net'
 import type { z } from 'zod'
-import type { configSchema, PoolSettings } from './schema.js'
+import type { configSchema, DnsUpstream, PoolSettings, StaticUpstream } from './schema.js'
 import { NOT_REWRITABLE } from '../routing/header-rewrite.js'
 
 type Parsed = z.output<typeof configSchema>
@@ -19,6 +19,11 @@ export const WORKERS_POOL = 'workers'
 /** workers.count unset: none when upstreams or pools are given, else 4 */
 export function workerCountOf (c: Parsed): number {
   return c.workers.count ?? (c.upstreams.length > 0 || Object.keys(c.pools).length > 0 ? 0 : 4)
+}
+
+/** the top-level upstreams make a default pool, `url` or `dns` ones */
+export function hasUpstreams (c: { upstreams: readonly unknown[], dnsUpstreams: readonly unknown[] }): boolean {
+  return c.upstreams.length > 0 || c.dnsUpstreams.length > 0
 }
 
 /** the pool names a route may use */
@@ -38,6 +43,7 @@ export function routingProblems (c: Parsed): string[] {
   for (const [name, p] of Object.entries(c.pools)) {
     const ids = new Set<string>()
     p.upstreams.forEach((u, i) => {
+      if (u.url === undefined) return
       const id = u.id ?? new URL(u.url).host
       if (ids.has(id)) out.push(`pools.${name}.upstreams[${i}]: id "${id}" appears twice in this pool`)
       ids.add(id)
@@ -81,7 +87,7 @@ export function resolvePools (c: Parsed): Record<string, PoolSettings> {
   const out: Record<string, PoolSettings> = {}
   for (const [name, p] of Object.entries(c.pools)) {
     out[name] = {
-      upstreams: p.upstreams,
+      ...splitUpstreams(p.upstreams),
       balancer: { ...c.balancer, ...defined(p.balancer) },
       healthCheck: { ...c.healthCheck, ...defined(p.healthCheck) },
       outlier: { ...c.outlier, ...defined(p.outlier) },
@@ -91,6 +97,19 @@ export function resolvePools (c: Parsed): Record<string, PoolSettings> {
     }
   }
   return out
+}
+
+type ParsedUpstream = Parsed['upstreams'][number]
+
+/** the `url` upstreams and the `dns` ones, apart (the schema checked that each has one or the other) */
+export function splitUpstreams (list: readonly ParsedUpstream[]): { upstreams: StaticUpstream[], dnsUpstreams: DnsUpstream[] } {
+  const upstreams: StaticUpstream[] = []
+  const dnsUpstreams: DnsUpstream[] = []
+  for (const u of list) {
+    if (u.url !== undefined) upstreams.push({ url: u.url, weight: u.weight, ...(u.id !== undefined ? { id: u.id } : {}) })
+    else dnsUpstreams.push({ dns: u.dns!, srv: u.srv ?? false, scheme: u.scheme ?? 'http', weight: u.weight, ...(u.refreshMs !== undefined ? { refreshMs: u.refreshMs } : {}) })
+  }
+  return { upstreams, dnsUpstreams }
 }
 
 function defined<T extends object> (o: T | undefined): Partial<T> {

@@ -25,12 +25,41 @@ const file = z.string({ error: 'must be a file path' }).min(1, { error: 'must no
 const envName = z.string({ error: 'must be an environment variable name' }).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' })
 const SNI_HOST = /^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\.?$/
 
+const DNS_HOST_PORT = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?:\d{1,5}$/
+const DNS_SRV = /^_[A-Za-z0-9-]+\._(tcp|udp)(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))+\.?$/
+
+/**
+ * An upstream: `url` (static), or `dns` (discovered: A/AAAA of "name:port", or with `srv: true` the SRV
+ * records of "_service._proto.name"), re-resolved as the records' TTL says within the `dns` section's
+ * bounds (`refreshMs`: this entry's upper bound). load.ts splits the two kinds (StaticUpstream, DnsUpstream).
+ */
 export const upstreamSchema = z.strictObject({
-  url: httpUrl,
+  url: httpUrl.optional(),
+  dns: z.string({ error: 'must be "name:port", or "_service._proto.name" with srv: true' }).optional(),
+  srv: z.boolean({ error: 'must be true or false' }).optional(),
+  /** the scheme of a discovered upstream's URLs */
+  scheme: z.enum(['http', 'https'], { error: 'must be "http" or "https"' }).optional(),
+  refreshMs: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
   weight: positiveInt(1),
-  /** a stable name for metrics and the admin API; defaults to host:port */
+  /** a stable name for metrics and the admin API; defaults to host:port (a discovered one: dns/address:port) */
   id: z.string().min(1).optional(),
+}).superRefine((u, ctx) => {
+  const problem = (message: string, key?: string): void => { ctx.addIssue({ code: 'custom', message, path: key === undefined ? [] : [key] }) }
+  if ((u.url === undefined) === (u.dns === undefined)) return problem('must have either url or dns')
+  if (u.url !== undefined) {
+    for (const k of ['srv', 'scheme', 'refreshMs'] as const) if (u[k] !== undefined) problem('goes with dns, not url', k)
+    return
+  }
+  if (u.id !== undefined) problem('a dns upstream names each address it finds itself (dns/address:port)', 'id')
+  if (u.srv === true ? !DNS_SRV.test(u.dns!) : !DNS_HOST_PORT.test(u.dns!)) {
+    problem(u.srv === true ? 'must be an SRV name, "_service._proto.name"' : 'must be "name:port" (or an SRV name with srv: true)', 'dns')
+  } else if (u.srv !== true && Number(u.dns!.slice(u.dns!.lastIndexOf(':') + 1)) > 65535) problem('the port must be 0-65535', 'dns')
 })
+
+/** a `url` upstream (config/load.ts splits them from the discovered ones) */
+export interface StaticUpstream { url: string, weight: number, id?: string | undefined }
+/** a `dns` upstream: its addresses become hosts of its pool (upstream/dns-discovery.ts) */
+export interface DnsUpstream { dns: string, srv: boolean, scheme: 'http' | 'https', weight: number, refreshMs?: number | undefined }
 
 export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "METHOD /path-prefix", e.g. "POST /orders"' })
 
@@ -122,6 +151,17 @@ export const poolSchema = z.strictObject({
   tls: overrides(upstreamTlsSchema),
 })
 
+/** how `dns` upstreams are resolved */
+export const dnsSchema = z.strictObject({
+  /** DNS servers ("ip" or "ip:port"); empty: the system's (/etc/resolv.conf) */
+  servers: z.array(z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[0-9A-Fa-f:]+)$/, { error: 'must be an IP address, optionally with :port ([v6]:port)' })).default([]),
+  /** a record's TTL is honoured within these bounds: never more often than min, never less than max */
+  minRefreshMs: positiveInt(1000),
+  maxRefreshMs: positiveInt(30_000),
+  /** one query's timeout (the resolver tries twice) */
+  timeoutMs: positiveInt(2000),
+})
+
 export const routeSchema = z.strictObject({
   match: z.strictObject({
     /** exact, or `*.example.com` (any subdomain, not example.com itself); case-insensitive, port ignored */
@@ -188,6 +228,7 @@ export const configSchema = z.strictObject({
     metricsTokenEnv: envName.optional(),
   }).prefault({}),
   upstreams: z.array(upstreamSchema, { error: 'must be a list of { url, weight }' }).default([]),
+  dns: dnsSchema.prefault({}),
   /** named upstream sets for routes (`default`: the top-level upstreams, `workers`: the spawned workers) */
   pools: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'must be a name of letters, digits, _ . -' }), poolSchema, { error: 'must be a mapping of pool name to { upstreams, … }' }).default({}),
   /** first match wins; a request no route matches goes to the default pool */
@@ -214,11 +255,24 @@ export const configSchema = z.strictObject({
     faults: bool(false),
   }).prefault({}),
   redis: z.strictObject({
-    /** resolved in load.ts: --redis, else this, else REDIS_URL, else redis://127.0.0.1:6379 */
+    /** resolved in load.ts: --redis, else this, else REDIS_URL, else none (never an implicit 127.0.0.1:6379) */
     url: redisUrl.optional(),
     keyPrefix: z.string().default(REDIS_KEY_PREFIX),
     cluster: z.array(redisUrl).min(1).optional(),
-    sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(redisUrl).min(1) }).optional(),
+    /**
+     * credentials of the data nodes (standalone, Sentinel's primary and replicas, every Cluster node)
+     * kept out of URLs: the URL's when it has them, else these, else $REDIS_USERNAME / $REDIS_PASSWORD
+     * (redis/client.ts redisAuth). The file holds the password alone (a mounted secret).
+     */
+    username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
+    passwordFile: file.optional(),
+    sentinel: z.strictObject({
+      name: z.string().min(1),
+      nodes: z.array(redisUrl).min(1),
+      /** the sentinels' own credentials: these, else $REDIS_SENTINEL_USERNAME / $REDIS_SENTINEL_PASSWORD, else the first node URL's */
+      username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
+      passwordFile: file.optional(),
+    }).optional(),
     commandTimeoutMs: positiveInt(500),
     /** the environment variable holding the Redis password (config/redis-password.ts), never a file's URL */
     passwordEnv: envName.optional(),
@@ -283,7 +337,19 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   /** TLS to https:// upstreams (and their active health checks); a pool's `tls` is merged over it */
   tls: upstreamTlsSchema.prefault({}),
-  shutdownTimeoutMs: positiveInt(10_000),
+  /** deprecated: the former name of shutdown.timeoutMs, still read when that is unset (load.ts) */
+  shutdownTimeoutMs: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+  /**
+   * SIGTERM: /readyz answers 503 at once, the port keeps accepting for acceptGraceMs (the time a
+   * balancer in front needs to see the 503 and stop sending), then closes; in-flight requests finish
+   * within timeoutMs. See README "Process model" (Shutdown).
+   */
+  shutdown: z.strictObject({
+    /** unset: $CLAYLB_ACCEPT_GRACE_MS, else ACCEPT_GRACE_MS (resolved in load.ts) */
+    acceptGraceMs: z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).optional(),
+    /** unset: the deprecated shutdownTimeoutMs, else the longest timeouts.requestMs, pools' included (load.ts) */
+    timeoutMs: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+  }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** one JSON line per proxied request */
@@ -291,11 +357,20 @@ export const configSchema = z.strictObject({
   }).prefault({}),
 })
 
+/**
+ * Where the Redis in use was named: `config` (redis.url or --redis), `REDIS_URL`, `cluster`, `sentinel`,
+ * or `none`: nothing names one, and `url` is empty. Never an implicit 127.0.0.1:6379 — whatever answers
+ * there may be someone else's; a start that needs Redis without one runs its own (redis/embedded.ts).
+ */
+export type RedisSource = 'config' | 'REDIS_URL' | 'cluster' | 'sentinel' | 'none'
+
 export type ConfigInput = z.input<typeof configSchema>
 type Parsed = z.output<typeof configSchema>
 /** a pool with the top level's sections merged under its own (resolved in load.ts) */
 export interface PoolSettings {
-  upstreams: Parsed['upstreams']
+  upstreams: StaticUpstream[]
+  /** the pool's `dns` upstreams, re-resolved by the control plane */
+  dnsUpstreams: DnsUpstream[]
   balancer: Parsed['balancer']
   healthCheck: Parsed['healthCheck']
   outlier: Parsed['outlier']
@@ -306,12 +381,16 @@ export interface PoolSettings {
 export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>
 
-export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools' | 'listen'> & {
+export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools' | 'listen' | 'shutdown' | 'shutdownTimeoutMs' | 'upstreams'> & {
+  upstreams: StaticUpstream[]
+  dnsUpstreams: DnsUpstream[]
+  shutdown: { acceptGraceMs: number, timeoutMs: number }
   engine: 'auto' | 'raw'
   listen: Parsed['listen'] & { processes: 'auto' | number }
   pools: Record<string, PoolSettings>
   workers: Parsed['workers'] & { count: number }
-  redis: Parsed['redis'] & { url: string }
+  /** url: '' when nothing names a Redis (source 'none'); the start puts the embedded one's there */
+  redis: Parsed['redis'] & { url: string, source: RedisSource }
 }>
 
 type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[]

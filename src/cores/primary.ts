@@ -170,18 +170,23 @@ export class ProxyProcesses implements DataPlane {
     return `${this.app.config.listen.tls === undefined ? 'http' : 'https'}://${h}:${port}`
   }
 
-  async drain (): Promise<void> {
+  async drain (acceptGraceMs: number): Promise<void> {
     this.stopping = true
     for (const t of this.timers) clearTimeout(t)
-    this.acceptor?.close()
+    // each process keeps accepting for the grace (its own timer, started after this one: the acceptor
+    // closes first, so no connection is handed to a process that closed)
+    if (this.acceptor !== null) {
+      const acceptor = this.acceptor
+      setTimeout(() => acceptor.close(), acceptGraceMs).unref()
+    }
     const exits = [...this.procs].map((p) => new Promise<void>((resolve) => {
       if (p.worker.isDead()) return resolve()
       p.worker.once('exit', () => resolve())
       // one that never booted holds nothing to drain
       if (!p.booted) p.worker.process.kill('SIGTERM')
-      else p.send({ type: 'stop' })
-      // a process that cannot drain within the shutdown timeout (plus its own cleanup) is killed
-      const t = setTimeout(() => p.worker.process.kill('SIGKILL'), this.app.config.shutdownTimeoutMs + 5000)
+      else p.send({ type: 'stop', acceptGraceMs })
+      // a process that cannot drain within the grace and the shutdown timeout (plus its own cleanup) is killed
+      const t = setTimeout(() => p.worker.process.kill('SIGKILL'), acceptGraceMs + this.app.config.shutdown.timeoutMs + 5000)
       t.unref()
       p.worker.once('exit', () => clearTimeout(t))
     }))
@@ -229,7 +234,7 @@ export class ProxyProcesses implements DataPlane {
   /** the processes a connection may go to now (accept mode `handoff`), by slot */
   private serving (): Worker[] {
     const out: Worker[] = []
-    for (const p of this.procs) if (p.listening && !this.stopping && p.worker.isConnected()) out.push(p.worker)
+    for (const p of this.procs) if (p.listening && p.worker.isConnected()) out.push(p.worker)
     return out
   }
 

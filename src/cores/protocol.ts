@@ -24,7 +24,8 @@ export type ToProxy =
   | { type: 'config', config: Config }
   /** `process`: include its default metrics (a /metrics scrape; /status and drains do without) */
   | { type: 'stats', id: number, process: boolean }
-  | { type: 'stop' }
+  /** drain: accept for acceptGraceMs more (shutdown.acceptGraceMs, or 0 when the primary says so), then stop */
+  | { type: 'stop', acceptGraceMs: number }
   /** a connection the primary accepted, sent with its socket (accept mode `handoff`) */
   | { type: 'connection' }
 

@@ -67,17 +67,18 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
     const removed = applySnapshot(app.pools, s)
     applied = s.version
     // a host gone from the snapshot finishes what it carries, then its sockets close
-    for (const h of removed) void h.waitIdle(config.shutdownTimeoutMs).then(() => h.close())
+    for (const h of removed) void h.waitIdle(config.shutdown.timeoutMs).then(() => h.close())
     send({ type: 'applied', version: applied })
   }
   apply(msg.snapshot)
 
   let stopping = false
-  const stop = (): void => {
+  // SIGTERM and a primary gone wait the config's grace; the primary's stop names the grace it waits
+  const stop = (acceptGraceMs?: number): void => {
     if (stopping) return
     stopping = true
-    reporter.close()
-    app.stop().then(() => process.exit(0), (err: unknown) => {
+    // the tries of the grace still feed passive health: the reporter closes once the drain is over
+    app.stop(acceptGraceMs === undefined ? {} : { acceptGraceMs }).then(() => { reporter.close(); process.exit(0) }, (err: unknown) => {
       logger.error({ err }, 'proxy process stop failed')
       process.exit(1)
     })
@@ -92,10 +93,10 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
       if (!m.process) send({ type: 'stats', id: m.id, stats: s })
       else void app.metrics.exportProcessMetrics().then((pm) => send({ type: 'stats', id: m.id, stats: { ...s, processMetrics: pm } }), () => send({ type: 'stats', id: m.id, stats: s }))
     }
-    else if (m.type === 'stop') stop()
+    else if (m.type === 'stop') stop(m.acceptGraceMs)
   })
-  process.on('disconnect', stop)
-  process.on('SIGTERM', stop)
+  process.on('disconnect', () => stop())
+  process.on('SIGTERM', () => stop())
   // a terminal's Ctrl-C and SIGHUP reach the whole process group: the primary decides what they mean
   process.on('SIGINT', () => {})
   process.on('SIGHUP', () => {})

@@ -68,8 +68,10 @@ export class Engine {
   private readonly h2: H2Front | null = null
   /** a coarse clock (ms), advanced by the sweep: good enough for limits of seconds, free to read */
   clock = Date.now()
-  /** stop accepting; every answer from now closes its connection */
+  /** every answer from now closes its connection (a drain began; the port may still accept) */
   draining = false
+  /** the listener closed: a connection still handed over (accept mode handoff) is refused */
+  private refusing = false
   private readonly conns = new Set<ClientConn>()
   private readonly pools = new Set<UpstreamPool>()
   private readonly tunnels = new Set<Socket>()
@@ -112,7 +114,7 @@ export class Engine {
   }
 
   private accept (socket: Socket): void {
-    if (this.draining) {
+    if (this.refusing) {
       socket.destroy()
       return
     }
@@ -256,11 +258,22 @@ export class Engine {
 
   // ---- shutdown ----
 
+  /**
+   * A drain begins while the port still accepts (shutdown.acceptGraceMs): every answer closes its
+   * connection, and HTTP/2 clients get a GOAWAY, so clients reconnect and the balancer in front, which
+   * stops choosing this instance once /readyz says 503, takes them elsewhere. Idle connections stay
+   * open until close(): one closed now could cross a request the client is sending on it.
+   */
+  beginDrain (): void {
+    this.draining = true
+    this.h2?.close()
+  }
+
   /** Stop accepting; idle connections close now, busy ones after their answer. */
   close (): void {
-    this.draining = true
+    this.beginDrain()
+    this.refusing = true
     this.server.close()
-    this.h2?.close()
     for (const c of this.conns) c.closeIfIdle()
     for (const p of this.pools) p.close()
   }

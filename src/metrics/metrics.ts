@@ -131,6 +131,8 @@ export class Metrics {
   readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
   readonly redisErrors = new Tally()
   workerSource: WorkerMetricsSource | null = null
+  /** each `dns` upstream's resolutions (routing/pools.ts), read at scrape time */
+  dnsSource: (() => Iterable<{ dns: string, ok: number, failed: number }>) | null = null
   /**
    * the other processes' counters (cores/primary.ts: the proxy processes' last answers, fetched just
    * before the scrape); each series is this process's value plus theirs
@@ -194,6 +196,12 @@ export class Metrics {
     })
     snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight() + remoteSum((c) => c.inflight)))
 
+    snapshotCounter(`${PREFIX}dns_resolutions_total`, 'Resolutions of each dns upstream, by result (failed: an error or an empty answer; the last good set was kept)', ['dns', 'result'], (add) => {
+      for (const d of this.dnsSource?.() ?? []) {
+        add({ dns: d.dns, result: 'ok' }, d.ok)
+        add({ dns: d.dns, result: 'failed' }, d.failed)
+      }
+    })
     snapshotGauge(`${PREFIX}proxy_processes`, 'Proxy processes serving (listen.processes; 1 when claylb runs as one process)', [], (add) => add({}, this.processSource?.live ?? 1))
     snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processSource?.restarts ?? 0))
 

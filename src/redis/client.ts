@@ -12,8 +12,11 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import type { Config } from '../config/schema.js'
 import { StateUnavailableError, notConnected } from './errors.js'
 import { ioredis } from '../lazy-modules.js'
+import { readFileSync } from 'node:fs'
+import { ConfigError } from '../config/error.js'
 
-export type RedisConfig = Config['redis']
+/** what a client needs of `config.redis` (where it was named, `source`, is the start's business) */
+export type RedisConfig = Omit<Config['redis'], 'source'>
 export type RedisClient = Redis | Cluster
 
 /** clients of createRedis still making their first connection: how long a write may wait for it */
@@ -25,6 +28,45 @@ const MAX_RECONNECT_DELAY_MS = 1000
 function hostPort (url: string): { host: string, port: number } {
   const u = new URL(url)
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 6379) }
+}
+
+interface Credentials { username?: string, password?: string }
+
+function readPasswordFile (path: string, key: string): string {
+  try {
+    // the file holds the password alone; the newline an editor or `echo` leaves is not part of it
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
+  } catch (err) {
+    throw new ConfigError([`${key}: cannot read ${path}: ${(err as Error).message}`])
+  }
+}
+
+function pick (file: string | undefined, fileKey: string, username: string | undefined, envUser: string | undefined, envPassword: string | undefined): Credentials {
+  const c: Credentials = {}
+  const u = username ?? (envUser || undefined)
+  const p = file !== undefined ? readPasswordFile(file, fileKey) : (envPassword || undefined)
+  if (u !== undefined) c.username = u
+  if (p !== undefined) c.password = p
+  return c
+}
+
+/**
+ * Who claylb is to Redis, kept out of URLs: for the data nodes, the URL's credentials when it has them,
+ * else `redis.username` / `redis.passwordFile`, else $REDIS_USERNAME / $REDIS_PASSWORD; for Sentinel's
+ * sentinels, `redis.sentinel.username` / `passwordFile`, else $REDIS_SENTINEL_USERNAME /
+ * $REDIS_SENTINEL_PASSWORD, else the first sentinel URL's. A password file that cannot be read is a
+ * ConfigError naming the key (checked at start: cli.ts).
+ */
+export function redisAuth (config: RedisConfig, env: NodeJS.ProcessEnv = process.env): { data: Credentials, sentinel: Credentials } {
+  const data = pick(config.passwordFile, 'redis.passwordFile', config.username, env['REDIS_USERNAME'], env['REDIS_PASSWORD'])
+  const s = config.sentinel
+  const sentinel = s === undefined ? {} : pick(s.passwordFile, 'redis.sentinel.passwordFile', s.username, env['REDIS_SENTINEL_USERNAME'], env['REDIS_SENTINEL_PASSWORD'])
+  return { data, sentinel }
+}
+
+/** the URL's own credentials win over the configured ones (it names them for that very server) */
+function withAuth (fromUrl: Credentials, auth: Credentials): Credentials {
+  return fromUrl.password !== undefined || fromUrl.username !== undefined ? {} : auth
 }
 
 function credentials (url: string): Pick<RedisOptions, 'username' | 'password' | 'tls' | 'db'> {
@@ -40,6 +82,7 @@ function credentials (url: string): Pick<RedisOptions, 'username' | 'password' |
 
 /** What a log line or an error message calls this Redis. */
 export function describeRedis (config: RedisConfig): string {
+  if (!config.cluster && !config.sentinel && config.url === '') return 'none configured'
   if (config.cluster) return `cluster ${config.cluster.map(redact).join(',')}`
   if (config.sentinel) return `sentinel ${config.sentinel.name}@${config.sentinel.nodes.map(redact).join(',')}`
   return redact(config.url)
@@ -56,6 +99,8 @@ function redact (url: string): string {
  * The client connects and reconnects by itself; use `waitReady` before relying on it.
  */
 export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
+  // nothing names a Redis (config/load.ts RedisSource 'none') and none was started for this process
+  if (!config.cluster && !config.sentinel && config.url === '') throw new StateUnavailableError('no Redis configured (set REDIS_URL, --redis or redis.url)')
   const common = {
     connectionName: `claylb:${role}`,
     commandTimeout: config.commandTimeoutMs,
@@ -64,34 +109,38 @@ export function createRedis (config: RedisConfig, role = 'main'): RedisClient {
     autoResendUnfulfilledCommands: false,
   } satisfies RedisOptions
   const { Cluster, Redis } = ioredis()
+  const auth = redisAuth(config)
   let client: RedisClient
   if (config.cluster) {
-    const first = config.cluster[0]!
+    const first = credentials(config.cluster[0]!)
     const options: ClusterOptions = {
       enableOfflineQueue: true,
       clusterRetryStrategy: (times) => Math.min(times * 100, MAX_RECONNECT_DELAY_MS),
       slotsRefreshTimeout: Math.max(1000, config.commandTimeoutMs * 2),
-      redisOptions: { ...common, ...credentials(first) },
+      redisOptions: { ...common, ...first, ...withAuth(first, auth.data) },
     }
     client = new Cluster(config.cluster.map(hostPort), options)
   } else {
     const retryStrategy = (times: number): number => Math.min(times * 50, MAX_RECONNECT_DELAY_MS)
     if (config.sentinel) {
-      const first = config.sentinel.nodes[0]!
-      const creds = credentials(first)
+      // a first sentinel URL's credentials serve both the sentinels and the data nodes, as before
+      const creds = credentials(config.sentinel.nodes[0]!)
+      const s = auth.sentinel.username !== undefined || auth.sentinel.password !== undefined ? auth.sentinel : creds
       client = new Redis({
         ...common,
         ...creds,
+        ...withAuth(creds, auth.data),
         enableOfflineQueue: true,
         retryStrategy,
         sentinels: config.sentinel.nodes.map(hostPort),
         name: config.sentinel.name,
-        ...(creds.username ? { sentinelUsername: creds.username } : {}),
-        ...(creds.password ? { sentinelPassword: creds.password } : {}),
+        ...(s.username ? { sentinelUsername: s.username } : {}),
+        ...(s.password ? { sentinelPassword: s.password } : {}),
         sentinelRetryStrategy: retryStrategy,
       })
     } else {
-      client = new Redis({ ...common, ...credentials(config.url), ...hostPort(config.url), enableOfflineQueue: true, retryStrategy })
+      const fromUrl = credentials(config.url)
+      client = new Redis({ ...common, ...fromUrl, ...withAuth(fromUrl, auth.data), ...hostPort(config.url), enableOfflineQueue: true, retryStrategy })
     }
   }
   // ioredis prints unhandled 'error' events to the console; callers that care listen themselves.
@@ -153,4 +202,28 @@ export async function closeRedis (client: RedisClient): Promise<void> {
     await Promise.race([client.quit(), new Promise((resolve) => setTimeout(resolve, 500).unref())])
   } catch { /* already gone */ }
   client.disconnect()
+}
+
+export interface StateLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+}
+
+/** One line when the state tier goes away and one when it is back, not one per failed request. */
+export function logStateTransitions (client: RedisClient, where: string, logger: StateLogger): void {
+  let up = false
+  let down = false
+  client.on('ready', () => {
+    if (down) logger.info({ redis: where }, 'state tier reachable again')
+    up = true
+    down = false
+  })
+  const lost = (reason: string): void => {
+    if (down) return
+    down = true
+    logger.warn({ redis: where, error: reason }, up ? 'state tier lost: requests that need it answer 503' : 'state tier not reachable yet')
+  }
+  client.on('error', (err: Error) => lost(err.message))
+  // a dropped connection that comes back before a reconnect attempt fails raises no 'error'
+  client.on('close', () => { if (up) lost('connection closed') })
 }

@@ -1,17 +1,16 @@
 /**
  * @module redis/embedded
- * The state tier at start-up. A config that needs Redis gets it checked before anything listens:
- * reachable → used; nothing at the DEFAULT local URL and `redis-server` on the PATH → a private,
- * ephemeral redis-server (no persistence, a free port, gone when claylb exits), logged; anything else
- * unreachable → a start-up error naming the URL and REDIS_URL. A config that needs no Redis never
- * touches it (a pure drop-in proxy).
+ * The state tier at start-up. A config that needs Redis: no Redis named (REDIS_URL, --redis,
+ * redis.url, cluster, sentinel) → a private, ephemeral redis-server (no persistence, a free port, gone
+ * when claylb exits), logged at warn; never an implicit 127.0.0.1:6379. A named one is probed and
+ * logged: reachable (info) or not (warn, and claylb starts all the same: what needs no state serves).
+ * A config that needs no Redis never touches it (a pure drop-in proxy).
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { defaultRedisUrl } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import { closeRedis, createRedis, describeRedis, waitReady } from './client.js'
@@ -48,28 +47,32 @@ export async function prepareStateTier (config: Config, logger: Logger): Promise
   const need = redisNeed(config)
   const none: StateTier = { config, apply: (c) => c, async stop () {} }
   if (need === 'none') return none
+  if (config.redis.source === 'none') {
+    // never whatever answers on 127.0.0.1:6379 (another tenant's Redis, in a trial): our own, or none
+    if (await onPath('redis-server')) {
+      const embedded = await startEmbeddedRedis()
+      logger.warn({ redis: embedded.url, pid: embedded.pid },
+        'no Redis configured (REDIS_URL, --redis, redis.url): started a private ephemeral redis-server (no persistence, stopped on exit); sessions and keys last as long as this process')
+      const apply = (c: Config): Config => c.redis.source !== 'none'
+        ? c
+        : Object.freeze({ ...c, redis: Object.freeze({ ...c.redis, url: embedded.url }) }) as Config
+      return { config: apply(config), embedded, apply, stop: () => embedded.stop() }
+    }
+    const message = 'no Redis configured: set REDIS_URL (or --redis, or redis.url), or put redis-server on the PATH for a private one'
+    if (need === 'required') throw new StateTierStartError(message)
+    logger.warn({}, `${message}. Worker apps that use sessions or state will answer 503.`)
+    return none
+  }
   const where = describeRedis(config.redis)
   const probeError = await probe(config)
   if (!probeError) {
-    logger.info({ redis: where }, 'state tier reachable')
+    logger.info({ redis: where, from: config.redis.source }, 'state tier reachable')
     return none
   }
-  const isDefault = !config.redis.cluster && !config.redis.sentinel && config.redis.url === defaultRedisUrl()
-  if (isDefault && await onPath('redis-server')) {
-    const embedded = await startEmbeddedRedis()
-    logger.info({ redis: embedded.url, pid: embedded.pid },
-      `nothing answers at ${config.redis.url}: started a private ephemeral redis-server (no persistence, stopped on exit); set REDIS_URL to use your own`)
-    const apply = (c: Config): Config => c.redis.cluster || c.redis.sentinel || c.redis.url !== defaultRedisUrl()
-      ? c
-      : Object.freeze({ ...c, redis: Object.freeze({ ...c.redis, url: embedded.url }) }) as Config
-    return { config: apply(config), embedded, apply, stop: () => embedded.stop() }
-  }
-  const message = `Redis not reachable at ${where} (${probeError.message}). ` +
-    (config.redis.cluster || config.redis.sentinel
-      ? 'Check redis.cluster / redis.sentinel in the config.'
-      : `Start Redis there, or set REDIS_URL (or --redis, or redis.url) to a running Redis${isDefault ? ', or put redis-server on the PATH for a private one' : ''}.`)
-  if (need === 'required') throw new StateTierStartError(message, { cause: probeError })
-  logger.warn({ redis: where }, `${message} Worker apps that use sessions or state will answer 503 until it is reachable.`)
+  // an outage at start is no reason to crash-loop: routes that need no state serve, the others answer
+  // 503 until Redis is back, and the clients keep trying (/readyz names what is missing)
+  logger.warn({ redis: where, from: config.redis.source, error: probeError.message },
+    `Redis not reachable at ${where}: starting without it; keyed and session routes answer 503 (state-unavailable) until it is. Check ${config.redis.source === 'REDIS_URL' ? 'REDIS_URL' : config.redis.source === 'config' ? 'redis.url (or --redis)' : `redis.${config.redis.source}`}`)
   return none
 }
 

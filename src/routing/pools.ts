@@ -12,6 +12,8 @@ import { Cluster, type PanicSettings } from '../upstream/cluster.js'
 import { Host, type PanicRouting } from '../upstream/host.js'
 import { ActiveHealthChecks, type HealthCheckSettings, type TlsConnect } from '../health/active-check.js'
 import { OutlierDetector, type OutlierSettings } from '../health/outlier.js'
+import { DnsDiscovery, type DnsSettings } from '../upstream/dns-discovery.js'
+import type { DnsUpstream, StaticUpstream } from '../config/schema.js'
 
 export interface PoolHostsHooks {
   /** a host turned unhealthy / was ejected (the supervisor replaces a worker from here) */
@@ -28,6 +30,11 @@ export class PoolHosts {
   checks: ActiveHealthChecks
   private healthKey: string
   private started = false
+  /** the config's `url` upstreams, and the `dns` ones being resolved (by their settings) */
+  private staticUpstreams: readonly StaticUpstream[] = []
+  private readonly discoveries = new Map<string, DnsDiscovery>()
+  private make: ((u: StaticUpstream) => Host) | undefined
+  private drainMs = 0
 
   constructor (readonly name: string, panic: PanicSettings, health: HealthCheckSettings, outlier: OutlierSettings, private readonly logger: Logger, private readonly hooks: PoolHostsHooks) {
     this.cluster = new Cluster(panic)
@@ -65,10 +72,53 @@ export class PoolHosts {
   }
 
   /**
-   * Make the static hosts those of `upstreams`: keep, re-weigh, add, and take out the rest (they
-   * drain: in-flight requests finish, then their connections close, within `drainMs`).
+   * Make the static hosts those of `upstreams` and of the `dns` upstreams' last good sets: keep,
+   * re-weigh, add, and take out the rest (they drain: in-flight requests finish, then their
+   * connections close, within `drainMs`).
    */
-  syncHosts (upstreams: PoolConfig['upstreams'], make: (u: PoolConfig['upstreams'][number]) => Host, drainMs: number): void {
+  syncHosts (upstreams: PoolConfig['upstreams'], make: (u: StaticUpstream) => Host, drainMs: number): void {
+    this.staticUpstreams = upstreams
+    this.make = make
+    this.drainMs = drainMs
+    this.applyHosts()
+  }
+
+  /**
+   * Resolve these `dns` upstreams from now on (the control plane only: proxy processes get the hosts
+   * in the snapshot); an entry whose settings stay keeps its resolver and its last good set.
+   */
+  discover (entries: readonly DnsUpstream[], settings: DnsSettings): void {
+    const wanted = new Map(entries.map((e) => [JSON.stringify([e, settings]), e]))
+    let changed = false
+    for (const [k, d] of this.discoveries) {
+      if (wanted.has(k)) continue
+      d.close()
+      this.discoveries.delete(k)
+      changed = true
+    }
+    for (const [k, e] of wanted) {
+      if (this.discoveries.has(k)) continue
+      this.discoveries.set(k, new DnsDiscovery(e, settings, this.logger, () => this.applyHosts()))
+    }
+    if (changed) this.applyHosts()
+  }
+
+  /** every `dns` upstream has had its first answer (or failed it) */
+  async resolved (): Promise<void> {
+    await Promise.all([...this.discoveries.values()].map((d) => d.first))
+  }
+
+  /** resolutions of each `dns` upstream, for the metrics */
+  dnsTallies (): Array<{ dns: string, ok: number, failed: number }> {
+    return [...this.discoveries.values()].map((d) => ({ dns: d.entry.dns, ...d.tally }))
+  }
+
+  private applyHosts (): void {
+    const make = this.make
+    if (make === undefined) return
+    const upstreams = [...this.staticUpstreams]
+    for (const d of this.discoveries.values()) upstreams.push(...d.found)
+    const drainMs = this.drainMs
     const byKey = new Map<string, Host>()
     for (const h of this.cluster.hosts) byKey.set(hostKey(h.url, h.id), h)
     const keep = new Set<Host>()
@@ -83,17 +133,24 @@ export class PoolHosts {
     }
     const leaving = this.cluster.hosts.filter((h) => !keep.has(h))
     this.cluster.replace(next)
-    for (const h of leaving) retireHost(h, drainMs, this.logger)
+    for (const h of leaving) retireHost(h, drainMs, this.logger, 'upstream removed (reload or DNS): draining')
   }
 
   /** the pool left the config: every host drains and closes */
   retireAll (drainMs: number): void {
+    this.endDiscovery()
     const leaving = this.cluster.hosts
     this.cluster.replace([])
     for (const h of leaving) retireHost(h, drainMs, this.logger)
   }
 
+  private endDiscovery (): void {
+    for (const d of this.discoveries.values()) d.close()
+    this.discoveries.clear()
+  }
+
   close (): void {
+    this.endDiscovery()
     this.checks.close()
     this.outlier.close()
     this.cluster.close()
@@ -105,9 +162,9 @@ function hostKey (url: string, id: string): string {
 }
 
 /** out of every pool: no new request; closed once idle (or after drainMs) */
-export function retireHost (h: Host, drainMs: number, logger: Logger): void {
+export function retireHost (h: Host, drainMs: number, logger: Logger, why = 'upstream removed by reload: draining'): void {
   h.setDraining(true)
-  logger.info({ upstream: h.id, inflight: h.inflight }, 'upstream removed by reload: draining')
+  logger.info({ upstream: h.id, inflight: h.inflight }, why)
   void h.waitIdle(drainMs).then((idle) => {
     if (!idle) logger.warn({ upstream: h.id, inflight: h.inflight }, 'removed upstream still had requests in flight after the drain time; closing')
     h.close()

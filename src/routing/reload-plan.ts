@@ -14,6 +14,8 @@ import type { Config } from '../config/schema.js'
 const NOT_LIVE = ['listen', 'admin', 'redis', 'engine', 'log', 'idempotency', 'tls']
 /** exceptions inside those */
 const LIVE_INSIDE = ['listen.tls', 'idempotency.routes']
+/** keys load.ts derives, never written: their source key is named instead (redis.source: redis.url, …) */
+const DERIVED = ['redis.source']
 
 /** the dotted keys (arrays as a whole) whose values differ */
 export function changedKeys (a: unknown, b: unknown, prefix = ''): string[] {
@@ -31,7 +33,7 @@ const under = (key: string, prefix: string): boolean => key === prefix || key.st
  * gate and its Redis connection are made at start, or not at all.
  */
 export function notLiveChanges (from: Config, to: Config): string[] {
-  const keys = changedKeys(from, to).filter((k) => NOT_LIVE.some((p) => under(k, p)) && !LIVE_INSIDE.some((p) => under(k, p)))
+  const keys = changedKeys(from, to).filter((k) => NOT_LIVE.some((p) => under(k, p)) && !LIVE_INSIDE.some((p) => under(k, p)) && !DERIVED.includes(k))
   if ((from.idempotency.routes.length === 0) !== (to.idempotency.routes.length === 0)) keys.push('idempotency.routes')
   // a plain listener cannot become a TLS one, nor the reverse: only the certificates change live
   if ((from.listen.tls === undefined) !== (to.listen.tls === undefined)) keys.push('listen.tls')

@@ -6,7 +6,7 @@
  * a mix. Built from a plain config and the pools' clusters (their lasting hosts), nothing else.
  */
 import type { Config } from '../config/schema.js'
-import { DEFAULT_POOL, WORKERS_POOL } from '../config/routing.js'
+import { DEFAULT_POOL, WORKERS_POOL, hasUpstreams } from '../config/routing.js'
 import type { RetryTally } from '../proxy/retry-policy.js'
 import type { Cluster } from '../upstream/cluster.js'
 import { RoutePool, poolKey, type RoutePoolOptions } from './route-pool.js'
@@ -46,7 +46,7 @@ export function buildRoutingState (config: Config, clusters: (name: string) => C
     pools.set(name, old !== undefined && old.cluster === cluster && old.key === poolKey(o) ? old : new RoutePool(o))
   }
   const workers = config.workers.count > 0
-  add(DEFAULT_POOL, config.upstreams.length > 0 ? clusters(DEFAULT_POOL) : workers ? clusters(WORKERS_POOL) : undefined, config)
+  add(DEFAULT_POOL, hasUpstreams(config) ? clusters(DEFAULT_POOL) : workers ? clusters(WORKERS_POOL) : undefined, config)
   if (workers) add(WORKERS_POOL, clusters(WORKERS_POOL), config)
   for (const [name, p] of Object.entries(config.pools)) add(name, clusters(name), p)
   const routes = config.routes.map((r, i) => new Route(i, pools.get(r.pool)!, r))

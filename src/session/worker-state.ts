@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Config } from '../config/schema.js'
-import type { RedisClient } from '../redis/client.js'
+import type { RedisClient, StateLogger } from '../redis/client.js'
 import type { Session } from './session.js'
 import type { SessionStore } from './store.js'
 
@@ -17,10 +17,7 @@ export interface WorkerState {
   close (): Promise<void>
 }
 
-export interface StateLogger {
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-}
+export type { StateLogger } from '../redis/client.js'
 
 export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, logger?: StateLogger, env: NodeJS.ProcessEnv = process.env): WorkerState {
   let redis: Promise<RedisClient> | undefined
@@ -28,7 +25,7 @@ export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, lo
   const getRedis = (): Promise<RedisClient> => {
     redis ??= import('../redis/client.js').then((m) => {
       const client = m.createRedis(config.redis, 'worker')
-      if (logger) logTransitions(client, m.describeRedis(config.redis), logger)
+      if (logger) m.logStateTransitions(client, m.describeRedis(config.redis), logger)
       return client
     })
     return redis
@@ -50,23 +47,4 @@ export function createWorkerState (config: Pick<Config, 'redis' | 'session'>, lo
       await closeRedis(client)
     },
   }
-}
-
-/** One line when the state tier goes away and one when it is back, not one per failed request. */
-function logTransitions (client: RedisClient, where: string, logger: StateLogger): void {
-  let up = false
-  let down = false
-  client.on('ready', () => {
-    if (down) logger.info({ redis: where }, 'state tier reachable again')
-    up = true
-    down = false
-  })
-  const lost = (reason: string): void => {
-    if (down) return
-    down = true
-    logger.warn({ redis: where, error: reason }, up ? 'state tier lost: requests that need it answer 503' : 'state tier not reachable yet')
-  }
-  client.on('error', (err: Error) => lost(err.message))
-  // a dropped connection that comes back before a reconnect attempt fails raises no 'error'
-  client.on('close', () => { if (up) lost('connection closed') })
 }

@@ -10,7 +10,8 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startBackend } from '../helpers/backend.js'
-import { BIN, ROOT, childEnv, writeConfig } from '../helpers/claylb.js'
+import { Agent, request } from 'undici'
+import { BIN, ROOT, childEnv, startClaylb, writeConfig } from '../helpers/claylb.js'
 import { json, req, sleep } from '../helpers/http.js'
 import { freePort } from '../helpers/redis.js'
 
@@ -88,4 +89,36 @@ t.test('/readyz: 503 until the proxy is bound, 200 while serving, 503 from the s
   const answer = await slow
   t.same([answer.status, answer.body], [200, 'slow done'], 'the in-flight request finished')
   t.equal(await exited, 0, 'then claylb exits 0')
+})
+
+t.test('SIGTERM: /readyz 503 at once while the port keeps accepting for shutdown.acceptGraceMs, answers closing their connection', async (t) => {
+  const backend = await startBackend((q, s) => { q.resume(); q.on('end', () => s.end('ok')) })
+  t.teardown(() => backend.close())
+  // long enough for the checks below on a busy machine; the test then waits for it to end
+  const graceMs = 12_000
+  const lb = await startClaylb({ config: { upstreams: [{ url: backend.url }], shutdown: { acceptGraceMs: graceMs }, log: { access: false } } })
+  t.teardown(() => lb.stop('SIGKILL'))
+  const port = Number(new URL(lb.url).port)
+  // a keep-alive connection opened before the drain
+  const kept = new Agent({ connections: 1, keepAliveTimeout: 60_000 })
+  t.teardown(() => kept.close())
+  t.equal((await request(`${lb.url}/a`, { dispatcher: kept })).statusCode, 200)
+  const sent = Date.now()
+  lb.proc.kill('SIGTERM')
+  let status = 0
+  while (status !== 503) {
+    status = (await json<Ready>(`${lb.admin}/readyz`))._status
+    if (status !== 503) await sleep(10)
+  }
+  t.ok(await accepts(port), 'not ready, yet the port accepts')
+  const fresh = await request(`${lb.url}/b`, { reset: true })
+  await fresh.body.text()
+  t.equal(fresh.statusCode, 200, 'a new connection is served during the grace')
+  const again = await request(`${lb.url}/c`, { dispatcher: kept })
+  await again.body.text()
+  t.same([again.statusCode, again.headers['connection']], [200, 'close'], 'an open connection gets its answer with connection: close')
+  t.ok(Date.now() - sent < graceMs, 'the checks above ran within the grace')
+  t.equal(await lb.exited, 0, 'then the port closes and claylb exits 0')
+  t.ok(Date.now() - sent >= graceMs, 'not before the grace ended')
+  t.notOk(await accepts(port), 'the port refuses after the exit')
 })

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'yaml'
+import { buildConfig } from '../../src/config/load.js'
 import { ROOT } from '../helpers/claylb.js'
 import { connectRedis } from '../helpers/ioredis.js'
 import { freePort, requireRedisServer } from '../helpers/redis.js'
@@ -68,6 +69,15 @@ t.test('claylb scales: built from the Dockerfile, 3 replicas, no published port,
   const admin = (parse(readFileSync(join(ROOT, 'config/container.yaml'), 'utf8')) as { admin: { host: string, port: number } }).admin
   t.match(cfg, new RegExp(`server-template claylb- \\d+ claylb:8080 check port ${admin.port}\\b`), 'the probe goes to the admin port the image listens on')
   t.equal(admin.host, '0.0.0.0', 'the admin port is reachable by the front')
+
+  // docker stop: the front's checks (inter × fall) notice the 503 within the accept grace, and Compose
+  // waits for the grace and the drain before its SIGKILL
+  const config = buildConfig(parse(readFileSync(join(ROOT, 'config/container.yaml'), 'utf8')), {}, {})
+  const check = /\binter (\d+)s fall (\d+)\b/.exec(cfg)!
+  t.ok(config.shutdown.acceptGraceMs > Number(check[1]) * Number(check[2]) * 1000, `accept grace ${config.shutdown.acceptGraceMs} ms > the front's inter × fall`)
+  t.ok(config.shutdown.timeoutMs >= config.timeouts.requestMs, 'the drain outlasts the request limit')
+  const stopGrace = /^(\d+)s$/.exec(String(lb['stop_grace_period']))!
+  t.ok(Number(stopGrace[1]) * 1000 > config.shutdown.acceptGraceMs + config.shutdown.timeoutMs, `stop_grace_period ${String(lb['stop_grace_period'])} > accept grace + drain`)
 })
 
 t.test("the admin port is not open: container.yaml's token comes from the environment compose requires", async (t) => {

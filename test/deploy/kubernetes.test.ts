@@ -120,7 +120,7 @@ interface Container {
   env: Array<{ name: string, valueFrom?: { secretKeyRef?: { name: string, key: string } }, value?: string }>
   readinessProbe: { httpGet: { path: string, port: string } }
   livenessProbe: { httpGet: { path: string, port: string } }
-  lifecycle: { preStop: { exec: { command: string[] } } }
+  lifecycle?: { preStop?: { exec: { command: string[] } } }
   resources: { requests: { cpu: string, memory: string } }
   volumeMounts: Array<{ name: string, mountPath: string }>
 }
@@ -149,10 +149,12 @@ t.test('the Deployment runs claylb as the README says', async (t) => {
   t.same(c.readinessProbe.httpGet, { path: '/readyz', port: 'admin' })
   t.same(c.livenessProbe.httpGet, { path: '/healthz', port: 'admin' })
 
-  const preStop = c.lifecycle.preStop.exec.command
-  t.equal(preStop[0], 'sleep', 'preStop waits while the endpoints forget the pod; SIGTERM then drains')
-  const budget = Number(preStop[1]) + config.shutdownTimeoutMs / 1000
-  t.ok(pod.terminationGracePeriodSeconds > budget, `grace ${pod.terminationGracePeriodSeconds} s > preStop + drain ${budget} s`)
+  // claylb keeps accepting after SIGTERM while the endpoints forget the pod: no preStop sleep
+  t.equal(c.lifecycle?.preStop, undefined, 'no preStop: shutdown.acceptGraceMs does its job')
+  t.ok(config.shutdown.acceptGraceMs >= 5000, `the accept grace (${config.shutdown.acceptGraceMs} ms) outlasts the endpoints' propagation`)
+  t.ok(config.shutdown.timeoutMs >= config.timeouts.requestMs, 'the drain outlasts the request limit')
+  const budget = (config.shutdown.acceptGraceMs + config.shutdown.timeoutMs) / 1000
+  t.ok(pod.terminationGracePeriodSeconds > budget, `grace ${pod.terminationGracePeriodSeconds} s > accept grace + drain ${budget} s`)
 
   t.ok(c.resources.requests.cpu && c.resources.requests.memory, 'resource requests (the HPA needs the cpu one)')
   const anti = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]!.podAffinityTerm

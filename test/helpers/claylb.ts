@@ -6,7 +6,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
-import { freePort } from './redis.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const BIN = join(ROOT, 'bin', 'claylb')
@@ -55,8 +54,9 @@ export function childEnv (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     env[k] = v
   }
   // one proxy process unless the run asks for more (.ci/run runs some suites with CLAYLB_PROCESSES=2);
-  // `listen.processes` or --processes in a test still wins
-  return { ...env, CLAYLB_PROCESSES: process.env['CLAYLB_PROCESSES'] ?? '1', ...extra }
+  // `listen.processes` or --processes in a test still wins. No accept grace on SIGTERM (no balancer in
+  // front waits for /readyz; 10 s a stop would slow every file): shutdown.acceptGraceMs in a test wins
+  return { ...env, CLAYLB_PROCESSES: process.env['CLAYLB_PROCESSES'] ?? '1', CLAYLB_ACCEPT_GRACE_MS: process.env['CLAYLB_ACCEPT_GRACE_MS'] ?? '0', ...extra }
 }
 
 const running = new Set<ChildProcess>()
@@ -67,9 +67,8 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
   const args = ['start', '--port', '0', '--admin-port', '0', '--host', o.host ?? '127.0.0.1']
   if (o.config) args.push('--config', writeConfig(o.config))
   args.push(...(o.args ?? []))
-  // The machine's own Redis on 6379 is never used: unless a test names one (REDIS_URL), a config that
-  // needs Redis gets claylb's embedded default, a private redis-server.
-  const defaultRedis = `redis://127.0.0.1:${await freePort()}`
+  // The machine's own Redis on 6379 is never used: claylb has no implicit Redis, and unless a test names
+  // one (REDIS_URL), a config that needs Redis gets a private redis-server of claylb's own.
   // setpriv --pdeathsig (util-linux): claylb is killed when this test process dies, however it dies
   // (tap ends a file that ran past its time with SIGKILL, which runs no exit handler); an orphaned
   // claylb, recycling its workers forever, would load the machine under every test after it
@@ -81,7 +80,7 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
   const [cmd, ...pre] = o.netns === undefined ? [...orphanGuard, process.execPath] : ['ip', 'netns', 'exec', o.netns, ...orphanGuard, process.execPath]
   const proc = spawn(cmd!, [...pre, BIN, ...args], {
     cwd: ROOT,
-    env: childEnv({ CLAYLB_DEFAULT_REDIS_URL: defaultRedis, ...o.env }),
+    env: childEnv(o.env),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: o.detached ?? false,
   })

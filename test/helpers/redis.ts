@@ -75,6 +75,8 @@ export interface StartRedisOptions {
   persist?: boolean
   /** start a replica of the server on this port (loopback) */
   replicaOf?: number
+  /** more redis-server arguments (e.g. --requirepass) */
+  args?: string[]
 }
 
 export async function startRedis (opts: StartRedisOptions = {}): Promise<RedisServer> {
@@ -89,6 +91,7 @@ export async function startRedis (opts: StartRedisOptions = {}): Promise<RedisSe
   const dir = opts.persist === true || opts.replicaOf !== undefined ? mkdtempSync(join(tmpdir(), `claylb-redis-${port}-`)) : undefined
   const extra = opts.persist === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : []
   if (opts.replicaOf !== undefined) extra.push('--replicaof', '127.0.0.1', String(opts.replicaOf))
+  extra.push(...opts.args ?? [])
   let proc: ChildProcess | undefined = spawnRedis(port, extra, dir)
   await waitPort(port)
   const server: RedisServer = {
@@ -123,20 +126,22 @@ export interface RedisCluster {
 }
 
 /** A real 3-master cluster (no replicas) on free ports, built with redis-cli --cluster create. */
-export async function startRedisCluster (): Promise<RedisCluster> {
+export async function startRedisCluster (o: { password?: string } = {}): Promise<RedisCluster> {
   requireRedisServer()
   const ports = [await freePort(), await freePort(), await freePort()]
+  const auth = o.password === undefined ? [] : ['--requirepass', o.password, '--masterauth', o.password]
+  const cliAuth = o.password === undefined ? [] : ['--no-auth-warning', '-a', o.password]
   const procs = ports.map((port) => {
     const dir = mkdtempSync(join(tmpdir(), `claylb-cluster-${port}-`))
-    return spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'], dir)
+    return spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000', ...auth], dir)
   })
   await Promise.all(ports.map((p) => waitPort(p)))
-  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
+  execFileSync('redis-cli', [...cliAuth, '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
   // wait until every node agrees the cluster is ok
   const until = Date.now() + 15_000
   for (const port of ports) {
     for (;;) {
-      const info = execFileSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' })
+      const info = execFileSync('redis-cli', [...cliAuth, '-p', String(port), 'cluster', 'info'], { encoding: 'utf8' })
       if (info.includes('cluster_state:ok')) break
       if (Date.now() > until) throw new Error('redis cluster did not reach cluster_state:ok')
       await new Promise((r) => setTimeout(r, 100))
