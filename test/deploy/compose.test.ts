@@ -72,7 +72,7 @@ t.test('claylb scales: built from the Dockerfile, 3 replicas, no published port,
 
   // docker stop: the front's checks (inter × fall) notice the 503 within the accept grace, and Compose
   // waits for the grace and the drain before its SIGKILL
-  const config = buildConfig(parse(readFileSync(join(ROOT, 'config/container.yaml'), 'utf8')), {}, {})
+  const config = buildConfig(parse(readFileSync(join(ROOT, 'config/container.yaml'), 'utf8')), {}, { CLAYLB_ADMIN_TOKEN: 'compose-test-token' })
   const check = /\binter (\d+)s fall (\d+)\b/.exec(cfg)!
   t.ok(config.shutdown.acceptGraceMs > Number(check[1]) * Number(check[2]) * 1000, `accept grace ${config.shutdown.acceptGraceMs} ms > the front's inter × fall`)
   t.ok(config.shutdown.timeoutMs >= config.timeouts.requestMs, 'the drain outlasts the request limit')
