@@ -14,11 +14,11 @@
  * concurrent streams per session are capped.
  */
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
-import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { Engine } from './engine.js'
 import { Exchange, type AnswerSink, type ClientSide } from './exchange.js'
 import { createParser, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
+import type { UpstreamConn } from './upstream-pool.js'
 
 /** streams one session may have open at once (nginx's http2_max_concurrent_streams) */
 export const H2_MAX_CONCURRENT_STREAMS = 128
@@ -144,8 +144,8 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     if (this.holds === 0) this.stream.resume()
   }
 
-  uncorkLater (s: Socket): void {
-    s.uncork()
+  uncorkLater (c: UpstreamConn): void {
+    c.uncork()
   }
 
   lastAnswer (): boolean {

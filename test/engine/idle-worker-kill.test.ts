@@ -53,5 +53,5 @@ t.test('kill -9 of an idle worker, then POSTs at once: every POST answered', asy
   t.same(failed, [], `every POST answered (${failed.length} of ${total} failed)`)
   const m = await (await request(`${lb.admin}/metrics`)).body.text()
   t.match(m, /claylb_upstream_tries_total\{[^}]*outcome="connect-failed"[^}]*\} [1-9]/, 'some tries met a dead worker\'s socket')
-  t.match(m, /claylb_retries_total\{reason="reset-before-request"\} [1-9]/, 'and were made again, counted as reset-before-request')
+  t.match(m, /claylb_retries_total\{reason="not-sent"\} [1-9]/, 'and were made again, counted as not-sent')
 })
