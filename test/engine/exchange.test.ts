@@ -4,6 +4,7 @@
  * each side was given. No network; the fakes record what the exchange wrote and asked for.
  */
 import t from 'tap'
+import fc from 'fast-check'
 import { Exchange } from '../../src/engine/exchange.js'
 import type { ClientConn } from '../../src/engine/client-conn.js'
 import type { Engine } from '../../src/engine/engine.js'
@@ -338,4 +339,45 @@ t.test('refusals decided from the head are answered in turn and never reach an u
   ex.fromHead(1, 1, ['Host', 'a'], 'GET', 'http://a/x?y', true)
   t.equal(ex.refusal, null)
   t.equal(ex.path, '/x?y', 'absolute-form naming the Host becomes origin-form')
+})
+
+t.test('property: whatever fails how, a request that must not run twice leaves at most one try, and that one ends it', async (t) => {
+  const step = fc.record({
+    connected: fc.boolean(),
+    refused: fc.boolean(),
+    reused: fc.boolean(),
+    code: fc.constantFrom('ECONNRESET', 'EPIPE', 'EOF', 'ECONNREFUSED', 'HPE_INVALID_CONSTANT'),
+  })
+  fc.assert(fc.property(fc.constantFrom('POST', 'PATCH', 'GET', 'PUT'), fc.integer({ min: 1, max: 4 }), fc.array(step, { minLength: 1, maxLength: 8 }), (method, attempts, steps) => {
+    const { ex, ups, client, core, pool } = rig(3, { attempts })
+    ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '1'], method, '/o', true)
+    ex.onClientBody(Buffer.from('x'))
+    ex.onClientBodyEnd()
+    ex.activate()
+    const left: number[] = []
+    for (let k = 0; k < steps.length && k < ups.length && !ex.finished; k++) {
+      const s = steps[k]!
+      const u = ups[k]!
+      u.reused = s.reused
+      if (s.connected) {
+        u.connected = true
+        ex.onUpstreamConnected(up(u))
+        u.refused = s.refused
+        if (!s.refused) left.push(k)
+      }
+      ex.onUpstreamError(up(u), s.code)
+    }
+    const idempotent = method === 'GET' || method === 'PUT'
+    if (!idempotent) {
+      // the oracle: bytes that left are an unknown outcome; nothing may follow them
+      if (left.length > 1) return false
+      if (left.length === 1 && (ups.length !== left[0]! + 1 || !client.written.startsWith('HTTP/1.1 502 '))) return false
+    }
+    // every try but the one "not-sent" retry counts against retry.attempts
+    if (ups.length > attempts + 1) return false
+    core.close()
+    pool.close()
+    return true
+  }), { numRuns: 300 })
+  t.pass('300 failure sequences')
 })
