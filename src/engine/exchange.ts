@@ -295,9 +295,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.tryOpen = true
     host.inflight++
     host.requests++
-    // a request that must not run twice is not written on a connection idle long enough to meet its
-    // upstream's keep-alive close (the write would leave, then the close: an unknown outcome)
-    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.keyed === null ? 0 : Date.now() - engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
+    // a request that must not run twice is not written on a connection that may meet its upstream's
+    // keep-alive close (the write would leave, then the close: an unknown outcome)
+    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.keyed === null ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
     this.up = c
     if (c.connected) this.writeRequest(c)
     else engine.timeConnect(c, pool)

@@ -171,6 +171,8 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   }
 
   private onClose (): void {
+    // closed by its upstream while idle in the pool (the sweep and pool.close take it out first)
+    if (this.idleIndex >= 0 && !this.pool.closed) this.pool.closesIdle = true
     this.pool.forget(this)
     this.parser.close()
     const u = this.user
@@ -312,6 +314,12 @@ export class UpstreamPool {
   private idle: UpstreamConn[] = []
   readonly all = new Set<UpstreamConn>()
   closed = false
+  /**
+   * The upstream has closed a connection while it was idle here: its keep-alive is shorter than
+   * claylb's, or it closes connections after answering, so a reused connection may meet that close
+   * at any moment. A request that must not run twice gets a new connection from then on.
+   */
+  closesIdle = false
 
   constructor (url: string, socketPath: string | undefined, readonly o: PoolOptions) {
     this.socketPath = socketPath
@@ -347,13 +355,14 @@ export class UpstreamPool {
 
   /**
    * A connection for one try: an idle one, else a new one (its user learns when it is connected).
-   * `idleSinceAtLeast` (a Date.now() time; 0 for an idempotent request): a connection idle since
-   * before it is at risk of its upstream's keep-alive close and is left for an idempotent request.
+   * `safeIdleMs` (-1 for an idempotent request): a request that must not run twice reuses only a
+   * connection idle for less than this, and none once the upstream was seen closing idle ones
+   * (closesIdle); the others stay for idempotent requests.
    */
-  acquire (user: UpstreamUser, idleSinceAtLeast: number): UpstreamConn {
+  acquire (user: UpstreamUser, safeIdleMs: number): UpstreamConn {
     let c = this.idle.pop()
     while (c !== undefined && (c.socket.destroyed || !c.socket.writable)) c = this.idle.pop()
-    if (c !== undefined && c.idleSince < idleSinceAtLeast) {
+    if (c !== undefined && safeIdleMs >= 0 && (this.closesIdle || Date.now() - c.idleSince >= safeIdleMs)) {
       // the most recently used is the youngest: every idle one is older, so a new connection
       this.idle.push(c)
       c = undefined
