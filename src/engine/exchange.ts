@@ -414,7 +414,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       return 0
     }
     const policy = this.pool!.retry
-    if (policy.onStatus.size > 0 && policy.onStatus.has(status) && this.mayRetry('http-5xx', false, false)) {
+    if (policy.onStatus.size > 0 && policy.onStatus.has(status) && this.mayRetry('http-5xx', false)) {
       this.discarding = true
       return this.method === 'HEAD' ? 1 : 0
     }
@@ -550,7 +550,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.start(host)
       return
     }
-    if (!this.responseStarted && this.mayRetry(outcome, unsent, true)) {
+    if (!this.responseStarted && this.mayRetry(outcome, unsent)) {
       this.retry(host, outcome as RetryReason)
       return
     }
@@ -566,7 +566,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     const outcome: TryOutcome = connecting ? 'connect-failed' : 'timeout'
     this.endTry(outcome)
     if (this.finished) return
-    if (!this.responseStarted && this.mayRetry(outcome, !this.sent, true)) {
+    if (!this.responseStarted && this.mayRetry(outcome, !this.sent)) {
       this.retry(host, outcome as RetryReason)
       return
     }
@@ -598,13 +598,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   // ---- retries ----
 
-  /**
-   * `unsent`: no byte of the try left; `failed`: the try failed (not an answer of retry.onStatus,
-   * which a deduping app gave: it is passed on)
-   */
-  private mayRetry (outcome: TryOutcome, unsent: boolean, failed: boolean): boolean {
-    const dedupes = failed && this.keyed !== null && this.keyed.dedupes
-    const again = resendable(unsent, this.idempotent, dedupes, !this.bodyDropped)
+  /** `unsent`: no byte of the try left (proxy/retry-policy's rule decides) */
+  private mayRetry (outcome: TryOutcome, unsent: boolean): boolean {
+    const again = resendable(unsent, this.idempotent, !this.bodyDropped)
     return this.pool!.retry.allow(outcome, this.attempts, again, this.conn.engine.core.inflight)
   }
 

@@ -57,7 +57,7 @@ export class IdempotencyGate {
 
   /** The exchange is active (counted in flight); every path out ends it (answer, forward, or its own end). */
   handle (ex: KeyedExchange, route: IdempotentRoute): void {
-    const k = new KeyedRequest(this.core, this.o.logger, route.upstreamDedupes)
+    const k = new KeyedRequest(this.core, this.o.logger)
     ex.keyed = k
     this.run(ex, k, route).catch((err: unknown) => {
       if (err instanceof ExchangeGone || ex.finished) return
@@ -120,11 +120,7 @@ export class KeyedRequest {
   /** the record was told the outcome (complete, released or unknown) */
   private settled = false
 
-  /**
-   * @param dedupes the route is `upstreamDedupes`: a try that failed after its bytes left may be sent
-   *   again under the same claim (same claylb-idempotency-id); the app answers a repeat with its first result
-   */
-  constructor (private readonly core: IdempotencyCore, private readonly logger: Logger, readonly dedupes = false) {}
+  constructor (private readonly core: IdempotencyCore, private readonly logger: Logger) {}
 
   /** resolves when the client's body is all in; rejects when the exchange ended first */
   bodyEnd (): Promise<void> {

@@ -6,8 +6,8 @@
  * The rule (nginx's `proxy_next_upstream` without `non_idempotent`, Go's http.Transport replaying
  * only what it never wrote): a request that provably never reached an application may be sent again
  * whatever its method; once request bytes left, a failure (reset, EOF, timeout) leaves the outcome
- * unknown, and only an idempotent method (RFC 9110 §9.2.2) or a keyed request whose upstream dedupes
- * on claylb-idempotency-id may be sent again. Never once the answer started.
+ * unknown, and only an idempotent method (RFC 9110 §9.2.2) may be sent again. Never once the answer
+ * started.
  * A budget (Envoy's retry_budget) caps concurrent retries to a share of the requests in flight, and
  * each retry waits a fully jittered exponential backoff (Envoy: base 25 ms, cap 250 ms) so that
  * failing clients do not retry in lockstep.
@@ -39,14 +39,16 @@ export function unsentTry (connected: boolean, sent: boolean, refused: boolean, 
 
 /**
  * THE rule: may a failed try (its answer not started) be sent again to an upstream?
+ * A keyed request that may have run is never sent again here, even on an `upstreamDedupes` route:
+ * the exchange ends it as an unknown outcome (the client is told: 502) and the client's retry is
+ * forwarded under the same claylb-idempotency-id (idempotency/core's reclaim). Re-sending it at once
+ * would hand a request that killed one upstream (a query of death) straight to the next.
  * @param unsent see unsentTry: nothing reached an application
  * @param idempotent the method is idempotent (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
- * @param dedupes a keyed request on an `upstreamDedupes` route: the retry carries the same
- *   claylb-idempotency-id, and the app answers a repeat with what it did the first time
  * @param replayable the body is still all here (not streamed past the replay limit)
  */
-export function resendable (unsent: boolean, idempotent: boolean, dedupes: boolean, replayable: boolean): boolean {
-  return replayable && (unsent || idempotent || dedupes)
+export function resendable (unsent: boolean, idempotent: boolean, replayable: boolean): boolean {
+  return replayable && (unsent || idempotent)
 }
 
 export interface RetrySettings {
