@@ -493,7 +493,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       else this.retry(failed, 'http-5xx')
       return
     }
-    c.done(this.requestWritten && this.bodyDone)
+    // a connection a request that must not run twice opened because its upstream closes idle ones is
+    // not pooled: reused only by such requests it would pile up, one per request, until the sweep
+    c.done(this.requestWritten && this.bodyDone && ((this.idempotent && this.keyed === null) || !c.pool.closesIdle))
     this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
     if (this.finished) return
     if (this.keyed !== null) {

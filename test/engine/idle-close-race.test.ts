@@ -72,3 +72,36 @@ t.test('POSTs back to back on an upstream that closes each connection right afte
   t.same([...up.ran].filter(([, n]) => n !== 1), [], 'each ran exactly once')
   t.equal(up.ran.size, N, 'every POST ran')
 })
+
+t.test('once its upstream closed an idle connection, a POST\'s new connection is closed after it: they never pile up', async (t) => {
+  // closes the first connection once idle, then keeps every connection open for ever
+  const sockets = new Set<net.Socket>()
+  let conns = 0
+  let requests = 0
+  const server = net.createServer((s) => {
+    sockets.add(s)
+    const first = conns++ === 0
+    s.on('error', () => s.destroy()).on('close', () => sockets.delete(s))
+    let got = ''
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1')
+      const end = got.indexOf('\r\n\r\n')
+      if (end < 0 || got.length < end + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0)) return
+      got = ''
+      requests++
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+      if (first) setImmediate(() => s.destroy())
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  // a long keep-alive: only claylb's choice can close the connections during the test
+  const lb = await startClaylb({ args: ['--upstream', url], config: { timeouts: { upstreamKeepAliveMs: 60_000 }, healthCheck: { enabled: false }, log: { access: false } } })
+  t.teardown(async () => { await lb.stop(); for (const s of sockets) s.destroy(); await new Promise<void>((resolve) => server.close(() => resolve())) })
+  t.equal(await post(lb.url, 'first'), null)
+  await settle(() => sockets.size, (n) => n === 0, 10_000)
+  for (let i = 0; i < 30; i++) t.equal(await post(lb.url, `post-${i}`), null, `POST ${i}`)
+  t.equal(requests, 31)
+  t.equal(conns, 31, 'each POST had a connection of its own')
+  t.equal(await settle(() => sockets.size, (n) => n <= 1, 10_000) <= 1, true, `and they were closed after it (${sockets.size} open)`)
+})
