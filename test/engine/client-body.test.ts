@@ -8,8 +8,8 @@
  * Paced by what each side saw; the bounds only keep a broken build from hanging.
  */
 import t, { type Test } from 'tap'
-import net, { type AddressInfo } from 'node:net'
 import { RawClient, problemOf } from '../helpers/raw.js'
+import { listenRaw, readRequests } from '../helpers/raw-upstream.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { settle } from '../helpers/rig.js'
 import { scrape, value } from '../helpers/metrics.js'
@@ -18,27 +18,17 @@ const BODY_MS = 600
 
 /** counts connections, bytes and closes; answers 200 to every request read whole */
 async function countingUpstream () {
-  const sockets = new Set<net.Socket>()
-  const up = { url: '', conns: 0, closed: 0, bytes: 0, requests: 0, close: async () => {} }
-  const server = net.createServer((s) => {
-    sockets.add(s)
-    up.conns++
-    s.on('error', () => s.destroy()).on('close', () => { up.closed++; sockets.delete(s) })
-    let got = ''
-    s.on('data', (d: Buffer) => {
-      up.bytes += d.length
-      got += d.toString('latin1')
-      const end = got.indexOf('\r\n\r\n')
-      if (end < 0 || got.length < end + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0)) return
-      got = ''
-      up.requests++
+  const counts = { conns: 0, closed: 0, bytes: 0, requests: 0 }
+  const raw = await listenRaw((s) => {
+    counts.conns++
+    s.on('close', () => { counts.closed++ })
+    s.on('data', (d: Buffer) => { counts.bytes += d.length })
+    readRequests(s, () => {
+      counts.requests++
       s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  up.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  up.close = () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) })
-  return up
+  return Object.assign(counts, { url: raw.url, close: raw.close })
 }
 
 async function rig (t: Test, timeouts: Record<string, number> = { clientBodyMs: BODY_MS }) {

@@ -11,39 +11,31 @@
  * 200, each run exactly once.
  */
 import t from 'tap'
-import net, { type AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { startClaylb } from '../helpers/claylb.js'
 import { settle } from '../helpers/rig.js'
+import { headerOf, listenRaw, readRequests } from '../helpers/raw-upstream.js'
 
 const N = 100
 
 /** answers every request with a keep-alive 200, then destroys the connection 0–2 ms later */
 async function closingUpstream () {
-  const sockets = new Set<net.Socket>()
-  const up = { url: '', ran: new Map<string, number>(), closed: 0, answered: 0, close: async () => {} }
-  const server = net.createServer((s) => {
-    sockets.add(s)
-    s.on('error', () => s.destroy()).on('close', () => { up.closed++; sockets.delete(s) })
-    let got = ''
-    s.on('data', (d: Buffer) => {
-      got += d.toString('latin1')
-      const end = got.indexOf('\r\n\r\n')
-      if (end < 0 || got.length < end + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0)) return
-      const id = /x-request-id: (\S+)/i.exec(got)?.[1] ?? '?'
-      got = ''
-      up.ran.set(id, (up.ran.get(id) ?? 0) + 1)
-      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
-      const n = up.answered++
+  const counts = { ran: new Map<string, number>(), closed: 0, answered: 0 }
+  const raw = await listenRaw((s) => {
+    s.on('close', () => { counts.closed++ })
+    readRequests(s, (head) => {
+      const id = headerOf(head, 'x-request-id') ?? '?'
+      counts.ran.set(id, (counts.ran.get(id) ?? 0) + 1)
+      s.write(OK)
+      const n = counts.answered++
       if (n % 3 === 0) setImmediate(() => s.destroy())
       else setTimeout(() => s.destroy(), n % 3)
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  up.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  up.close = () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) })
-  return up
+  return Object.assign(counts, { url: raw.url, close: raw.close })
 }
+
+const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'
 
 async function post (url: string, id: string): Promise<string | null> {
   try {
@@ -75,29 +67,20 @@ t.test('POSTs back to back on an upstream that closes each connection right afte
 
 t.test('once its upstream closed an idle connection, a POST\'s new connection is closed after it: they never pile up', async (t) => {
   // closes the first connection once idle, then keeps every connection open for ever
-  const sockets = new Set<net.Socket>()
   let conns = 0
   let requests = 0
-  const server = net.createServer((s) => {
-    sockets.add(s)
+  const up = await listenRaw((s) => {
     const first = conns++ === 0
-    s.on('error', () => s.destroy()).on('close', () => sockets.delete(s))
-    let got = ''
-    s.on('data', (d: Buffer) => {
-      got += d.toString('latin1')
-      const end = got.indexOf('\r\n\r\n')
-      if (end < 0 || got.length < end + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0)) return
-      got = ''
+    readRequests(s, () => {
       requests++
-      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+      s.write(OK)
       if (first) setImmediate(() => s.destroy())
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const sockets = up.sockets
   // a long keep-alive: only claylb's choice can close the connections during the test
-  const lb = await startClaylb({ args: ['--upstream', url], config: { timeouts: { upstreamKeepAliveMs: 60_000 }, healthCheck: { enabled: false }, log: { access: false } } })
-  t.teardown(async () => { await lb.stop(); for (const s of sockets) s.destroy(); await new Promise<void>((resolve) => server.close(() => resolve())) })
+  const lb = await startClaylb({ args: ['--upstream', up.url], config: { timeouts: { upstreamKeepAliveMs: 60_000 }, healthCheck: { enabled: false }, log: { access: false } } })
+  t.teardown(async () => { await lb.stop(); await up.close() })
   t.equal(await post(lb.url, 'first'), null)
   await settle(() => sockets.size, (n) => n === 0, 10_000)
   for (let i = 0; i < 30; i++) t.equal(await post(lb.url, `post-${i}`), null, `POST ${i}`)

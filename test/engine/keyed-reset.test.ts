@@ -8,11 +8,11 @@
  * dedupe on it, as one app would).
  */
 import t from 'tap'
-import net, { type AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { startBackend } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { startRedis } from '../helpers/redis.js'
+import { headerOf, listenRaw, readRequests } from '../helpers/raw-upstream.js'
 
 const redis = await startRedis({ useEnv: false })
 t.teardown(() => redis.close())
@@ -22,23 +22,13 @@ const effects = new Map<string, number>()
 const ran = (id: string): void => { effects.set(id, (effects.get(id) ?? 0) + 1) }
 
 /** runs every request it reads whole (an effect, unless its id already ran), then resets the connection before answering */
-const sockets = new Set<net.Socket>()
-const bad = net.createServer((s) => {
-  sockets.add(s)
-  s.on('error', () => s.destroy()).on('close', () => sockets.delete(s))
-  let got = ''
-  s.on('data', (d: Buffer) => {
-    got += d.toString('latin1')
-    const end = got.indexOf('\r\n\r\n')
-    if (end < 0 || got.length < end + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0)) return
-    const id = /claylb-idempotency-id: (\S+)/i.exec(got)?.[1] ?? '?'
-    if (!effects.has(id)) ran(id)
-    s.resetAndDestroy()
-  })
-})
-await new Promise<void>((resolve) => bad.listen(0, '127.0.0.1', resolve))
-const badUrl = `http://127.0.0.1:${(bad.address() as AddressInfo).port}`
-t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); bad.close(() => resolve()) }))
+const bad = await listenRaw((s) => readRequests(s, (head) => {
+  const id = headerOf(head, 'claylb-idempotency-id') ?? '?'
+  if (!effects.has(id)) ran(id)
+  s.resetAndDestroy()
+}))
+const badUrl = bad.url
+t.teardown(() => bad.close())
 
 /** an app that dedupes on claylb-idempotency-id: a repeat is answered with the first result, no effect */
 const good = await startBackend((req, res) => {

@@ -12,11 +12,11 @@
  * Every upstream here counts what it executed, by request id: what the client got AND who ran what.
  */
 import t, { type Test } from 'tap'
-import net, { type AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { startBackend } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { scrape, value } from '../helpers/metrics.js'
+import { headerOf, listenRaw, readRequests } from '../helpers/raw-upstream.js'
 
 type Behaviour = 'reset-unread' | 'read-then-fin' | 'run-then-reset' | 'head-then-die'
 
@@ -28,39 +28,30 @@ interface BadUpstream { url: string, conns: number, bytes: number, ran: string[]
  * and die with the body unread (a RESET).
  */
 async function badUpstream (what: Behaviour): Promise<BadUpstream> {
-  const sockets = new Set<net.Socket>()
   const up: BadUpstream = { url: '', conns: 0, bytes: 0, ran: [], close: async () => {} }
-  const server = net.createServer({ pauseOnConnect: what === 'reset-unread' }, (s) => {
-    sockets.add(s)
+  const id = (head: string): string => headerOf(head, 'x-request-id') ?? '?'
+  const raw = await listenRaw((s) => {
     up.conns++
-    s.on('error', () => s.destroy()).on('close', () => sockets.delete(s))
     if (what === 'reset-unread') {
       s.resetAndDestroy()
       return
     }
-    let got = ''
-    s.on('data', (d: Buffer) => {
-      up.bytes += d.length
-      got += d.toString('latin1')
-      const end = got.indexOf('\r\n\r\n')
-      if (end < 0) return
-      const id = /x-request-id: (\S+)/i.exec(got)?.[1] ?? '?'
-      if (what === 'head-then-die') {
-        up.ran.push(id)
-        s.resetAndDestroy()
-        return
-      }
-      if (got.length < end + 4 + Number(/content-length: (\d+)/i.exec(got)?.[1] ?? 0)) return
+    s.on('data', (d: Buffer) => { up.bytes += d.length })
+    readRequests(s, (head) => {
       if (what === 'read-then-fin') s.end()
       else {
-        up.ran.push(id)
+        up.ran.push(id(head))
         s.resetAndDestroy()
       }
+    }, (head) => {
+      if (what !== 'head-then-die') return true
+      up.ran.push(id(head))
+      s.resetAndDestroy()
+      return false
     })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  up.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  up.close = () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) })
+  }, { pauseOnConnect: what === 'reset-unread' })
+  up.url = raw.url
+  up.close = raw.close
   return up
 }
 
