@@ -67,10 +67,12 @@ t.test('a large body that stops: 408, its upstream connection closed, not the up
 })
 
 t.test('a body that keeps coming, a piece more often than clientBodyMs, and a normal POST: 200', async (t) => {
-  const { up, c } = await rig(t)
-  await c.write('POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n')
-  for (let i = 0; i < 6; i++) {
-    await new Promise((resolve) => setTimeout(resolve, BODY_MS / 3))
+  // a piece every quarter of clientBodyMs, for three times clientBodyMs in all: silence never lasts it
+  const bodyMs = 1200
+  const { up, c } = await rig(t, { clientBodyMs: bodyMs })
+  await c.write('POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n')
+  for (let i = 0; i < 12; i++) {
+    await new Promise((resolve) => setTimeout(resolve, bodyMs / 4))
     await c.write('x')
   }
   const r = await c.readResponse(30_000)
