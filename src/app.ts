@@ -112,6 +112,8 @@ function engineOptions (c: Config): EngineOptions {
     idleTimeoutMs: Math.min(c.timeouts.idleMs, 65_000),
     connectTimeoutMs: c.timeouts.connectMs,
     bodyIdleMs: c.timeouts.idleMs,
+    upstreamKeepAliveMs: c.timeouts.upstreamKeepAliveMs,
+    clientBodyMs: c.timeouts.clientBodyMs,
   }
 }
 

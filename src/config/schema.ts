@@ -113,6 +113,13 @@ export const timeoutsSchema = z.strictObject({
   headersMs: positiveInt(30_000),
   requestMs: positiveInt(60_000),
   idleMs: positiveInt(60_000),
+  /**
+   * the longest silence between two reads of a request body (nginx's client_body_timeout): the client
+   * is answered 408, never counted against an upstream
+   */
+  clientBodyMs: positiveInt(60_000),
+  /** an idle upstream connection is closed after this; keep it below the upstreams' own keep-alive timeout */
+  upstreamKeepAliveMs: positiveInt(4000),
 })
 
 /** a header rewrite: `set` replaces (or adds) each named header, `remove` drops the names */

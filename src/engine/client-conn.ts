@@ -6,6 +6,7 @@
  * unsafe methods are never forwarded in parallel (RFC 9112 §9.3.2) and answers keep their order.
  */
 import type { Socket } from 'node:net'
+import type { UpstreamConn } from './upstream-pool.js'
 import { ProxyError, type ProblemCode } from '../errors.js'
 import { LINGER_MS } from '../http/linger.js'
 import type { Engine } from './engine.js'
@@ -54,8 +55,16 @@ export class ClientConn implements ParserCallbacks {
   private readFlags = 0
   /** an extension method's name while its head is re-parsed under POST's */
   private pendingMethod = ''
-  /** an upstream socket corked until the end of the current read */
-  private corked: Socket | null = null
+  /**
+   * The body being read: `bodyHeard` is set by every chunk and cleared by the sweep, which notes when
+   * it last saw it set (`bodyHeardAt`) for the exchange `bodyWatched`, so a chunk costs a field write,
+   * never a clock read or a timer (timeouts.clientBodyMs).
+   */
+  private bodyHeard = false
+  private bodyHeardAt = 0
+  private bodyWatched: Exchange | null = null
+  /** an upstream connection corked until the end of the current read */
+  private corked: UpstreamConn | null = null
 
   constructor (engine: Engine, socket: Socket, now: number) {
     this.engine = engine
@@ -126,6 +135,7 @@ export class ClientConn implements ParserCallbacks {
   }
 
   onBody (chunk: Buffer): void {
+    this.bodyHeard = true
     if (this.receiving !== null) this.receiving.onClientBody(chunk)
   }
 
@@ -148,21 +158,21 @@ export class ClientConn implements ParserCallbacks {
    * An upstream socket the active exchange wrote its head to: uncorked at the end of this read (a
    * body that came with the head goes in the same write), at once when no read is being parsed.
    */
-  uncorkLater (s: Socket): void {
+  uncorkLater (c: UpstreamConn): void {
     if ((this.readFlags & IN_READ) === 0) {
-      s.uncork()
+      c.uncork()
       return
     }
-    if (this.corked !== null && this.corked !== s) this.corked.uncork()
-    this.corked = s
+    if (this.corked !== null && this.corked !== c) this.corked.uncork()
+    this.corked = c
   }
 
   private endOfRead (): void {
     this.readFlags = 0
-    const s = this.corked
-    if (s !== null) {
+    const c = this.corked
+    if (c !== null) {
       this.corked = null
-      s.uncork()
+      c.uncork()
     }
   }
 
@@ -212,21 +222,7 @@ export class ClientConn implements ParserCallbacks {
     const code: ProblemCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'CLAYLB_HEADERS_TOO_LARGE' : 'CLAYLB_BAD_REQUEST'
     const detail = code === 'CLAYLB_HEADERS_TOO_LARGE' ? `request headers exceed ${this.engine.o.maxHeaderBytes} bytes`
       : `malformed request: ${err.reason ?? err.message}`
-    this.closing = true
-    this.hold(HOLD_CLOSING)
-    const broken = this.receiving
-    this.receiving = null
-    if (broken !== null) {
-      // the body of a request is broken: a request that already has its answer gets no second one
-      if (broken.finished) {
-        this.closeSoon()
-        return
-      }
-      broken.closeAfter = true
-      if (broken.active) broken.fail(new ProxyError(code, detail))
-      else broken.refusal = new ProxyError(code, detail)
-      return
-    }
+    if (this.refuseBody(new ProxyError(code, detail))) return
     // a broken head: answered in its turn, after the answers before it
     const ex = new Exchange(this)
     ex.method = ''
@@ -235,6 +231,27 @@ export class ClientConn implements ParserCallbacks {
     ex.bodyDone = true
     ex.refusal = new ProxyError(code, detail)
     this.enqueue(ex)
+  }
+
+  /**
+   * Stop reading for good; the request whose body was being read (if any) is refused with `err` (in
+   * its turn if it waits) and the connection closes after it: true when there was one.
+   */
+  private refuseBody (err: ProxyError): boolean {
+    this.closing = true
+    this.hold(HOLD_CLOSING)
+    const broken = this.receiving
+    this.receiving = null
+    if (broken === null) return false
+    // a request that already has its answer gets no second one
+    if (broken.finished) {
+      this.closeSoon()
+      return true
+    }
+    broken.closeAfter = true
+    if (broken.active) broken.fail(err)
+    else broken.refusal = err
+    return true
   }
 
   private enqueue (ex: Exchange): void {
@@ -354,8 +371,8 @@ export class ClientConn implements ParserCallbacks {
     this.unhold(0xff)
   }
 
-  /** the engine's sweep: true when this connection overstayed a limit and was closed */
-  sweep (now: number, headersMs: number, idleMs: number): void {
+  /** the engine's sweep: closes what overstayed a limit (head, request body, keep-alive idle) */
+  sweep (now: number, headersMs: number, idleMs: number, bodyMs: number): void {
     if (this.closingSince !== 0) {
       if (now - this.closingSince > LINGER_MS) this.socket.destroy()
       return
@@ -366,7 +383,25 @@ export class ClientConn implements ParserCallbacks {
       this.onTimeout()
       return
     }
+    if (this.receiving !== null) this.sweepBody(now, bodyMs)
+    else this.bodyWatched = null
     if (this.idleSince !== 0 && this.active === null && now - this.idleSince > idleMs) this.socket.destroy()
+  }
+
+  /**
+   * A request body that has not moved for `bodyMs` is the client's fault: 408, whatever the upstream
+   * did (nothing, when the body was small enough to be read before one was chosen). Not while reading
+   * is held: then the proxy (a request before it, an upstream's backpressure) is the one waiting.
+   */
+  private sweepBody (now: number, bodyMs: number): void {
+    const ex = this.receiving!
+    if (this.holds !== 0 || this.bodyHeard || this.bodyWatched !== ex) {
+      this.bodyHeard = false
+      this.bodyWatched = ex
+      this.bodyHeardAt = now
+    } else if (now - this.bodyHeardAt > bodyMs) {
+      this.refuseBody(new ProxyError('CLAYLB_REQUEST_TIMEOUT', `no byte of the request body for ${this.engine.o.clientBodyMs} ms`))
+    }
   }
 
   private onTimeout (): void {

@@ -34,6 +34,10 @@ export interface EngineOptions {
   connectTimeoutMs: number
   /** timeouts.idleMs: an answer whose body stops arriving for this long is cut */
   bodyIdleMs: number
+  /** timeouts.upstreamKeepAliveMs: an idle upstream connection is closed after this */
+  upstreamKeepAliveMs: number
+  /** timeouts.clientBodyMs: a request body with no byte for this long is answered 408 */
+  clientBodyMs: number
 }
 
 const TUNNEL_PENDING_LIMIT = 64 * 1024
@@ -108,7 +112,7 @@ export class Engine {
       // a failed handshake (a scanner, a wrong name, a timeout) is the client's affair: no log line per attempt
       this.server.on('tlsClientError', (_err, socket) => socket.destroy())
     }
-    const sweepMs = this.sweepMs = Math.max(100, Math.min(1000, Math.floor(Math.min(o.headersTimeoutMs, o.bodyIdleMs) / 4)))
+    const sweepMs = this.sweepMs = Math.max(100, Math.min(1000, Math.floor(Math.min(o.headersTimeoutMs, o.bodyIdleMs, o.clientBodyMs, o.upstreamKeepAliveMs) / 4)))
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs)
     this.sweepTimer.unref()
   }
@@ -172,9 +176,11 @@ export class Engine {
     // a stamp taken from the coarse clock may be up to one period old: a limit gets that much slack so
     // it is never cut early (a head timeout early by 250 ms was seen under load), only up to a period late
     const slack = this.sweepMs
-    for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs + slack, this.o.idleTimeoutMs + slack)
+    for (const c of this.conns) c.sweep(now, this.o.headersTimeoutMs + slack, this.o.idleTimeoutMs + slack, this.o.clientBodyMs + slack)
+    // an idle connection may wait up to a period for the next sweep: closed a period early instead
+    const keepAlive = Math.max(0, this.o.upstreamKeepAliveMs - this.sweepMs)
     for (const p of this.pools) {
-      p.sweepIdle(now)
+      p.sweepIdle(now, keepAlive)
       p.sweepStreaming(now, this.o.bodyIdleMs)
       // a host a reload removed: its pool goes once its last connection did
       if (p.closed && p.all.size === 0) this.pools.delete(p)

@@ -13,12 +13,11 @@ import { ProxyError, problemBody, PROBLEMS, type ProblemCode } from '../errors.j
 import type { DeadlineEntry } from '../proxy/deadlines.js'
 import { isIdempotentMethod, validHost, withoutUnderscores } from '../proxy/headers.js'
 import { toOriginForm, type FinishedRequest } from '../proxy/proxy.js'
-import type { RetryReason, TryOutcome } from '../proxy/retry-policy.js'
-import type { Socket } from 'node:net'
+import { resendable, unsentTry, type RetryReason, type TryOutcome } from '../proxy/retry-policy.js'
 import type { Engine } from './engine.js'
 import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from './head.js'
 import { misspelledMethod, NO_BODY } from './llhttp.js'
-import type { UpstreamConn, UpstreamUser } from './upstream-pool.js'
+import { ONE_BUFFER_BYTES, SAFE_REUSE_SHARE, type UpstreamConn, type UpstreamUser } from './upstream-pool.js'
 import type { Route } from '../routing/route-table.js'
 import type { RoutePool } from '../routing/route-pool.js'
 import type { KeyedExchange, KeyedRequest } from '../proxy/idempotency-gate.js'
@@ -30,6 +29,11 @@ import type { StoredResponse } from '../idempotency/store.js'
 export const REPLAY_LIMIT = 64 * 1024
 /** a body that waits for its upstream connection stops the client's reading past this */
 const PENDING_LIMIT = 64 * 1024
+/**
+ * A body of a Content-Length up to this is read whole before an upstream is chosen (nginx's
+ * proxy_request_buffering): a client that trickles it holds no upstream connection meanwhile.
+ */
+export const BUFFER_LIMIT = 64 * 1024
 
 const CRLF = '\r\n'
 const LAST_CHUNK = '0\r\n\r\n'
@@ -63,8 +67,8 @@ export interface ClientSide {
   readonly socket: AnswerSink
   hold (bit: number): void
   unhold (bit: number): void
-  /** an upstream socket corked for the request head: uncorked once the client's current read is over */
-  uncorkLater (s: Socket): void
+  /** an upstream connection corked for the request head: uncorked once the client's current read is over */
+  uncorkLater (c: UpstreamConn): void
   /** the active exchange's answer is the connection's last one */
   lastAnswer (): boolean
   exchangeDone (ex: Exchange): void
@@ -119,9 +123,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** the whole request was written to the current try */
   private requestWritten = false
   private tryOpen = false
-  /** an upstream may have acted on the request: a try wrote it and did not fail before it was read */
+  /** an upstream may have acted on the request: request bytes of a try left (see retry-policy's rule) */
   private mayHaveRun = false
-  /** a try on a stale pooled connection was made again (once per request) */
+  /** a small body is read whole before the first try starts (BUFFER_LIMIT) */
+  private buffering = false
+  /** a try that provably sent nothing was made again at once (once per request) */
   private staleRetried = false
   private isRetry = false
   /** the upstream answered a status of retry.onStatus: its body is dropped, then the request retried */
@@ -242,6 +248,10 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
         return
       }
     }
+    if (!this.bodyDone && this.contentLength > 0 && this.contentLength <= BUFFER_LIMIT) {
+      this.buffering = true
+      return
+    }
     this.start(undefined)
   }
 
@@ -301,7 +311,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.tryOpen = true
     host.inflight++
     host.requests++
-    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this)
+    // a request that must not run twice is not written on a connection that may meet its upstream's
+    // keep-alive close (the write would leave, then the close: an unknown outcome)
+    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.keyed === null ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
     this.up = c
     if (c.connected) this.writeRequest(c)
     else engine.timeConnect(c, pool)
@@ -313,10 +325,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   }
 
   private writeRequest (c: UpstreamConn): void {
-    const s = c.socket
     // corked until the end of the client's current read, so a body parsed right after the head (in
     // the same read) leaves in the head's write
-    s.cork()
+    c.socket.cork()
     let head = `${this.method} ${this.path} HTTP/1.1\r\n`
     if (this.hostHeader === '' && (this.route!.requestHeaders === null || !this.route!.requestHeaders.drop.has('host'))) head += `host: ${c.pool.authority}\r\n`
     head += this.headLines
@@ -331,7 +342,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.pendingBytes = 0
     if (this.bodyDropped) this.dropWritten()
     if (this.bodyDone) ok = this.endRequest(c)
-    this.conn.uncorkLater(s)
+    // the whole request in this one write: a worker's reset can prove it unread (UpstreamConn.resetUnread)
+    if (!this.idempotent) c.wholeInOne = this.bodyDone && !this.chunkedIn && head.length + this.bodyBytes <= ONE_BUFFER_BYTES
+    this.conn.uncorkLater(c)
     if (!ok && !this.bodyDone) this.conn.hold(HOLD_UPSTREAM)
     this.conn.unhold(HOLD_PENDING)
   }
@@ -387,6 +400,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   onClientBodyEnd (): void {
     this.bodyDone = true
     if (this.finished) return
+    if (this.buffering) {
+      this.buffering = false
+      this.start(undefined)
+      return
+    }
     if (this.keyed !== null) this.keyed.bodyEnded()
     const c = this.up
     if (c !== null && this.sent && !this.requestWritten && !this.discarding) this.endRequest(c)
@@ -503,7 +521,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       else this.retry(failed, 'http-5xx')
       return
     }
-    c.done(this.requestWritten && this.bodyDone)
+    // a connection a request that must not run twice opened because its upstream closes idle ones is
+    // not pooled: reused only by such requests it would pile up, one per request, until the sweep
+    c.done(this.requestWritten && this.bodyDone && ((this.idempotent && this.keyed === null) || !c.pool.closesIdle))
     this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
     if (this.finished) return
     if (this.keyed !== null) {
@@ -541,31 +561,30 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.conn.engine.untime(c)
     this.discarding = false
     const host = this.host
-    // only once the request was all written (or not at all): a reset while a body is still streaming
-    // may come from an upstream that read the head and part of the body, then gave up
-    const resetBeforeRequest = !c.gotBytes && !this.responseStarted && (this.requestWritten || !this.sent) &&
-      resetUnread(code, c.reused && this.idempotent)
-    const outcome: TryOutcome = this.clientGone ? 'local' : !c.connected || resetBeforeRequest ? 'connect-failed' : 'reset'
+    // the retry rule's one fact (proxy/retry-policy): did any byte of the request leave?
+    const unsent = unsentTry(c.connected, this.sent, c.refused, c.resetUnread(code))
+    const outcome: TryOutcome = this.clientGone ? 'local' : unsent ? 'connect-failed' : 'reset'
     this.endTry(outcome)
     if (this.clientGone) {
       this.finish(499)
       return
     }
     if (this.finished) return
-    if (resetBeforeRequest && !this.staleRetried && !this.bodyDropped) {
-      // the upstream saw nothing: once per request this try is made again at once, on another host,
-      // outside the retry budget and attempts (what a pool does with a stale connection)
+    if (unsent && c.connected && !this.staleRetried && !this.bodyDropped) {
+      // connected, then closed or refused before a byte left (a pooled connection its upstream had
+      // closed, a dead worker's socket): once per request this try is made again at once, on another
+      // host, outside the retry budget and attempts (what a pool does with a stale connection)
       this.staleRetried = true
-      this.conn.engine.core.retries.retried['reset-before-request']++
+      this.conn.engine.core.retries.retried['not-sent']++
       this.attempts--
       this.start(host)
       return
     }
-    if (!this.responseStarted && this.mayRetry(outcome, resetBeforeRequest)) {
+    if (!this.responseStarted && this.mayRetry(outcome, unsent)) {
       this.retry(host, outcome as RetryReason)
       return
     }
-    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream failed before it answered', { logDetail: `upstream ${host?.id ?? '?'} failed: ${code}` }))
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream failed before it answered', { logDetail: `upstream ${host?.id ?? '?'} failed: ${code}${unsent ? ' (nothing sent)' : ''}` }))
   }
 
   onTryTimeout (c: UpstreamConn): void {
@@ -577,7 +596,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     const outcome: TryOutcome = connecting ? 'connect-failed' : 'timeout'
     this.endTry(outcome)
     if (this.finished) return
-    if (!this.responseStarted && this.mayRetry(outcome, false)) {
+    if (!this.responseStarted && this.mayRetry(outcome, !this.sent)) {
       this.retry(host, outcome as RetryReason)
       return
     }
@@ -609,9 +628,10 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   // ---- retries ----
 
-  private mayRetry (outcome: TryOutcome, resetBeforeRequest: boolean): boolean {
-    const replayable = !this.bodyDropped && (!this.sent || this.idempotent || resetBeforeRequest)
-    return this.pool!.retry.allow(outcome, this.attempts, replayable, this.conn.engine.core.inflight)
+  /** `unsent`: no byte of the try left (proxy/retry-policy's rule decides) */
+  private mayRetry (outcome: TryOutcome, unsent: boolean): boolean {
+    const again = resendable(unsent, this.idempotent, !this.bodyDropped)
+    return this.pool!.retry.allow(outcome, this.attempts, again, this.conn.engine.core.inflight)
   }
 
   private retry (failed: Host | undefined, reason: RetryReason): void {
@@ -648,6 +668,12 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   onDeadline (): void {
     if (this.finished) return
+    if (!this.bodyDone && this.hasBody) {
+      // the client has not sent its whole request yet: its fault, never the upstream's
+      this.dropTry('local')
+      this.fail(new ProxyError('CLAYLB_REQUEST_TIMEOUT', `the request body was not received within ${this.pool!.requests.timeoutMs} ms`))
+      return
+    }
     this.dropTry('timeout')
     this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', `no complete answer within ${this.pool!.requests.timeoutMs} ms`))
   }
@@ -737,20 +763,6 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (this.active) this.conn.engine.core.finish(this)
     this.conn.exchangeDone(this)
   }
-}
-
-/**
- * Envoy's reset-before-request, judged by what the upstream's kernel tells: no byte of an answer, the
- * whole request written (the caller checks), and the connection RESET (ECONNRESET, or EPIPE writing
- * to it). A socket closed with bytes it had not read is reset; one whose process read everything and
- * died is closed with a FIN (EOF). A request written whole arrives at once, so a reset means the
- * upstream never read it: a fresh connection accepted for a process that died before reading it, or a
- * pooled one it had closed. That try is made again whatever the method.
- * An EOF is ambiguous (an idle close racing the request, or a crash after reading it): made again only
- * on a pooled socket for an idempotent method (`idempotentReuse`), never for a POST.
- */
-function resetUnread (code: string, idempotentReuse: boolean): boolean {
-  return code === 'ECONNRESET' || code === 'EPIPE' || (code === 'EOF' && idempotentReuse)
 }
 
 /** why the client connection's reading is held (bits of ClientConn.holds) */

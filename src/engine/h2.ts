@@ -16,13 +16,13 @@
  * contradicts `:authority` are refused (h2-fields.ts, README "TLS, SNI and HTTP/2").
  */
 import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
-import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { Engine } from './engine.js'
 import { Exchange, type AnswerSink, type ClientSide } from './exchange.js'
 import { createParser, NO_BODY, type Parser, type ParseError, type ParserCallbacks } from './llhttp.js'
 import { ResetBudget, goawayCode } from './h2-session-guard.js'
 import { hasFlankedValue } from './h2-fields.js'
+import type { UpstreamConn } from './upstream-pool.js'
 
 /** streams one session may have open at once (nginx's http2_max_concurrent_streams) */
 export const H2_MAX_CONCURRENT_STREAMS = 128
@@ -212,8 +212,8 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
     if (this.holds === 0) this.stream.resume()
   }
 
-  uncorkLater (s: Socket): void {
-    s.uncork()
+  uncorkLater (c: UpstreamConn): void {
+    c.uncork()
   }
 
   lastAnswer (): boolean {

@@ -3,7 +3,8 @@
  * A keep-alive pool of raw upstream sockets for one host, each with its own response parser for its
  * whole life. A connection is reused only after its request was written whole and a keep-alive answer
  * read whole; idle ones are closed by a sweep before the upstream's own idle timeout (Node's 5 s) can
- * race a reuse. The socket's events are bound once per connection, never per request.
+ * race a reuse, and a request that must not run twice takes only a connection idle for a short while
+ * (acquire). The socket's events are bound once per connection, never per request.
  */
 import net, { type Socket } from 'node:net'
 import tls, { type TLSSocket } from 'node:tls'
@@ -31,8 +32,17 @@ export interface UpstreamUser {
 }
 
 // Node's http.Server closes idle keep-alive sockets after 5 s by default; staying under it keeps a
-// reused socket from racing the upstream's close.
+// reused socket from racing the upstream's close (timeouts.upstreamKeepAliveMs)
 export const KEEP_ALIVE_MS = 4000
+/**
+ * A request that must not run twice (not idempotent, or keyed) reuses only a connection idle for
+ * less than this share of the keep-alive time: an upstream that closes idle connections sooner than
+ * claylb thinks (gunicorn's 2 s, a tuned Node server) closes them at its own timeout, and a request
+ * written at that moment meets the close after its bytes left (an unknown outcome: a 502).
+ */
+export const SAFE_REUSE_SHARE = 4
+/** a request up to this many bytes, written at once, is one buffer of an AF_UNIX socket (Linux) */
+export const ONE_BUFFER_BYTES = 16 * 1024
 
 export interface PoolOptions {
   connectTimeoutMs: number
@@ -49,6 +59,18 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   connected = false
   /** has served a request before the current one (a pooled keep-alive socket) */
   reused = false
+  /** the current try's first write has not been handed to the kernel yet */
+  unflushed = true
+  /**
+   * The kernel refused the current try's first write at once (the peer had closed or reset the
+   * connection): not one byte of the try left, so nothing of it reached the upstream.
+   */
+  refused = false
+  /**
+   * The exchange's claim that the try's whole request (head and body, ≤ ONE_BUFFER_BYTES) is in its
+   * first write; uncork() keeps it only when the kernel took that write whole at once.
+   */
+  wholeInOne = false
   /** bytes of the current answer arrived */
   gotBytes = false
   /** the last answer allows reuse */
@@ -152,6 +174,8 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
   }
 
   private onClose (): void {
+    // closed by its upstream while idle in the pool (the sweep and pool.close take it out first)
+    if (this.idleIndex >= 0 && !this.pool.closed) this.pool.closesIdle = true
     this.pool.forget(this)
     this.parser.close()
     const u = this.user
@@ -234,6 +258,34 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
     return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data)
   }
 
+  /**
+   * End the cork of the try's request head: its bytes go to the kernel now. libuv tries the write at
+   * once, so a write the kernel refuses (EPIPE: the peer had closed; ECONNRESET: it had reset) errors
+   * the stream inside this call; a write it took, even in part, does not (a later failure comes
+   * from the event loop). That is the proof `refused` records.
+   */
+  uncork (): void {
+    const s = this.socket
+    s.uncork()
+    if (this.unflushed) {
+      this.unflushed = false
+      this.refused = s.errored !== null
+      if (s.writableLength !== 0) this.wholeInOne = false
+    }
+  }
+
+  /**
+   * A reset that proves the try's request unread — for claylb's own workers only. Linux reports
+   * ECONNRESET on an AF_UNIX socket only when its peer closed with bytes still queued unread; a
+   * worker is claylb's runtime, a Node server that reads its socket 64 KiB at a time, so it takes
+   * a request that arrived whole in one buffer (wholeInOne) whole or not at all. A reset after such
+   * a write: the worker never read a byte of it (a process killed before it read). Any other upstream
+   * may read a few bytes at a time: its reset proves nothing.
+   */
+  resetUnread (code: string): boolean {
+    return code === 'ECONNRESET' && this.wholeInOne && this.pool.socketPath !== undefined
+  }
+
   pauseReading (): void {
     this.paused = true
     if (this.consumed) readStop(this.socket)
@@ -279,6 +331,12 @@ export class UpstreamPool {
   private idle: UpstreamConn[] = []
   readonly all = new Set<UpstreamConn>()
   closed = false
+  /**
+   * The upstream has closed a connection while it was idle here: its keep-alive is shorter than
+   * claylb's, or it closes connections after answering, so a reused connection may meet that close
+   * at any moment. A request that must not run twice gets a new connection from then on.
+   */
+  closesIdle = false
 
   constructor (url: string, socketPath: string | undefined, readonly o: PoolOptions) {
     this.socketPath = socketPath
@@ -312,13 +370,26 @@ export class UpstreamPool {
     return s
   }
 
-  /** A connection for one try: an idle one, else a new one (its user learns when it is connected). */
-  acquire (user: UpstreamUser): UpstreamConn {
+  /**
+   * A connection for one try: an idle one, else a new one (its user learns when it is connected).
+   * `safeIdleMs` (-1 for an idempotent request): a request that must not run twice reuses only a
+   * connection idle for less than this, and none once the upstream was seen closing idle ones
+   * (closesIdle); the others stay for idempotent requests.
+   */
+  acquire (user: UpstreamUser, safeIdleMs: number): UpstreamConn {
     let c = this.idle.pop()
     while (c !== undefined && (c.socket.destroyed || !c.socket.writable)) c = this.idle.pop()
+    if (c !== undefined && safeIdleMs >= 0 && (this.closesIdle || Date.now() - c.idleSince >= safeIdleMs)) {
+      // the most recently used is the youngest: every idle one is older, so a new connection
+      this.idle.push(c)
+      c = undefined
+    }
     if (c !== undefined) {
       c.idleIndex = -1
       c.reused = true
+      c.unflushed = true
+      c.refused = false
+      c.wholeInOne = false
       c.user = user
       c.resumeReading()
       return c
@@ -351,9 +422,12 @@ export class UpstreamPool {
     }
   }
 
-  /** close connections idle longer than KEEP_ALIVE_MS (oldest are first in the list) */
-  sweepIdle (now: number): void {
-    while (this.idle.length > 0 && now - this.idle[0]!.idleSince > KEEP_ALIVE_MS) {
+  /**
+   * close connections idle longer than `maxIdleMs` (oldest are first in the list); the engine passes
+   * the keep-alive time less its sweep period, so no connection is reused past the keep-alive time
+   */
+  sweepIdle (now: number, maxIdleMs: number): void {
+    while (this.idle.length > 0 && now - this.idle[0]!.idleSince > maxIdleMs) {
       const c = this.idle.shift()!
       c.idleIndex = -1
       c.socket.destroy()

@@ -1,8 +1,13 @@
 /**
  * @module proxy/retry-policy
- * When a failed try may go to another upstream. The rule of nginx ≥ 1.9.13 and Caddy: a try whose
- * connection was never made is safe to repeat whatever the method; once request bytes may have been
- * sent, only idempotent methods with a replayable body are; never once the response started.
+ * When a failed try may go to another upstream: the one rule that keeps claylb from running a request
+ * twice without telling the client (`resendable`), a budget and a backoff.
+ *
+ * The rule (nginx's `proxy_next_upstream` without `non_idempotent`, Go's http.Transport replaying
+ * only what it never wrote): a request that provably never reached an application may be sent again
+ * whatever its method; once request bytes left, a failure (reset, EOF, timeout) leaves the outcome
+ * unknown, and only an idempotent method (RFC 9110 §9.2.2) may be sent again. Never once the answer
+ * started.
  * A budget (Envoy's retry_budget) caps concurrent retries to a share of the requests in flight, and
  * each retry waits a fully jittered exponential backoff (Envoy: base 25 ms, cap 250 ms) so that
  * failing clients do not retry in lockstep.
@@ -13,11 +18,38 @@ export type TryOutcome = 'ok' | 'connect-failed' | 'timeout' | 'reset' | 'http-5
 
 /**
  * the outcomes a retry may follow (also the `reason` label of claylb_retries_total);
- * `reset-before-request`: the upstream reset the connection before any byte of an answer, so it never
- * read the request: made again at once, whatever the method, outside the budget (engine/exchange.ts)
+ * `not-sent`: the try's connection was seen closed before any request byte was written, or the
+ * kernel refused its first write (a pooled connection the upstream had closed, a dead worker's
+ * socket): nothing reached an application, so it is made again at once whatever the method, once per
+ * request outside the budget (engine/exchange.ts). It replaces `reset-before-request`, which also
+ * counted resets after the request was written (those may have run: they are `reset` now).
  */
-export const RETRY_REASONS = ['connect-failed', 'timeout', 'reset', 'http-5xx', 'reset-before-request'] as const
+export const RETRY_REASONS = ['connect-failed', 'timeout', 'reset', 'http-5xx', 'not-sent'] as const
 export type RetryReason = typeof RETRY_REASONS[number]
+
+/**
+ * What a failed try proves about its request: it is unsent when the connection was never made, was
+ * seen closed before any request byte was written, or refused the try's first write (the kernel took
+ * none of it), or (`resetUnread`, claylb's own workers only: engine/upstream-pool) reset with the
+ * whole request still queued unread; else request bytes left and an application may have acted on them.
+ */
+export function unsentTry (connected: boolean, sent: boolean, refused: boolean, resetUnread: boolean): boolean {
+  return !connected || !sent || refused || resetUnread
+}
+
+/**
+ * THE rule: may a failed try (its answer not started) be sent again to an upstream?
+ * A keyed request that may have run is never sent again here, even on an `upstreamDedupes` route:
+ * the exchange ends it as an unknown outcome (the client is told: 502) and the client's retry is
+ * forwarded under the same claylb-idempotency-id (idempotency/core's reclaim). Re-sending it at once
+ * would hand a request that killed one upstream (a query of death) straight to the next.
+ * @param unsent see unsentTry: nothing reached an application
+ * @param idempotent the method is idempotent (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
+ * @param replayable the body is still all here (not streamed past the replay limit)
+ */
+export function resendable (unsent: boolean, idempotent: boolean, replayable: boolean): boolean {
+  return replayable && (unsent || idempotent)
+}
 
 export interface RetrySettings {
   attempts: number
@@ -38,7 +70,7 @@ export interface RetryTally {
 }
 
 export function newRetryTally (): RetryTally {
-  return { retried: { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0, 'reset-before-request': 0 }, overflow: 0 }
+  return { retried: { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0, 'not-sent': 0 }, overflow: 0 }
 }
 
 export class RetryPolicy {
@@ -64,8 +96,7 @@ export class RetryPolicy {
 
   /**
    * @param attempts tries made so far
-   * @param replayable the body (if any) was not consumed, and either no byte reached the upstream
-   *   or the method is idempotent
+   * @param replayable `resendable`: the try may be sent again at all
    * @param inflight requests in flight through the proxy now
    */
   allow (outcome: TryOutcome, attempts: number, replayable: boolean, inflight: number): boolean {

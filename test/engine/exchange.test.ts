@@ -4,6 +4,7 @@
  * each side was given. No network; the fakes record what the exchange wrote and asked for.
  */
 import t from 'tap'
+import fc from 'fast-check'
 import { Exchange } from '../../src/engine/exchange.js'
 import type { ClientConn } from '../../src/engine/client-conn.js'
 import type { Engine } from '../../src/engine/engine.js'
@@ -27,6 +28,8 @@ class FakeUpstream {
   connected = false
   reused = false
   gotBytes = false
+  /** the kernel refused the try's first write (set by a test before it fails the try) */
+  refused = false
   socket = new FakeSocket()
   pool = { authority: 'up.test' }
   reusable: boolean | null = null
@@ -37,6 +40,8 @@ class FakeUpstream {
   destroy (): void { this.destroyed = true }
   pauseReading (): void {}
   resumeReading (): void {}
+  uncork (): void {}
+  resetUnread (): boolean { return false }
 }
 
 function rig (hosts = 2, o: { attempts?: number } = {}) {
@@ -60,7 +65,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     routing: RoutingState.single(pool),
     proto: 'http',
     draining: false,
-    o: { maxHeaderBytes: 16384, maxHeaders: 100, underscoresInHeaders: 'drop' },
+    o: { maxHeaderBytes: 16384, maxHeaders: 100, underscoresInHeaders: 'drop', upstreamKeepAliveMs: 4000 },
     poolFor: (host: Host) => ({ acquire: () => { const u = new FakeUpstream(host); ups.push(u); return u } }),
     timeConnect: () => timing.push('connect'),
     timeHeaders: () => timing.push('headers'),
@@ -77,7 +82,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     hold () {},
     unhold () {},
     lastAnswer: () => false,
-    uncorkLater: (s: FakeSocket) => s.uncork(),
+    uncorkLater: (c: FakeUpstream) => c.uncork(),
     exchangeDone: (ex: Exchange) => done.push(ex),
   }
   const ex = new Exchange(conn as unknown as ClientConn)
@@ -175,11 +180,22 @@ t.test('a refused connect is retried on the other host; the body is replayed', a
   t.equal(ex.attempts, 2)
 })
 
-t.test('a POST whose fresh connection is reset before any answer byte: made again on another host (reset-before-request)', async (t) => {
+t.test('a POST reset after its request was written, fresh or pooled: 502, never sent again (it may have run)', async (t) => {
+  for (const reused of [false, true]) {
+    const { ex, ups, client } = rig(2, { attempts: 3 })
+    const u = connectedPost(ex, ups, reused)
+    // a reset after the bytes left: the upstream may have read the head, acted, and died
+    ex.onUpstreamError(up(u), 'ECONNRESET')
+    t.equal(ups.length, 1, `${reused ? 'pooled' : 'fresh'}: no second try although attempts allow it`)
+    t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n/)
+  }
+})
+
+t.test('a POST whose first write the kernel refused (nothing left): made again on another host, outside the attempts', async (t) => {
   const { ex, ups, client } = rig(2, { attempts: 1 })
   const u = connectedPost(ex, ups)
-  // a reset says the upstream closed with bytes unread: it never read the whole request
-  ex.onUpstreamError(up(u), 'ECONNRESET')
+  u.refused = true
+  ex.onUpstreamError(up(u), 'EPIPE')
   t.equal(ups.length, 2, 'made again although retry.attempts is 1')
   t.not(ups[1]!.host, u.host, 'on the other host')
   const second = ups[1]!
@@ -206,7 +222,8 @@ t.test('a POST whose connection closes (EOF) after the request was written, fres
 
 t.test('a POST reset while its body is still streaming: 502, not retried (the upstream may have read part of it)', async (t) => {
   const { ex, ups, client } = rig(2, { attempts: 1 })
-  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '10'], 'POST', '/o', true)
+  // larger than BUFFER_LIMIT: not read whole first, it streams
+  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '100000'], 'POST', '/o', true)
   ex.onClientBody(Buffer.from('12345'))
   ex.activate()
   const u = ups[0]!
@@ -218,8 +235,8 @@ t.test('a POST reset while its body is still streaming: 502, not retried (the up
   t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*connection: close\r\n/, '502, and the connection closes: the rest of the body is not a next request')
 })
 
-t.test('a GET on a pooled connection that closes (EOF) before any answer byte: made again, outside the retry budget', async (t) => {
-  const { ex, ups, client } = rig(2, { attempts: 1 })
+t.test('a GET on a pooled connection that closes (EOF) before any answer byte: made again (idempotent, within the attempts)', async (t) => {
+  const { ex, ups, client } = rig(2, { attempts: 2 })
   const u = connectedGet(ex, ups)
   u.reused = true
   ex.onUpstreamError(up(u), 'EOF')
@@ -232,9 +249,10 @@ t.test('a GET on a pooled connection that closes (EOF) before any answer byte: m
   t.match(client.written, /^HTTP\/1\.1 200 OK\r\n/)
 })
 
-t.test('a POST on a stale pooled connection (reset before any answer byte) is made again once, whatever the method', async (t) => {
+t.test('a POST on a stale pooled connection (its first write refused) is made again once, whatever the method', async (t) => {
   const { ex, ups, client } = rig(2, { attempts: 1 })
   const stale = connectedPost(ex, ups, true)
+  stale.refused = true
   ex.onUpstreamError(up(stale), 'EPIPE')
   t.equal(ups.length, 2, 'made again although retry.attempts is 1')
   const fresh = ups[1]!
@@ -243,7 +261,8 @@ t.test('a POST on a stale pooled connection (reset before any answer byte) is ma
   t.match(fresh.socket.written, /\r\n\r\nx$/)
   // once only: a second stale failure is not retried again
   fresh.reused = true
-  ex.onUpstreamError(up(fresh), 'ECONNRESET')
+  fresh.refused = true
+  ex.onUpstreamError(up(fresh), 'EPIPE')
   t.equal(ups.length, 2)
   t.match(client.written, /^HTTP\/1\.1 502 /)
 })
@@ -320,4 +339,45 @@ t.test('refusals decided from the head are answered in turn and never reach an u
   ex.fromHead(1, 1, ['Host', 'a'], 'GET', 'http://a/x?y', true)
   t.equal(ex.refusal, null)
   t.equal(ex.path, '/x?y', 'absolute-form naming the Host becomes origin-form')
+})
+
+t.test('property: whatever fails how, a request that must not run twice leaves at most one try, and that one ends it', async (t) => {
+  const step = fc.record({
+    connected: fc.boolean(),
+    refused: fc.boolean(),
+    reused: fc.boolean(),
+    code: fc.constantFrom('ECONNRESET', 'EPIPE', 'EOF', 'ECONNREFUSED', 'HPE_INVALID_CONSTANT'),
+  })
+  fc.assert(fc.property(fc.constantFrom('POST', 'PATCH', 'GET', 'PUT'), fc.integer({ min: 1, max: 4 }), fc.array(step, { minLength: 1, maxLength: 8 }), (method, attempts, steps) => {
+    const { ex, ups, client, core, pool } = rig(3, { attempts })
+    ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '1'], method, '/o', true)
+    ex.onClientBody(Buffer.from('x'))
+    ex.onClientBodyEnd()
+    ex.activate()
+    const left: number[] = []
+    for (let k = 0; k < steps.length && k < ups.length && !ex.finished; k++) {
+      const s = steps[k]!
+      const u = ups[k]!
+      u.reused = s.reused
+      if (s.connected) {
+        u.connected = true
+        ex.onUpstreamConnected(up(u))
+        u.refused = s.refused
+        if (!s.refused) left.push(k)
+      }
+      ex.onUpstreamError(up(u), s.code)
+    }
+    const idempotent = method === 'GET' || method === 'PUT'
+    if (!idempotent) {
+      // the oracle: bytes that left are an unknown outcome; nothing may follow them
+      if (left.length > 1) return false
+      if (left.length === 1 && (ups.length !== left[0]! + 1 || !client.written.startsWith('HTTP/1.1 502 '))) return false
+    }
+    // every try but the one "not-sent" retry counts against retry.attempts
+    if (ups.length > attempts + 1) return false
+    core.close()
+    pool.close()
+    return true
+  }), { numRuns: 300 })
+  t.pass('300 failure sequences')
 })

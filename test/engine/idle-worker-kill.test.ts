@@ -1,8 +1,12 @@
 /**
- * Killing an idle worker costs no request, POSTs included: a socket to a worker that just died, pooled
- * or new (one the kernel accepted for the dying process), is RESET before the worker read the request
- * (EPIPE, ECONNRESET), and the raw engine makes that try again on another upstream whatever the method
- * (Envoy's reset-before-request). Every one of the 90 POSTs must be answered by a live worker.
+ * Killing an idle worker costs no request, POSTs included: a try on a socket to a worker that just
+ * died, pooled or new, provably sent nothing — the kernel refused its write (EPIPE), or (claylb's own
+ * workers only, UpstreamConn.resetUnread) the dying worker's socket still held the whole request,
+ * written in one buffer, unread when the kernel closed it (ECONNRESET on a Unix socket) — and the raw
+ * engine makes that try again on another upstream whatever the method (`reason="not-sent"`). Between
+ * the SIGKILL and the kernel closing the worker's sockets, requests are still written to them: a
+ * reset is then the only sign, which is why the worker rule is needed. Every one of the 90 POSTs must
+ * be answered by a live worker.
  */
 import t from 'tap'
 import { request } from 'undici'
@@ -53,5 +57,5 @@ t.test('kill -9 of an idle worker, then POSTs at once: every POST answered', asy
   t.same(failed, [], `every POST answered (${failed.length} of ${total} failed)`)
   const m = await (await request(`${lb.admin}/metrics`)).body.text()
   t.match(m, /claylb_upstream_tries_total\{[^}]*outcome="connect-failed"[^}]*\} [1-9]/, 'some tries met a dead worker\'s socket')
-  t.match(m, /claylb_retries_total\{reason="reset-before-request"\} [1-9]/, 'and were made again, counted as reset-before-request')
+  t.match(m, /claylb_retries_total\{reason="not-sent"\} [1-9]/, 'and were made again, counted as not-sent')
 })
