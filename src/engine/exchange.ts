@@ -580,7 +580,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.start(host)
       return
     }
-    if (!this.responseStarted && this.mayRetry(outcome, unsent)) {
+    // an answer that came broken is the upstream's answer, not a lost try: nginx's default does not
+    // retry it either (invalid_header is not in proxy_next_upstream), and a GET's effects ran
+    if (!this.responseStarted && !c.answeredBadly && this.mayRetry(outcome, unsent)) {
       this.retry(host, outcome as RetryReason)
       return
     }
@@ -720,7 +722,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     const code = err.code
     if (code === 'CLAYLB_BAD_REQUEST' || code === 'CLAYLB_NOT_IMPLEMENTED' || code === 'CLAYLB_BODY_TOO_LARGE' ||
       code === 'CLAYLB_HTTP_VERSION' || (!this.bodyDone && this.hasBody) || !this.clientKeepAlive) this.closeAfter = true
-    this.conn.socket.write(problemAnswer(err, this.closeAfter || this.conn.lastAnswer()), 'latin1')
+    this.conn.socket.write(problemAnswer(err, this.closeAfter || this.conn.lastAnswer(), this.method === 'HEAD'), 'latin1')
     this.finish(err.status)
   }
 
@@ -771,12 +773,15 @@ export const HOLD_UPSTREAM = 2
 export const HOLD_PENDING = 4
 export const HOLD_CLOSING = 8
 
-/** A problem+json answer as one string. */
-export function problemAnswer (err: ProxyError, close: boolean): string {
+/**
+ * A problem+json answer as one string. `head`: the answer to a HEAD request, its head alone (RFC 9110
+ * §9.3.2): a body after it would be read by the client as the next answer.
+ */
+export function problemAnswer (err: ProxyError, close: boolean, head = false): string {
   const [status, title] = PROBLEMS[err.code]
   const body = problemBody(err.code, err.message)
-  let head = `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`
-  if (err.retryAfter !== undefined) head += `retry-after: ${Math.max(0, Math.ceil(err.retryAfter))}\r\n`
-  if (close) head += 'connection: close\r\n'
-  return head + CRLF + body
+  let out = `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`
+  if (err.retryAfter !== undefined) out += `retry-after: ${Math.max(0, Math.ceil(err.retryAfter))}\r\n`
+  if (close) out += 'connection: close\r\n'
+  return head ? out + CRLF : out + CRLF + body
 }

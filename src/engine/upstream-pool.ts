@@ -282,6 +282,14 @@ export class UpstreamConn implements ParserCallbacks, DeadlineEntry {
    * a write: the worker never read a byte of it (a process killed before it read). Any other upstream
    * may read a few bytes at a time: its reset proves nothing.
    */
+  /**
+   * The upstream answered, unusably: a head arrived, or bytes it sent broke the parser (a status outside
+   * 100–599, an unasked 101, a framing error). It read the request and acted on it as it chose.
+   */
+  get answeredBadly (): boolean {
+    return this.gotBytes || this.isBroken || this.errorCode.startsWith('HPE_')
+  }
+
   resetUnread (code: string): boolean {
     return code === 'ECONNRESET' && this.wholeInOne && this.pool.socketPath !== undefined
   }

@@ -262,6 +262,21 @@ const rows: Row[] = [
   },
   {
     item: '23.3',
+    name: 'the 502 for a broken answer to a HEAD request is a head alone: no problem body for the client to read as the next answer',
+    others: 'nginx and HAProxy: a 502 to HEAD has no body (RFC 9110 §9.3.2); found by the differential fuzzer',
+    async run (t) {
+      const c = await client(t)
+      let got = ''
+      c.socket.on('data', (d: string) => { got += d })
+      await c.write('HEAD /status-099 HTTP/1.1\r\nHost: a\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n')
+      await c.waitFor(() => /^HTTP\/1\.1 502 [^]*?\r\n\r\n(?:HTTP\/1\.1 \d{3} [^]*?\r\n\r\n)?/.test(got) && (got.split('HTTP/1.1 ').length > 2 || c.closed), 15_000)
+      t.match(got, /^HTTP\/1\.1 502 /, 'a 502')
+      const rest = got.slice(got.indexOf('\r\n\r\n') + 4)
+      t.ok(rest === '' || rest.startsWith('HTTP/1.1 '), `after the 502's head comes the next answer or nothing, not a body (got ${JSON.stringify(rest.slice(0, 40))})`)
+    },
+  },
+  {
+    item: '23.3',
     name: 'a status above 599 is a 502',
     others: 'nginx: 502 (it accepts 3 digits, then refuses >599); HAProxy: 502',
     run: (t) => assertBroken(t, '/status-600'),
