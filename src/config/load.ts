@@ -8,6 +8,7 @@ import type { z } from 'zod'
 import { configSchema, type Config, type PoolSettings } from './schema.js'
 import { resolvePools, routingProblems, workerCountOf } from './routing.js'
 import { ConfigError } from './error.js'
+import { idempotencyProblems } from './idempotency.js'
 
 export { ConfigError }
 
@@ -85,10 +86,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   const result = configSchema.safeParse(applyOverrides(raw as Record<string, unknown>, overrides))
   if (!result.success) throw new ConfigError(formatIssues(result.error.issues), source)
   const c = result.data
-  if (c.idempotency.waitReplicas > 0) {
-    if (c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) throw new ConfigError([`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`], source)
-  }
-  const problems = routingProblems(c)
+  const problems = [...idempotencyProblems(c), ...routingProblems(c)]
   if (problems.length > 0) throw new ConfigError(problems, source)
   const pools: Record<string, PoolSettings> = resolvePools(c)
   const resolved = {
