@@ -1,11 +1,12 @@
 /**
  * @module idempotency/canonical-offload
- * Canonicalising JSON is linear but not free (about 30-70 ms per MiB of small members on one core):
- * done on the event loop, an 8 MiB keyed body stopped every other request of the process for
- * hundreds of ms. Bodies up to INLINE_MAX_BYTES are done inline (well under a millisecond or two);
+ * Canonicalising JSON is not free (about 50-150 ms per MiB of small members on one core, objects
+ * sorted by member name): done on the event loop, an 8 MiB keyed body stopped every other request of
+ * the process for 350-600 ms. Bodies up to INLINE_MAX_BYTES are done inline (about 1.5 ms at most);
  * larger ones go to one worker thread per process, started on first use, so the event loop only pays
- * for copying the bytes over (about 1 ms per 8 MiB).
+ * for copying the bytes over, a slice at a time.
  */
+import { setImmediate as yieldTurn } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 import { canonicalDigest, type CanonicalResult } from './canonical-digest.js'
 
@@ -41,16 +42,36 @@ function start (): Worker {
   return w
 }
 
-/** The canonical digest of a JSON body: inline when small, else on the worker thread. */
+/** how much is copied per turn of the event loop (well under a millisecond on an idle core) */
+const COPY_SLICE_BYTES = 256 * 1024
+
+/**
+ * A copy of `body` the worker can own (the caller still forwards these bytes), made a slice per turn
+ * of the event loop: one 8 MiB copy at once took 10-40 ms on a loaded machine.
+ */
+async function copyInSlices (body: Buffer): Promise<ArrayBuffer> {
+  const copy = new ArrayBuffer(body.length)
+  const view = new Uint8Array(copy)
+  for (let i = 0; i < body.length; i += COPY_SLICE_BYTES) {
+    if (i > 0) await yieldTurn()
+    view.set(body.subarray(i, i + COPY_SLICE_BYTES), i)
+  }
+  return copy
+}
+
+/** the canonical digest of a JSON body: inline when small, else on the worker thread */
 export function canonicalDigestOf (body: Buffer): CanonicalResult | Promise<CanonicalResult> {
   if (body.length <= INLINE_MAX_BYTES) return canonicalDigest(body)
+  return copyInSlices(body).then(offload)
+}
+
+function offload (copy: ArrayBuffer): Promise<CanonicalResult> {
   const w = worker ??= start()
   const id = nextId++
-  // a copy: the caller still forwards these bytes; the copy's memory moves to the worker
-  const copy = new Uint8Array(body)
   return new Promise((resolve, reject) => {
     if (pending.size === 0) w.ref()
     pending.set(id, { resolve, reject })
-    w.postMessage({ id, body: copy }, [copy.buffer])
+    // transferred: the copy's memory moves to the worker
+    w.postMessage({ id, body: new Uint8Array(copy) }, [copy])
   })
 }
