@@ -1,16 +1,17 @@
 /**
  * Issue 24, cases 3, 4, 6 and 7: one key is one operation, and the fingerprint names exactly the
  * request that ran. Two real claylb instances on one real redis-server in front of a real backend
- * that counts every execution, and the Express middleware on the same Redis; a retry with one key
+ * that counts every execution, and the Express and Fastify middleware on the same Redis; a retry with one key
  * either replays the answer of the very request that ran, or is refused (422) and never executed.
  */
 import http, { type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import express from 'express'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { request } from 'undici'
 import type { Redis } from 'ioredis'
-import { idempotencyMiddleware, RedisStore } from '../../src/index.js'
+import { idempotencyMiddleware, idempotencyPlugin, RedisStore } from '../../src/index.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { connectRedis } from '../helpers/ioredis.js'
 import { startRedis } from '../helpers/redis.js'
@@ -163,5 +164,28 @@ t.test('the Express middleware: two servers, one Redis', async (t) => {
     .use(countingApp(runs))))
   const urls = await Promise.all(servers.map(listen))
   t.teardown(() => { for (const s of servers) { s.closeAllConnections(); s.close() } })
+  cases(t, () => urls, runs)
+})
+
+t.test('the Fastify plugin: two instances, one Redis', async (t) => {
+  const redis = await startRedis({ useEnv: false })
+  const clients: Redis[] = await Promise.all([connectRedis(redis.url), connectRedis(redis.url)])
+  t.teardown(async () => { for (const c of clients) c.disconnect(); await redis.close() })
+  const runs: Execution[] = []
+  const apps = clients.map((client) => {
+    const app = Fastify()
+    // every body as bytes but JSON, which Fastify parses (fingerprinted by value)
+    app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => { done(null, body) })
+    app.register(idempotencyPlugin, { store: new RedisStore(client, { keyPrefix: 'one-op-f:' }), routes: ROUTES })
+    const execute = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      const body = Buffer.isBuffer(req.body) ? req.body.toString() : JSON.stringify(req.body)
+      runs.push({ method: req.method, url: req.url, type: req.headers['content-type'] ?? '', body })
+      return reply.code(201).send({ n: runs.length, url: req.url })
+    }
+    app.route({ method: ['POST', 'PATCH'], url: '/*', handler: execute })
+    return app
+  })
+  const urls = await Promise.all(apps.map((a) => a.listen({ port: 0, host: '127.0.0.1' })))
+  t.teardown(() => Promise.all(apps.map((a) => a.close())))
   cases(t, () => urls, runs)
 })
