@@ -10,7 +10,11 @@
  */
 import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
+import express from 'express'
+import { idempotencyMiddleware } from '../../src/index.js'
 import { request } from 'undici'
 import { startClaylb, type Claylb } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
@@ -136,4 +140,30 @@ t.test('maxBodyBytes and a large body through the proxy', async (t) => {
     t.equal(replay.headers['idempotent-replayed'], 'true', 'the same value respelled replays: the worker fingerprints it like the inline path')
     await replay.body.text()
   })
+})
+
+t.test('the Express middleware: the same bound, by Content-Length, by the kept bytes, or while it reads', async (t) => {
+  let runs = 0
+  const handler = (_req: unknown, res: { status (n: number): { json (v: unknown): void } }): void => { runs++; res.status(201).json({ runs }) }
+  const parsed = express()
+    .use(express.json({ limit: '4mb', verify: (req, _res, buf) => { (req as unknown as { rawBody: Buffer }).rawBody = buf } }))
+    .use(idempotencyMiddleware({ routes: [{ match: 'POST /orders' }, { match: 'POST /big', maxBodyBytes: 2 * MiB }] }) as unknown as express.RequestHandler)
+    .post('/orders', handler).post('/big', handler)
+  const unparsed = express()
+    .use(idempotencyMiddleware({ routes: [{ match: 'POST /orders' }] }) as unknown as express.RequestHandler)
+    .post('/orders', handler)
+  const servers = [http.createServer(parsed), http.createServer(unparsed)]
+  const [a, b] = await Promise.all(servers.map(async (server) => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }))
+  t.teardown(() => { for (const s of servers) { s.closeAllConnections(); s.close() } })
+  const over = jsonOfSize(MiB + 1)
+  for (const [url, body, what] of [[a!, over, 'raw bytes kept'], [b!, over, 'read by the middleware'], [b!, chunked(over), 'read by the middleware, chunked']] as const) {
+    const r = await post(url, '/orders', body, newKey())
+    t.equal(r.status, 413, `${what}: 413`)
+    t.equal(r.type, 'urn:claylb:problem:body-too-large')
+  }
+  t.equal((await post(a!, '/big', jsonOfSize(2 * MiB), newKey())).status, 201, 'a route allowing more')
+  t.equal(runs, 1, 'nothing over the bound ran')
 })
