@@ -74,8 +74,8 @@ export class Claim {
   /**
    * @param id the record id (the scoped key's hash): what an upstream that dedupes stores
    * @param fence rises with every claim of the record, so an upstream can refuse an older owner
+   * @param sentAt when the claim was sent to the store: the lease runs from then at the latest
    */
-  /** @param sentAt when the claim was sent to the store: the lease runs from then at the latest */
   constructor (readonly id: string, readonly token: string, leaseMs: number, readonly fence = 1, sentAt = Date.now()) {
     this.leaseUntil = sentAt + leaseMs
   }

@@ -7,7 +7,7 @@
  * the store said to an answer. The caller only moves bytes.
  */
 import { ProxyError } from '../errors.js'
-import type { Claim, IdempotencyCore } from './core.js'
+import { scopeOf, type Claim, type IdempotencyCore } from './core.js'
 import { missingKeyError, outcomeError, unavailableError } from './http.js'
 import { parseIdempotencyKey } from './key.js'
 import { fingerprintTarget } from './route-path.js'
@@ -37,8 +37,8 @@ export class IdempotencyDecider {
 
   /**
    * Decide for one request. `fingerprint(target)` is called only with a valid key, with the request
-   * target as the fingerprint names it (route-path.ts's fingerprintTarget); a ProxyError it throws (body too large, invalid JSON) is the answer,
-   * anything else (the client left) is rethrown.
+   * target as the fingerprint names it (route-path.ts's fingerprintTarget); a ProxyError it throws
+   * (body too large, invalid JSON) is the answer, anything else (the client left) is rethrown.
    */
   async decide (rawHeaders: readonly string[], path: string, route: IdempotentRoute, fingerprint: (target: string) => string | Promise<string>): Promise<Decision> {
     if (route.unsafePath === true) return this.reject(unsafePathError())
@@ -56,7 +56,7 @@ export class IdempotencyDecider {
     try {
       // one key, one operation: the record is the scope's and the key's, whatever route or method
       // the request came on; any other request under it is a mismatch (its fingerprint differs)
-      o = await this.core.begin(this.scope.credentialOf(rawHeaders), key.key, fp, route.upstreamDedupes)
+      o = await this.core.begin(scopeOf(this.scope.credentialOf(rawHeaders)), key.key, fp, route.upstreamDedupes)
     } catch (err) {
       this.core.observer.failClosed()
       return { kind: 'reject', error: unavailableError(err) }

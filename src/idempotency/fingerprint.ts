@@ -56,9 +56,6 @@ export class BodyFingerprint {
   /** true when `digest` needs the whole body (the caller keeps its chunks anyway) */
   get needsBody (): boolean { return this.json }
 
-  /** bytes seen so far */
-  get size (): number { return this.bytes }
-
   update (chunk: Buffer): void {
     this.bytes += chunk.length
     if (!this.json) this.hash.update(chunk)
