@@ -170,6 +170,11 @@ t.test('the cases from the issue', async (t) => {
   t.throws(() => canonicalJson('{"amount":1,"amount":999}'), JsonDuplicateMemberError)
   t.throws(() => canonicalJson('{"a":1,"\\u0061":1}'), JsonDuplicateMemberError, 'one name, two spellings')
   t.throws(() => canonicalJson('{"x":{"a":1,"a":1}}'), JsonDuplicateMemberError, 'nested, even with equal values')
+  // the first repeat in document order is the one reported, wherever it is nested
+  const firstRepeat = (text: string): string => { try { canonicalJson(text); return '' } catch (err) { return (err as Error).message } }
+  t.equal(firstRepeat('{"b":1,"b":2,"a":{"c":1,"c":2}}'), 'duplicate member name "b" at offset 7')
+  t.equal(firstRepeat('{"b":1,"a":{"c":1,"c":2},"b":2}'), 'duplicate member name "c" at offset 18')
+  t.equal(firstRepeat('{"z":1,"\\u007a":2,"z":3}'), 'duplicate member name "z" at offset 7')
   t.equal(canonicalJson('{"b":1,"a":[true,null,"x"]}'), '{"a":[true,null,"x"],"b":1e0}')
   t.throws(() => canonicalJson('['.repeat(MAX_DEPTH + 5) + ']'.repeat(MAX_DEPTH + 5)), JsonSyntaxError, 'a hostile depth is refused, not a stack overflow')
 })
