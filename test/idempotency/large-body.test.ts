@@ -95,6 +95,8 @@ t.test('maxBodyBytes and a large body through the proxy', async (t) => {
   const lb = await startClaylb({
     config: {
       upstreams: [{ url: app.url }],
+      // one process: its pid is the proxy whose event-loop thread is measured
+      listen: { processes: 1 },
       redis: { url: redis.url, commandTimeoutMs: 3000 },
       limits: { maxBodyBytes: 16 * MiB },
       idempotency: { routes: [{ match: 'POST /orders', required: true }, { match: 'POST /big', maxBodyBytes: 16 * MiB }] },

@@ -35,6 +35,8 @@ t.test('an owner stopped past ttlSeconds: the retry on the other instance is ref
   const TTL_MS = 2000
   const config = {
     upstreams: apps.map((a) => ({ url: a.url })),
+    // one process: its pid is the proxy that owns the claim (SIGSTOP stops it)
+    listen: { processes: 1 },
     redis: { url: redis.url, commandTimeoutMs: 3000 },
     // the lease (5 s) outlasts the ttl (2 s): before, the record's own expiry was the ttl from the
     // claim whatever the renewals did, so it vanished while its request still ran
