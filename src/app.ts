@@ -12,7 +12,6 @@ import { newRetryTally } from './proxy/retry-policy.js'
 import { PoolHosts, PoolRegistry } from './routing/pools.js'
 import { buildRoutingState } from './routing/routing-state.js'
 import { notLiveChanges } from './routing/reload-plan.js'
-import { RouteTable } from './idempotency/routes.js'
 import { problemBody } from './errors.js'
 import { ProxyCore } from './proxy/proxy.js'
 import { Engine, type EngineOptions } from './engine/engine.js'
@@ -22,7 +21,7 @@ import { Metrics } from './metrics/metrics.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
 import { closeRedis, createRedis, describeRedis, logStateTransitions, type RedisClient } from './redis/index.js'
 import { redisNeed } from './redis/embedded.js'
-import { createIdempotencyGate } from './idempotency/setup.js'
+import { createIdempotencyGate, idempotencyRoutes } from './idempotency/setup.js'
 import { metricsObserver } from './idempotency/metrics-observer.js'
 import { loadCertificates, UpstreamTlsCache, type CertificateSet } from './tls/certificates.js'
 import { ConfigError } from './config/error.js'
@@ -229,7 +228,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     engine.o = engineOptions(next)
     engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing)
     core.maxBodyBytes = next.limits.maxBodyBytes
-    if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = new RouteTable(next.idempotency.routes)
+    if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = idempotencyRoutes(next.idempotency)
     current = next
   }
   let reloading: Promise<unknown> = Promise.resolve()

@@ -21,6 +21,8 @@ export const IDEMPOTENCY_DEFAULTS = {
   ttlSeconds: 86_400,
   lockSeconds: 30,
   maxResponseBytes: 1_048_576,
+  /** the largest keyed request body (its JSON is canonicalised to fingerprint it) */
+  maxBodyBytes: 1_048_576,
   onConcurrent: 'conflict',
   releaseStatuses: [429, 503] as readonly number[],
 } as const

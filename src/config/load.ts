@@ -13,6 +13,7 @@ import { closestKey, knownKeysAt, withoutInvalid } from './issues.js'
 import { resolveAdmin } from './admin.js'
 import { withRedisPassword } from './redis-password.js'
 import { ACCEPT_GRACE_MS } from './defaults.js'
+import { idempotencyProblems } from './idempotency.js'
 
 export { ConfigError }
 export type { RedisSource }
@@ -137,9 +138,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
 /** what one key's schema cannot check: keys that must agree with each other */
 function crossKeyProblems (c: z.output<typeof configSchema>): string[] {
   const out: string[] = []
-  if (c.idempotency.waitReplicas > 0 && c.idempotency.waitTimeoutMs >= c.redis.commandTimeoutMs) {
-    out.push(`idempotency.waitTimeoutMs: must be below redis.commandTimeoutMs (${c.redis.commandTimeoutMs})`)
-  }
+  out.push(...idempotencyProblems(c))
   if (c.dns.minRefreshMs > c.dns.maxRefreshMs) out.push(`dns.minRefreshMs: must not exceed dns.maxRefreshMs (${c.dns.maxRefreshMs})`)
   out.push(...routingProblems(c))
   if (c.listen.http2 && c.listen.tls === undefined) {

@@ -316,6 +316,8 @@ export const configSchema = z.strictObject({
       upstreamDedupes: bool(false),
       /** match the path case-sensitively (default: as most routers do, case-insensitively) */
       caseSensitive: bool(false),
+      /** this route's bound of a keyed body (unset: `idempotency.maxBodyBytes`) */
+      maxBodyBytes: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
     })).default([]),
     /**
      * where a key's scope comes from: the first of these request headers present (`cookie:<name>` is
@@ -329,6 +331,8 @@ export const configSchema = z.strictObject({
     ttlSeconds: positiveInt(IDEMPOTENCY_DEFAULTS.ttlSeconds),
     lockSeconds: positiveInt(IDEMPOTENCY_DEFAULTS.lockSeconds),
     maxResponseBytes: positiveInt(IDEMPOTENCY_DEFAULTS.maxResponseBytes),
+    /** the largest keyed request body (413 above); its JSON is canonicalised to fingerprint it */
+    maxBodyBytes: positiveInt(IDEMPOTENCY_DEFAULTS.maxBodyBytes),
     onConcurrent: z.enum(['conflict', 'wait'], { error: 'must be "conflict" or "wait"' }).default(IDEMPOTENCY_DEFAULTS.onConcurrent),
     /** upstream answers that mean "not processed, retry": the key is released, not stored ([] stores all) */
     releaseStatuses: z.array(z.int({ error: 'must be an HTTP status from 400 to 599' }).min(400, { error: 'must be an HTTP status from 400 to 599' }).max(599, { error: 'must be an HTTP status from 400 to 599' })).default([...IDEMPOTENCY_DEFAULTS.releaseStatuses]),

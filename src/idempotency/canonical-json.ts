@@ -42,6 +42,9 @@ export function canonicalJson (text: string): string {
 }
 
 const isDigit = (c: number): boolean => c >= 48 && c <= 57
+
+interface Member { readonly name: string, readonly at: number, readonly text: string }
+const byName = (a: Member, b: Member): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
 const WORDS = ['true', 'false', 'null'] as const
 
 class Reader {
@@ -64,7 +67,7 @@ class Reader {
     const c = this.s.charCodeAt(this.i)
     if (c === 123) return this.object(depth)
     if (c === 91) return this.array(depth)
-    if (c === 34) return JSON.stringify(this.string())
+    if (c === 34) return this.stringText()
     if (c === 45 || isDigit(c)) return this.number()
     for (const word of WORDS) {
       if (this.s.startsWith(word, this.i)) {
@@ -77,31 +80,62 @@ class Reader {
 
   private object (depth: number): string {
     this.i++ // {
-    const members: Array<[string, string]> = []
-    const names = new Set<string>()
+    const members: Member[] = []
     this.ws()
     if (this.s.charCodeAt(this.i) === 125) { this.i++; return '{}' }
     for (;;) {
       this.ws()
       if (this.s.charCodeAt(this.i) !== 34) throw new JsonSyntaxError('expected a member name', this.i)
       const at = this.i
-      const name = this.string()
-      if (names.has(name)) this.duplicate ??= new JsonDuplicateMemberError(name, at)
-      names.add(name)
+      const text = this.stringText()
+      // the name itself (for order and duplicates): the text's inside when it needed no escaping
+      const name = this.plain ? text.slice(1, -1) : JSON.parse(text) as string
       this.ws()
       if (this.s.charCodeAt(this.i) !== 58) throw new JsonSyntaxError('expected ":"', this.i)
       this.i++
       this.ws()
-      members.push([name, this.value(depth + 1)])
+      members.push({ name, at, text: `${text}:${this.value(depth + 1)}` })
       this.ws()
       const c = this.s.charCodeAt(this.i++)
       if (c === 125) break
       if (c !== 44) throw new JsonSyntaxError('expected "," or "}"', this.i - 1)
     }
-    members.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    // stable: members of one name stay in document order, so a repeat follows its first
+    members.sort(byName)
     let out = '{'
-    for (let k = 0; k < members.length; k++) out += `${k > 0 ? ',' : ''}${JSON.stringify(members[k]![0])}:${members[k]![1]}`
+    for (let k = 0; k < members.length; k++) {
+      const m = members[k]!
+      if (k > 0) {
+        out += ','
+        // the earliest repeat in the document is reported, as a single pass would find it
+        if (m.name === members[k - 1]!.name && (this.duplicate === undefined || m.at < this.duplicate.at)) this.duplicate = new JsonDuplicateMemberError(m.name, m.at)
+      }
+      out += m.text
+    }
     return out + '}'
+  }
+
+  /** set by stringText: the token was its own canonical text (no escape, no surrogate) */
+  private plain = false
+
+  /**
+   * A string token's canonical text (`JSON.stringify` of its value). Most strings have no escape
+   * and no surrogate: their source text is already that, and is returned as it is.
+   */
+  private stringText (): string {
+    const s = this.s
+    const start = this.i
+    for (let i = start + 1; ; i++) {
+      const c = s.charCodeAt(i)
+      if (c === 34) {
+        this.i = i + 1
+        this.plain = true
+        return s.slice(start, i + 1)
+      }
+      if (c === 92 || c < 0x20 || (c >= 0xd800 && c <= 0xdfff) || Number.isNaN(c)) break
+    }
+    this.plain = false
+    return JSON.stringify(this.string())
   }
 
   private array (depth: number): string {

@@ -5,13 +5,16 @@
  * The proxy and the Node middleware are thin adapters around this.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import type { IdempotencyStore, StoreBegin, StoredResponse } from './store.js'
+import { StoreUnavailableError, type IdempotencyStore, type StoreBegin, type StoredResponse } from './store.js'
 import { IDEMPOTENCY_DEFAULTS } from '../config/defaults.js'
 
 export interface IdempotencySettings {
   /** the in-flight lease (`lockSeconds`), renewed every third of it while the request is alive */
   leaseMs: number
-  /** how long a completed record replays (`ttlSeconds`) */
+  /**
+   * how long a completed record replays (`ttlSeconds`); an in-flight record is kept this long past
+   * its lease, which every renewal moves
+   */
   ttlMs: number
   /** the largest response body stored for replay (`maxResponseBytes`) */
   maxResponseBytes: number
@@ -71,9 +74,10 @@ export class Claim {
   /**
    * @param id the record id (the scoped key's hash): what an upstream that dedupes stores
    * @param fence rises with every claim of the record, so an upstream can refuse an older owner
+   * @param sentAt when the claim was sent to the store: the lease runs from then at the latest
    */
-  constructor (readonly id: string, readonly token: string, leaseMs: number, readonly fence = 1) {
-    this.leaseUntil = Date.now() + leaseMs
+  constructor (readonly id: string, readonly token: string, leaseMs: number, readonly fence = 1, sentAt = Date.now()) {
+    this.leaseUntil = sentAt + leaseMs
   }
 
   /** @internal */
@@ -81,7 +85,8 @@ export class Claim {
     const every = Math.max(50, Math.floor(core.settings.leaseMs / 3))
     this.timer = setInterval(() => {
       const sent = Date.now()
-      core.store.renew(this.id, this.token, core.settings.leaseMs).then((owned) => {
+      // the record's retention moves with the lease: it outlives a request that runs past ttlMs
+      core.store.renew(this.id, this.token, core.settings.leaseMs, core.settings.ttlMs).then((owned) => {
         if (owned) this.leaseUntil = sent + core.settings.leaseMs
         if (!owned && !this.settled) {
           this.stopRenewal()
@@ -99,9 +104,14 @@ export class Claim {
   }
 }
 
-/** `scope` for the proxy and the middleware: the credential, the method and the route, never mixed up. */
-export function scopeOf (credential: string, method: string, route: string): string {
-  return `${method}\u0000${route}\u0000${credential}`
+/**
+ * The scope of a key: the credential (`idempotency.scope`) alone. Not the method or the route: a key
+ * is one operation of that client, so the same key on another route or method is a mismatch (422),
+ * never a second execution. (Before, the scope held the method and the route as configured, so one
+ * key ran once per route and per spelling of a route pattern.)
+ */
+export function scopeOf (credential: string): string {
+  return credential
 }
 
 const SLICE_MS = 1000
@@ -133,6 +143,7 @@ export class IdempotencyCore {
     const deadline = this.settings.waitMs > 0 ? Date.now() + this.settings.waitMs : 0
     for (;;) {
       const token = randomBytes(16).toString('base64url')
+      const sentAt = Date.now()
       let r
       try {
         r = await this.store.begin(id, fingerprint, token, this.settings.leaseMs, this.settings.ttlMs, reclaim)
@@ -144,7 +155,13 @@ export class IdempotencyCore {
       }
       switch (r.kind) {
         case 'claimed': {
-          const claim = new Claim(id, token, this.settings.leaseMs, r.fence)
+          const claim = new Claim(id, token, this.settings.leaseMs, r.fence, sentAt)
+          if (claim.leaseUntil <= Date.now()) {
+            // the reply came after the whole lease (this process was stopped, or the store that
+            // slow): the record may already say unknown, or be claimed again; nothing executed yet
+            this.releaseLater(id, token)
+            throw new StoreUnavailableError('idempotency store: the claim arrived after its lease ended')
+          }
           claim.startRenewal(this)
           this.observer.execution()
           return { kind: 'proceed', claim }

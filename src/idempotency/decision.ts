@@ -2,15 +2,16 @@
  * @module idempotency/decision
  * The one decision flow for a request on a keyed route, shared by the proxy's gate and the Node
  * middleware: refuse a path that cannot be normalised, validate the key, fingerprint the request
- * (only once the key is valid: that is when the body is read), scope the key, claim it, and map what
+ * (only once the key is valid: that is when the body is read), scope the key (the credential only:
+ * one key is one operation of that client, on whichever route), claim it, and map what
  * the store said to an answer. The caller only moves bytes.
  */
 import { ProxyError } from '../errors.js'
-import type { Claim, IdempotencyCore } from './core.js'
-import { scopeOf } from './core.js'
+import { scopeOf, type Claim, type IdempotencyCore } from './core.js'
 import { missingKeyError, outcomeError, unavailableError } from './http.js'
 import { parseIdempotencyKey } from './key.js'
-import { routeTarget, type IdempotentRoute } from './routes.js'
+import { fingerprintTarget } from './route-path.js'
+import type { IdempotentRoute } from './routes.js'
 import type { ScopeSources } from './scope.js'
 import type { StoredResponse } from './store.js'
 
@@ -35,9 +36,9 @@ export class IdempotencyDecider {
   constructor (readonly core: IdempotencyCore, readonly scope: ScopeSources) {}
 
   /**
-   * Decide for one request. `fingerprint(target)` is called only with a valid key, with the
-   * normalised request target; a ProxyError it throws (body too large, invalid JSON) is the answer,
-   * anything else (the client left) is rethrown.
+   * Decide for one request. `fingerprint(target)` is called only with a valid key, with the request
+   * target as the fingerprint names it (route-path.ts's fingerprintTarget); a ProxyError it throws
+   * (body too large, invalid JSON) is the answer, anything else (the client left) is rethrown.
    */
   async decide (rawHeaders: readonly string[], path: string, route: IdempotentRoute, fingerprint: (target: string) => string | Promise<string>): Promise<Decision> {
     if (route.unsafePath === true) return this.reject(unsafePathError())
@@ -46,15 +47,16 @@ export class IdempotencyDecider {
     if (key.kind === 'invalid') return this.reject(new ProxyError('CLAYLB_IDEMPOTENCY_KEY_INVALID', key.problem))
     let fp: string
     try {
-      fp = await fingerprint(routeTarget(route, path))
+      fp = await fingerprint(fingerprintTarget(path))
     } catch (err) {
       if (err instanceof ProxyError) return this.reject(err)
       throw err
     }
-    const scope = scopeOf(this.scope.credentialOf(rawHeaders), route.method, route.match)
     let o
     try {
-      o = await this.core.begin(scope, key.key, fp, route.upstreamDedupes)
+      // one key, one operation: the record is the scope's and the key's, whatever route or method
+      // the request came on; any other request under it is a mismatch (its fingerprint differs)
+      o = await this.core.begin(scopeOf(this.scope.credentialOf(rawHeaders)), key.key, fp, route.upstreamDedupes)
     } catch (err) {
       this.core.observer.failClosed()
       return { kind: 'reject', error: unavailableError(err) }

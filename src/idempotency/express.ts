@@ -35,14 +35,12 @@ export function idempotencyMiddleware (options: IdempotencyOptions = {}): (req: 
     const route = engine.route(method, url, pattern)
     if (route === undefined) return next()
     engine.decide(req.rawHeaders, url, route, async (target) => {
-      if (Buffer.isBuffer(req.rawBody)) {
-        const fp = new BodyFingerprint(method, target, req.headers['content-type'])
-        fp.update(req.rawBody)
-        return fp.digest(req.rawBody)
-      }
-      if (req._body === true || req.readableEnded) return fingerprintValue(method, target, req.body)
-      const fp = new BodyFingerprint(method, target, req.headers['content-type'])
-      const body = await readBody(req, engine.maxBodyBytes, fp)
+      const contentType = req.headers['content-type']
+      if (Buffer.isBuffer(req.rawBody)) return engine.fingerprintBytes(route, method, target, contentType, req.rawBody)
+      engine.checkBodySize(route, req.headers['content-length'])
+      if (req._body === true || req.readableEnded) return fingerprintValue(method, target, contentType, req.body)
+      const fp = new BodyFingerprint(method, target, contentType)
+      const body = await readBody(req, route.maxBodyBytes, fp)
       req.body = body
       return fp.digest(body)
     }).then((d) => {

@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { Claim } from './core.js'
-import { BodyFingerprint, fingerprintValue } from './fingerprint.js'
+import { fingerprintValue } from './fingerprint.js'
 import { IdempotencyEngine, problemParts, requestIdempotency, type IdempotencyOptions, type RequestIdempotency } from './middleware.js'
 
 interface FastifyRequest { method: string, url: string, body?: unknown, rawBody?: unknown, idempotency?: RequestIdempotency, raw: IncomingMessage, routeOptions?: { url?: string } }
@@ -51,11 +51,11 @@ export function idempotencyPlugin (fastify: FastifyInstance, options: Idempotenc
     const route = engine.route(request.method, request.url, request.routeOptions?.url)
     if (route === undefined) return
     const d = await engine.decide(request.raw.rawHeaders, request.url, route, (target) => {
+      const contentType = request.raw.headers['content-type']
       // exact when the bytes were kept (e.g. the fastify-raw-body plugin), else the parsed value
-      if (!Buffer.isBuffer(request.rawBody)) return fingerprintValue(request.method, target, request.body)
-      const fp = new BodyFingerprint(request.method, target, request.raw.headers['content-type'])
-      fp.update(request.rawBody)
-      return fp.digest(request.rawBody)
+      if (Buffer.isBuffer(request.rawBody)) return engine.fingerprintBytes(route, request.method, target, contentType, request.rawBody)
+      engine.checkBodySize(route, request.raw.headers['content-length'])
+      return fingerprintValue(request.method, target, contentType, request.body)
     })
     switch (d.kind) {
       case 'pass': return

@@ -1,41 +1,28 @@
 /**
  * @module idempotency/fingerprint
- * What makes two requests "the same" for one key: method, the normalised request target and body. A
- * JSON body is compared by exact value (canonical-json.ts: member order, whitespace and number
- * spelling do not matter, precision is never lost); any other body, and JSON that does not parse, byte
- * for byte. A JSON body with a member name given twice is refused (400 `invalid-json`): which of the
- * two the upstream uses is up to its parser. Bytes are hashed as they arrive; a JSON body is read once,
- * on the one copy the caller keeps anyway.
+ * What makes two requests under one key "the same": the method, the request target as sent (only
+ * escapes of unreserved characters decoded: route-path.ts's fingerprintTarget), the content type
+ * (normalised: content-type.ts) and the body. A JSON body is compared by exact value
+ * (canonical-json.ts: member order, whitespace and number spelling do not matter, precision is never
+ * lost); any other body, and JSON that does not parse, byte for byte. A JSON body with a member name
+ * given twice is refused (400 `invalid-json`): which of the two the upstream uses is up to its parser.
+ * Bytes are hashed as they arrive; a JSON body is read once, on the one copy the caller keeps anyway,
+ * and a large one on a worker thread (canonical-offload.ts).
  */
-import { isUtf8 } from 'node:buffer'
 import { createHash, type Hash } from 'node:crypto'
 import { ProxyError } from '../errors.js'
-import { canonicalJson, JsonDuplicateMemberError } from './canonical-json.js'
+import { canonicalJson } from './canonical-json.js'
+import type { CanonicalResult } from './canonical-digest.js'
+import { canonicalDigestOf } from './canonical-offload.js'
+import { isJsonMediaType, normaliseContentType } from './content-type.js'
 
-export function isJsonContentType (contentType: string | undefined): boolean {
-  if (contentType === undefined) return false
-  const semi = contentType.indexOf(';')
-  const mime = (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase()
-  return mime === 'application/json' || mime.endsWith('+json')
+/** the parts before the body, unambiguously framed (a target or a content type cannot fake another part) */
+function head (method: string, target: string, contentType: string): Hash {
+  return createHash('sha256').update(JSON.stringify([method, target, contentType])).update('\n')
 }
 
-function head (method: string, target: string): Hash {
-  return createHash('sha256').update(`${method} ${target}\n`)
-}
-
-/**
- * The canonical text of a JSON body, or undefined when it is not JSON (compared by bytes then).
- * Throws the 400 `invalid-json` for a member name given twice.
- */
-function canonicalBody (body: Buffer): string | undefined {
-  // invalid UTF-8 would decode to U+FFFD: two different bodies, one text
-  if (!isUtf8(body)) return undefined
-  try {
-    return canonicalJson(body.toString('utf8'))
-  } catch (err) {
-    if (err instanceof JsonDuplicateMemberError) throw new ProxyError('CLAYLB_INVALID_JSON', `the JSON body has a ${err.message}; send each member once`)
-    return undefined
-  }
+function invalidJson (message: string): ProxyError {
+  return new ProxyError('CLAYLB_INVALID_JSON', `the JSON body has a ${message}; send each member once`)
 }
 
 /** The canonical text of a value a framework parsed, or undefined when it has none (cycles, BigInt). */
@@ -50,16 +37,19 @@ function canonicalValue (value: unknown): string | undefined {
 
 /**
  * Fingerprint of a body that streams in: `update` per chunk, then `digest` with the whole body when
- * the content type is JSON (ignored otherwise; pass nothing).
+ * the content type is JSON (ignored otherwise; pass nothing). `digest` is a promise only for a JSON
+ * body too large to canonicalise on the event loop.
  */
 export class BodyFingerprint {
   private readonly hash: Hash
   private readonly json: boolean
   private bytes = 0
 
+  /** `target` from fingerprintTarget; `contentType` as sent (undefined: none) */
   constructor (method: string, target: string, contentType: string | undefined) {
-    this.json = isJsonContentType(contentType)
-    this.hash = head(method, target)
+    const ct = normaliseContentType(contentType)
+    this.json = isJsonMediaType(ct)
+    this.hash = head(method, target, ct)
     if (!this.json) this.hash.update('bytes\n')
   }
 
@@ -71,14 +61,19 @@ export class BodyFingerprint {
     if (!this.json) this.hash.update(chunk)
   }
 
-  digest (body?: Buffer): string {
+  digest (body?: Buffer): string | Promise<string> {
     if (this.json && this.bytes > 0 && body !== undefined) {
-      const text = canonicalBody(body)
-      if (text !== undefined) return this.hash.update('json\n').update(text).digest('hex')
-      return this.hash.update('bytes\n').update(body).digest('hex')
+      const r = canonicalDigestOf(body)
+      return r instanceof Promise ? r.then((x) => this.finish(x, body)) : this.finish(r, body)
     }
     if (this.json) this.hash.update('bytes\n')
     return this.hash.digest('hex')
+  }
+
+  private finish (r: CanonicalResult, body: Buffer): string {
+    if (r.kind === 'duplicate') throw invalidJson(r.message)
+    if (r.kind === 'json') return this.hash.update('json\n').update(r.digest).digest('hex')
+    return this.hash.update('bytes\n').update(body).digest('hex')
   }
 }
 
@@ -86,12 +81,12 @@ export class BodyFingerprint {
  * Fingerprint of a body a framework already parsed (Express `req.body`, Fastify `request.body`):
  * Buffers and strings by bytes, anything else (objects, arrays, numbers) by canonical JSON.
  */
-export function fingerprintValue (method: string, target: string, body: unknown): string {
-  const h = head(method, target)
+export function fingerprintValue (method: string, target: string, contentType: string | undefined, body: unknown): string {
+  const h = head(method, target, normaliseContentType(contentType))
   if (body === undefined || body === null) return h.update('bytes\n').digest('hex')
   if (Buffer.isBuffer(body)) return h.update('bytes\n').update(body).digest('hex')
   if (typeof body === 'string') return h.update('bytes\n').update(body, 'utf8').digest('hex')
   const text = canonicalValue(body)
   if (text === undefined) return h.update('bytes\n').update(String(body)).digest('hex')
-  return h.update('json\n').update(text).digest('hex')
+  return h.update('json\n').update(createHash('sha256').update(text).digest('hex')).digest('hex')
 }

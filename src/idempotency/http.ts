@@ -46,12 +46,17 @@ export function outcomeError (o: Exclude<BeginOutcome, { kind: 'proceed' } | { k
     case 'too-large':
       return new ProxyError('CLAYLB_IDEMPOTENCY_TOO_LARGE', `the request with this Idempotency-Key was executed (status ${o.status}) but its response was too large to store for replay; it will not be executed again`)
     case 'mismatch':
-      return new ProxyError('CLAYLB_IDEMPOTENCY_MISMATCH', 'this Idempotency-Key was already used with a different request (method, path or body); use a new key')
+      return new ProxyError('CLAYLB_IDEMPOTENCY_MISMATCH', 'this Idempotency-Key was already used with a different request (method, path, query, content type or body, on any route); use a new key')
   }
 }
 
 export function unavailableError (cause: unknown): ProxyError {
   return new ProxyError('CLAYLB_STATE_UNAVAILABLE', 'the idempotency store is unavailable; the request was not executed', { cause, retryAfter: 1 })
+}
+
+/** A keyed body above the route's `maxBodyBytes`: its JSON would be canonicalised to fingerprint it. */
+export function keyedBodyTooLarge (route: IdempotentRoute): ProxyError {
+  return new ProxyError('CLAYLB_BODY_TOO_LARGE', `the body of a request with an Idempotency-Key on ${route.match} exceeds idempotency.maxBodyBytes (${route.maxBodyBytes} bytes)`)
 }
 
 export function missingKeyError (route: IdempotentRoute): ProxyError {

@@ -50,7 +50,7 @@ export class MemoryStore implements IdempotencyStore {
     const now = Date.now()
     const r = this.live(id)
     if (r === undefined) {
-      this.records.set(id, { st: 'i', fp: fingerprint, tok: token, fence: 1, leaseUntil: now + leaseMs, t0: now, expiresAt: now + ttlMs })
+      this.records.set(id, { st: 'i', fp: fingerprint, tok: token, fence: 1, leaseUntil: now + leaseMs, t0: now, expiresAt: now + leaseMs + ttlMs })
       return { kind: 'claimed', fence: 1 }
     }
     if (r.fp !== fingerprint) return { kind: 'mismatch' }
@@ -70,14 +70,16 @@ export class MemoryStore implements IdempotencyStore {
     r.fence++
     r.leaseUntil = now + leaseMs
     r.t0 = now
-    r.expiresAt = now + ttlMs
+    r.expiresAt = now + leaseMs + ttlMs
     return { kind: 'claimed', fence: r.fence }
   }
 
-  async renew (id: string, token: string, leaseMs: number): Promise<boolean> {
+  async renew (id: string, token: string, leaseMs: number, ttlMs: number): Promise<boolean> {
     const r = this.owned(id, token)
     if (r === undefined || r.st !== 'i') return false
     r.leaseUntil = Date.now() + leaseMs
+    // the retention moves with the lease, as in the Redis store
+    r.expiresAt = r.leaseUntil + ttlMs
     return true
   }
 

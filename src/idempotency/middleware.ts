@@ -11,10 +11,10 @@ import { IdempotencyCore, type Claim, type IdempotencyObserver } from './core.js
 import { readBody } from './body.js'
 import { IdempotencyDecider, type Decision } from './decision.js'
 import { BodyFingerprint } from './fingerprint.js'
-import { replayableHeaders, writeReplay } from './http.js'
+import { keyedBodyTooLarge, replayableHeaders, writeReplay } from './http.js'
 import { MemoryStore } from './memory-store.js'
 import { normalisePath } from './route-path.js'
-import { RouteTable, type IdempotentRoute, type RouteSpec } from './routes.js'
+import { RouteTable, unsafeRoute, type IdempotentRoute, type RouteSpec } from './routes.js'
 import { defaultScope, ScopeSources } from './scope.js'
 import type { IdempotencyStore } from './store.js'
 import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, SESSION_DEFAULTS } from '../config/defaults.js'
@@ -43,7 +43,10 @@ export interface IdempotencyOptions {
   sessionCookie?: string
   /** where a key's scope comes from: the first header present (`cookie:<name>` for one cookie); default `authorization`, then the session cookie */
   scope?: readonly string[]
-  /** bound for bodies the middleware reads itself (default 10 MiB) */
+  /**
+   * the largest body of a keyed request (default 1 MiB; a route's own `maxBodyBytes` overrides it):
+   * 413 above it. Its JSON is canonicalised to fingerprint it (a large one on a worker thread).
+   */
   maxBodyBytes?: number
   observer?: IdempotencyObserver
   /** an answer that could not be recorded yet (it is offered again), or a claim that could not be settled; default: a process warning */
@@ -88,9 +91,9 @@ export class IdempotencyEngine {
       ...(o.releaseStatuses ? { releaseStatuses: new Set(o.releaseStatuses) } : {}),
     }, o.observer)
     this.decider = new IdempotencyDecider(this.core, new ScopeSources(o.scope ?? defaultScope(o.sessionCookie ?? SESSION_DEFAULTS.cookie)))
-    this.routes = o.routes ? new RouteTable(o.routes) : null
+    this.maxBodyBytes = o.maxBodyBytes ?? IDEMPOTENCY_DEFAULTS.maxBodyBytes
+    this.routes = o.routes ? new RouteTable(o.routes, this.maxBodyBytes) : null
     this.required = o.required ?? false
-    this.maxBodyBytes = o.maxBodyBytes ?? MAX_BODY_BYTES
     this.onError = o.onError ?? warn
   }
 
@@ -99,9 +102,22 @@ export class IdempotencyEngine {
     if (this.routes !== null) return this.routes.match(method, path)
     if (!GUARDED.has(method)) return undefined
     const p = routePattern ?? normalisePath(path)
-    if (p === null) return { match: `${method} (a path that cannot be normalised)`, method, prefix: '', required: true, upstreamDedupes: false, caseSensitive: true, unsafePath: true }
+    if (p === null) return unsafeRoute(method)
     const prefix = p.toLowerCase()
-    return { match: `${method} ${prefix}`, method, prefix, required: this.required, upstreamDedupes: false, caseSensitive: false }
+    return { match: `${method} ${prefix}`, method, prefix, required: this.required, upstreamDedupes: false, caseSensitive: false, maxBodyBytes: this.maxBodyBytes }
+  }
+
+  /** Fingerprint a body whose bytes the framework kept (`rawBody`), after the size check. */
+  fingerprintBytes (route: IdempotentRoute, method: string, target: string, contentType: string | undefined, body: Buffer): string | Promise<string> {
+    this.checkBodySize(route, body.length)
+    const fp = new BodyFingerprint(method, target, contentType)
+    fp.update(body)
+    return fp.digest(body)
+  }
+
+  /** Refuse (413) a keyed body above its route's bound, by its size or its declared Content-Length. */
+  checkBodySize (route: IdempotentRoute, size: number | string | undefined): void {
+    if (size !== undefined && Number(size) > route.maxBodyBytes) throw keyedBodyTooLarge(route)
   }
 
   /** Decide for one request; `fingerprint` is computed only when there is a valid key. */
@@ -223,17 +239,18 @@ export function withIdempotency (handler: NodeHandler, options: IdempotencyOptio
     const method = req.method ?? 'GET'
     const route = engine.route(method, req.url ?? '/')
     if (route === undefined) {
-      readBody(req, engine.maxBodyBytes, new BodyFingerprint(method, '', undefined)).then((body) => handler(Object.assign(req, { body }), res, body), () => sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', 'body too large')))
+      readBody(req, MAX_BODY_BYTES, new BodyFingerprint(method, '', undefined)).then((body) => handler(Object.assign(req, { body }), res, body), () => sendProblem(res, new ProxyError('CLAYLB_BODY_TOO_LARGE', 'body too large')))
       return
     }
     let body: Buffer = Buffer.alloc(0)
     engine.decide(req.rawHeaders, req.url ?? '/', route, async (target) => {
+      engine.checkBodySize(route, req.headers['content-length'])
       const fp = new BodyFingerprint(method, target, req.headers['content-type'])
-      body = await readBody(req, engine.maxBodyBytes, fp)
+      body = await readBody(req, route.maxBodyBytes, fp)
       return fp.digest(body)
     }).then(async (d) => {
       if (d.kind === 'pass' || d.kind === 'proceed') {
-        if (d.kind === 'pass' && !req.readableEnded) body = await readBody(req, engine.maxBodyBytes, new BodyFingerprint(method, '', undefined))
+        if (d.kind === 'pass' && !req.readableEnded) body = await readBody(req, MAX_BODY_BYTES, new BodyFingerprint(method, '', undefined))
         if (d.kind === 'proceed') {
           captureResponse(engine, res, d.claim)
           handler(Object.assign(req, { body, idempotency: requestIdempotency(d.claim, req.rawHeaders) }), res, body)

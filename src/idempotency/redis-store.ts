@@ -12,7 +12,8 @@ import type { Cluster, Redis } from 'ioredis'
 import { decodeHeaders, encodeHeaders, StoreUnavailableError, type IdempotencyStore, type StoreBegin, type StoredResponse } from './store.js'
 
 // The lease is a deadline in the record on Redis's clock (TIME), never an instance's; the record's own
-// TTL is the retention, so a claim whose owner vanished stays, and becomes unknown, instead of lapsing.
+// TTL is the retention (an in-flight record: lease + ttlMs, moved by every renewal), so a claim whose
+// owner vanished stays, and becomes unknown, instead of lapsing.
 const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -24,7 +25,7 @@ const BEGIN = NOW + `
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then
   redis.call('HSET', KEYS[1], 'st', 'i', 'fp', ARGV[1], 'tok', ARGV[2], 'fence', 1, 'lease', now + tonumber(ARGV[3]), 't0', now)
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
   return {'p', 1}
 end
 if redis.call('HGET', KEYS[1], 'fp') ~= ARGV[1] then return {'m'} end
@@ -45,16 +46,18 @@ end
 if ARGV[5] == '1' then
   local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
   redis.call('HSET', KEYS[1], 'st', 'i', 'tok', ARGV[2], 'lease', now + tonumber(ARGV[3]), 't0', now)
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
   return {'p', fence}
 end
 return {'u', redis.call('PTTL', KEYS[1])}
 `
 
-// KEYS[1] record · ARGV token, leaseMs
+// KEYS[1] record · ARGV token, leaseMs, ttlMs. The retention moves with the lease: a request that runs
+// longer than ttlMs (or an owner stopped mid-request) must not lose its record while it may execute
 const RENEW = NOW + `
 if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
 redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
 return 1
 `
 
@@ -94,7 +97,7 @@ return 1
 type Reply = Array<Buffer | number | null>
 interface Scripts {
   claylbIdemBeginBuffer (key: string, fp: string, token: string, leaseMs: number, ttlMs: number, reclaim: '1' | '0', channel: string): Promise<Reply>
-  claylbIdemRenew (key: string, token: string, leaseMs: number): Promise<number>
+  claylbIdemRenew (key: string, token: string, leaseMs: number, ttlMs: number): Promise<number>
   claylbIdemFinish (key: string, token: string, ttlMs: number, channel: string, state: 'c' | 't', status: number, headers: string, body: Buffer | ''): Promise<number>
   claylbIdemUnknown (key: string, token: string, ttlMs: number, channel: string): Promise<number>
   claylbIdemRelease (key: string, token: string, channel: string): Promise<number>
@@ -241,8 +244,8 @@ export class RedisStore implements IdempotencyStore {
     return ok
   }
 
-  async renew (id: string, token: string, leaseMs: number): Promise<boolean> {
-    return await this.call(this.timers.renew, performance.now(), this.client.claylbIdemRenew(this.keyOf(id), token, leaseMs)) === 1
+  async renew (id: string, token: string, leaseMs: number, ttlMs: number): Promise<boolean> {
+    return await this.call(this.timers.renew, performance.now(), this.client.claylbIdemRenew(this.keyOf(id), token, leaseMs, ttlMs)) === 1
   }
 
   async complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean> {

@@ -4,7 +4,7 @@
  * `/ORDERS`, `//orders`, `/orders/`, `/%6Frders`, `/./orders`, `/orders;x=1` as `/orders`; if the
  * idempotency layer matched literally, each spelling would reach the app unkeyed (or under another
  * scope) and execute again. So the path is normalised the way those routers read it before a route is
- * matched, and the fingerprint and scope use the normalised form:
+ * matched (the fingerprint does not use that form: fingerprintTarget below):
  *  - percent-encoded unreserved characters (RFC 3986 §2.3) are decoded, other escapes upper-cased;
  *  - `;params` are dropped from every segment;
  *  - empty segments (`//`, a trailing `/`) and `.` are dropped, `..` removes the segment before it;
@@ -82,6 +82,33 @@ export function normalisePath (path: string): string | null {
   }
   close()
   return `/${out.join('/')}`
+}
+
+/**
+ * The request target as the fingerprint names it: the path and query AS SENT, with only the
+ * rewrites RFC 3986 §6.2.2 says never change which resource a URI names: escapes of unreserved
+ * characters decoded (`%6F` → `o`), other escapes' hex upper-cased (`%c3` → `%C3`). Never case
+ * folding, dot segments, empty segments or `;params`: `/orders/ch_AbC` and `/orders/ch_abc` may be
+ * two resources, and a replay of one for the other would tell the client an operation ran that did
+ * not. A spelling a router reads as the same resource, under the same key, is a 422 (never a second
+ * execution: the key alone names the record).
+ */
+export function fingerprintTarget (target: string): string {
+  const q = target.indexOf('?')
+  const end = q < 0 ? target.length : q
+  const pct = target.indexOf('%')
+  if (pct < 0 || pct >= end) return target
+  let out = target.slice(0, pct)
+  for (let i = pct; i < end; i++) {
+    const c = target.charCodeAt(i)
+    const hi = c === 37 ? hexValue(target.charCodeAt(i + 1)) : -1
+    const lo = c === 37 ? hexValue(target.charCodeAt(i + 2)) : -1
+    if (hi < 0 || lo < 0) { out += target[i]; continue }
+    const byte = hi * 16 + lo
+    out += byte < 128 && UNRESERVED[byte] === 1 ? String.fromCharCode(byte) : `%${target[i + 1]!.toUpperCase()}${target[i + 2]!.toUpperCase()}`
+    i += 2
+  }
+  return q < 0 ? out : out + target.slice(q)
 }
 
 /** The normalised route prefix of a configured `match` (at start-up: refuses what cannot be normalised). */

@@ -1,7 +1,8 @@
 /**
  * @module idempotency/scope
  * Whose key is it: a key is scoped by the first of an ordered list of request headers present
- * (`idempotency.scope`; `cookie:<name>` names one cookie), then the method and the route. The default,
+ * (`idempotency.scope`; `cookie:<name>` names one cookie), and by nothing else: one key is one
+ * operation of that client, whatever route or method it is sent on (core.ts scopeOf). The default,
  * `authorization` then the session cookie, keeps clients apart but changes when a token is refreshed;
  * an auth gateway that sets a verified account header (`[x-account-id]`) keeps an account's keys
  * across refreshes. The header must come from something that verified it: a scope a client can choose

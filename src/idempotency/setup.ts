@@ -27,6 +27,11 @@ export function idempotencySettings (c: Config['idempotency']): IdempotencySetti
   }
 }
 
+/** `idempotency.routes` compiled, with the section's `maxBodyBytes` as each route's default (also on reload). */
+export function idempotencyRoutes (c: Config['idempotency']): RouteTable {
+  return new RouteTable(c.routes, c.maxBodyBytes)
+}
+
 export function createIdempotencyGate (config: Config, client: Redis | Cluster, logger: Logger, observer?: IdempotencyObserver, timing?: RedisTiming): IdempotencyGate {
   const c = config.idempotency
   const store = new RedisStore(client, {
@@ -38,7 +43,7 @@ export function createIdempotencyGate (config: Config, client: Redis | Cluster, 
     onUnreplicated: (acked) => logger.warn({ acked, wanted: c.waitReplicas }, 'idempotency: a stored answer reached fewer replicas than idempotency.waitReplicas; a failover now could lose it'),
   })
   return new IdempotencyGate({
-    routes: new RouteTable(c.routes),
+    routes: idempotencyRoutes(c),
     decider: new IdempotencyDecider(new IdempotencyCore(store, idempotencySettings(c), observer), new ScopeSources(c.scope ?? defaultScope(config.session.cookie))),
     logger,
   })

@@ -1,6 +1,7 @@
 /**
  * @module idempotency/store
- * Where idempotency records live. One record per (scope, key), kept `ttlMs` from its last change, in
+ * Where idempotency records live. One record per (scope, key), kept `ttlMs` from its last change (an
+ * in-flight one `ttlMs` past its lease, which every renewal moves), in
  * one of four states:
  *  - in-flight: claimed by an owner token with a lease (a deadline in the record, renewed while the
  *    owner lives), the fingerprint, a fencing counter and when the claim started;
@@ -34,13 +35,16 @@ export type StoreBegin =
 
 export interface IdempotencyStore {
   /**
-   * Claim `id` for `token` with a lease (the record kept `ttlMs`), or tell what the record holds.
+   * Claim `id` for `token` with a lease (the record kept `ttlMs` past the lease), or tell what the record holds.
    * Atomic. An in-flight record whose lease ended becomes unknown here. With `reclaim` (the upstream
    * dedupes on the record id) an unknown record is claimed again under a new token and fence.
    */
   begin (id: string, fingerprint: string, token: string, leaseMs: number, ttlMs: number, reclaim: boolean): Promise<StoreBegin>
-  /** Extend the lease of an in-flight claim; false when `token` no longer owns it. */
-  renew (id: string, token: string, leaseMs: number): Promise<boolean>
+  /**
+   * Extend the lease of an in-flight claim, and the record's retention to `ttlMs` past the new lease
+   * end; false when `token` no longer owns it.
+   */
+  renew (id: string, token: string, leaseMs: number, ttlMs: number): Promise<boolean>
   /** Store the response (from in-flight or unknown); false when `token` no longer owns the record. */
   complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean>
   /** Store the too-large tombstone instead of a response. */

@@ -12,7 +12,8 @@ import { ProxyError } from '../errors.js'
 import type { Claim, IdempotencyCore } from '../idempotency/core.js'
 import type { IdempotencyDecider } from '../idempotency/decision.js'
 import { BodyFingerprint } from '../idempotency/fingerprint.js'
-import { replayableHeaders } from '../idempotency/http.js'
+import { contentTypeOf } from '../idempotency/content-type.js'
+import { keyedBodyTooLarge, replayableHeaders } from '../idempotency/http.js'
 import type { IdempotentRoute, RouteTable } from '../idempotency/routes.js'
 import type { StoredResponse } from '../idempotency/store.js'
 import { responseHeaderList } from '../engine/head.js'
@@ -28,6 +29,8 @@ export interface KeyedExchange {
   readonly method: string
   readonly path: string
   readonly rawHeaders: readonly string[]
+  /** the declared Content-Length (-1: none, or chunked) */
+  readonly contentLength: number
   readonly bodyDone: boolean
   readonly finished: boolean
   keyed: KeyedRequest | null
@@ -68,11 +71,14 @@ export class IdempotencyGate {
 
   private async run (ex: KeyedExchange, k: KeyedRequest, route: IdempotentRoute): Promise<void> {
     const d = await this.o.decider.decide(ex.rawHeaders, ex.path, route, async (target) => {
-      const fp = new BodyFingerprint(ex.method, target, contentType(ex.rawHeaders))
+      // refused before the body is waited for when its length is declared; a chunked one once it is in
+      if (ex.contentLength > route.maxBodyBytes) throw keyedBodyTooLarge(route)
+      const fp = new BodyFingerprint(ex.method, target, contentTypeOf(ex.rawHeaders))
       if (!ex.bodyDone) await k.bodyEnd()
       if (ex.finished) throw new ExchangeGone()
       const body = ex.wholeBody()
       if (body === null) return fp.digest()
+      if (body.length > route.maxBodyBytes) throw keyedBodyTooLarge(route)
       fp.update(body)
       return fp.digest(body)
     })
@@ -99,10 +105,6 @@ export class IdempotencyGate {
   }
 }
 
-function contentType (raw: readonly string[]): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 12 && raw[i]!.toLowerCase() === 'content-type') return raw[i + 1]
-  return undefined
-}
 
 /**
  * One keyed request: waits for its body, then (once claimed) tees the upstream's answer into the

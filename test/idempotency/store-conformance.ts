@@ -175,6 +175,31 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     t.equal(r.kind === 'replay' && r.response.body.toString(), 'slow')
   })
 
+  t.test('issue 24 case 5: a request longer than ttlMs keeps its record (every renewal moves the retention)', async (t) => {
+    // ttl far below the request: before, the record expired ttlMs after the claim whatever the
+    // renewals did, and the retry claimed the key again while the first still ran
+    const c = core({ leaseMs: 1000, ttlMs: 200 })
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    await sleep(1500)
+    const retry = await c.begin('s', key, 'fp')
+    t.not(retry.kind, 'proceed', `the retry did not execute again (${retry.kind})`)
+    if (retry.kind === 'proceed') await c.release(retry.claim)
+    t.ok(await c.complete(claim, response('long')))
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind === 'replay' && r.response.body.toString(), 'long', 'the long request\'s answer replays')
+  })
+
+  t.test('issue 24 case 5: an owner stopped past its lease leaves an unknown outcome for ttlMs, never a free key', async (t) => {
+    const c = core({ leaseMs: 300, ttlMs: 200 })
+    const key = fresh()
+    const claim = proceed(t, await c.begin('s', key, 'fp'))
+    claim.stopRenewal() // the owner stops
+    await sleep(400) // past the claim's ttlMs and its lease, within lease + ttlMs
+    const r = await c.begin('s', key, 'fp')
+    t.equal(r.kind, 'unknown', 'the retry is told the outcome is unknown, it does not execute')
+  })
+
   t.test('a stale owner (lease lost, key re-claimed) cannot complete, release or mark the new claim', async (t) => {
     const c = core({ leaseMs: 200 })
     let lost = 0
@@ -188,7 +213,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     t.equal(lost, 1, 'counted as a lost lease')
     t.notOk(await store.markUnknown(stale.id, stale.token, 1000), 'stale markUnknown rejected')
     t.notOk(await store.release(stale.id, stale.token), 'stale release rejected')
-    t.notOk(await store.renew(stale.id, stale.token, 1000), 'stale renew rejected')
+    t.notOk(await store.renew(stale.id, stale.token, 1000, 1000), 'stale renew rejected')
     t.ok(await c.complete(fresh2, response('fresh')))
     const r = await c.begin('s', key, 'fp')
     t.equal(r.kind === 'replay' && r.response.body.toString(), 'fresh', 'the new owner\'s result stands')
