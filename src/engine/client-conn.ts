@@ -187,15 +187,25 @@ export class ClientConn implements ParserCallbacks {
   }
 
   /**
-   * llhttp knows a fixed list of methods; RFC 9110 §9.1 allows any token (nginx forwards `FOO`). A
-   * request that began in this read, with no message completed before it in the same read, starts at
-   * the buffer's first byte (after blank lines): its method is swapped for a known one of the same
-   * framing rules (POST), the head re-parsed, and the real name put back in onHeadersComplete.
+   * llhttp knows a fixed list of methods; RFC 9110 §9.1 allows any token (nginx forwards `FOO`). The
+   * request's method is swapped for a known one of the same framing rules (POST), the head re-parsed
+   * from there, and the real name put back in onHeadersComplete. Where the request starts: a request
+   * that began in this read with no message completed before it in the same read starts at the
+   * buffer's first byte (after blank lines); one pipelined behind a message completed in this read
+   * starts after that message's last LF: llhttp stops inside the token (`at`), so the token is the run
+   * of token characters before `at` back to that LF. A message before it that ended with body bytes
+   * (a Content-Length body) leaves no LF to find: that one stays a 400.
    */
-  private extensionMethod (d: Buffer): boolean {
-    if ((this.readFlags & (BEGAN | COMPLETED)) !== BEGAN || this.receiving !== null || this.pendingMethod !== '') return false
+  private extensionMethod (d: Buffer, at: number): boolean {
+    if ((this.readFlags & BEGAN) === 0 || this.receiving !== null || this.pendingMethod !== '') return false
     let i = 0
-    while (i < d.length && (d[i] === 13 || d[i] === 10)) i++
+    if ((this.readFlags & COMPLETED) === 0) {
+      while (i < d.length && (d[i] === 13 || d[i] === 10)) i++
+    } else {
+      i = Math.min(at, d.length)
+      while (i > 0 && at - i < 32 && TCHAR[d[i - 1]!] === 1) i--
+      if (i === 0 || d[i - 1] !== 10) return false
+    }
     const sp = d.indexOf(32, i)
     if (sp <= i || sp - i > 32) return false
     for (let j = i; j < sp; j++) if (TCHAR[d[j]!] !== 1) return false
@@ -210,7 +220,7 @@ export class ClientConn implements ParserCallbacks {
   }
 
   private onParseError (err: ParseError, d: Buffer | null): void {
-    if (err.code === 'HPE_INVALID_METHOD' && !this.closing && this.extensionMethod(d ?? this.parser.getCurrentBuffer())) return
+    if (err.code === 'HPE_INVALID_METHOD' && !this.closing && this.extensionMethod(d ?? this.parser.getCurrentBuffer(), err.bytesParsed)) return
     this.pendingMethod = ''
     if (refusedTrailer(this.parser, err)) {
       // the request was all in: it is answered, then the connection closes (the parser reads no more)

@@ -470,6 +470,19 @@ const rows: Row[] = [
   },
   {
     item: '24.2',
+    name: 'extension methods pipelined behind other requests in one read are forwarded in order (after a bodiless and a chunked request)',
+    others: 'nginx: forwards them; found by the differential fuzzer (it was a 400 and a close)',
+    async run (t) {
+      const from = up.requests.length
+      const rs = await answers(t, 'GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nFOO /p2 HTTP/1.1\r\nHost: a\r\n\r\n' +
+        'POST /p3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nPOSTX /p4 HTTP/1.1\r\nHost: a\r\n\r\n' +
+        'BAR /p5 HTTP/1.1\r\nHost: a\r\n\r\n', 5)
+      t.same(rs.map((r) => r?.status), [200, 200, 200, 200, 200], 'five answers')
+      t.same(since(from).map((r) => `${r.method} ${r.target}`), ['GET /p1', 'FOO /p2', 'POST /p3', 'POSTX /p4', 'BAR /p5'], 'each forwarded as sent, in order')
+    },
+  },
+  {
+    item: '24.2',
     name: 'a standard method in another case is 400 over HTTP/2 too',
     others: 'nginx: 400',
     async run (t) {

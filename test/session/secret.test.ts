@@ -50,12 +50,13 @@ t.test('the library accepts exactly the secret lists the CLI accepts', async (t)
     } catch (err) {
       cli = err instanceof SessionSecretError ? 'refused' : `crash: ${String(err)}`
     }
-    // the CLI drops empty entries of the comma list and treats an all-empty list as unset (it then
-    // makes a random secret); a library caller who passes an empty string is refused, never defaulted
+    // the CLI drops empty entries of the comma list; an unset or blank variable is unset (it then makes
+    // a random secret), a list of nothing but commas is refused; a library caller who passes an empty
+    // string is refused, never defaulted
     const given = secrets.filter((s) => s.length > 0)
     const lib = construct(given)
     const libResult = lib === 'ok' ? 'ok' : lib instanceof SessionSecretError ? 'refused' : `crash: ${String(lib)}`
-    if (given.length === 0) return libResult === 'refused' && cli === 'unset'
+    if (given.length === 0) return libResult === 'refused' && cli === (secrets.join(',').trim() === '' ? 'unset' : 'refused')
     return libResult === cli
   }), { numRuns: 300 })
   t.pass('300 secret lists: same verdict')
