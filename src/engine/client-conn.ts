@@ -16,6 +16,8 @@ import { consumeSocket, createParser, methodNames, readStart, readStop, refusedT
 const BEGAN = 1
 const COMPLETED = 2
 const IN_READ = 4
+/** the last message completed in this read ended with Content-Length body bytes (not with a LF) */
+const LENGTH_END = 8
 const POST = Buffer.from('POST', 'latin1')
 /** RFC 9110 §5.6.2 tchar */
 const TCHAR = new Uint8Array(256)
@@ -140,8 +142,9 @@ export class ClientConn implements ParserCallbacks {
   }
 
   onMessageComplete (): void {
-    this.readFlags |= COMPLETED
     const ex = this.receiving
+    this.readFlags = (this.readFlags | COMPLETED) & ~LENGTH_END
+    if (ex !== null && ex.contentLength > 0) this.readFlags |= LENGTH_END
     this.receiving = null
     if (ex !== null) ex.onClientBodyEnd()
     if (this.closing && !this.upgrading) this.hold(HOLD_CLOSING)
@@ -194,7 +197,8 @@ export class ClientConn implements ParserCallbacks {
    * buffer's first byte (after blank lines); one pipelined behind a message completed in this read
    * starts after that message's last LF: llhttp stops inside the token (`at`), so the token is the run
    * of token characters before `at` back to that LF. A message before it that ended with body bytes
-   * (a Content-Length body) leaves no LF to find: that one stays a 400.
+   * (a Content-Length body, whose own bytes may hold a LF and tokens) gives no such boundary: that
+   * one stays a 400.
    */
   private extensionMethod (d: Buffer, at: number): boolean {
     if ((this.readFlags & BEGAN) === 0 || this.receiving !== null || this.pendingMethod !== '') return false
@@ -202,6 +206,7 @@ export class ClientConn implements ParserCallbacks {
     if ((this.readFlags & COMPLETED) === 0) {
       while (i < d.length && (d[i] === 13 || d[i] === 10)) i++
     } else {
+      if ((this.readFlags & LENGTH_END) !== 0) return false
       i = Math.min(at, d.length)
       while (i > 0 && at - i < 32 && TCHAR[d[i - 1]!] === 1) i--
       if (i === 0 || d[i - 1] !== 10) return false

@@ -118,7 +118,10 @@ export class Engine {
   }
 
   private accept (socket: Socket): void {
-    if (this.refusing) {
+    // a client gone before its connection was taken (a reset right behind the request, seen over TLS
+    // when the handshake ends): its address is unreadable and there is nobody to answer; closed unread,
+    // so nothing is forwarded with an empty x-forwarded-for (the differential fuzzer saw it)
+    if (this.refusing || socket.remoteAddress === undefined) {
       socket.destroy()
       return
     }

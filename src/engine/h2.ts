@@ -24,6 +24,9 @@ import { ResetBudget, goawayCode } from './h2-session-guard.js'
 import { hasFlankedValue } from './h2-fields.js'
 import type { UpstreamConn } from './upstream-pool.js'
 
+/** each session's client address, read when it began (a stream starting after its socket closed reads none) */
+const peers = new WeakMap<Http2Session, string>()
+
 /** streams one session may have open at once (nginx's http2_max_concurrent_streams) */
 export const H2_MAX_CONCURRENT_STREAMS = 128
 
@@ -67,6 +70,8 @@ export class H2Front {
       },
     })
     this.server.on('session', (session) => {
+      // the peer's address, read once while the socket is surely open (engine.accept checked it)
+      peers.set(session, session.socket?.remoteAddress ?? '')
       this.sessions.set(session, new ResetBudget(session))
       session.on('close', () => this.sessions.delete(session))
       // node:http2 destroys a session for an invalid frame nghttp2 reported with INTERNAL_ERROR before
@@ -155,7 +160,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   constructor (engine: Engine, private readonly budget: ResetBudget, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) {
     this.engine = engine
     this.stream = stream
-    this.remoteAddress = stream.session?.socket?.remoteAddress ?? ''
+    this.remoteAddress = stream.session === undefined ? '' : peers.get(stream.session) ?? ''
     this.trusted = engine.routing.trusted.trusts(this.remoteAddress)
     const ex = this.ex = new Exchange(this)
     // the request as HTTP/1.1 sees it: pseudo-headers out, :authority as Host, cookies joined (RFC 9113 §8.2.3)

@@ -85,7 +85,11 @@ export function scenarioArb (exclude: ReadonlySet<Feature> = new Set()): fc.Arbi
       // without one, what the connection's last answer left behind in a pooled upstream connection meets the next client
       probe: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
     // an HTTP/1.0 client's Expect (which claylb must ignore) is a feature of its own
-    }).map((c) => has('expect-http10') || c.version !== '1.0' ? c : { ...c, reqs: c.reqs.map((r) => ({ ...r, expect: false })) }), { minLength: 1, maxLength: 3 }),
+    }).map((c) => has('expect-http10') || c.version !== '1.0' ? c : { ...c, reqs: c.reqs.map((r) => ({ ...r, expect: false })) })
+      // README: an extension method pipelined right behind a Content-Length body in the same packet is
+      // a 400 that closes the connection (llhttp gives no message boundary there); there it is POST
+      .map((c) => c.version === '2' || !c.pipelined ? c : { ...c, reqs: c.reqs.map((r, i) => i > 0 && r.method === 'FOO' && c.reqs[i - 1]!.body.kind === 'length' ? { ...r, method: 'POST' } : r) }),
+    { minLength: 1, maxLength: 3 }),
     concurrent: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   })
 }

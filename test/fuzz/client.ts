@@ -66,7 +66,11 @@ export class H1Client {
     }
   }
 
-  destroy (): void { this.socket.destroy() }
+  /** both sockets: a TCP socket left under a destroyed TLS one keeps Node's exit spinning in its handle cleanup */
+  destroy (): void {
+    this.socket.destroy()
+    this.raw.destroy()
+  }
 }
 
 /** What one HTTP/2 stream received. */
