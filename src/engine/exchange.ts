@@ -3,7 +3,8 @@
  * One client request and its tries upstream, on raw sockets: the object is created where the request
  * head is parsed and is the only thing passed along. Its state is plain fields; the upstream
  * connection of the current try (engine/upstream-pool) calls back into it, so there is no closure or
- * promise per request. States, in order: queued (pipelined behind another) → active (counted in
+ * promise per request; what belongs to one try is in an UpstreamTry (engine/upstream-try), made anew
+ * for each. States, in order: queued (pipelined behind another) → active (counted in
  * flight, under the request deadline) → a try: connecting → request written → answer streaming →
  * finished; a failed try before the answer started may be retried on another host.
  */
@@ -18,6 +19,7 @@ import type { Engine } from './engine.js'
 import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from './head.js'
 import { misspelledMethod, NO_BODY } from './llhttp.js'
 import { ONE_BUFFER_BYTES, SAFE_REUSE_SHARE, type UpstreamConn, type UpstreamUser } from './upstream-pool.js'
+import { UpstreamTry } from './upstream-try.js'
 import type { Route } from '../routing/route-table.js'
 import type { RoutePool } from '../routing/route-pool.js'
 import type { KeyedExchange, KeyedRequest } from '../proxy/idempotency-gate.js'
@@ -85,6 +87,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   clientKeepAlive = true
   headLines = ''
   headBytes = 0
+  /** the latest try's host (logs, metrics) */
   host: Host | undefined = undefined
   hostHeader = ''
   hostCount = 0
@@ -104,8 +107,6 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   // ---- the request body ----
   /** chunks not yet written to the current try, or kept for a replay */
   private body: Buffer[] = []
-  /** how many of `body` the current try has written */
-  private bodyWritten = 0
   private pendingBytes = 0
   bodyBytes = 0
   /** the client's message is complete */
@@ -113,16 +114,12 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** written chunks were dropped (past REPLAY_LIMIT): the body cannot be sent again */
   private bodyDropped = false
   // ---- the tries ----
-  up: UpstreamConn | null = null
+  /** the current try: null before the first, between two and after the last */
+  private cur: UpstreamTry | null = null
   attempts = 0
   status = 0
   startedAt = 0
   active = false
-  /** request bytes were written to the current try */
-  private sent = false
-  /** the whole request was written to the current try */
-  private requestWritten = false
-  private tryOpen = false
   /** an upstream may have acted on the request: request bytes of a try left (see retry-policy's rule) */
   private mayHaveRun = false
   /** a small body is read whole before the first try starts (BUFFER_LIMIT) */
@@ -130,8 +127,6 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** a try that provably sent nothing was made again at once (once per request) */
   private staleRetried = false
   private isRetry = false
-  /** the upstream answered a status of retry.onStatus: its body is dropped, then the request retried */
-  private discarding = false
   retryTimer: NodeJS.Timeout | null = null
   retryFrom: Host | undefined = undefined
   // ---- the answer ----
@@ -305,26 +300,31 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     this.host = host
     this.attempts++
-    this.sent = false
-    this.requestWritten = false
-    this.bodyWritten = 0
-    this.tryOpen = true
     host.inflight++
     host.requests++
     // a request that must not run twice is not written on a connection that may meet its upstream's
     // keep-alive close (the write would leave, then the close: an unknown outcome)
     const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.keyed === null ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
-    this.up = c
-    if (c.connected) this.writeRequest(c)
+    const t = new UpstreamTry(host, c)
+    this.cur = t
+    if (c.connected) this.writeRequest(t)
     else engine.timeConnect(c, pool)
+  }
+
+  /** the current try when `c` is its connection; null for a callback of a try that has ended */
+  private tryOf (c: UpstreamConn): UpstreamTry | null {
+    const t = this.cur
+    return t !== null && t.up === c ? t : null
   }
 
   onUpstreamConnected (c: UpstreamConn): void {
     this.conn.engine.untime(c)
-    if (c === this.up) this.writeRequest(c)
+    const t = this.tryOf(c)
+    if (t !== null) this.writeRequest(t)
   }
 
-  private writeRequest (c: UpstreamConn): void {
+  private writeRequest (t: UpstreamTry): void {
+    const c = t.up
     // corked until the end of the client's current read, so a body parsed right after the head (in
     // the same read) leaves in the head's write
     c.socket.cork()
@@ -334,14 +334,14 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (this.chunkedIn) head += 'transfer-encoding: chunked\r\n'
     if (this.upgradeTo !== '') head += `connection: upgrade\r\nupgrade: ${this.upgradeTo}\r\n`
     c.write(head + CRLF)
-    this.sent = true
+    t.sent = true
     let ok = true
     const body = this.body
     for (let i = 0; i < body.length; i++) ok = this.writeChunk(c, body[i]!)
-    this.bodyWritten = body.length
+    t.bodyWritten = body.length
     this.pendingBytes = 0
     if (this.bodyDropped) this.dropWritten()
-    if (this.bodyDone) ok = this.endRequest(c)
+    if (this.bodyDone) ok = this.endRequest(t)
     // the whole request in this one write: a worker's reset can prove it unread (UpstreamConn.resetUnread)
     if (!this.idempotent) c.wholeInOne = this.bodyDone && !this.chunkedIn && head.length + this.bodyBytes <= ONE_BUFFER_BYTES
     this.conn.uncorkLater(c)
@@ -357,15 +357,19 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   }
 
   /** the whole request is written: from now the try waits for the answer's head (timed) */
-  private endRequest (c: UpstreamConn): boolean {
-    this.requestWritten = true
-    this.conn.engine.timeHeaders(c, this.pool!)
-    return this.chunkedIn ? c.write(LAST_CHUNK) : true
+  private endRequest (t: UpstreamTry): boolean {
+    t.requestWritten = true
+    this.conn.engine.timeHeaders(t.up, this.pool!)
+    return this.chunkedIn ? t.up.write(LAST_CHUNK) : true
   }
 
+  /** the chunks the current try has written are not kept any more (none without a try) */
   private dropWritten (): void {
-    this.body.splice(0, this.bodyWritten)
-    this.bodyWritten = 0
+    const t = this.cur
+    if (t !== null) {
+      this.body.splice(0, t.bodyWritten)
+      t.bodyWritten = 0
+    }
     this.bodyDropped = true
   }
 
@@ -380,14 +384,14 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.fail(new ProxyError('CLAYLB_BODY_TOO_LARGE', `body exceeds the limit of ${max} bytes`))
       return
     }
-    const c = this.up
+    const t = this.cur
     // a keyed request's body is kept whole (the gate fingerprints it; a retry can replay it)
     if (this.bodyBytes > REPLAY_LIMIT && !this.bodyDropped && this.keyed === null) this.dropWritten()
-    if (c !== null && this.sent && !this.discarding) {
-      const ok = this.writeChunk(c, chunk)
+    if (t !== null && t.sent && !t.discarding) {
+      const ok = this.writeChunk(t.up, chunk)
       if (!this.bodyDropped) {
         this.body.push(chunk)
-        this.bodyWritten++
+        t.bodyWritten++
       }
       if (!ok) this.conn.hold(HOLD_UPSTREAM)
       return
@@ -406,24 +410,25 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       return
     }
     if (this.keyed !== null) this.keyed.bodyEnded()
-    const c = this.up
-    if (c !== null && this.sent && !this.requestWritten && !this.discarding) this.endRequest(c)
+    const t = this.cur
+    if (t !== null && t.sent && !t.requestWritten && !t.discarding) this.endRequest(t)
   }
 
   onUpstreamDrain (c: UpstreamConn): void {
-    if (c === this.up) this.conn.unhold(HOLD_UPSTREAM)
+    if (this.tryOf(c) !== null) this.conn.unhold(HOLD_UPSTREAM)
   }
 
   // ---- the answer ----
 
   onResponseHead (c: UpstreamConn, status: number, message: string, headers: string[], upgrade: boolean): number {
-    if (c !== this.up || this.finished) return NO_BODY
+    const t = this.tryOf(c)
+    if (t === null || this.finished) return NO_BODY
     const engine = this.conn.engine
     engine.untime(c)
     if (status < 200) return this.onInterim(c, status, message, headers, upgrade)
     const policy = this.pool!.retry
     if (policy.onStatus.size > 0 && policy.onStatus.has(status) && this.mayRetry('http-5xx', false)) {
-      this.discarding = true
+      t.discarding = true
       return this.method === 'HEAD' ? NO_BODY : 0
     }
     this.responseStarted = true
@@ -469,7 +474,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   }
 
   onResponseBody (c: UpstreamConn, chunk: Buffer): void {
-    if (c !== this.up || this.discarding || this.finished) return
+    const t = this.tryOf(c)
+    if (t === null || t.discarding || this.finished) return
     if (this.keyed !== null) {
       // hold back the newest chunk: the last byte goes out only after the record is written
       this.keyed.onData(chunk)
@@ -505,26 +511,25 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   /** the client socket drained */
   onClientDrain (): void {
-    this.up?.resumeReading()
+    this.cur?.up.resumeReading()
   }
 
   onResponseComplete (c: UpstreamConn): void {
-    if (c !== this.up) return
-    this.up = null
+    const t = this.tryOf(c)
+    if (t === null) return
     this.conn.engine.untime(c)
-    if (this.discarding) {
-      this.discarding = false
-      c.done(this.requestWritten)
-      const failed = this.host
-      this.endTry('http-5xx')
+    if (t.discarding) {
+      c.done(t.requestWritten)
+      const failed = t.host
+      this.endTry(t, 'http-5xx')
       if (this.clientGone) this.finish(499)
       else this.retry(failed, 'http-5xx')
       return
     }
     // a connection a request that must not run twice opened because its upstream closes idle ones is
     // not pooled: reused only by such requests it would pile up, one per request, until the sweep
-    c.done(this.requestWritten && this.bodyDone && ((this.idempotent && this.keyed === null) || !c.pool.closesIdle))
-    this.endTry(this.status >= 500 ? 'http-5xx' : 'ok')
+    c.done(t.requestWritten && this.bodyDone && ((this.idempotent && this.keyed === null) || !c.pool.closesIdle))
+    this.endTry(t, this.status >= 500 ? 'http-5xx' : 'ok')
     if (this.finished) return
     if (this.keyed !== null) {
       // the record is written before the last byte reaches the client, so an immediate retry replays;
@@ -556,15 +561,14 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   }
 
   onUpstreamError (c: UpstreamConn, code: string): void {
-    if (c !== this.up) return
-    this.up = null
+    const t = this.tryOf(c)
+    if (t === null) return
     this.conn.engine.untime(c)
-    this.discarding = false
-    const host = this.host
+    const host = t.host
     // the retry rule's one fact (proxy/retry-policy): did any byte of the request leave?
-    const unsent = unsentTry(c.connected, this.sent, c.refused, c.resetUnread(code))
+    const unsent = unsentTry(c.connected, t.sent, c.refused, c.resetUnread(code))
     const outcome: TryOutcome = this.clientGone ? 'local' : unsent ? 'connect-failed' : 'reset'
-    this.endTry(outcome)
+    this.endTry(t, outcome)
     if (this.clientGone) {
       this.finish(499)
       return
@@ -586,25 +590,25 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.retry(host, outcome as RetryReason)
       return
     }
-    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream failed before it answered', { logDetail: `upstream ${host?.id ?? '?'} failed: ${code}${unsent ? ' (nothing sent)' : ''}` }))
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream failed before it answered', { logDetail: `upstream ${host.id} failed: ${code}${unsent ? ' (nothing sent)' : ''}` }))
   }
 
   onTryTimeout (c: UpstreamConn): void {
-    if (c !== this.up) return
-    this.up = null
+    const t = this.tryOf(c)
+    if (t === null) return
     c.destroy()
-    const host = this.host
+    const host = t.host
     const connecting = !c.connected
     const outcome: TryOutcome = connecting ? 'connect-failed' : 'timeout'
-    this.endTry(outcome)
+    this.endTry(t, outcome)
     if (this.finished) return
-    if (!this.responseStarted && this.mayRetry(outcome, !this.sent)) {
+    if (!this.responseStarted && this.mayRetry(outcome, !t.sent)) {
       this.retry(host, outcome as RetryReason)
       return
     }
     this.fail(connecting
-      ? new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream could not be reached in time', { logDetail: `upstream ${host?.id ?? '?'} failed: connect timeout` })
-      : new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', 'the upstream did not answer in time', { logDetail: `upstream ${host?.id ?? '?'} timed out` }))
+      ? new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the upstream could not be reached in time', { logDetail: `upstream ${host.id} failed: connect timeout` })
+      : new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', 'the upstream did not answer in time', { logDetail: `upstream ${host.id} timed out` }))
   }
 
   /**
@@ -612,19 +616,19 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
    * client connection is cut so that it never takes what it got for a whole answer; nothing is retried.
    */
   onBodyTimeout (c: UpstreamConn): void {
-    if (c !== this.up) return
-    this.up = null
+    const t = this.tryOf(c)
+    if (t === null) return
     c.destroy()
-    const host = this.host
-    this.endTry('timeout')
-    this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', 'the upstream stopped sending its answer', { logDetail: `upstream ${host?.id ?? '?'} sent no byte of its answer for ${this.conn.engine.o.bodyIdleMs} ms` }))
+    const host = t.host
+    this.endTry(t, 'timeout')
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_TIMEOUT', 'the upstream stopped sending its answer', { logDetail: `upstream ${host.id} sent no byte of its answer for ${this.conn.engine.o.bodyIdleMs} ms` }))
   }
 
   /** the upstream agreed to the upgrade: the tunnel has the sockets, the exchange is over */
   tunnelled (c: UpstreamConn): void {
-    this.up = null
     this.conn.engine.untime(c)
-    this.endTry('ok')
+    const t = this.tryOf(c)
+    if (t !== null) this.endTry(t, 'ok')
     this.finish(101)
   }
 
@@ -684,23 +688,20 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   /** The current try ends here, whatever it was doing: its connection is destroyed, never reused. */
   private dropTry (outcome: TryOutcome): void {
-    const c = this.up
-    if (c === null) return
-    this.up = null
-    this.conn.engine.untime(c)
-    c.destroy()
-    this.endTry(outcome)
+    const t = this.cur
+    if (t === null) return
+    this.conn.engine.untime(t.up)
+    t.up.destroy()
+    this.endTry(t, outcome)
   }
 
-  private endTry (outcome: TryOutcome): void {
-    const host = this.host
-    if (this.sent && outcome !== 'connect-failed') this.mayHaveRun = true
+  /** the current try `t` ends (once: it is dropped here): its host is released and its outcome reported */
+  private endTry (t: UpstreamTry, outcome: TryOutcome): void {
+    this.cur = null
+    if (t.sent && outcome !== 'connect-failed') this.mayHaveRun = true
     this.releaseRetrySlot()
-    if (host !== undefined && this.tryOpen) {
-      this.tryOpen = false
-      host.release()
-      this.conn.engine.core.report(host, outcome)
-    }
+    t.host.release()
+    this.conn.engine.core.report(t.host, outcome)
   }
 
   /**

@@ -235,6 +235,30 @@ t.test('a POST reset while its body is still streaming: 502, not retried (the up
   t.match(client.written, /^HTTP\/1\.1 502 Bad Gateway\r\n[^]*connection: close\r\n/, '502, and the connection closes: the rest of the body is not a next request')
 })
 
+t.test('a PUT reset mid-body, its retry waiting its backoff while the body passes REPLAY_LIMIT: the retry still gets the whole body', async (t) => {
+  const { ex, ups, pool } = rig(2, { attempts: 2 })
+  pool.retry.backoffMs = () => 20 // the retry waits on its timer: no try between the two
+  ex.fromHead(1, 1, ['Host', 'a', 'Content-Length', '100000'], 'PUT', '/o', true)
+  ex.onClientBody(Buffer.alloc(40000, 'a'))
+  ex.activate()
+  const first = ups[0]!
+  first.connected = true
+  ex.onUpstreamConnected(up(first))
+  ex.onUpstreamError(up(first), 'ECONNRESET')
+  t.equal(ups.length, 1, 'the retry waits')
+  // 70000 bytes in all: past REPLAY_LIMIT while no try is open (the first try's written count must not apply)
+  ex.onClientBody(Buffer.alloc(30000, 'b'))
+  await new Promise((resolve) => setTimeout(resolve, 40))
+  t.equal(ups.length, 2, 'the retry was made')
+  const second = ups[1]!
+  second.connected = true
+  ex.onUpstreamConnected(up(second))
+  ex.onClientBody(Buffer.alloc(30000, 'c'))
+  ex.onClientBodyEnd()
+  const body = second.socket.written.slice(second.socket.written.indexOf('\r\n\r\n') + 4)
+  t.equal(body, 'a'.repeat(40000) + 'b'.repeat(30000) + 'c'.repeat(30000), 'the whole body, from its first byte')
+})
+
 t.test('a GET on a pooled connection that closes (EOF) before any answer byte: made again (idempotent, within the attempts)', async (t) => {
   const { ex, ups, client } = rig(2, { attempts: 2 })
   const u = connectedGet(ex, ups)
