@@ -4,15 +4,15 @@
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
-import { checkTlsFiles } from './tls/certificates.js'
-import { createLogger } from './log.js'
+import { ConfigError, loadConfig, type ConfigOverrides } from './shared/config/load.js'
+import { checkTlsFiles } from './shared/tls/certificates.js'
+import { createLogger } from './shared/log.js'
 import { createApp } from './app.js'
-import { redisAuth } from './redis/client.js'
-import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
-import { ensureSessionSecret, SessionSecretError } from './session/secret.js'
-import { proxyProcessCount } from './cores/count.js'
-import { ProxyProcesses } from './cores/primary.js'
+import { redisAuth } from './shared/redis/client.js'
+import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './shared/redis/embedded.js'
+import { ensureSessionSecret, SessionSecretError } from './app-side/session/secret.js'
+import { proxyProcessCount } from './control/process/count.js'
+import { ProxyProcesses } from './control/process/primary.js'
 
 const USAGE = `usage:
   claylb start [options]        run the proxy (and its workers, when it has no upstreams or --workers N)

@@ -32,7 +32,7 @@ function packagesOf (entry: string): Map<string, string> {
 }
 
 t.test('a proxy process loads only pino and prom-client at its start', async (t) => {
-  const packages = packagesOf(join(ROOT, 'dist', 'cores', 'proxy-main.js'))
+  const packages = packagesOf(join(ROOT, 'dist', 'data', 'process', 'proxy-main.js'))
   t.same([...packages.keys()].sort(), ['pino', 'prom-client'], `packages: ${JSON.stringify(Object.fromEntries(packages))}`)
 })
 
