@@ -153,14 +153,13 @@ export class ProxyProcesses implements DataPlane {
 
   async listen (): Promise<string> {
     this.prepare()
-    if (this.acceptor !== null) {
-      // the port is the primary's; the processes bind nothing
-      this.listenSpec = { ...this.listenSpec, port: await this.acceptor.listen(this.listenSpec.port, this.listenSpec.host) }
-    }
     // one that exited before it listened fails the start (its `listened` rejects)
     const [first, ...rest] = this.initial as [ProxyProcess, ...ProxyProcess[]]
     this.release(first)
-    const port = await first.listened
+    let port = await first.listened
+    // handoff: the port is the primary's and the processes bind nothing. It opens only once the first
+    // process takes connections: one accepted before would have had nowhere to go but closed (issue 29)
+    if (this.acceptor !== null) this.listenSpec = { ...this.listenSpec, port: port = await this.acceptor.listen(this.listenSpec.port, this.listenSpec.host) }
     // SO_REUSEPORT with port 0 would give each process its own port: the rest take the first one's
     if (this.mode === 'reuseport') this.listenSpec = { ...this.listenSpec, port }
     this.opened = true
