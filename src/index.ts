@@ -2,7 +2,8 @@
  * @module claylb
  * The library entry: what someone embedding parts of claylb imports.
  */
-export { createApp, type App } from './app.js'
+export { createControlPlane, type ControlPlane, type ControlPlaneOptions } from './control/control-plane.js'
+export { createDataPlane, type DataPlane, type DataPlaneOptions } from './data/data-plane.js'
 export { loadConfig, buildConfig, ConfigError } from './shared/config/load.js'
 export type { Config } from './shared/config/schema.js'
 export { ProxyError, PROBLEMS, type ProblemCode } from './shared/errors.js'

@@ -91,13 +91,6 @@ export function problemBody (code: ProblemCode, detail: string): string {
   return JSON.stringify({ type: PROBLEM_TYPE_BASE + slug, title, status, detail })
 }
 
-/**
- * Set on a client socket once an answer on it closes the connection. Requests pipelined behind that
- * answer can never get theirs, so the proxy must not forward them (the client would not know they ran).
- */
-export const kClosing = Symbol('claylb.closing')
-export type ClosingSocket = { [kClosing]?: boolean }
-
 /** Write a problem+json answer unless the response already started (then only destroy it). */
 export function sendProblem (res: ServerResponse, err: ProxyError): void {
   if (res.headersSent) {
@@ -121,13 +114,10 @@ export function sendProblem (res: ServerResponse, err: ProxyError): void {
   if (untrusted || err.code === 'CLAYLB_BODY_TOO_LARGE' || midBody) {
     res.shouldKeepAlive = false
     // Node has already parsed (and will emit) requests pipelined behind this one: they must not run.
-    // (undici nulls req.socket when it destroys a request body it was streaming: res still has it.)
-    const socket = (req?.socket ?? res.socket) as (Socket & ClosingSocket) | null | undefined
-    if (socket) {
-      socket[kClosing] = true
-      // the client is still sending: close only once it has read this answer (see http/linger)
-      if (midBody && !untrusted) lingerOnClose(socket, req)
-    }
+    // (req.socket is null once a request body stream was destroyed: res still has it.)
+    const socket = (req?.socket ?? res.socket) as Socket | null | undefined
+    // the client is still sending: close only once it has read this answer (shared/linger.ts)
+    if (socket && midBody && !untrusted) lingerOnClose(socket, req)
   }
   res.writeHead(err.status, headers)
   res.end(body)

@@ -1,5 +1,5 @@
 /**
- * @module http/linger
+ * @module shared/linger
  * A lingering close (nginx's `lingering_close`). When claylb answers before the request's body has
  * all arrived (a 502 from an upstream that reset mid-upload, a 504, a 413) it must close the
  * connection; closing at once leaves the client's bytes still in flight to meet a closed socket, the
@@ -36,8 +36,8 @@ export function lingerOnClose (socket: Socket, req: IncomingMessage | undefined,
     const timer = setTimeout(close, ms).unref()
     this.once('end', close)
     this.once('close', () => clearTimeout(timer))
-    // the parser pushes the body's rest into the request (undici destroys the body stream it was
-    // given when its try failed, and a push into it pauses the socket): drop it instead, keep reading
+    // the parser pushes the body's rest into the request (a push into a request nobody reads pauses
+    // the socket): drop it instead, keep reading
     ;(req as { _dump?: () => void } | undefined)?._dump?.()
     this.resume()
   }

@@ -17,7 +17,7 @@ import { normalisePath } from '../../shared/idempotency/route-path.js'
 import { RouteTable, unsafeRoute, type IdempotentRoute, type RouteSpec } from '../../shared/idempotency/routes.js'
 import { defaultScope, ScopeSources } from '../../shared/idempotency/scope.js'
 import type { IdempotencyStore } from '../../shared/idempotency/store.js'
-import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, SESSION_DEFAULTS } from '../../shared/config/defaults.js'
+import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, SESSION_DEFAULTS } from '../../shared/defaults.js'
 
 export type { Decision } from '../../shared/idempotency/decision.js'
 

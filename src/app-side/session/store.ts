@@ -25,7 +25,7 @@ import { SAVE_LUA, TAKE_LUA } from './scripts.js'
 import { Session } from './session.js'
 import { checkSecrets, readSecrets, SessionSecretError } from './secret.js'
 import type { Config } from '../../shared/config/schema.js'
-import { REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../../shared/config/defaults.js'
+import { REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../../shared/defaults.js'
 
 export interface SessionStoreOptions {
   redis: RedisClient

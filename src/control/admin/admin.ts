@@ -1,5 +1,5 @@
 /**
- * @module admin/admin
+ * @module control/admin/admin
  * The admin listener (loopback by default): health, readiness, status, and routes other modules
  * register (metrics, drain, reload). Who may call what: /healthz and /readyz are open (probes); the
  * other reads need a token with `admin.protectReads` (/metrics: also its own `admin.metricsToken`);
@@ -8,6 +8,7 @@
  */
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
 import { ProxyError, sendProblem } from '../../shared/errors.js'
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>) => void | Promise<void>
@@ -29,6 +30,12 @@ export class AdminServer {
 
   constructor (private readonly auth: AdminAuth) {
     this.server = http.createServer((req, res) => { void this.dispatch(req, res) })
+  }
+
+  /** where it listens, as a URL */
+  url (): string {
+    const a = this.server.address() as AddressInfo
+    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
   }
 
   /** `path` may hold `:name` segments. By default GET routes are reads and the others mutate. */

@@ -1,28 +1,27 @@
 /**
- * @module metrics/metrics
+ * @module control/metrics/metrics
  * Every Prometheus metric claylb exports, declared here and registered in ONE prom-client Registry.
  *
- * Cost model: the request path only adds to plain numbers (a per-host HostCounters from upstream/host-counters.ts, bound when the host
- * joins the cluster, or a Tally other modules hold); the registry reads them in `collect()` callbacks at
- * scrape time. prom-client's own labelled inc()/observe() hash their labels on every call (≈0.4 µs and
+ * Cost model: the request path only adds to plain numbers (the data plane's data/counting/counters.ts: a
+ * per-host HostCounters bound when the host joins a pool, tallies); the registry reads them in
+ * `collect()` callbacks at scrape time, with the proxy processes' exports added. prom-client's own labelled inc()/observe() hash their labels on every call (≈0.4 µs and
  * ≈1 µs measured), which is why no request calls them. Labels are bounded: upstream id (or worker slot),
  * code class, try outcome, retry reason; never a path.
  *
  * Worker processes report their samples to the supervisor over IPC; the scrape reads the last sample
  * (WorkerMetricsSource) and never waits on a worker, unlike prom-client's AggregatorRegistry.
  */
-import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client'
-import type { Host, PanicRouting } from '../../data/upstream/host.js'
-import { RETRY_REASONS, type RetryTally, type TryOutcome } from '../../data/upstream/retry-policy.js'
-import { bucketOf, DURATION_BUCKETS_SECONDS, HostCounters, OUTCOME_INDEX, OUTCOMES, Tally } from '../../data/upstream/host-counters.js'
-import type { CommandTimer, RedisTiming } from '../../shared/idempotency/redis-store.js'
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Host } from '../../data/upstream/host.js'
+import { RETRY_REASONS } from '../../data/upstream/retry-policy.js'
+import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOMES, Tally } from '../../data/upstream/host-counters.js'
+import { IDEMPOTENCY_OUTCOMES, NO_UPSTREAM, REDIS_BUCKETS_SECONDS, SESSION_OPERATIONS, type Counters, type HostsView } from '../../data/counting/counters.js'
+import type { CountersExport, HistogramRow, ProcessMetricsExport } from '../../shared/process/protocol.js'
 
-export { DURATION_BUCKETS_SECONDS, Tally }
+export { DURATION_BUCKETS_SECONDS, Tally, NO_UPSTREAM }
 
 export const PREFIX = 'claylb_'
 const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const
-/** the `upstream` label of requests that never reached one (no healthy upstream, bad request) */
-export const NO_UPSTREAM = 'none'
 
 /** What the supervisor knows of one live worker (its last IPC report; never fetched on scrape). */
 export interface WorkerSample {
@@ -34,41 +33,20 @@ export interface WorkerSample {
   process?: { cpuSecondsTotal: number, residentMemoryBytes: number, heapUsedBytes: number, eventLoopLagSeconds: number }
 }
 
-/** The seam the worker supervisor fills (workers/supervisor.ts). */
+/** The seam the worker supervisor fills (control/supervisor/supervisor.ts). */
 export interface WorkerMetricsSource {
   readonly stats: { readonly restarts: number, readonly recycles: number, readonly crashes: number }
   samples (): Iterable<WorkerSample>
 }
 
-export const IDEMPOTENCY_OUTCOMES = ['executed', 'replayed', 'conflict', 'mismatch', 'outcome_unknown', 'key_missing', 'key_invalid', 'request_invalid', 'state_unavailable', 'not_stored'] as const
-export type IdempotencyOutcome = typeof IDEMPOTENCY_OUTCOMES[number]
-export const SESSION_OPERATIONS = ['load', 'save', 'destroy', 'touch'] as const
-export type SessionOperation = typeof SESSION_OPERATIONS[number]
-
-/** every host claylb routes to (all pools), and whether any pool is in panic */
-export interface HostsView {
-  readonly hosts: readonly Host[]
-  readonly panic: PanicRouting
-  onChange (fn: () => void): unknown
-}
-
-/** Redis command latency buckets, seconds */
-export const REDIS_BUCKETS_SECONDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
-
-/** one series of a histogram as plain numbers: `buckets` per bound (not cumulative), last = above every bound */
-export interface HistogramRow { label: string, buckets: ArrayLike<number>, sum: number, count: number }
-
-/** One Redis command's latencies, added to as plain numbers by the store, laid out at scrape time. */
-class CommandCounters implements CommandTimer, HistogramRow {
-  readonly buckets = new Float64Array(REDIS_BUCKETS_SECONDS.length + 1)
-  sum = 0
-  count = 0
-  constructor (readonly label: string) {}
-  observe (seconds: number): void {
-    this.buckets[bucketOf(REDIS_BUCKETS_SECONDS, seconds)]!++
-    this.sum += seconds
-    this.count++
-  }
+/** The proxy processes (control/process/primary.ts), their last answers fetched just before the scrape. */
+export interface ProcessesSource {
+  readonly live: number
+  readonly restarts: number
+  /** every process's counters (those that exited too, so totals never go back) */
+  exports (): Iterable<CountersExport>
+  /** every live process's default metrics */
+  processMetrics (): Iterable<{ pid: number, metrics: ProcessMetricsExport }>
 }
 
 /** several processes' series of one histogram as one, bucket by bucket, per label (at scrape time) */
@@ -86,82 +64,40 @@ export function sumHistograms (sets: Iterable<Iterable<HistogramRow>>): Array<{ 
   return [...out.values()]
 }
 
-/** One process's request-path counters as plain numbers (cores/: a proxy process answers the primary's scrape with it). */
-export interface CountersExport {
-  /** per `upstream` label: codes (6), buckets, durationSum, count, tries */
-  hosts: Array<{ upstream: string, codes: number[], buckets: number[], durationSum: number, count: number, tries: number[] }>
-  retried: Record<string, number>
-  overflow: number
-  inflight: number
-  idempotency: Record<string, number>
-  idempotencyLeaseExpiries: number
-  idempotencyUnknownOutcomes: number
-  sessionStore: Record<string, number>
-  redisErrors: number
-  /** claylb_redis_command_duration_seconds, one row per command (label = command) */
-  redisCommands: HistogramRow[]
-}
-
-/** one process's default metrics (process_*, nodejs_*) as prom-client's JSON, labelled by its pid on the primary */
-export type ProcessMetricsExport = Array<MetricObjectWithValues<MetricValue<string>>>
-
 export interface MetricsOptions {
+  /** this process's counters (a primary's: only its hosts' ejections; its proxy processes count the rest) */
+  counters: Counters
+  /** every host of every pool, and the panic state */
   cluster: HostsView
-  /** every pool's retry counters */
-  retries: RetryTally
-  /** requests in flight through the proxy */
+  /** requests in flight through this process's proxy */
   inflight: () => number
   generation: () => number
   /** default process metrics of this process (off in unit tests that build many registries) */
   processMetrics?: boolean
+  workers?: WorkerMetricsSource
+  /** each `dns` upstream's resolutions (control/pools), read at scrape time */
+  dns?: () => Iterable<{ dns: string, ok: number, failed: number }>
+  /** the proxy processes; absent: this process is the only one */
+  processes?: ProcessesSource
 }
 
 export class Metrics {
   readonly registry = new Registry()
   /** prom-client's default metrics of this process, apart so the primary can label them (and each proxy process's) by pid */
   private readonly processRegistry = new Registry()
-  readonly none = new HostCounters(NO_UPSTREAM)
-  /** `metrics.idempotency.replayed.inc()` */
-  readonly idempotency = Object.fromEntries(IDEMPOTENCY_OUTCOMES.map((o) => [o, new Tally()])) as Record<IdempotencyOutcome, Tally>
-  /** in-flight claims whose owner found them gone (lease ran out) when renewing or completing */
-  readonly idempotencyLeaseExpiries = new Tally()
-  /** executions whose upstream died after receiving the request (records marked outcome-unknown) */
-  readonly idempotencyUnknownOutcomes = new Tally()
-  /** `metrics.sessionStore.save.inc()` on a failed session store operation */
-  readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
-  readonly redisErrors = new Tally()
-  workerSource: WorkerMetricsSource | null = null
-  /** each `dns` upstream's resolutions (routing/pools.ts), read at scrape time */
-  dnsSource: (() => Iterable<{ dns: string, ok: number, failed: number }>) | null = null
-  /**
-   * the other processes' counters (cores/primary.ts: the proxy processes' last answers, fetched just
-   * before the scrape); each series is this process's value plus theirs
-   */
-  remote: (() => Iterable<CountersExport>) | null = null
-  /** the proxy processes (cores/primary.ts); null: this process is the only one */
-  processSource: { readonly live: number, readonly restarts: number } | null = null
-  /**
-   * the proxy processes' default metrics (cores/primary.ts: fetched just before the scrape); when set,
-   * every process's `process_*`/`nodejs_*` series, this one's included, carry a `pid` label
-   */
-  remoteProcesses: (() => Iterable<{ pid: number, metrics: ProcessMetricsExport }>) | null = null
-  private readonly byId = new Map<string, HostCounters>()
-  private readonly redisCommands = new Map<string, CommandCounters>()
-  /** what the idempotency store times its commands and counts its failures with (plain numbers) */
-  readonly redisTiming: RedisTiming = { command: (name) => this.redisCommand(name), error: () => this.redisErrors.inc() }
-
-  private readonly retries: RetryTally
+  private readonly counters: Counters
+  private readonly processes: ProcessesSource | null
 
   constructor (o: MetricsOptions) {
-    this.retries = o.retries
+    const own = this.counters = o.counters
+    this.processes = o.processes ?? null
     const registers = [this.registry]
     const cluster = o.cluster
-    const redisErrors = this.redisErrors
-    const none = this.none
-    const hostList = (): HostCounters[] => this.remote === null ? [none, ...this.byId.values()] : this.merged()
+    const workers = o.workers ?? null
+    const hostList = (): HostCounters[] => this.processes === null ? [own.none, ...own.byLabel.values()] : this.merged()
     const remoteSum = (read: (c: CountersExport) => number): number => {
       let n = 0
-      for (const c of this.remote?.() ?? []) n += read(c)
+      for (const c of this.processes?.exports() ?? []) n += read(c)
       return n
     }
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.processRegistry, prefix: PREFIX })
@@ -197,16 +133,16 @@ export class Metrics {
     snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight() + remoteSum((c) => c.inflight)))
 
     snapshotCounter(`${PREFIX}dns_resolutions_total`, 'Resolutions of each dns upstream, by result (failed: an error or an empty answer; the last good set was kept)', ['dns', 'result'], (add) => {
-      for (const d of this.dnsSource?.() ?? []) {
+      for (const d of o.dns?.() ?? []) {
         add({ dns: d.dns, result: 'ok' }, d.ok)
         add({ dns: d.dns, result: 'failed' }, d.failed)
       }
     })
-    snapshotGauge(`${PREFIX}proxy_processes`, 'Proxy processes serving (listen.processes; 1 when claylb runs as one process)', [], (add) => add({}, this.processSource?.live ?? 1))
-    snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processSource?.restarts ?? 0))
+    snapshotGauge(`${PREFIX}proxy_processes`, 'Proxy processes serving (listen.processes; 1 when claylb runs as one process)', [], (add) => add({}, this.processes?.live ?? 1))
+    snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processes?.restarts ?? 0))
 
     // ---- retries ----
-    const policy = o.retries
+    const policy = own.retries
     snapshotCounter(`${PREFIX}retries_total`, 'Retries started, by the outcome of the try that failed', ['reason'], (add) => {
       for (const r of RETRY_REASONS) add({ reason: r }, policy.retried[r] + remoteSum((c) => c.retried[r] ?? 0))
     })
@@ -227,10 +163,10 @@ export class Metrics {
     // ---- workers (from the supervisor's last IPC samples) ----
     snapshotGauge(`${PREFIX}generation`, 'The worker generation now serving', [], (add) => add({}, o.generation()))
     const supervisorCounter = (name: string, help: string, read: (s: WorkerMetricsSource['stats']) => number): void =>
-      snapshotCounter(name, help, [], (add) => add({}, this.workerSource === null ? 0 : read(this.workerSource.stats)))
+      snapshotCounter(name, help, [], (add) => add({}, workers === null ? 0 : read(workers.stats)))
     const workerGauge = (name: string, help: string, read: (w: WorkerSample) => number | undefined): void =>
       snapshotGauge(name, help, ['slot'], (add) => {
-        for (const w of this.workerSource?.samples() ?? []) {
+        for (const w of workers?.samples() ?? []) {
           const v = read(w)
           if (v !== undefined) add({ slot: w.slot }, v)
         }
@@ -246,14 +182,14 @@ export class Metrics {
 
     // ---- state tier ----
     snapshotCounter(`${PREFIX}idempotency_requests_total`, 'Requests on idempotency routes, by outcome', ['outcome'], (add) => {
-      for (const k of IDEMPOTENCY_OUTCOMES) add({ outcome: k }, this.idempotency[k].value + remoteSum((c) => c.idempotency[k] ?? 0))
+      for (const k of IDEMPOTENCY_OUTCOMES) add({ outcome: k }, own.idempotency[k].value + remoteSum((c) => c.idempotency[k] ?? 0))
     })
-    snapshotCounter(`${PREFIX}idempotency_lease_expiries_total`, 'Idempotency claims lost by their owner (lease ran out before renewal or completion)', [], (add) => add({}, this.idempotencyLeaseExpiries.value + remoteSum((c) => c.idempotencyLeaseExpiries)))
-    snapshotCounter(`${PREFIX}idempotency_unknown_outcomes_total`, 'Executions whose upstream died after receiving the request (retries answered outcome-unknown for one lease)', [], (add) => add({}, this.idempotencyUnknownOutcomes.value + remoteSum((c) => c.idempotencyUnknownOutcomes)))
+    snapshotCounter(`${PREFIX}idempotency_lease_expiries_total`, 'Idempotency claims lost by their owner (lease ran out before renewal or completion)', [], (add) => add({}, own.idempotencyLeaseExpiries.value + remoteSum((c) => c.idempotencyLeaseExpiries)))
+    snapshotCounter(`${PREFIX}idempotency_unknown_outcomes_total`, 'Executions whose upstream died after receiving the request (retries answered outcome-unknown for one lease)', [], (add) => add({}, own.idempotencyUnknownOutcomes.value + remoteSum((c) => c.idempotencyUnknownOutcomes)))
     snapshotCounter(`${PREFIX}session_store_errors_total`, 'Failed session store operations (claylb and its workers), by operation', ['operation'], (add) => {
       let fromWorkers = 0
-      for (const w of this.workerSource?.samples() ?? []) fromWorkers += w.sessionStoreErrors ?? 0
-      for (const k of SESSION_OPERATIONS) add({ operation: k }, this.sessionStore[k].value + remoteSum((c) => c.sessionStore[k] ?? 0))
+      for (const w of workers?.samples() ?? []) fromWorkers += w.sessionStoreErrors ?? 0
+      for (const k of SESSION_OPERATIONS) add({ operation: k }, own.sessionStore[k].value + remoteSum((c) => c.sessionStore[k] ?? 0))
       if (fromWorkers > 0) add({ operation: 'worker' }, fromWorkers)
     })
     // this process's commands plus every proxy process's, bucket by bucket
@@ -262,50 +198,9 @@ export class Metrics {
       'Redis command latency as claylb sees it, by command',
       'command',
       REDIS_BUCKETS_SECONDS,
-      () => sumHistograms([this.redisCommands.values(), ...[...this.remote?.() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0),
+      () => sumHistograms([own.redisCommands.values(), ...[...this.processes?.exports() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0),
     ) as unknown as Counter)
-    snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, redisErrors.value + remoteSum((c) => c.redisErrors)))
-
-    for (const h of o.cluster.hosts) this.bind(h)
-    o.cluster.onChange(() => { for (const h of o.cluster.hosts) if (h.metrics === null) this.bind(h) })
-  }
-
-  /** Give a host its counters; a host under a known label (a worker's slot, a returning id) continues its series. */
-  private bind (h: Host): void {
-    let m = this.byId.get(h.metricsLabel)
-    if (m === undefined) {
-      m = new HostCounters(h.metricsLabel)
-      this.byId.set(h.metricsLabel, m)
-    }
-    h.metrics = m
-  }
-
-  /** this process's counters as plain numbers (a proxy process's answer to the primary's scrape) */
-  exportCounters (inflight: number): CountersExport {
-    const hosts = []
-    for (const m of [this.none, ...this.byId.values()]) {
-      hosts.push({ upstream: m.upstream, codes: [...m.codes], buckets: [...m.buckets], durationSum: m.durationSum, count: m.count, tries: [...m.tries] })
-    }
-    const tallies = <K extends string>(r: Record<K, Tally>): Record<string, number> => Object.fromEntries(Object.entries<Tally>(r).map(([k, t]) => [k, t.value]))
-    return {
-      hosts,
-      retried: { ...this.retries.retried },
-      overflow: this.retries.overflow,
-      inflight,
-      idempotency: tallies(this.idempotency),
-      idempotencyLeaseExpiries: this.idempotencyLeaseExpiries.value,
-      idempotencyUnknownOutcomes: this.idempotencyUnknownOutcomes.value,
-      sessionStore: tallies(this.sessionStore),
-      redisErrors: this.redisErrors.value,
-      redisCommands: [...this.redisCommands.values()].map((c) => ({ label: c.label, buckets: [...c.buckets], sum: c.sum, count: c.count })),
-    }
-  }
-
-  /** requests answered so far (every upstream, and claylb's own answers) */
-  requestsTotal (): number {
-    let n = this.none.count
-    for (const m of this.byId.values()) n += m.count
-    return n
+    snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, own.redisErrors.value + remoteSum((c) => c.redisErrors)))
   }
 
   /** this process's HostCounters plus every remote one under the same label (at scrape time) */
@@ -323,53 +218,32 @@ export class Metrics {
       m.durationSum += c.durationSum
       m.count += c.count
     }
-    for (const m of [this.none, ...this.byId.values()]) {
+    for (const m of [this.counters.none, ...this.counters.byLabel.values()]) {
       const t = into(m.upstream)
       add(t, m)
       t.ejections.value = m.ejections.value
     }
-    for (const r of this.remote?.() ?? []) for (const h of r.hosts) add(into(h.upstream), h)
+    for (const r of this.processes?.exports() ?? []) for (const h of r.hosts) add(into(h.upstream), h)
     return [...out.values()]
-  }
-
-  /** A latency recorder for one Redis command name (hold it; names must come from code, not input). */
-  redisCommand (command: string): CommandTimer {
-    let c = this.redisCommands.get(command)
-    if (c === undefined) {
-      c = new CommandCounters(command)
-      this.redisCommands.set(command, c)
-    }
-    return c
-  }
-
-  // ---- ProxyObserver (the request path) ----
-
-  tryEnded (host: Host, outcome: TryOutcome): void {
-    const m = host.metrics
-    if (m !== null) m.tries[OUTCOME_INDEX[outcome]]!++
-  }
-
-  requestEnded (host: Host | undefined, status: number, durationMs: number): void {
-    ((host === undefined ? null : host.metrics) ?? this.none).request(status, durationMs / 1000)
   }
 
   /** the Prometheus text of every metric */
   async text (): Promise<string> {
     const own = await this.registry.metrics()
-    if (this.remoteProcesses === null) return own + await this.processRegistry.metrics()
+    if (this.processes === null) return own + await this.processRegistry.metrics()
     // every process's series under its pid: 'sum' over distinct label sets keeps each value as it is
     // (prom-client's own aggregators would omit or average some of them)
     const byPid = (pid: number, metrics: ProcessMetricsExport): ProcessMetricsExport => metrics.map((m) => ({
       ...m, aggregator: 'sum', values: m.values.map((v) => ({ ...v, labels: { ...v.labels, pid } })),
     }))
     const all = [byPid(process.pid, await this.exportProcessMetrics())]
-    for (const r of this.remoteProcesses()) all.push(byPid(r.pid, r.metrics))
+    for (const r of this.processes.processMetrics()) all.push(byPid(r.pid, r.metrics))
     return own + await AggregatorRegistry.aggregate(all).metrics()
   }
 
   /** this process's default metrics as plain JSON (a proxy process's answer to a scrape) */
-  exportProcessMetrics (): Promise<ProcessMetricsExport> {
-    return this.processRegistry.getMetricsAsJSON()
+  private async exportProcessMetrics (): Promise<ProcessMetricsExport> {
+    return await this.processRegistry.getMetricsAsJSON()
   }
 
   get contentType (): string {

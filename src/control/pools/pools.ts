@@ -185,6 +185,11 @@ export class PoolRegistry {
     return this.pools.get(name)
   }
 
+  /** a pool's hosts as the data plane routes to them (data/data-plane.ts ClusterSource) */
+  clusterOf (name: string): Cluster | undefined {
+    return this.pools.get(name)?.cluster
+  }
+
   names (): string[] {
     return [...this.pools.keys()]
   }

@@ -1,5 +1,5 @@
 /**
- * @module cores/primary
+ * @module control/process/primary
  * The primary's side of the proxy processes (nginx's master, Envoy's main thread): it forks them
  * with node:cluster, pushes them a snapshot of the upstreams on every change, feeds their batched try
  * outcomes to the one outlier detector, sums their counters when /metrics or /status is read, replaces
@@ -17,18 +17,20 @@
  */
 import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
-import type { App, DataPlane } from '../../app.js'
 import type { Config } from '../../shared/config/schema.js'
-import type { Cluster } from '../../data/upstream/cluster.js'
 import type { Logger } from '../../shared/log.js'
-import { sumHistograms, type CountersExport } from '../metrics/metrics.js'
+import type { Snapshot } from '../../shared/process/snapshot.js'
+import { PROXY_PROCESS_ENV, type CountersExport, type FromProxy, type ListenSpec, type ProcessMetricsExport, type ProcessRow, type ProcessStats, type ToProxy } from '../../shared/process/protocol.js'
+import type { Cluster } from '../../data/upstream/cluster.js'
 import type { Host } from '../../data/upstream/host.js'
 import { OUTCOMES } from '../../data/upstream/host-counters.js'
+import { Counters } from '../../data/counting/counters.js'
+import { sumHistograms, type ProcessesSource } from '../metrics/metrics.js'
 import { CrashBackoff } from '../supervisor/crash-backoff.js'
 import { hasReusePort } from './count.js'
 import { HandoffAcceptor } from './handoff.js'
-import { snapshotOf, type Snapshot } from '../../shared/process/snapshot.js'
-import { PROXY_PROCESS_ENV, type FromProxy, type ListenSpec, type ProcessRow, type ProcessStats, type ToProxy } from '../../shared/process/protocol.js'
+import { snapshotOf } from './snapshot.js'
+import type { ControlView, DataPlaneHandle } from './data-plane-handle.js'
 
 export type AcceptMode = 'reuseport' | 'handoff' | 'round-robin' | 'shared'
 const ACCEPT_MODES: readonly string[] = ['reuseport', 'handoff', 'round-robin', 'shared'] satisfies AcceptMode[]
@@ -81,7 +83,7 @@ class ProxyProcess {
   }
 }
 
-export class ProxyProcesses implements DataPlane {
+export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
   readonly mode: AcceptMode
   /** replacements started after a proxy process died */
   restarts = 0
@@ -105,7 +107,11 @@ export class ProxyProcesses implements DataPlane {
   /** accept mode `handoff`: the primary's listening socket */
   private readonly acceptor: HandoffAcceptor | null
 
-  constructor (private readonly app: App, private readonly logger: Logger, readonly count: number) {
+  /** the primary's own counters: only its hosts' ejections (the processes count the requests) */
+  readonly counters: Counters
+  readonly inflight = 0
+
+  constructor (private readonly app: ControlView, private readonly logger: Logger, readonly count: number) {
     this.mode = acceptMode()
     this.acceptor = this.mode === 'handoff' ? new HandoffAcceptor(() => this.serving()) : null
     const c = app.config
@@ -126,14 +132,26 @@ export class ProxyProcesses implements DataPlane {
     }
     app.pools.onChange(queue)
     queue()
-    app.metrics.remote = () => [...this.retiredCounters, ...[...this.procs].flatMap((p) => p.stats === null ? [] : [p.stats.counters])]
-    app.metrics.processSource = this
-    app.metrics.remoteProcesses = () => [...this.procs].flatMap((p) => p.stats?.processMetrics === undefined ? [] : [{ pid: p.pid, metrics: p.stats.processMetrics }])
-    app.supervisor.drained = async (h) => {
-      if (!await this.settled(DRAIN_ANSWER_MS)) this.logger.warn({ host: h.id }, 'a proxy process did not acknowledge the snapshot without a draining host in time; counting anyway')
-      if (!await this.refresh({ processMetrics: false, waitMs: DRAIN_ANSWER_MS })) this.logger.warn({ host: h.id }, 'a proxy process did not report its counters in time; counting with its last ones')
-    }
-    app.supervisor.hostIdle = (h, ms) => this.hostIdle(h, ms)
+    this.counters = new Counters(app.pools)
+  }
+
+  // ---- ProcessesSource (the metrics) ----
+
+  get processes (): ProcessesSource { return this }
+
+  exports (): CountersExport[] {
+    return [...this.retiredCounters, ...[...this.procs].flatMap((p) => p.stats === null ? [] : [p.stats.counters])]
+  }
+
+  processMetrics (): Array<{ pid: number, metrics: ProcessMetricsExport }> {
+    return [...this.procs].flatMap((p) => p.stats?.processMetrics === undefined ? [] : [{ pid: p.pid, metrics: p.stats.processMetrics }])
+  }
+
+  // ---- HostDrainWatch (the supervisor, the admin API) ----
+
+  async drained (h: Host): Promise<void> {
+    if (!await this.settled(DRAIN_ANSWER_MS)) this.logger.warn({ host: h.id }, 'a proxy process did not acknowledge the snapshot without a draining host in time; counting anyway')
+    if (!await this.refresh({ processMetrics: false, waitMs: DRAIN_ANSWER_MS })) this.logger.warn({ host: h.id }, 'a proxy process did not report its counters in time; counting with its last ones')
   }
 
   // ---- DataPlane ----
@@ -244,8 +262,10 @@ export class ProxyProcesses implements DataPlane {
     return n
   }
 
+  /** every process applies the reload and the pools' hosts after it in one step (the certificates it re-reads itself) */
   configChanged (config: Config): void {
-    for (const p of this.procs) p.send({ type: 'config', config })
+    this.current = snapshotOf(this.app.pools, ++this.version, this.app.generation)
+    for (const p of this.procs) p.send({ type: 'config', config, snapshot: this.current })
   }
 
   /** the pids of the live proxy processes */
@@ -378,7 +398,7 @@ export class ProxyProcesses implements DataPlane {
   }
 
   /** every process's in-flight requests to `host` are over (or `ms` passed) */
-  private async hostIdle (host: Host, ms: number): Promise<boolean> {
+  async hostIdle (host: Host, ms: number): Promise<boolean> {
     const end = Date.now() + ms
     await this.settled(ms)
     for (;;) {

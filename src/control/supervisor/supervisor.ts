@@ -21,18 +21,28 @@ import { join } from 'node:path'
 import type { Config } from '../../shared/config/schema.js'
 import type { Logger } from '../../shared/log.js'
 import type { Cluster } from '../../data/upstream/cluster.js'
-import type { Host } from '../../data/upstream/host.js'
 import type { WorkerSample } from '../metrics/metrics.js'
 import { resolveApp } from './app-module.js'
 import { CrashBackoff } from './crash-backoff.js'
 import { workerConfigOf, type WorkerMessage } from '../../shared/workers/protocol.js'
 import { WorkerProcess, type WorkerEvents } from './worker-process.js'
 import { ClaylbError } from '../../shared/errors.js'
+import type { Host } from '../../data/upstream/host.js'
+
+/** what the supervisor and the admin API wait on when a host drains */
+export interface HostDrainWatch {
+  /** resolves once every process routes by the host's new state */
+  drained (host: Host): Promise<void>
+  /** every process's in-flight requests to `host` are over (true), or `ms` passed (false) */
+  hostIdle (host: Host, ms: number): Promise<boolean>
+}
 
 export interface SupervisorOptions {
   config: Config
   cluster: Cluster
   logger: Logger
+  /** what a worker's drain waits on: every process routing without it, then none carrying a request to it */
+  drain: HostDrainWatch
 }
 
 /** counters for metrics and /status */
@@ -86,12 +96,6 @@ export class Supervisor {
     spawned: 0, crashes: 0, restarts: 0, recycles: 0, recycleFailures: 0, failedSlots: 0, rollouts: 0, rolloutsAbandoned: 0,
   }
 
-  /**
-   * Hooks for proxy processes (cores/primary.ts): `drained` resolves once every process routes
-   * without the host, `hostIdle` once none has a request in flight to it. One process: the host's own.
-   */
-  drained: (host: Host) => Promise<void> = async () => {}
-  hostIdle: (host: Host, ms: number) => Promise<boolean> = (h, ms) => h.waitIdle(ms)
 
   private slots: Slot[] = []
   /** every worker process that has not exited */
@@ -113,10 +117,13 @@ export class Supervisor {
     exit: (w) => this.onExit(w),
   }
 
+  private readonly drain: HostDrainWatch
+
   constructor (o: SupervisorOptions) {
     this.config = o.config
     this.cluster = o.cluster
     this.logger = o.logger
+    this.drain = o.drain
   }
 
   /** Spawns the first generation and waits until each slot's first worker is ready or has failed. */
@@ -238,9 +245,9 @@ export class Supervisor {
     if (w.state === 'ready') {
       w.state = 'draining'
       w.host.setDraining(true)
-      await this.drained(w.host)
+      await this.drain.drained(w.host)
       w.dispatchedAtDrain = w.host.requests
-      if (!await this.hostIdle(w.host, drainMs)) {
+      if (!await this.drain.hostIdle(w.host, drainMs)) {
         this.logger.warn({ worker: w.id, inflight: w.host.inflight }, `worker ${w.id} still had requests in flight after workers.drainTimeoutMs`)
       }
     }

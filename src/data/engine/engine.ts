@@ -202,10 +202,10 @@ export class Engine {
 
   /** the host's connection pool, made on its first try; `tls`: its pool's upstream TLS, if its own */
   poolFor (host: Host, tls: UpstreamTls | undefined): UpstreamPool {
-    let p = host.rawPool
+    let p = host.pool
     if (p === null) {
       const o = tls === undefined || tls === this.poolOptions.tls ? this.poolOptions : { ...this.poolOptions, tls }
-      p = host.rawPool = new UpstreamPool(host.url, host.socketPath, o)
+      p = host.pool = new UpstreamPool(host.url, host.socketPath, o)
       this.pools.add(p)
     }
     return p

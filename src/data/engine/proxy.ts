@@ -17,6 +17,10 @@ export interface ProxyOptions {
   maxBodyBytes: number
   /** one line per request; null when log.access is off */
   accessLog: AccessLog | null
+  /** told of every try and every finished request (counters, passive health) */
+  observer?: ProxyObserver
+  /** the gate of `idempotency.routes`; absent when none is configured */
+  idempotency?: IdempotencyGate | null
 }
 
 /** What the bookkeeping of a finished request reads (the engine's exchange). */
@@ -46,9 +50,9 @@ export class ProxyCore {
   /** limits.maxBodyBytes (a reload may change it) */
   maxBodyBytes: number
   inflight = 0
-  observer: ProxyObserver = noopObserver
+  readonly observer: ProxyObserver
   /** set when `idempotency.routes` is not empty: the one check ordinary requests pay */
-  idempotency: IdempotencyGate | null = null
+  readonly idempotency: IdempotencyGate | null
   private readonly accessLog: AccessLog | null
   private idleWaiters: Array<() => void> = []
 
@@ -56,6 +60,8 @@ export class ProxyCore {
     this.retries = o.tally ?? newRetryTally()
     this.maxBodyBytes = o.maxBodyBytes
     this.accessLog = o.accessLog
+    this.observer = o.observer ?? noopObserver
+    this.idempotency = o.idempotency ?? null
   }
 
   report (host: Host, outcome: TryOutcome): void {

@@ -8,7 +8,7 @@
  */
 
 /**
- * RFC 9110 §7.6.1 hop-by-hop headers, plus the ones undici refuses in a request (`expect`) and the
+ * RFC 9110 §7.6.1 hop-by-hop headers, plus `expect` (an expectation is for the next hop only, RFC 9110 §10.1.1) and the
  * credentials meant for this proxy itself. Both directions.
  */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([

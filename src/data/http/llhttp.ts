@@ -84,10 +84,10 @@ function load (): { HTTPParser: ParserClass, methods: readonly string[] } {
   try {
     mod = require('node:_http_common') as typeof mod
   } catch (err) {
-    throw new EngineUnavailable(`engine "raw" needs node:_http_common, which Node ${process.version} does not have: use engine "node"`, { cause: err })
+    throw new EngineUnavailable(`claylb's engine needs node:_http_common, which Node ${process.version} does not have`, { cause: err })
   }
   if (typeof mod.HTTPParser !== 'function' || !Array.isArray(mod.methods)) {
-    throw new EngineUnavailable(`Node ${process.version} has no HTTPParser in node:_http_common: use engine "node"`)
+    throw new EngineUnavailable(`Node ${process.version} has no HTTPParser in node:_http_common`)
   }
   loaded = { HTTPParser: mod.HTTPParser, methods: mod.methods }
   return loaded
@@ -284,9 +284,9 @@ export function selfTest (): void {
     if (typeof r1 !== 'number' || typeof r2 !== 'number') throw new Error(`parse failed: ${String(r1)} ${String(r2)}`)
     got = seen.join('|')
   } catch (err) {
-    throw new EngineUnavailable(`Node ${process.version}'s HTTPParser does not behave as engine "raw" expects (${(err as Error).message}): use engine "node"`, { cause: err })
+    throw new EngineUnavailable(`Node ${process.version}'s HTTPParser does not behave as claylb's engine expects (${(err as Error).message})`, { cause: err })
   }
   const want = 'hc 1.2 84 POST /a?b   false true|b ok|mc|hc 1.1 4 POST /t   false true|b hi|t X-T,v|mc|hc 1.1 2 GET /f   false true|mc|' +
     'hc 1.1 2   103 Early Hints false true|mc|hc 1.1 2   200 OK false true|b hi|t X-R,1|mc|hc 1.1 2   204 No Content false true|mc'
-  if (got !== want) throw new EngineUnavailable(`Node ${process.version}'s HTTPParser does not behave as engine "raw" expects: got ${got}, want ${want}: use engine "node"`)
+  if (got !== want) throw new EngineUnavailable(`Node ${process.version}'s HTTPParser does not behave as claylb's engine expects: got ${got}, want ${want}`)
 }

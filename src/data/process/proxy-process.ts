@@ -1,35 +1,23 @@
 /**
- * @module cores/proxy-process
- * One proxy process: the data plane only. It accepts on the shared port, parses, picks and forwards
+ * @module data/process/proxy-process
+ * One proxy process: the data plane only (data/data-plane.ts), and nothing of the control plane. It accepts on the shared port, parses, picks and forwards
  * with its own upstream pools, routing by the primary's last snapshot; it never checks health,
  * ejects, supervises workers or serves the admin API. Try outcomes go to the primary in batches; its
  * counters only when the primary asks. It exits when told to stop (after draining), on SIGTERM, and
  * when the primary is gone (the IPC channel closed), so no proxy process outlives its primary.
  */
 import { Socket } from 'node:net'
-import type { Config } from '../../shared/config/schema.js'
-import { createApp, type App } from '../../app.js'
-import { createLogger } from '../../shared/log.js'
 import type { Host } from '../upstream/host.js'
-import { applySnapshot, type Snapshot } from '../../shared/process/snapshot.js'
-import { TryReporter } from './try-reporter.js'
+import { createLogger } from '../../shared/log.js'
 import type { FromProxy, ProcessStats, ToProxy } from '../../shared/process/protocol.js'
+import type { Snapshot } from '../../shared/process/snapshot.js'
+import { PoolSet } from '../upstream/pool-set.js'
+import { createDataPlane, rereadCertificates, type DataPlane } from '../data-plane.js'
+import { TryReporter } from './try-reporter.js'
+import { processMetrics } from './process-metrics.js'
 
-/**
- * the config a proxy process runs: the primary's, minus what the control plane judges (its
- * supervisor is never started: workers.count stays, since the routes read it)
- */
-export function proxyConfigOf (c: Config): Config {
-  const judgeNothing = <P extends Pick<Config, 'healthCheck' | 'outlier'>>(p: P): P => ({
-    ...p, healthCheck: { ...p.healthCheck, enabled: false }, outlier: { ...p.outlier, enabled: false },
-  })
-  return {
-    ...judgeNothing(c),
-    pools: Object.fromEntries(Object.entries(c.pools).map(([name, p]) => [name, judgeNothing(p)])),
-    // the primary decides panic mode; its hosts' `available` arrive already decided
-    panic: { ...c.panic, thresholdPercent: 0 },
-  }
-}
+/** the prefix of the default metrics (control/metrics's PREFIX; the primary relabels them by pid) */
+const METRICS_PREFIX = 'claylb_'
 
 function send (msg: FromProxy): void {
   if (process.connected) process.send!(msg)
@@ -55,19 +43,20 @@ export function runProxyProcess (): Promise<void> {
 }
 
 async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
-  const config = proxyConfigOf(msg.config)
+  const config = msg.config
   const logger = createLogger(config.log.level)
   // every try's outcome goes to the primary's outlier detector, in batches
   const reporter = new TryReporter((events) => send({ type: 'tries', events }))
-  const app = createApp(config, logger, { role: 'proxy', listen: msg.listen, passiveHealth: reporter })
+  const pools = new PoolSet(config)
+  const plane = createDataPlane(config, { logger, clusters: pools, passiveHealth: reporter, tlsCache: pools.tlsCache })
   const startedAt = new Date().toISOString()
   let applied = 0
   const apply = (s: Snapshot): void => {
     if (s.version <= applied) return
-    const removed = applySnapshot(app.pools, s)
+    const removed = pools.apply(s)
     applied = s.version
     // a host gone from the snapshot finishes what it carries, then its sockets close
-    for (const h of removed) void h.waitIdle(config.shutdown.timeoutMs).then(() => h.close())
+    for (const h of removed) void h.waitIdle(plane.config.shutdown.timeoutMs).then(() => h.close())
     send({ type: 'applied', version: applied })
   }
   apply(msg.snapshot)
@@ -78,20 +67,24 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
     if (stopping) return
     stopping = true
     // the tries of the grace still feed passive health: the reporter closes once the drain is over
-    app.stop(acceptGraceMs === undefined ? {} : { acceptGraceMs }).then(() => { reporter.close(); process.exit(0) }, (err: unknown) => {
+    plane.drain(acceptGraceMs ?? plane.config.shutdown.acceptGraceMs).then(() => { pools.close(); reporter.close(); process.exit(0) }, (err: unknown) => {
       logger.error({ err }, 'proxy process stop failed')
       process.exit(1)
     })
   }
   process.on('message', (m: ToProxy, handle?: unknown) => {
     if (m.type === 'connection') {
-      if (handle instanceof Socket) app.engine.adopt(handle)
+      if (handle instanceof Socket) plane.engine.adopt(handle)
     } else if (m.type === 'snapshot') apply(m.snapshot)
-    else if (m.type === 'config') app.applyConfig(proxyConfigOf(m.config))
-    else if (m.type === 'stats') {
-      const s = stats(app, startedAt, applied)
+    else if (m.type === 'config') {
+      // one step: the pools the config names, their hosts, then the routes over them
+      pools.configure(m.config)
+      apply(m.snapshot)
+      plane.applyConfig(m.config, rereadCertificates(m.config, logger))
+    } else if (m.type === 'stats') {
+      const s = stats(plane, startedAt, pools.hosts, applied)
       if (!m.process) send({ type: 'stats', id: m.id, stats: s })
-      else void app.metrics.exportProcessMetrics().then((pm) => send({ type: 'stats', id: m.id, stats: { ...s, processMetrics: pm } }), () => send({ type: 'stats', id: m.id, stats: s }))
+      else void processMetrics(METRICS_PREFIX).then((pm) => send({ type: 'stats', id: m.id, stats: { ...s, processMetrics: pm } }), () => send({ type: 'stats', id: m.id, stats: s }))
     }
     else if (m.type === 'stop') stop(m.acceptGraceMs)
   })
@@ -101,21 +94,22 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   process.on('SIGINT', () => {})
   process.on('SIGHUP', () => {})
 
-  await app.start()
-  const port = msg.listen.handoff ? msg.listen.port : app.engine.address().port
+  // a proxy process binds what the primary says (with reusePort: the port the first one got; with
+  // handoff: nothing, the primary sends it each connection)
+  await plane.listen(msg.listen)
+  const port = msg.listen.handoff ? msg.listen.port : plane.engine.address().port
   send({ type: 'listening', port })
 }
 
-function stats (app: App, startedAt: string, snapshot: number): ProcessStats {
-  const hosts: Array<[string, number, number]> = app.pools.hosts.map((h: Host) => [h.id, h.requests, h.inflight])
+function stats (plane: DataPlane, startedAt: string, hosts: readonly Host[], snapshot: number): ProcessStats {
   return {
     pid: process.pid,
-    requests: app.metrics.requestsTotal(),
-    inflight: app.core.inflight,
-    connections: app.engine.connections,
+    requests: plane.counters.requestsTotal(),
+    inflight: plane.core.inflight,
+    connections: plane.engine.connections,
     startedAt,
     snapshot,
-    hosts,
-    counters: app.metrics.exportCounters(app.core.inflight),
+    hosts: hosts.map((h) => [h.id, h.requests, h.inflight]),
+    counters: plane.counters.export(plane.core.inflight),
   }
 }

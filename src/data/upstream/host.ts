@@ -40,7 +40,7 @@ export class Host {
   /** the `upstream` label of this host's metrics: the id, or `worker-<slot>` for a spawned worker */
   readonly metricsLabel: string
   /** engine "raw": this host's keep-alive pool of raw sockets, made on the first request */
-  rawPool: UpstreamPool | null = null
+  pool: UpstreamPool | null = null
   /** precomputed for the hot path: written by the setters below, read by the balancer */
   available = true
   healthy = true
@@ -140,7 +140,7 @@ export class Host {
 
   /** closes the idle connections of its pool; a request still on one finishes first */
   close (): void {
-    this.rawPool?.close()
+    this.pool?.close()
   }
 
   toJSON (): Record<string, unknown> {

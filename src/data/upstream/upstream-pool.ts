@@ -459,7 +459,6 @@ export class UpstreamPool {
     }
   }
 
-  get idleCount (): number { return this.idle.length }
 
   close (): void {
     this.closed = true

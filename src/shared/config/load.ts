@@ -12,7 +12,7 @@ import { ConfigError } from './error.js'
 import { closestKey, knownKeysAt, withoutInvalid } from './issues.js'
 import { resolveAdmin } from './admin.js'
 import { withRedisPassword } from './redis-password.js'
-import { ACCEPT_GRACE_MS } from './defaults.js'
+import { ACCEPT_GRACE_MS } from '../defaults.js'
 import { idempotencyProblems } from './idempotency.js'
 
 export { ConfigError }

@@ -4,7 +4,7 @@
  * Units are in the key's name (…Ms, …Seconds, …Bytes).
  */
 import { z } from 'zod'
-import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, REDIS_KEY_PREFIX, SESSION_DEFAULTS } from './defaults.js'
+import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../defaults.js'
 
 const intMsg = (what: string) => ({ error: `must be ${what}` })
 const positiveInt = (d: number) => z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).default(d)
@@ -327,7 +327,7 @@ export const configSchema = z.strictObject({
     /** `WAIT` for this many replicas after each claim and record (0: no WAIT) */
     waitReplicas: nonNegativeInt(0),
     /** how long one WAIT may take; below `redis.commandTimeoutMs` */
-    waitTimeoutMs: positiveInt(250),
+    waitTimeoutMs: positiveInt(IDEMPOTENCY_DEFAULTS.waitTimeoutMs),
     ttlSeconds: positiveInt(IDEMPOTENCY_DEFAULTS.ttlSeconds),
     lockSeconds: positiveInt(IDEMPOTENCY_DEFAULTS.lockSeconds),
     maxResponseBytes: positiveInt(IDEMPOTENCY_DEFAULTS.maxResponseBytes),

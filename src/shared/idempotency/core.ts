@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { StoreUnavailableError, type IdempotencyStore, type StoreBegin, type StoredResponse } from './store.js'
-import { IDEMPOTENCY_DEFAULTS } from '../config/defaults.js'
+import { IDEMPOTENCY_DEFAULTS } from '../defaults.js'
 
 export interface IdempotencySettings {
   /** the in-flight lease (`lockSeconds`), renewed every third of it while the request is alive */

@@ -8,6 +8,7 @@
  * in a key name, and the whole hash is the hash tag, so records spread over a Redis Cluster's slots and
  * each script touches one slot. `onConcurrent: wait` listens on `<prefix>idem:{<id>}:settled`.
  */
+import { IDEMPOTENCY_DEFAULTS, REDIS_KEY_PREFIX } from '../defaults.js'
 import type { Cluster, Redis } from 'ioredis'
 import { decodeHeaders, encodeHeaders, StoreUnavailableError, type IdempotencyStore, type StoreBegin, type StoredResponse } from './store.js'
 
@@ -116,11 +117,11 @@ export interface RedisStoreOptions {
    * the store a connection of its own.
    */
   waitReplicas?: number
-  /** how long one WAIT may take (default 500 ms); keep it below the client's command timeout */
+  /** how long one WAIT may take (default 250 ms, as idempotency.waitTimeoutMs); keep it below the client's command timeout */
   waitTimeoutMs?: number
   /** a record (the request executed, its answer stored) that fewer replicas than asked acknowledged */
   onUnreplicated?: (acked: number) => void
-  /** where each command's latency and each failure go (metrics/metrics.ts: plain numbers) */
+  /** where each command's latency and each failure go (data/counting/counters.ts: plain numbers) */
   timing?: RedisTiming
 }
 
@@ -155,10 +156,10 @@ export class RedisStore implements IdempotencyStore {
   private readonly timers: Record<'begin' | 'renew' | 'finish' | 'unknown' | 'release' | 'wait', CommandTimer>
 
   constructor (client: Redis | Cluster, o: RedisStoreOptions = {}) {
-    this.prefix = o.keyPrefix ?? 'claylb:'
+    this.prefix = o.keyPrefix ?? REDIS_KEY_PREFIX
     this.notify = o.notify ?? false
     this.waitReplicas = o.waitReplicas ?? 0
-    this.waitTimeoutMs = o.waitTimeoutMs ?? 500
+    this.waitTimeoutMs = o.waitTimeoutMs ?? IDEMPOTENCY_DEFAULTS.waitTimeoutMs
     this.onUnreplicated = o.onUnreplicated ?? (() => {})
     const timing = this.timing = o.timing ?? untimed
     this.timers = {

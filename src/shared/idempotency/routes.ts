@@ -6,7 +6,7 @@
  * `POST /orders/` are one route. Routes only decide WHICH requests are keyed: the record is the
  * scope's and the key's alone (one key, one operation), whatever route a request arrives on.
  */
-import { IDEMPOTENCY_DEFAULTS } from '../config/defaults.js'
+import { IDEMPOTENCY_DEFAULTS } from '../defaults.js'
 import { normalisePath, normalisePrefix } from './route-path.js'
 
 export interface IdempotentRoute {

@@ -4,9 +4,32 @@
  * IPC channel node:cluster opens. Plain JSON; nothing here is sent per request: try outcomes travel
  * in batches, counters only when the primary asks (a scrape, /status, a drain).
  */
+// types only: erased at build, so a proxy process loads no prom-client for them
+import type { MetricObjectWithValues, MetricValue } from 'prom-client'
 import type { Config } from '../config/schema.js'
-import type { CountersExport, ProcessMetricsExport } from '../../control/metrics/metrics.js'
 import type { Snapshot } from './snapshot.js'
+
+/** one series of a histogram as plain numbers: `buckets` per bound (not cumulative), last = above every bound */
+export interface HistogramRow { label: string, buckets: ArrayLike<number>, sum: number, count: number }
+
+/** One process's request-path counters as plain numbers (a proxy process answers the primary's scrape with it). */
+export interface CountersExport {
+  /** per `upstream` label: codes (6), buckets, durationSum, count, tries */
+  hosts: Array<{ upstream: string, codes: number[], buckets: number[], durationSum: number, count: number, tries: number[] }>
+  retried: Record<string, number>
+  overflow: number
+  inflight: number
+  idempotency: Record<string, number>
+  idempotencyLeaseExpiries: number
+  idempotencyUnknownOutcomes: number
+  sessionStore: Record<string, number>
+  redisErrors: number
+  /** claylb_redis_command_duration_seconds, one row per command (label = command) */
+  redisCommands: HistogramRow[]
+}
+
+/** one process's default metrics (process_*, nodejs_*) as prom-client's JSON (getMetricsAsJSON), labelled by its pid on the primary */
+export type ProcessMetricsExport = Array<MetricObjectWithValues<MetricValue<string>>>
 
 export interface ListenSpec {
   host: string
@@ -20,8 +43,8 @@ export interface ListenSpec {
 export type ToProxy =
   | { type: 'boot', config: Config, listen: ListenSpec, snapshot: Snapshot }
   | { type: 'snapshot', snapshot: Snapshot }
-  /** a reload the primary applied (pools, routes, limits): sent before the snapshot that follows it */
-  | { type: 'config', config: Config }
+  /** a reload the primary applied (pools, routes, limits), with the pools' hosts after it: applied in one step */
+  | { type: 'config', config: Config, snapshot: Snapshot }
   /** `process`: include its default metrics (a /metrics scrape; /status and drains do without) */
   | { type: 'stats', id: number, process: boolean }
   /** drain: accept for acceptGraceMs more (shutdown.acceptGraceMs, or 0 when the primary says so), then stop */

@@ -1,5 +1,5 @@
 /**
- * @module config/defaults
+ * @module shared/defaults
  * Defaults that the library APIs share with the config schema (createSessionStore, the idempotency
  * middleware): plain values, so a worker or an app using the middleware loads no schema machinery.
  * The schema takes its defaults for these keys from here; nothing else spells them out.
@@ -25,6 +25,8 @@ export const IDEMPOTENCY_DEFAULTS = {
   maxBodyBytes: 1_048_576,
   onConcurrent: 'conflict',
   releaseStatuses: [429, 503] as readonly number[],
+  /** how long one WAIT for replicas may take (idempotency.waitTimeoutMs) */
+  waitTimeoutMs: 250,
 } as const
 
 /**

@@ -1,11 +1,11 @@
 /**
- * @module idempotency/metrics-observer
- * The idempotency layer's hooks → the metrics registry's counters (plain additions; read at scrape):
+ * @module data/counting/idempotency-observer
+ * The idempotency layer's hooks → the data plane's counters (plain additions; read at scrape):
  * `claylb_idempotency_requests_total{outcome}` (one outcome per request on a keyed route),
  * `claylb_idempotency_lease_expiries_total`, `claylb_idempotency_unknown_outcomes_total`.
  */
 import type { ProblemCode } from '../../shared/errors.js'
-import type { IdempotencyOutcome, Metrics } from './metrics.js'
+import type { Counters, IdempotencyOutcome } from './counters.js'
 import type { IdempotencyObserver } from '../../shared/idempotency/core.js'
 
 const BY_CODE: Partial<Record<ProblemCode, IdempotencyOutcome>> = {
@@ -22,7 +22,7 @@ const BY_CODE: Partial<Record<ProblemCode, IdempotencyOutcome>> = {
   CLAYLB_INVALID_JSON: 'request_invalid',
 }
 
-export function metricsObserver (m: Metrics): IdempotencyObserver {
+export function countingObserver (m: Counters): IdempotencyObserver {
   const t = m.idempotency
   return {
     execution () { t.executed.inc() },
