@@ -11,6 +11,7 @@
  * Worker processes report their samples to the supervisor over IPC; the scrape reads the last sample
  * (WorkerMetricsSource) and never waits on a worker, unlike prom-client's AggregatorRegistry.
  */
+import { addTally, newPolicyTally, policyTally, type PolicyTally } from '../data/policy/tally.js'
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { Host, PanicRouting } from '../upstream/host.js'
 import { RETRY_REASONS, type RetryTally, type TryOutcome } from '../proxy/retry-policy.js'
@@ -100,6 +101,8 @@ export interface CountersExport {
   redisErrors: number
   /** claylb_redis_command_duration_seconds, one row per command (label = command) */
   redisCommands: HistogramRow[]
+  /** redirects, rewrites, compressed answers (data/policy/tally) */
+  policy: PolicyTally
 }
 
 /** one process's default metrics (process_*, nodejs_*) as prom-client's JSON, labelled by its pid on the primary */
@@ -205,6 +208,25 @@ export class Metrics {
     snapshotGauge(`${PREFIX}proxy_processes`, 'Proxy processes serving (listen.processes; 1 when claylb runs as one process)', [], (add) => add({}, this.processSource?.live ?? 1))
     snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processSource?.restarts ?? 0))
 
+    // ---- route policies (data/policy): this process's tally and the proxy processes' ----
+    const policies = (): PolicyTally => {
+      const t = policySnapshot()
+      for (const c of this.remote?.() ?? []) addTally(t, c.policy)
+      return t
+    }
+    snapshotCounter(`${PREFIX}redirects_total`, 'Requests answered with a route\'s redirect, by status', ['status'], (add) => {
+      for (const [status, v] of Object.entries(policies().redirects)) add({ status }, v)
+    })
+    snapshotCounter(`${PREFIX}rewrites_total`, 'Request paths changed by a route\'s rewrite', [], (add) => add({}, policies().rewrites))
+    snapshotCounter(`${PREFIX}compressed_responses_total`, 'Answers compressed, by algorithm', ['algorithm'], (add) => {
+      for (const [algorithm, v] of Object.entries(policies().compressed)) add({ algorithm }, v)
+    })
+    snapshotCounter(`${PREFIX}compression_bytes_total`, 'Bytes of compressed answers, by algorithm and side (in: from the upstream, out: to the client)', ['algorithm', 'side'], (add) => {
+      const t = policies()
+      for (const [algorithm, v] of Object.entries(t.compressedIn)) add({ algorithm, side: 'in' }, v)
+      for (const [algorithm, v] of Object.entries(t.compressedOut)) add({ algorithm, side: 'out' }, v)
+    })
+
     // ---- retries ----
     const policy = o.retries
     snapshotCounter(`${PREFIX}retries_total`, 'Retries started, by the outcome of the try that failed', ['reason'], (add) => {
@@ -298,6 +320,7 @@ export class Metrics {
       sessionStore: tallies(this.sessionStore),
       redisErrors: this.redisErrors.value,
       redisCommands: [...this.redisCommands.values()].map((c) => ({ label: c.label, buckets: [...c.buckets], sum: c.sum, count: c.count })),
+      policy: policySnapshot(),
     }
   }
 
@@ -402,4 +425,11 @@ class SnapshotHistogram {
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
+}
+
+/** a copy of this process's policy tally (the counters add remote ones into it) */
+function policySnapshot (): PolicyTally {
+  const t = newPolicyTally()
+  addTally(t, policyTally)
+  return t
 }

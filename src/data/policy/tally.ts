@@ -1,0 +1,30 @@
+/**
+ * @module data/policy/tally
+ * What the route policies did in this process, as plain numbers (metrics/metrics.ts reads them at
+ * scrape time; a proxy process sends them to the primary with its other counters).
+ */
+
+export interface PolicyTally {
+  /** redirects answered, by status */
+  redirects: Record<string, number>
+  rewrites: number
+  /** answers compressed, by algorithm */
+  compressed: Record<string, number>
+  /** bytes in (from the upstream) and out (to the client) of compressed answers, by algorithm */
+  compressedIn: Record<string, number>
+  compressedOut: Record<string, number>
+}
+
+export function newPolicyTally (): PolicyTally {
+  return { redirects: {}, rewrites: 0, compressed: {}, compressedIn: {}, compressedOut: {} }
+}
+
+/** this process's tally (one engine per process) */
+export const policyTally: PolicyTally = newPolicyTally()
+
+export function addTally (into: PolicyTally, t: PolicyTally): void {
+  for (const k of ['redirects', 'compressed', 'compressedIn', 'compressedOut'] as const) {
+    for (const [n, v] of Object.entries(t[k])) into[k][n] = (into[k][n] ?? 0) + v
+  }
+  into.rewrites += t.rewrites
+}
