@@ -7,6 +7,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { writeFileSync } from 'node:fs'
 import http2, { type ClientHttp2Session } from 'node:http2'
+import net from 'node:net'
 import { brotliDecompressSync, gunzipSync } from 'node:zlib'
 import { stringify } from 'yaml'
 import { Agent, request } from 'undici'
@@ -223,4 +224,71 @@ t.test('redirect and rewrite on a plain listener, and a live reload applying cha
   t.equal(z.headers['content-encoding'], 'gzip', 'compression added by the reload')
   const z2 = await request(`${lb.url}/api/x`, { headers: { 'accept-encoding': 'gzip' } })
   t.equal(gunzipSync(Buffer.from(await z2.body.arrayBuffer())).toString(), 'path=/v2/x', 'the new rewrite')
+})
+
+t.test('compression under stress: a large answer to a slow reader, a client that leaves mid-answer, an upstream that breaks mid-answer, an HTTP/1.0 client', async (t) => {
+  const big = Buffer.from(Array.from({ length: 200_000 }, (_, i) => `line ${i} ${(i * 7919) % 1000}\n`).join(''))
+  const b = await startBackend((q, s) => {
+    q.resume()
+    s.setHeader('content-type', 'text/plain')
+    if (q.url === '/break') {
+      s.write(big.subarray(0, 100_000))
+      // after the first part has gone, the upstream dies without ending its answer
+      setImmediate(() => s.socket?.destroy())
+      return
+    }
+    let at = 0
+    const more = (): void => {
+      while (at < big.length) {
+        const ok = s.write(big.subarray(at, at + 16_384))
+        at += 16_384
+        if (!ok) { s.once('drain', more); return }
+      }
+      s.end()
+    }
+    more()
+  })
+  const lb = await startClaylb({ config: { upstreams: [{ url: b.url }], compression: {}, healthCheck: { enabled: false }, log: { access: false } } })
+  t.teardown(async () => { await lb.stop(); await b.close() })
+  const { port } = new URL(lb.url)
+
+  // a slow reader: paused between reads, its bytes decode to what the upstream sent
+  const slow = await request(`${lb.url}/big`, { headers: { 'accept-encoding': 'gzip' } })
+  const parts: Buffer[] = []
+  let reads = 0
+  for await (const chunk of slow.body) {
+    parts.push(chunk as Buffer)
+    // yield to the event loop every few reads: claylb meets a client that is behind
+    if (++reads % 4 === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(slow.headers['content-encoding'], 'gzip')
+  t.ok(gunzipSync(Buffer.concat(parts)).equals(big), 'a slow reader decodes the whole answer')
+
+  // a client that leaves after the first bytes: the upstream's answer is dropped, claylb serves on
+  await new Promise<void>((resolve, reject) => {
+    const c = net.connect(Number(port), '127.0.0.1', () => c.write('GET /leave HTTP/1.1\r\nhost: x\r\naccept-encoding: br\r\n\r\n'))
+    c.once('data', () => { c.destroy(); resolve() })
+    c.once('error', reject)
+  })
+  const after = await request(`${lb.url}/next`, { headers: { 'accept-encoding': 'br' } })
+  t.ok(brotliDecompressSync(Buffer.from(await after.body.arrayBuffer())).equals(big), 'the next request is served whole')
+  t.equal(lb.proc.exitCode, null, 'claylb is still running')
+
+  // the upstream breaks mid-answer: the client sees the connection cut, never a clean end
+  const broken = await request(`${lb.url}/break`, { headers: { 'accept-encoding': 'gzip' } })
+  await t.rejects(broken.body.arrayBuffer(), 'a broken compressed answer does not end cleanly')
+
+  // HTTP/1.0: no chunked; the answer ends with the connection
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const got: Buffer[] = []
+    const c = net.connect(Number(port), '127.0.0.1', () => c.write('GET /old HTTP/1.0\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n'))
+    c.on('data', (d: Buffer) => got.push(d))
+    c.on('end', () => resolve(Buffer.concat(got)))
+    c.once('error', reject)
+  })
+  const split = raw.indexOf('\r\n\r\n')
+  const head = raw.subarray(0, split).toString('latin1').toLowerCase()
+  t.match(head, /content-encoding: gzip/)
+  t.notMatch(head, /transfer-encoding|content-length/, 'HTTP/1.0: neither chunked nor a length')
+  t.ok(gunzipSync(raw.subarray(split + 4)).equals(big), 'HTTP/1.0: the body decodes')
 })
