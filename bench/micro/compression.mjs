@@ -38,6 +38,7 @@ function once (algorithm, settings, body) {
       sendOut (c) { out += c.length; return true },
       compressorDrained () { write() },
       compressedEnd () { const d = process.cpuUsage(cpu); resolve([(d.user + d.system) / 1000, out]) },
+      compressorFailed (err) { throw err },
     }
     const z = new CompressStream(algorithm, new Compression(settings), sink)
     let at = 0

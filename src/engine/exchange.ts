@@ -530,6 +530,10 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.endAnswer()
   }
 
+  compressorFailed (err: Error): void {
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the answer could not be compressed', { logDetail: `compression failed: ${err.message}` }))
+  }
+
   /** one chunk to the client (the head first when it waits), framed as it goes out */
   sendOut (chunk: Buffer): boolean {
     const s = this.conn.socket

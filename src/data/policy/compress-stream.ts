@@ -17,6 +17,8 @@ export interface CompressedOut {
   compressorDrained (): void
   /** the last compressed byte was sent */
   compressedEnd (): void
+  /** zlib failed (out of memory): the answer cannot be completed */
+  compressorFailed (err: Error): void
 }
 
 export class CompressStream {
@@ -36,8 +38,8 @@ export class CompressStream {
     })
     this.z.on('drain', () => { if (!this.closed) out.compressorDrained() })
     this.z.on('end', () => { if (!this.closed) out.compressedEnd() })
-    // zlib fails only on a bug or when destroyed: the exchange's own paths end the answer
-    this.z.on('error', () => {})
+    // zlib fails only when it cannot allocate: the answer is cut (never left hanging)
+    this.z.on('error', (err) => { if (!this.closed) out.compressorFailed(err) })
     policyTally.compressed[algorithm] = (policyTally.compressed[algorithm] ?? 0) + 1
   }
 
