@@ -224,6 +224,22 @@ t.test('redirect and rewrite on a plain listener, and a live reload applying cha
   t.equal(z.headers['content-encoding'], 'gzip', 'compression added by the reload')
   const z2 = await request(`${lb.url}/api/x`, { headers: { 'accept-encoding': 'gzip' } })
   t.equal(gunzipSync(Buffer.from(await z2.body.arrayBuffer())).toString(), 'path=/v2/x', 'the new rewrite')
+
+  // a reload with a pattern that backtracks, and a status that is no redirect: refused whole, naming
+  // both paths; the rules applied before keep serving
+  writeFileSync(file, stringify({
+    ...base,
+    routes: [
+      { match: { host: 'old.test' }, redirect: { to: 'https://{host}{path}', status: 200 } },
+      { match: { pathPrefix: '/api/' }, pool: 'default', rewrite: { pattern: '^/api/(\\w+\\/?)*$', replace: '/' } },
+    ],
+  }))
+  const bad = await req(`${lb.admin}/reload`, { method: 'POST' })
+  t.equal(bad.status, 409)
+  const problems = (JSON.parse(bad.body) as { problems: string[] }).problems
+  t.same(problems.map((p) => p.slice(0, p.indexOf(':'))), ['routes.0.redirect.status', 'routes[1].rewrite.pattern'], `refused with the paths: ${problems.join('; ')}`)
+  t.equal((await req(`${lb.url}/a`, { headers: { host: 'old.test' } })).status, 301, 'the previous redirect keeps serving')
+  t.equal(lb.proc.exitCode, null)
 })
 
 t.test('compression under stress: a large answer to a slow reader, a client that leaves mid-answer, an upstream that breaks mid-answer, an HTTP/1.0 client', async (t) => {
