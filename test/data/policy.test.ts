@@ -8,7 +8,7 @@ import fc from 'fast-check'
 import { writeFileSync } from 'node:fs'
 import http2, { type ClientHttp2Session } from 'node:http2'
 import net from 'node:net'
-import { brotliDecompressSync, gunzipSync } from 'node:zlib'
+import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync } from 'node:zlib'
 import { stringify } from 'yaml'
 import { Agent, request } from 'undici'
 import { startBackend, type Backend } from '../helpers/backend.js'
@@ -242,11 +242,21 @@ t.test('redirect and rewrite on a plain listener, and a live reload applying cha
   t.equal(lb.proc.exitCode, null)
 })
 
+let markSeen: () => void = () => {}
+let firstSeen = new Promise<void>((resolve) => { markSeen = resolve })
+
 t.test('compression under stress: a large answer to a slow reader, a client that leaves mid-answer, an upstream that breaks mid-answer, an HTTP/1.0 client', async (t) => {
   const big = Buffer.from(Array.from({ length: 200_000 }, (_, i) => `line ${i} ${(i * 7919) % 1000}\n`).join(''))
   const b = await startBackend((q, s) => {
     q.resume()
     s.setHeader('content-type', 'text/plain')
+    if (q.url === '/stream') {
+      // an NDJSON stream: the second line only after the client has decoded the first
+      s.setHeader('content-type', 'application/json')
+      s.write('{"n":1}\n')
+      void firstSeen.then(() => s.end('{"n":2}\n'))
+      return
+    }
     if (q.url === '/break') {
       s.write(big.subarray(0, 100_000))
       // after the first part has gone, the upstream dies without ending its answer
@@ -265,8 +275,26 @@ t.test('compression under stress: a large answer to a slow reader, a client that
     more()
   })
   const lb = await startClaylb({ config: { upstreams: [{ url: b.url }], compression: {}, healthCheck: { enabled: false }, log: { access: false } } })
-  t.teardown(async () => { await lb.stop(); await b.close() })
+  t.teardown(async () => { markSeen(); await lb.stop(); await b.close() })
   const { port } = new URL(lb.url)
+
+  // each chunk is flushed: a streamed answer reaches the client as it is sent, not when zlib has a block
+  for (const algorithm of ['gzip', 'br'] as const) {
+    const stream = await request(`${lb.url}/stream`, { headers: { 'accept-encoding': algorithm } })
+    t.equal(stream.headers['content-encoding'], algorithm)
+    const unzip = algorithm === 'gzip' ? createGunzip() : createBrotliDecompress()
+    let text = ''
+    const done = new Promise<void>((resolve) => unzip.on('end', resolve))
+    unzip.on('data', (d: Buffer) => {
+      text += d.toString()
+      if (text.includes('{"n":1}\n')) markSeen()
+    })
+    for await (const chunk of stream.body) unzip.write(chunk as Buffer)
+    unzip.end()
+    await done
+    t.equal(text, '{"n":1}\n{"n":2}\n', `${algorithm}: the first line decoded before the second was sent`)
+    firstSeen = new Promise((resolve) => { markSeen = resolve })
+  }
 
   // a slow reader: paused between reads, its bytes decode to what the upstream sent
   const slow = await request(`${lb.url}/big`, { headers: { 'accept-encoding': 'gzip' } })

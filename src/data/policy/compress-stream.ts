@@ -3,7 +3,10 @@
  * One answer's body through Node's zlib (gzip or brotli), streamed: each chunk from the upstream is
  * written in, whatever zlib gives out goes to the client as it comes. Backpressure both ways: a full
  * zlib input pauses the upstream (write returns false, 'drain' resumes it), a client that reads
- * slowly pauses zlib's output (the caller resumes it on the client's drain).
+ * slowly pauses zlib's output (the caller resumes it on the client's drain). Each chunk is flushed
+ * (a sync flush: the dictionary is kept, so the ratio barely moves), as Envoy's compressor does: what
+ * the upstream sent reaches the client now, so a streamed answer (NDJSON, a long poll) is not held back
+ * until zlib has a block's worth.
  */
 import { constants, createBrotliCompress, createGzip, type BrotliCompress, type Gzip } from 'node:zlib'
 import type { Algorithm, Compression } from './compression.js'
@@ -24,10 +27,13 @@ export interface CompressedOut {
 export class CompressStream {
   private readonly z: Gzip | BrotliCompress
   private readonly algorithm: Algorithm
+  /** Z_SYNC_FLUSH or BROTLI_OPERATION_FLUSH */
+  private readonly flushKind: number
   private closed = false
 
   constructor (algorithm: Algorithm, c: Compression, out: CompressedOut) {
     this.algorithm = algorithm
+    this.flushKind = algorithm === 'gzip' ? constants.Z_SYNC_FLUSH : constants.BROTLI_OPERATION_FLUSH
     this.z = algorithm === 'gzip'
       ? createGzip({ level: c.gzipLevel })
       : createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: c.brotliQuality, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT } })
@@ -45,7 +51,9 @@ export class CompressStream {
 
   write (chunk: Buffer): boolean {
     policyTally.compressedIn[this.algorithm] = (policyTally.compressedIn[this.algorithm] ?? 0) + chunk.length
-    return this.z.write(chunk)
+    this.z.write(chunk)
+    this.z.flush(this.flushKind)
+    return !this.z.writableNeedDrain
   }
 
   end (): void {
