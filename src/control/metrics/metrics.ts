@@ -17,6 +17,7 @@ import { RETRY_REASONS } from '../../data/upstream/retry-policy.js'
 import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOMES, Tally } from '../../data/upstream/host-counters.js'
 import { IDEMPOTENCY_OUTCOMES, NO_UPSTREAM, REDIS_BUCKETS_SECONDS, SESSION_OPERATIONS, type Counters, type HostsView } from '../../data/counting/counters.js'
 import type { CountersExport, HistogramRow, ProcessMetricsExport } from '../../shared/process/protocol.js'
+import { addTally, newPolicyTally, type PolicyTally } from '../../data/policy/tally.js'
 
 export { DURATION_BUCKETS_SECONDS, Tally, NO_UPSTREAM }
 
@@ -140,6 +141,26 @@ export class Metrics {
     })
     snapshotGauge(`${PREFIX}proxy_processes`, 'Proxy processes serving (listen.processes; 1 when claylb runs as one process)', [], (add) => add({}, this.processes?.live ?? 1))
     snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processes?.restarts ?? 0))
+
+    // ---- route policies (data/policy): this process's tally and the proxy processes' ----
+    const policies = (): PolicyTally => {
+      const t = newPolicyTally()
+      addTally(t, own.policy)
+      for (const c of this.processes?.exports() ?? []) addTally(t, c.policy)
+      return t
+    }
+    snapshotCounter(`${PREFIX}redirects_total`, 'Requests answered with a route\'s redirect, by status', ['status'], (add) => {
+      for (const [status, v] of Object.entries(policies().redirects)) add({ status }, v)
+    })
+    snapshotCounter(`${PREFIX}rewrites_total`, 'Request paths changed by a route\'s rewrite', [], (add) => add({}, policies().rewrites))
+    snapshotCounter(`${PREFIX}compressed_responses_total`, 'Answers compressed, by algorithm', ['algorithm'], (add) => {
+      for (const [algorithm, v] of Object.entries(policies().compressed)) add({ algorithm }, v)
+    })
+    snapshotCounter(`${PREFIX}compression_bytes_total`, 'Bytes of compressed answers, by algorithm and side (in: from the upstream, out: to the client)', ['algorithm', 'side'], (add) => {
+      const t = policies()
+      for (const [algorithm, v] of Object.entries(t.compressedIn)) add({ algorithm, side: 'in' }, v)
+      for (const [algorithm, v] of Object.entries(t.compressedOut)) add({ algorithm, side: 'out' }, v)
+    })
 
     // ---- retries ----
     const policy = own.retries
