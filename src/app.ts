@@ -18,6 +18,7 @@ import { Engine, type EngineOptions } from './engine/engine.js'
 import { AdminServer, sendJson } from './admin/admin.js'
 import { Supervisor, type RolloutResult } from './workers/supervisor.js'
 import { Metrics } from './metrics/metrics.js'
+import type { HostCounters } from './upstream/host-counters.js'
 import { registerUpstreamRoutes } from './admin/upstreams.js'
 import { closeRedis, createRedis, describeRedis, logStateTransitions, type RedisClient } from './redis/index.js'
 import { redisNeed } from './redis/embedded.js'
@@ -184,19 +185,21 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     maxBodyBytes: config.limits.maxBodyBytes,
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
-  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally), {
-    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
-    upstreamTls,
-    logger,
-  })
-  const proxyServer = engine.server
-  const admin = new AdminServer(config.admin)
   const metrics = new Metrics({
     cluster: pools,
     retries: tally,
     inflight: () => core.inflight,
     generation: () => app.generation,
   })
+  // each route's counters, bound when a routing state is built
+  const routeCounters = (name: string, pool: string): HostCounters => metrics.routeCounters(name, pool)
+  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally, undefined, routeCounters), {
+    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    upstreamTls,
+    logger,
+  })
+  const proxyServer = engine.server
+  const admin = new AdminServer(config.admin)
   metrics.workerSource = supervisor
   metrics.dnsSource = () => pools.names().flatMap((n) => pools.get(n)!.dnsTallies())
   // both hooks run on every try / request: plain field updates, no allocation
@@ -213,7 +216,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
           metrics.tryEnded(host, outcome)
         },
     requestEnded (ex, ms) {
-      metrics.requestEnded(ex.host, ex.status, ms)
+      metrics.requestEnded(ex.host, ex.route === null ? null : ex.route.metrics, ex.status, ms)
     },
   }
 
@@ -226,7 +229,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     if (certificates !== undefined) engine.useCertificates(certificates)
     syncPools(next)
     engine.o = engineOptions(next)
-    engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing)
+    engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing, routeCounters)
     core.maxBodyBytes = next.limits.maxBodyBytes
     if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = idempotencyRoutes(next.idempotency)
     current = next

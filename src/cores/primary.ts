@@ -21,7 +21,7 @@ import type { App, DataPlane } from '../app.js'
 import type { Config } from '../config/schema.js'
 import type { Cluster } from '../upstream/cluster.js'
 import type { Logger } from '../log.js'
-import { sumHistograms, type CountersExport } from '../metrics/metrics.js'
+import { addCounters, seriesKey, sumHistograms, type CountersExport, type HostCountersExport } from '../metrics/metrics.js'
 import type { Host } from '../upstream/host.js'
 import { OUTCOMES } from '../upstream/host-counters.js'
 import { CrashBackoff } from '../workers/crash-backoff.js'
@@ -214,8 +214,8 @@ export class ProxyProcesses implements DataPlane {
       }
     }
     for (const h of this.app.pools.hosts) {
-      h.requests = requests.get(h.id) ?? 0
-      h.inflight = inflight.get(h.id) ?? 0
+      h.requests = requests.get(h.key) ?? 0
+      h.inflight = inflight.get(h.key) ?? 0
     }
     return !answered.includes(false)
   }
@@ -314,7 +314,7 @@ export class ProxyProcesses implements DataPlane {
     let last: Host | undefined
     for (let i = 0; i < events.length; i += 2) {
       const id = events[i] as string
-      const host = last?.id === id ? last : pools.host(id)
+      const host = last?.key === id ? last : pools.byKey(id)
       if (host === undefined) continue
       last = host
       host.outlier?.tryEnded(host, OUTCOMES[events[i + 1] as number]!)
@@ -396,15 +396,15 @@ export class ProxyProcesses implements DataPlane {
 function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport {
   const a = acc[0]
   if (a === undefined) return { ...c, inflight: 0 }
-  const byLabel = new Map(a.hosts.map((h) => [h.upstream, h]))
-  for (const h of c.hosts) {
-    const t = byLabel.get(h.upstream)
-    if (t === undefined) { byLabel.set(h.upstream, { ...h, codes: [...h.codes], buckets: [...h.buckets], tries: [...h.tries] }); continue }
-    h.codes.forEach((v, i) => { t.codes[i] = (t.codes[i] ?? 0) + v })
-    h.buckets.forEach((v, i) => { t.buckets[i] = (t.buckets[i] ?? 0) + v })
-    h.tries.forEach((v, i) => { t.tries[i] = (t.tries[i] ?? 0) + v })
-    t.durationSum += h.durationSum
-    t.count += h.count
+  const rows = (x: readonly HostCountersExport[], y: readonly HostCountersExport[]): HostCountersExport[] => {
+    const byLabel = new Map(x.map((h) => [seriesKey(h.pool, h.upstream), h]))
+    for (const h of y) {
+      const k = seriesKey(h.pool, h.upstream)
+      const t = byLabel.get(k)
+      if (t === undefined) byLabel.set(k, { ...h, codes: [...h.codes], buckets: [...h.buckets], tries: [...h.tries] })
+      else addCounters(t, h)
+    }
+    return [...byLabel.values()]
   }
   const add = (x: Record<string, number>, y: Record<string, number>): Record<string, number> => {
     const out = { ...x }
@@ -412,7 +412,8 @@ function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport 
     return out
   }
   return {
-    hosts: [...byLabel.values()],
+    hosts: rows(a.hosts, c.hosts),
+    routes: rows(a.routes, c.routes),
     retried: add(a.retried, c.retried),
     overflow: a.overflow + c.overflow,
     inflight: 0,

@@ -42,7 +42,7 @@ export interface ProcessRow {
 }
 
 export interface ProcessStats extends ProcessRow {
-  /** per host id: [requests sent, in flight] */
+  /** per host key (pool/id): [requests sent, in flight] */
   hosts: Array<[string, number, number]>
   counters: CountersExport
   /** its default metrics (process_*, nodejs_*), when asked */
@@ -54,7 +54,7 @@ export type FromProxy =
   | { type: 'hello' }
   | { type: 'listening', port: number }
   | { type: 'applied', version: number }
-  /** try outcomes since the last batch: host id, OUTCOME_INDEX, host id, OUTCOME_INDEX, ... */
+  /** try outcomes since the last batch: host key (pool/id), OUTCOME_INDEX, host key, OUTCOME_INDEX, ... */
   | { type: 'tries', events: Array<string | number> }
   | { type: 'stats', id: number, stats: ProcessStats }
   | { type: 'boot-failed', message: string }

@@ -107,7 +107,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
 }
 
 function stats (app: App, startedAt: string, snapshot: number): ProcessStats {
-  const hosts: Array<[string, number, number]> = app.pools.hosts.map((h: Host) => [h.id, h.requests, h.inflight])
+  const hosts: Array<[string, number, number]> = app.pools.hosts.map((h: Host) => [h.key, h.requests, h.inflight])
   return {
     pid: process.pid,
     requests: app.metrics.requestsTotal(),

@@ -58,6 +58,26 @@ export const REDIS_BUCKETS_SECONDS: readonly number[] = [0.0005, 0.001, 0.0025, 
 /** one series of a histogram as plain numbers: `buckets` per bound (not cumulative), last = above every bound */
 export interface HistogramRow { label: string, buckets: ArrayLike<number>, sum: number, count: number }
 
+/** one process's counters of one upstream in one pool (or of one route: `upstream` is the route's name) as plain numbers */
+export interface HostCountersExport { upstream: string, pool: string, codes: number[], buckets: number[], durationSum: number, count: number, tries: number[] }
+
+/** the series key of a host's or a route's counters: the same name in two pools is two series */
+export const seriesKey = (pool: string, name: string): string => `${pool}\n${name}`
+
+/** `c` added into `m`, slot by slot (a remote process's counters into the primary's totals) */
+export function addCounters (m: { codes: ArrayLike<number> & { [i: number]: number }, buckets: ArrayLike<number> & { [i: number]: number }, tries: ArrayLike<number> & { [i: number]: number }, durationSum: number, count: number }, c: { codes: ArrayLike<number>, buckets: ArrayLike<number>, durationSum: number, count: number, tries: ArrayLike<number> }): void {
+  for (let i = 0; i < m.codes.length; i++) m.codes[i] = m.codes[i]! + (c.codes[i] ?? 0)
+  for (let i = 0; i < m.buckets.length; i++) m.buckets[i] = m.buckets[i]! + (c.buckets[i] ?? 0)
+  for (let i = 0; i < m.tries.length; i++) m.tries[i] = m.tries[i]! + (c.tries[i] ?? 0)
+  m.durationSum += c.durationSum
+  m.count += c.count
+}
+
+/** plain numbers of counters (what a proxy process sends the primary) */
+function exportOf (m: HostCounters): HostCountersExport {
+  return { upstream: m.upstream, pool: m.pool, codes: [...m.codes], buckets: [...m.buckets], durationSum: m.durationSum, count: m.count, tries: [...m.tries] }
+}
+
 /** One Redis command's latencies, added to as plain numbers by the store, laid out at scrape time. */
 class CommandCounters implements CommandTimer, HistogramRow {
   readonly buckets = new Float64Array(REDIS_BUCKETS_SECONDS.length + 1)
@@ -88,8 +108,10 @@ export function sumHistograms (sets: Iterable<Iterable<HistogramRow>>): Array<{ 
 
 /** One process's request-path counters as plain numbers (cores/: a proxy process answers the primary's scrape with it). */
 export interface CountersExport {
-  /** per `upstream` label: codes (6), buckets, durationSum, count, tries */
-  hosts: Array<{ upstream: string, codes: number[], buckets: number[], durationSum: number, count: number, tries: number[] }>
+  /** per `pool` and `upstream` label: codes (6), buckets, durationSum, count, tries */
+  hosts: HostCountersExport[]
+  /** per route (`upstream` holds its name) and its pool */
+  routes: HostCountersExport[]
   retried: Record<string, number>
   overflow: number
   inflight: number
@@ -145,7 +167,10 @@ export class Metrics {
    * every process's `process_*`/`nodejs_*` series, this one's included, carry a `pid` label
    */
   remoteProcesses: (() => Iterable<{ pid: number, metrics: ProcessMetricsExport }>) | null = null
+  /** per seriesKey(pool, upstream label) */
   private readonly byId = new Map<string, HostCounters>()
+  /** per seriesKey(pool, route name): made when a routing state is built, held by its Route */
+  private readonly byRoute = new Map<string, HostCounters>()
   private readonly redisCommands = new Map<string, CommandCounters>()
   /** what the idempotency store times its commands and counts its failures with (plain numbers) */
   readonly redisTiming: RedisTiming = { command: (name) => this.redisCommand(name), error: () => this.redisErrors.inc() }
@@ -158,7 +183,8 @@ export class Metrics {
     const cluster = o.cluster
     const redisErrors = this.redisErrors
     const none = this.none
-    const hostList = (): HostCounters[] => this.remote === null ? [none, ...this.byId.values()] : this.merged()
+    const hostList = (): HostCounters[] => this.remote === null ? [none, ...this.byId.values()] : this.merged((c) => c.hosts, [none, ...this.byId.values()])
+    const routeList = (): HostCounters[] => this.remote === null ? [...this.byRoute.values()] : this.merged((c) => c.routes, this.byRoute.values())
     const remoteSum = (read: (c: CountersExport) => number): number => {
       let n = 0
       for (const c of this.remote?.() ?? []) n += read(c)
@@ -176,24 +202,33 @@ export class Metrics {
     }
 
     // ---- requests ----
-    snapshotCounter(`${PREFIX}requests_total`, 'Requests answered, by upstream (none: answered by claylb itself) and status class', ['upstream', 'code_class'], (add) => {
+    snapshotCounter(`${PREFIX}requests_total`, 'Requests answered, by pool, upstream (none: answered by claylb itself) and status class', ['pool', 'upstream', 'code_class'], (add) => {
       for (const m of hostList()) {
-        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m.upstream !== NO_UPSTREAM) add({ upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
+        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m.upstream !== NO_UPSTREAM) add({ pool: m.pool, upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
       }
     })
     this.registry.registerMetric(new SnapshotHistogram(
       `${PREFIX}request_duration_seconds`,
-      'Time from the request reaching claylb to the end of its answer, by upstream',
-      'upstream',
+      'Time from the request reaching claylb to the end of its answer, by pool and upstream',
       DURATION_BUCKETS_SECONDS,
-      () => hostList().flatMap((m) => m.count === 0 && m.upstream === NO_UPSTREAM ? [] : [{ label: m.upstream, buckets: m.buckets, sum: m.durationSum, count: m.count }]),
+      () => hostList().flatMap((m) => m.count === 0 && m.upstream === NO_UPSTREAM ? [] : [{ labels: { pool: m.pool, upstream: m.upstream }, buckets: m.buckets, sum: m.durationSum, count: m.count }]),
     ) as unknown as Counter)
-    snapshotCounter(`${PREFIX}upstream_tries_total`, 'Tries sent to an upstream, by outcome (local: the client left or claylb stopped it; never counted against the upstream)', ['upstream', 'outcome'], (add) => {
+    snapshotCounter(`${PREFIX}upstream_tries_total`, 'Tries sent to an upstream, by pool and outcome (local: the client left or claylb stopped it; never counted against the upstream)', ['pool', 'upstream', 'outcome'], (add) => {
       for (const m of hostList()) {
         if (m.upstream === NO_UPSTREAM) continue
-        for (let i = 0; i < OUTCOMES.length; i++) add({ upstream: m.upstream, outcome: OUTCOMES[i]! }, m.tries[i]!)
+        for (let i = 0; i < OUTCOMES.length; i++) add({ pool: m.pool, upstream: m.upstream, outcome: OUTCOMES[i]! }, m.tries[i]!)
       }
     })
+    // per route: its name (routes[].name, else its index; `default` when no route matched) and its pool
+    snapshotCounter(`${PREFIX}route_requests_total`, 'Requests answered, by route, its pool and status class', ['route', 'pool', 'code_class'], (add) => {
+      for (const m of routeList()) for (let c = 1; c <= 5; c++) add({ route: m.upstream, pool: m.pool, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
+    })
+    this.registry.registerMetric(new SnapshotHistogram(
+      `${PREFIX}route_request_duration_seconds`,
+      'Time from the request reaching claylb to the end of its answer, by route and its pool',
+      DURATION_BUCKETS_SECONDS,
+      () => routeList().map((m) => ({ labels: { route: m.upstream, pool: m.pool }, buckets: m.buckets, sum: m.durationSum, count: m.count })),
+    ) as unknown as Counter)
     snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight() + remoteSum((c) => c.inflight)))
 
     snapshotCounter(`${PREFIX}dns_resolutions_total`, 'Resolutions of each dns upstream, by result (failed: an error or an empty answer; the last good set was kept)', ['dns', 'result'], (add) => {
@@ -215,12 +250,12 @@ export class Metrics {
     // ---- upstream health (read from the hosts at scrape time) ----
     // summed: a worker slot has two hosts for a moment while its replacement comes up
     const perHost = (name: string, help: string, read: (h: Host) => number): void =>
-      snapshotGauge(name, help, ['upstream'], (add) => { for (const h of cluster.hosts) add({ upstream: h.metricsLabel }, read(h)) })
-    perHost(`${PREFIX}upstream_up`, 'Hosts under this label that are healthy, not ejected and not draining (1 or 0; 2 while a worker slot surges)', (h) => h.up ? 1 : 0)
+      snapshotGauge(name, help, ['pool', 'upstream'], (add) => { for (const h of cluster.hosts) add({ pool: h.pool, upstream: h.metricsLabel }, read(h)) })
+    perHost(`${PREFIX}upstream_up`, 'The upstream is healthy, not ejected and not draining in this pool (1 or 0; 2 while a worker slot surges)', (h) => h.up ? 1 : 0)
     perHost(`${PREFIX}upstream_available`, 'Hosts under this label the balancer may pick (panic mode included)', (h) => h.available ? 1 : 0)
     perHost(`${PREFIX}upstream_inflight_requests`, 'Requests in flight to the upstream', (h) => h.inflight)
-    snapshotCounter(`${PREFIX}upstream_ejections_total`, 'Ejections of the upstream by the outlier detector', ['upstream'], (add) => {
-      for (const m of hostList()) if (m.upstream !== NO_UPSTREAM) add({ upstream: m.upstream }, m.ejections.value)
+    snapshotCounter(`${PREFIX}upstream_ejections_total`, 'Ejections of the upstream by its pool\'s outlier detector', ['pool', 'upstream'], (add) => {
+      for (const m of hostList()) if (m.upstream !== NO_UPSTREAM) add({ pool: m.pool, upstream: m.upstream }, m.ejections.value)
     })
     snapshotGauge(`${PREFIX}panic_mode`, '1 while too few upstreams are healthy and panic mode routes (spread) or sheds', [], (add) => add({}, cluster.panic === 'off' ? 0 : 1))
 
@@ -260,9 +295,8 @@ export class Metrics {
     this.registry.registerMetric(new SnapshotHistogram(
       `${PREFIX}redis_command_duration_seconds`,
       'Redis command latency as claylb sees it, by command',
-      'command',
       REDIS_BUCKETS_SECONDS,
-      () => sumHistograms([this.redisCommands.values(), ...[...this.remote?.() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0),
+      () => sumHistograms([this.redisCommands.values(), ...[...this.remote?.() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0).map((r) => ({ ...r, labels: { command: r.label } })),
     ) as unknown as Counter)
     snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, redisErrors.value + remoteSum((c) => c.redisErrors)))
 
@@ -270,25 +304,37 @@ export class Metrics {
     o.cluster.onChange(() => { for (const h of o.cluster.hosts) if (h.metrics === null) this.bind(h) })
   }
 
-  /** Give a host its counters; a host under a known label (a worker's slot, a returning id) continues its series. */
+  /** Give a host its counters; a host under a known label in its pool (a worker's slot, a returning id) continues its series. */
   private bind (h: Host): void {
-    let m = this.byId.get(h.metricsLabel)
+    const key = seriesKey(h.pool, h.metricsLabel)
+    let m = this.byId.get(key)
     if (m === undefined) {
-      m = new HostCounters(h.metricsLabel)
-      this.byId.set(h.metricsLabel, m)
+      m = new HostCounters(h.metricsLabel, h.pool)
+      this.byId.set(key, m)
     }
     h.metrics = m
   }
 
+  /**
+   * The counters of a route (`name`: routes[].name, its index, or `default`) to `pool`: resolved once
+   * when a routing state is built and held by its Route, so a request does no lookup. A reload that
+   * keeps the name and pool continues the series. Names come from the config: bounded.
+   */
+  routeCounters (name: string, pool: string): HostCounters {
+    const key = seriesKey(pool, name)
+    let m = this.byRoute.get(key)
+    if (m === undefined) this.byRoute.set(key, m = new HostCounters(name, pool))
+    return m
+  }
+
   /** this process's counters as plain numbers (a proxy process's answer to the primary's scrape) */
   exportCounters (inflight: number): CountersExport {
-    const hosts = []
-    for (const m of [this.none, ...this.byId.values()]) {
-      hosts.push({ upstream: m.upstream, codes: [...m.codes], buckets: [...m.buckets], durationSum: m.durationSum, count: m.count, tries: [...m.tries] })
-    }
+    const hosts = [this.none, ...this.byId.values()].map(exportOf)
+    const routes = [...this.byRoute.values()].map(exportOf)
     const tallies = <K extends string>(r: Record<K, Tally>): Record<string, number> => Object.fromEntries(Object.entries<Tally>(r).map(([k, t]) => [k, t.value]))
     return {
       hosts,
+      routes,
       retried: { ...this.retries.retried },
       overflow: this.retries.overflow,
       inflight,
@@ -308,27 +354,30 @@ export class Metrics {
     return n
   }
 
-  /** this process's HostCounters plus every remote one under the same label (at scrape time) */
-  private merged (): HostCounters[] {
+  /** every host's counters (or every route's), this process's plus the other processes', per pool and name (the dashboard reads them) */
+  hostTotals (): HostCounters[] {
+    return this.merged((c) => c.hosts, [this.none, ...this.byId.values()])
+  }
+
+  routeTotals (): HostCounters[] {
+    return this.merged((c) => c.routes, this.byRoute.values())
+  }
+
+  /** `own` plus every remote process's rows under the same pool and name (at scrape time) */
+  private merged (rows: (c: CountersExport) => readonly HostCountersExport[], own: Iterable<HostCounters>): HostCounters[] {
     const out = new Map<string, HostCounters>()
-    const into = (upstream: string): HostCounters => {
-      let m = out.get(upstream)
-      if (m === undefined) out.set(upstream, m = new HostCounters(upstream))
+    const into = (upstream: string, pool: string): HostCounters => {
+      const k = seriesKey(pool, upstream)
+      let m = out.get(k)
+      if (m === undefined) out.set(k, m = new HostCounters(upstream, pool))
       return m
     }
-    const add = (m: HostCounters, c: { codes: ArrayLike<number>, buckets: ArrayLike<number>, durationSum: number, count: number, tries: ArrayLike<number> }): void => {
-      for (let i = 0; i < m.codes.length; i++) m.codes[i]! += c.codes[i] ?? 0
-      for (let i = 0; i < m.buckets.length; i++) m.buckets[i]! += c.buckets[i] ?? 0
-      for (let i = 0; i < m.tries.length; i++) m.tries[i]! += c.tries[i] ?? 0
-      m.durationSum += c.durationSum
-      m.count += c.count
-    }
-    for (const m of [this.none, ...this.byId.values()]) {
-      const t = into(m.upstream)
-      add(t, m)
+    for (const m of own) {
+      const t = into(m.upstream, m.pool)
+      addCounters(t, m)
       t.ejections.value = m.ejections.value
     }
-    for (const r of this.remote?.() ?? []) for (const h of r.hosts) add(into(h.upstream), h)
+    for (const r of this.remote?.() ?? []) for (const h of rows(r) ?? []) addCounters(into(h.upstream, h.pool ?? ''), h)
     return [...out.values()]
   }
 
@@ -349,8 +398,10 @@ export class Metrics {
     if (m !== null) m.tries[OUTCOME_INDEX[outcome]]!++
   }
 
-  requestEnded (host: Host | undefined, status: number, durationMs: number): void {
-    ((host === undefined ? null : host.metrics) ?? this.none).request(status, durationMs / 1000)
+  requestEnded (host: Host | undefined, route: HostCounters | null, status: number, durationMs: number): void {
+    const s = durationMs / 1000
+    if (route !== null) route.request(status, s)
+    ;((host === undefined ? null : host.metrics) ?? this.none).request(status, s)
   }
 
   /** the Prometheus text of every metric */
@@ -385,7 +436,7 @@ export class Metrics {
 class SnapshotHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  constructor (readonly name: string, readonly help: string, private readonly labelName: string, private readonly bounds: readonly number[], private readonly source: () => Iterable<HistogramRow>) {}
+  constructor (readonly name: string, readonly help: string, private readonly bounds: readonly number[], private readonly source: () => Iterable<{ labels: Record<string, string>, buckets: ArrayLike<number>, sum: number, count: number }>) {}
 
   get (): { name: string, help: string, type: string, aggregator: string, values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> } {
     const values = []
@@ -394,11 +445,11 @@ class SnapshotHistogram {
       let acc = 0
       for (let i = 0; i < bounds.length; i++) {
         acc += m.buckets[i]!
-        values.push({ labels: { [this.labelName]: m.label, le: bounds[i]! }, value: acc, metricName: `${this.name}_bucket` })
+        values.push({ labels: { ...m.labels, le: bounds[i]! }, value: acc, metricName: `${this.name}_bucket` })
       }
-      values.push({ labels: { [this.labelName]: m.label, le: '+Inf' }, value: m.count, metricName: `${this.name}_bucket` })
-      values.push({ labels: { [this.labelName]: m.label }, value: m.sum, metricName: `${this.name}_sum` })
-      values.push({ labels: { [this.labelName]: m.label }, value: m.count, metricName: `${this.name}_count` })
+      values.push({ labels: { ...m.labels, le: '+Inf' }, value: m.count, metricName: `${this.name}_bucket` })
+      values.push({ labels: m.labels, value: m.sum, metricName: `${this.name}_sum` })
+      values.push({ labels: m.labels, value: m.count, metricName: `${this.name}_count` })
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }

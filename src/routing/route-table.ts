@@ -8,11 +8,16 @@
 import type { RouteConfig } from '../config/schema.js'
 import { compileRewrite, type HeaderRewrite } from './header-rewrite.js'
 import type { RoutePool } from './route-pool.js'
+import type { HostCounters } from '../upstream/host-counters.js'
 
 export class Route {
   /** position in `routes` (-1: the default route, when nothing matched) */
   readonly index: number
+  /** its `route` metrics label: routes[].name, else its index; `default` for the default route */
+  readonly name: string
   readonly pool: RoutePool
+  /** its request counters (metrics/), bound when the routing state is built; null: not counted */
+  metrics: HostCounters | null = null
   /** lower-case; exact host */
   private readonly host: string | null
   /** lower-case `.example.com` of `*.example.com` */
@@ -29,6 +34,7 @@ export class Route {
 
   constructor (index: number, pool: RoutePool, r?: RouteConfig) {
     this.index = index
+    this.name = index < 0 ? 'default' : r?.name ?? String(index)
     this.pool = pool
     const host = r?.match.host?.toLowerCase().replace(/\.$/, '')
     this.host = host !== undefined && !host.startsWith('*.') ? host : null

@@ -9,6 +9,7 @@ import type { Config } from '../config/schema.js'
 import { DEFAULT_POOL, WORKERS_POOL, hasUpstreams } from '../config/routing.js'
 import type { RetryTally } from '../proxy/retry-policy.js'
 import type { Cluster } from '../upstream/cluster.js'
+import type { HostCounters } from '../upstream/host-counters.js'
 import { RoutePool, poolKey, type RoutePoolOptions } from './route-pool.js'
 import { matchRoute, Route } from './route-table.js'
 import { TrustedProxies } from './trusted-proxies.js'
@@ -37,7 +38,9 @@ export class RoutingState {
  * The state for `config`, given each pool's cluster by name. A pool whose settings did not change
  * keeps its RoutePool of `previous` (its deadline lists and retry budget carry on).
  */
-export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState): RoutingState {
+export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState,
+  /** each route's counters by its name and pool (metrics/), bound here once, never looked up per request */
+  counters?: (route: string, pool: string) => HostCounters): RoutingState {
   const pools = new Map<string, RoutePool>()
   const add = (name: string, cluster: Cluster | undefined, s: Pick<Config, 'balancer' | 'retry' | 'timeouts'>): void => {
     if (cluster === undefined) return
@@ -51,5 +54,10 @@ export function buildRoutingState (config: Config, clusters: (name: string) => C
   for (const [name, p] of Object.entries(config.pools)) add(name, clusters(name), p)
   const routes = config.routes.map((r, i) => new Route(i, pools.get(r.pool)!, r))
   const def = pools.get(DEFAULT_POOL)
-  return new RoutingState(routes, def === undefined ? null : new Route(-1, def), pools, new TrustedProxies(config.trustedProxies))
+  const fallback = def === undefined ? null : new Route(-1, def)
+  if (counters !== undefined) {
+    for (const r of routes) r.metrics = counters(r.name, r.pool.name)
+    if (fallback !== null) fallback.metrics = counters(fallback.name, fallback.pool.name)
+  }
+  return new RoutingState(routes, fallback, pools, new TrustedProxies(config.trustedProxies))
 }
