@@ -28,6 +28,8 @@ import { loadCertificates, UpstreamTlsCache, type CertificateSet } from './tls/c
 import { ConfigError } from './config/error.js'
 import type { ListenSpec, ProcessRow } from './cores/protocol.js'
 import type { TryOutcome } from './proxy/retry-policy.js'
+import { DashboardFeed, type ReloadRecord } from './control/dashboard/feed.js'
+import { registerDashboardRoutes } from './control/dashboard/routes.js'
 
 export interface App {
   /** the config applied last (a reload replaces it) */
@@ -43,6 +45,8 @@ export interface App {
   readonly metrics: Metrics
   /** the worker generation serving */
   readonly generation: number
+  /** reloads applied since the start, and what the last one (applied or refused) did */
+  readonly reloads: { applied: number, last: ReloadRecord | null }
   /** the forwarding engine (its listener is `proxyServer`) */
   readonly engine: Engine
   /** the proxy processes, when the primary runs the data plane in other processes (cores/primary.ts) */
@@ -290,6 +294,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   // readiness is the proxy's, not the process's: ready only while the listener is bound and until a
   // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
   let serving = false
+  /** the admin dashboard's data (control/dashboard/); it ticks only while a page is open */
+  let dashboard: DashboardFeed | undefined
   const app: App = {
     core, admin, proxyServer, supervisor, metrics, pools, engine,
     dataPlane: null,
@@ -334,10 +340,15 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       serving = true
       return { proxy, admin: control ? urlOf(admin.server) : '' }
     },
+    reloads: { applied: 0, last: null },
     reload () {
       // one reload at a time, in order: each compares against what the one before applied
       const r = reloading.then(reloadOnce, reloadOnce)
       reloading = r.catch(() => {})
+      void r.then((x) => {
+        if (x.ok) app.reloads.applied++
+        app.reloads.last = { at: new Date().toISOString(), ok: x.ok, generation: x.generation, ...(x.ok ? {} : { reason: x.reason }) }
+      }, (err: Error) => { app.reloads.last = { at: new Date().toISOString(), ok: false, generation: supervisor.generation, reason: err.message } })
       return r
     },
     async stop (o = {}) {
@@ -358,6 +369,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
         ])
         if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       }
+      dashboard?.close()
       engine.closeAll()
       core.close()
       await supervisor.stop()
@@ -426,6 +438,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     res.end(text)
   }, 'metrics')
   registerUpstreamRoutes(admin, pools, config.shutdown.timeoutMs, logger, (h, ms) => supervisor.hostIdle(h, ms), (h) => supervisor.drained(h))
+  if (role !== 'proxy') registerDashboardRoutes(admin, dashboard = new DashboardFeed(app))
   return app
 }
 

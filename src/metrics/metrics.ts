@@ -347,6 +347,17 @@ export class Metrics {
     }
   }
 
+  /** idempotency outcomes so far, every process's (the dashboard) */
+  idempotencyTotals (): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const k of IDEMPOTENCY_OUTCOMES) {
+      let n = this.idempotency[k].value
+      for (const c of this.remote?.() ?? []) n += c.idempotency[k] ?? 0
+      out[k] = n
+    }
+    return out
+  }
+
   /** requests answered so far (every upstream, and claylb's own answers) */
   requestsTotal (): number {
     let n = this.none.count
