@@ -34,6 +34,7 @@ const answer = (name: string): Handler => (q, s) => {
 t.test('the dashboard: renders, logs in, charts move under load, an upstream dies, a worker recycles', async (t) => {
   const a = await startBackend(answer('a'))
   const b = await startBackend(answer('b'))
+  t.teardown(async () => { await a.close(); await b.close() })
   const lb = await startClaylb({
     config: {
       listen: { processes: 2 },
@@ -45,9 +46,10 @@ t.test('the dashboard: renders, logs in, charts move under load, an upstream die
       routes: [{ name: 'app', match: { pathPrefix: '/app' }, pool: 'workers' }],
     },
   })
+  t.teardown(() => lb.stop())
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
   let loading = true
-  t.teardown(async () => { loading = false; await browser.close(); await lb.stop(); await a.close(); await b.close() })
+  t.teardown(async () => { loading = false; await browser.close() })
 
   // protected like /status: the page is an empty shell anyone may load, its data needs the token
   t.equal((await req(`${lb.admin}/dashboard/events`)).status, 401, 'the event stream without the token: 401')
@@ -126,6 +128,12 @@ t.test('the dashboard: renders, logs in, charts move under load, an upstream die
   await page.waitForSelector('#workers-recycles:text("1")')
   await page.waitForFunction((old) => [...document.querySelectorAll('#workers tr[data-worker]')].some((r) => r.dataset.worker !== old && r.dataset.state === 'ready'), w)
   t.pass('the recycle is counted and the replacement is ready on the page')
+
+  // a reload: the generation and its result on the page
+  t.equal((await req(`${lb.admin}/reload`, { method: 'POST', headers: auth })).status, 200)
+  await page.waitForSelector('#reload:text-matches("^applied")')
+  await page.waitForSelector('#generation:text("2")')
+  t.pass('the reload applied and the new generation are shown')
 
   const cls = await page.evaluate(() => window.cls as number)
   t.comment(`cumulative layout shift: ${cls.toFixed(4)}`)

@@ -45,6 +45,8 @@ export class DashboardFeed {
   private readonly errorTrail = new Map<string, number[]>()
   private sampling: Promise<void> | null = null
   private state: Record<string, unknown> = {}
+  /** why the last tick failed (null: it did not) */
+  failure: string | null = null
 
   constructor (private readonly app: App, readonly o: FeedOptions = FEED_DEFAULTS) {}
 
@@ -77,7 +79,8 @@ export class DashboardFeed {
 
   /** one tick (one at a time: a slow proxy process delays it, never doubles it) */
   sample (): Promise<void> {
-    this.sampling ??= this.read().finally(() => { this.sampling = null })
+    // a tick that failed leaves the last state standing, and says why on the page
+    this.sampling ??= this.read().then(() => { this.failure = null }, (err: Error) => { this.failure = err.message }).finally(() => { this.sampling = null })
     return this.sampling
   }
 
@@ -145,6 +148,8 @@ export class DashboardFeed {
       idempotency: app.metrics.idempotencyTotals(),
       rateLimited: await seriesOf(app, 'claylb_rate_limited_total'),
       recentErrorsSeconds: this.o.recentErrorsMs / 1000,
+      /** why the tick before this one failed, if it did */
+      tickError: this.failure,
       /** each route's pool (the route table's column) */
       routePools: Object.fromEntries(routes.map((r) => [r.upstream, r.pool])),
     }

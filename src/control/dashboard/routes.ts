@@ -15,6 +15,8 @@ import { sendJson } from '../../admin/admin.js'
 import type { DashboardFeed } from './feed.js'
 
 const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8', png: 'image/png' }
+/** bytes a stream may have unsent before its page is taken for gone (a tick is a few kB) */
+const MAX_BUFFERED = 1 << 20
 /** the page's files; nothing else is served from the folder */
 const ASSETS = ['index.html', 'dashboard.js', 'dashboard.css']
 
@@ -56,7 +58,14 @@ export function registerDashboardRoutes (admin: AdminServer, feed: DashboardFeed
     let open = true
     let started = false
     const send = (event: string, data: unknown): void => {
-      if (open) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
+      if (!open) return
+      // a page that stopped reading (a tab asleep, a dead network) is cut off rather than buffered
+      // for: it reconnects and gets the history again
+      if (res.writableLength > MAX_BUFFERED) {
+        res.destroy()
+        return
+      }
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
     }
     // a tick made while the history is being sent is in that history already
     const fn = (event: 'tick', data: unknown): void => { if (started) send(event, data) }

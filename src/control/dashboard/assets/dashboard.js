@@ -139,6 +139,7 @@ function renderState (s) {
   const panics = Object.entries(s.panic).filter(([, v]) => v !== 'off')
   $('panic').textContent = panics.length === 0 ? 'off' : panics.map(([p, v]) => `${p}: ${v}`).join(', ')
   $('errspan').textContent = `${s.recentErrorsSeconds} s`
+  $('conn').title = s.tickError === null ? '' : `the last update failed: ${s.tickError}`
   rows('upstreams', s.upstreams.map((u) => el('tr', { 'data-upstream': `${u.pool}/${u.id}`, 'data-state': u.state },
     el('td', {}, u.pool), el('td', { title: u.url }, u.id), el('td', {}, badge(u.state)), el('td', { class: 'n' }, u.inflight),
     el('td', { class: 'n' }, u.recentErrors), el('td', { class: 'n' }, u.requests), el('td', { class: 'n' }, u.ejections))), 'no upstream')
@@ -169,6 +170,7 @@ function onEvent (name, data) {
     state.intervalMs = data.intervalMs
     $('span').textContent = `last ${Math.round(data.points * data.intervalMs / 60000)} min, a point every ${data.intervalMs / 1000} s`
     renderState(data.state)
+    document.querySelector('main').classList.remove('waiting')
   } else if (name === 'tick') {
     state.history.push(data.tick)
     if (state.history.length > state.points) state.history.shift()
