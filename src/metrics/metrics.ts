@@ -73,6 +73,9 @@ export function addCounters (m: { codes: ArrayLike<number> & { [i: number]: numb
   m.count += c.count
 }
 
+/** the `pool` label of a series; none on claylb's own answers (`upstream="none"`: no pool took them) */
+const poolLabel = (m: HostCounters): { pool?: string } => m.pool === '' ? {} : { pool: m.pool }
+
 /** plain numbers of counters (what a proxy process sends the primary) */
 function exportOf (m: HostCounters): HostCountersExport {
   return { upstream: m.upstream, pool: m.pool, codes: [...m.codes], buckets: [...m.buckets], durationSum: m.durationSum, count: m.count, tries: [...m.tries] }
@@ -204,14 +207,14 @@ export class Metrics {
     // ---- requests ----
     snapshotCounter(`${PREFIX}requests_total`, 'Requests answered, by pool, upstream (none: answered by claylb itself) and status class', ['pool', 'upstream', 'code_class'], (add) => {
       for (const m of hostList()) {
-        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m.upstream !== NO_UPSTREAM) add({ pool: m.pool, upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
+        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m.upstream !== NO_UPSTREAM) add({ ...poolLabel(m), upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
       }
     })
     this.registry.registerMetric(new SnapshotHistogram(
       `${PREFIX}request_duration_seconds`,
       'Time from the request reaching claylb to the end of its answer, by pool and upstream',
       DURATION_BUCKETS_SECONDS,
-      () => hostList().flatMap((m) => m.count === 0 && m.upstream === NO_UPSTREAM ? [] : [{ labels: { pool: m.pool, upstream: m.upstream }, buckets: m.buckets, sum: m.durationSum, count: m.count }]),
+      () => hostList().flatMap((m) => m.count === 0 && m.upstream === NO_UPSTREAM ? [] : [{ labels: { ...poolLabel(m), upstream: m.upstream }, buckets: m.buckets, sum: m.durationSum, count: m.count }]),
     ) as unknown as Counter)
     snapshotCounter(`${PREFIX}upstream_tries_total`, 'Tries sent to an upstream, by pool and outcome (local: the client left or claylb stopped it; never counted against the upstream)', ['pool', 'upstream', 'outcome'], (add) => {
       for (const m of hostList()) {

@@ -21,11 +21,12 @@ const MAX_BUFFERED = 1 << 20
 const ASSETS = ['index.html', 'dashboard.js', 'dashboard.css']
 
 /**
- * Where the assets are: copied beside the compiled module by `npm run build` (the package and the
- * image ship dist/), else in the source tree (a checkout built with tsc alone).
+ * Where the assets are: in the source tree of a checkout (so an edit shows without a copy step, and
+ * a build with tsc alone serves them), else copied beside the compiled module by `npm run build`
+ * (the npm package and the image ship dist/ only).
  */
 function assetDir (): string {
-  for (const rel of ['./assets/', '../../../src/control/dashboard/assets/']) {
+  for (const rel of ['../../../src/control/dashboard/assets/', './assets/']) {
     const dir = fileURLToPath(new URL(rel, import.meta.url))
     if (existsSync(`${dir}index.html`)) return dir
   }
