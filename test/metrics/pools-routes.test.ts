@@ -118,3 +118,33 @@ t.test('ids unique within a pool; route names unique and not reserved', async (t
   ])
   t.same(problems({ ...up, routes: [{ name: 'a b', pool: 'default' }] }), ['routes.0.name: must be a name of letters, digits, _ . -'])
 })
+
+t.test('two proxy processes: a failing try of an upstream shared by two pools is judged in the pool that sent it', async (t) => {
+  const a = await startBackend(named('a'))
+  const b = await startBackend(named('b'))
+  t.teardown(async () => { await a.close(); await b.close() })
+  const lb = await startClaylb({
+    config: {
+      listen: { processes: 2 },
+      log: { access: false },
+      retry: { attempts: 1 },
+      healthCheck: { enabled: false },
+      outlier: { consecutiveFailures: 3, maxEjectionPercent: 100 },
+      pools: { api: { upstreams: [{ url: a.url, id: 'a' }, { url: b.url, id: 'b' }] }, web: { upstreams: [{ url: a.url, id: 'a' }, { url: b.url, id: 'b' }] } },
+      routes: [{ match: { pathPrefix: '/api' }, pool: 'api' }, { match: { pathPrefix: '/web' }, pool: 'web' }],
+    },
+  })
+  t.teardown(() => lb.stop())
+  // 5xx through web only, until its detector ejects a host (each try's outcome travels to the primary in batches)
+  let ejected: Array<{ pool: string, id: string }> = []
+  for (let i = 0; i < 2000 && ejected.length === 0; i++) {
+    await req(`${lb.url}/web/status/500`)
+    const st = JSON.parse((await req(`${lb.admin}/status`)).body) as { upstreams: Array<{ pool: string, id: string, state: string }> }
+    ejected = st.upstreams.filter((u) => u.state === 'ejected')
+  }
+  t.ok(ejected.length > 0, 'web\'s detector ejected a host')
+  t.same([...new Set(ejected.map((u) => u.pool))], ['web'], 'only in web: api sent no failing try')
+  const m = await scrape(lb.admin)
+  t.equal(value(m, 'claylb_upstream_ejections_total', { pool: 'api' }), 0, 'no ejection counted in api')
+  t.ok(value(m, 'claylb_upstream_ejections_total', { pool: 'web' }) >= 1)
+})
