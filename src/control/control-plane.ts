@@ -23,6 +23,8 @@ import { registerControlRoutes } from './admin/control-routes.js'
 import { Supervisor, type RolloutResult } from './supervisor/supervisor.js'
 import { Metrics } from './metrics/metrics.js'
 import type { ControlView, DataPlaneHandle } from './process/data-plane-handle.js'
+import { DashboardFeed, type ReloadRecord } from './dashboard/feed.js'
+import { registerDashboardRoutes } from './dashboard/routes.js'
 
 export interface ControlPlane {
   /** the config applied last (a reload replaces it) */
@@ -38,6 +40,8 @@ export interface ControlPlane {
   readonly dataPlane: DataPlaneHandle
   /** the worker generation serving */
   readonly generation: number
+  /** reloads applied since the start, and what the last one (applied or refused) did */
+  readonly reloads: { readonly applied: number, readonly last: ReloadRecord | null }
   start (): Promise<{ proxy: string, admin: string }>
   /**
    * /readyz 503 at once, keep accepting for `acceptGraceMs` (shutdown.acceptGraceMs; 0 when nothing
@@ -203,11 +207,13 @@ export function createControlPlane (config: Config, logger: Logger, options: Con
   // readiness is the proxy's, not the process's: ready only while the listener is bound and until a
   // drain starts, so a load balancer or a Kubernetes probe never sends to a port that refuses or closes
   let serving = false
+  const reloads: { applied: number, last: ReloadRecord | null } = { applied: 0, last: null }
   const plane: ControlPlane = {
     admin, supervisor, metrics, pools, dataPlane,
     get config () { return current },
     get cluster () { return clusterOf(hasUpstreams(current) ? DEFAULT_POOL : WORKERS_POOL)! },
     get generation () { return supervisor.generation },
+    reloads,
     async start () {
       started = true
       dataPlane.prepare()
@@ -226,12 +232,17 @@ export function createControlPlane (config: Config, logger: Logger, options: Con
       // one reload at a time, in order: each compares against what the one before applied
       const r = reloading.then(reloadOnce, reloadOnce)
       reloading = r.catch(() => {})
+      void r.then((x) => {
+        if (x.ok) reloads.applied++
+        reloads.last = { at: new Date().toISOString(), ok: x.ok, generation: x.generation, ...(x.ok ? {} : { reason: x.reason }) }
+      }, (err: Error) => { reloads.last = { at: new Date().toISOString(), ok: false, generation: supervisor.generation, reason: err.message } })
       return r
     },
     async stop (o = {}) {
       // a start that failed half-way has no balancer in front to wait for
       const grace = serving ? o.acceptGraceMs ?? current.shutdown.acceptGraceMs : 0
       serving = false
+      dashboard.close()
       await dataPlane.drain(grace)
       await supervisor.stop()
       admin.server.close()
@@ -243,6 +254,9 @@ export function createControlPlane (config: Config, logger: Logger, options: Con
 
   registerControlRoutes(admin, plane, { serving: () => serving, missing })
   registerUpstreamRoutes(admin, pools, config.shutdown.timeoutMs, logger, dataPlane)
+  // the admin dashboard's data (control/dashboard/); it ticks only while a page is open
+  const dashboard = new DashboardFeed(plane)
+  registerDashboardRoutes(admin, dashboard)
   return plane
 }
 

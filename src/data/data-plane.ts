@@ -97,11 +97,11 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
             counters.tryEnded(host, outcome)
           },
       requestEnded (ex, ms) {
-        counters.requestEnded(ex.host, ex.status, ms)
+        counters.requestEnded(ex.host, ex.route === null ? null : ex.route.metrics, ex.status, ms)
       },
     },
   })
-  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries), {
+  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries, undefined, counters), {
     tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
     upstreamTls: o.tlsCache.get(config.tls, 'tls'),
     logger,
@@ -122,7 +122,7 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
     applyConfig (next, certificates) {
       if (certificates !== undefined) engine.useCertificates(certificates)
       engine.o = engineOptions(next)
-      engine.routing = buildRoutingState(next, clusterOf, counters.retries, engine.routing)
+      engine.routing = buildRoutingState(next, clusterOf, counters.retries, engine.routing, counters)
       core.maxBodyBytes = next.limits.maxBodyBytes
       if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = idempotencyRoutes(next.idempotency)
       current = next

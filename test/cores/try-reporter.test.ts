@@ -8,7 +8,7 @@ import { TryReporter } from '../../src/data/process/try-reporter.js'
 import { OUTCOME_INDEX } from '../../src/data/upstream/host-counters.js'
 import type { Host } from '../../src/data/upstream/host.js'
 
-const host = (id: string): Host => ({ id, failures: 0, reportEpoch: 0 }) as unknown as Host
+const host = (id: string): Host => ({ id, key: id, failures: 0, reportEpoch: 0 }) as unknown as Host
 
 function reporter (quietTicks: number) {
   const sent: Array<Array<string | number>> = []
@@ -70,4 +70,28 @@ t.test('close sends what is queued, urgent or not', async (t) => {
   r.tryEnded(host('a'), 'ok')
   r.close()
   t.same(sent, [['a', OUTCOME_INDEX.ok]])
+})
+
+t.test('an upstream in two pools is reported under pool/id, so the primary judges it in the right pool', async (t) => {
+  const { PoolRegistry, PoolHosts } = await import('../../src/control/pools/pools.js')
+  const { Host } = await import('../../src/data/upstream/host.js')
+  const { createLogger } = await import('../../src/shared/log.js')
+  const logger = createLogger('silent')
+  const reg = new PoolRegistry()
+  const settings = [{ thresholdPercent: 0, mode: 'spread' }, { enabled: false, intervalMs: 1000, jitterPercent: 0, timeoutMs: 100, unhealthyThreshold: 1, healthyThreshold: 1 }, { enabled: true, consecutiveFailures: 5, baseEjectionMs: 1000, maxEjectionMs: 1000, maxEjectionPercent: 100 }] as const
+  const hooks = { onUnhealthy () {}, onEjected () {} }
+  for (const name of ['api', 'web']) {
+    const p = new PoolHosts(name, ...(settings as unknown as [never, never, never]), logger, hooks)
+    p.syncHosts([{ url: 'http://127.0.0.1:1', id: 'a', weight: 1 }], (u) => new Host({ id: u.id!, url: u.url }), 0)
+    reg.add(p)
+  }
+  t.teardown(() => reg.close())
+  const [api, web] = [reg.get('api')!.cluster.hosts[0]!, reg.get('web')!.cluster.hosts[0]!]
+  t.same([api.key, web.key], ['api/a', 'web/a'])
+  t.equal(reg.byKey('web/a'), web, 'the key finds the web pool\'s host, not the first with id a')
+  t.same(reg.hostsWithId('a'), [api, web])
+  const { r, sent } = reporter(1000)
+  r.tryEnded(web, 'reset')
+  r.tick()
+  t.same(sent, [['web/a', OUTCOME_INDEX.reset]])
 })

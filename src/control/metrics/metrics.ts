@@ -15,14 +15,17 @@ import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } f
 import type { Host } from '../../data/upstream/host.js'
 import { RETRY_REASONS } from '../../data/upstream/retry-policy.js'
 import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOMES, Tally } from '../../data/upstream/host-counters.js'
-import { IDEMPOTENCY_OUTCOMES, NO_UPSTREAM, REDIS_BUCKETS_SECONDS, SESSION_OPERATIONS, type Counters, type HostsView } from '../../data/counting/counters.js'
-import type { CountersExport, HistogramRow, ProcessMetricsExport } from '../../shared/process/protocol.js'
+import { IDEMPOTENCY_OUTCOMES, NO_UPSTREAM, REDIS_BUCKETS_SECONDS, SESSION_OPERATIONS, addCounters, seriesKey, type Counters, type HostsView } from '../../data/counting/counters.js'
+import type { CountersExport, HistogramRow, HostCountersExport, ProcessMetricsExport } from '../../shared/process/protocol.js'
 import { addTally, newPolicyTally, type PolicyTally } from '../../data/policy/tally.js'
 
 export { DURATION_BUCKETS_SECONDS, Tally, NO_UPSTREAM }
 
 export const PREFIX = 'claylb_'
 const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const
+
+/** the `pool` label of a series; none on claylb's own answers (`upstream="none"`: no pool took them) */
+const poolLabel = (m: HostCounters): { pool?: string } => m.pool === '' ? {} : { pool: m.pool }
 
 /** What the supervisor knows of one live worker (its last IPC report; never fetched on scrape). */
 export interface WorkerSample {
@@ -95,7 +98,8 @@ export class Metrics {
     const registers = [this.registry]
     const cluster = o.cluster
     const workers = o.workers ?? null
-    const hostList = (): HostCounters[] => this.processes === null ? [own.none, ...own.byLabel.values()] : this.merged()
+    const hostList = (): HostCounters[] => this.processes === null ? [own.none, ...own.byHost.values()] : this.hostTotals()
+    const routeList = (): HostCounters[] => this.processes === null ? [...own.byRoute.values()] : this.routeTotals()
     const remoteSum = (read: (c: CountersExport) => number): number => {
       let n = 0
       for (const c of this.processes?.exports() ?? []) n += read(c)
@@ -113,24 +117,33 @@ export class Metrics {
     }
 
     // ---- requests ----
-    snapshotCounter(`${PREFIX}requests_total`, 'Requests answered, by upstream (none: answered by claylb itself) and status class', ['upstream', 'code_class'], (add) => {
+    snapshotCounter(`${PREFIX}requests_total`, 'Requests answered, by pool, upstream (none: answered by claylb itself) and status class', ['pool', 'upstream', 'code_class'], (add) => {
       for (const m of hostList()) {
-        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m.upstream !== NO_UPSTREAM) add({ upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
+        for (let c = 1; c <= 5; c++) if (m.codes[c]! > 0 || m.upstream !== NO_UPSTREAM) add({ ...poolLabel(m), upstream: m.upstream, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
       }
     })
     this.registry.registerMetric(new SnapshotHistogram(
       `${PREFIX}request_duration_seconds`,
-      'Time from the request reaching claylb to the end of its answer, by upstream',
-      'upstream',
+      'Time from the request reaching claylb to the end of its answer, by pool and upstream',
       DURATION_BUCKETS_SECONDS,
-      () => hostList().flatMap((m) => m.count === 0 && m.upstream === NO_UPSTREAM ? [] : [{ label: m.upstream, buckets: m.buckets, sum: m.durationSum, count: m.count }]),
+      () => hostList().flatMap((m) => m.count === 0 && m.upstream === NO_UPSTREAM ? [] : [{ labels: { ...poolLabel(m), upstream: m.upstream }, buckets: m.buckets, sum: m.durationSum, count: m.count }]),
     ) as unknown as Counter)
-    snapshotCounter(`${PREFIX}upstream_tries_total`, 'Tries sent to an upstream, by outcome (local: the client left or claylb stopped it; never counted against the upstream)', ['upstream', 'outcome'], (add) => {
+    snapshotCounter(`${PREFIX}upstream_tries_total`, 'Tries sent to an upstream, by pool and outcome (local: the client left or claylb stopped it; never counted against the upstream)', ['pool', 'upstream', 'outcome'], (add) => {
       for (const m of hostList()) {
         if (m.upstream === NO_UPSTREAM) continue
-        for (let i = 0; i < OUTCOMES.length; i++) add({ upstream: m.upstream, outcome: OUTCOMES[i]! }, m.tries[i]!)
+        for (let i = 0; i < OUTCOMES.length; i++) add({ pool: m.pool, upstream: m.upstream, outcome: OUTCOMES[i]! }, m.tries[i]!)
       }
     })
+    // per route: its name (routes[].name, else its index; `default` when no route matched) and its pool
+    snapshotCounter(`${PREFIX}route_requests_total`, 'Requests answered, by route, its pool and status class', ['route', 'pool', 'code_class'], (add) => {
+      for (const m of routeList()) for (let c = 1; c <= 5; c++) add({ route: m.upstream, pool: m.pool, code_class: CODE_CLASSES[c - 1]! }, m.codes[c]!)
+    })
+    this.registry.registerMetric(new SnapshotHistogram(
+      `${PREFIX}route_request_duration_seconds`,
+      'Time from the request reaching claylb to the end of its answer, by route and its pool',
+      DURATION_BUCKETS_SECONDS,
+      () => routeList().map((m) => ({ labels: { route: m.upstream, pool: m.pool }, buckets: m.buckets, sum: m.durationSum, count: m.count })),
+    ) as unknown as Counter)
     snapshotGauge(`${PREFIX}inflight_requests`, 'Requests in flight through the proxy', [], (add) => add({}, o.inflight() + remoteSum((c) => c.inflight)))
 
     snapshotCounter(`${PREFIX}dns_resolutions_total`, 'Resolutions of each dns upstream, by result (failed: an error or an empty answer; the last good set was kept)', ['dns', 'result'], (add) => {
@@ -172,12 +185,12 @@ export class Metrics {
     // ---- upstream health (read from the hosts at scrape time) ----
     // summed: a worker slot has two hosts for a moment while its replacement comes up
     const perHost = (name: string, help: string, read: (h: Host) => number): void =>
-      snapshotGauge(name, help, ['upstream'], (add) => { for (const h of cluster.hosts) add({ upstream: h.metricsLabel }, read(h)) })
-    perHost(`${PREFIX}upstream_up`, 'Hosts under this label that are healthy, not ejected and not draining (1 or 0; 2 while a worker slot surges)', (h) => h.up ? 1 : 0)
+      snapshotGauge(name, help, ['pool', 'upstream'], (add) => { for (const h of cluster.hosts) add({ pool: h.pool, upstream: h.metricsLabel }, read(h)) })
+    perHost(`${PREFIX}upstream_up`, 'The upstream is healthy, not ejected and not draining in this pool (1 or 0; 2 while a worker slot surges)', (h) => h.up ? 1 : 0)
     perHost(`${PREFIX}upstream_available`, 'Hosts under this label the balancer may pick (panic mode included)', (h) => h.available ? 1 : 0)
     perHost(`${PREFIX}upstream_inflight_requests`, 'Requests in flight to the upstream', (h) => h.inflight)
-    snapshotCounter(`${PREFIX}upstream_ejections_total`, 'Ejections of the upstream by the outlier detector', ['upstream'], (add) => {
-      for (const m of hostList()) if (m.upstream !== NO_UPSTREAM) add({ upstream: m.upstream }, m.ejections.value)
+    snapshotCounter(`${PREFIX}upstream_ejections_total`, 'Ejections of the upstream by its pool\'s outlier detector', ['pool', 'upstream'], (add) => {
+      for (const m of hostList()) if (m.upstream !== NO_UPSTREAM) add({ pool: m.pool, upstream: m.upstream }, m.ejections.value)
     })
     snapshotGauge(`${PREFIX}panic_mode`, '1 while too few upstreams are healthy and panic mode routes (spread) or sheds', [], (add) => add({}, cluster.panic === 'off' ? 0 : 1))
 
@@ -217,34 +230,48 @@ export class Metrics {
     this.registry.registerMetric(new SnapshotHistogram(
       `${PREFIX}redis_command_duration_seconds`,
       'Redis command latency as claylb sees it, by command',
-      'command',
       REDIS_BUCKETS_SECONDS,
-      () => sumHistograms([own.redisCommands.values(), ...[...this.processes?.exports() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0),
+      () => sumHistograms([own.redisCommands.values(), ...[...this.processes?.exports() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0).map((r) => ({ ...r, labels: { command: r.label } })),
     ) as unknown as Counter)
     snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, own.redisErrors.value + remoteSum((c) => c.redisErrors)))
   }
 
-  /** this process's HostCounters plus every remote one under the same label (at scrape time) */
-  private merged (): HostCounters[] {
+  /** every host's counters, this process's plus the proxy processes', per pool and upstream label (the dashboard reads them) */
+  hostTotals (): HostCounters[] {
+    return this.merged((c) => c.hosts, [this.counters.none, ...this.counters.byHost.values()])
+  }
+
+  /** every route's counters, likewise per pool and route name */
+  routeTotals (): HostCounters[] {
+    return this.merged((c) => c.routes, this.counters.byRoute.values())
+  }
+
+  /** idempotency outcomes so far, every process's (the dashboard) */
+  idempotencyTotals (): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const k of IDEMPOTENCY_OUTCOMES) {
+      let n = this.counters.idempotency[k].value
+      for (const c of this.processes?.exports() ?? []) n += c.idempotency[k] ?? 0
+      out[k] = n
+    }
+    return out
+  }
+
+  /** `own` plus every proxy process's rows under the same pool and name (at scrape time) */
+  private merged (rows: (c: CountersExport) => readonly HostCountersExport[], own: Iterable<HostCounters>): HostCounters[] {
     const out = new Map<string, HostCounters>()
-    const into = (upstream: string): HostCounters => {
-      let m = out.get(upstream)
-      if (m === undefined) out.set(upstream, m = new HostCounters(upstream))
+    const into = (upstream: string, pool: string): HostCounters => {
+      const k = seriesKey(pool, upstream)
+      let m = out.get(k)
+      if (m === undefined) out.set(k, m = new HostCounters(upstream, pool))
       return m
     }
-    const add = (m: HostCounters, c: { codes: ArrayLike<number>, buckets: ArrayLike<number>, durationSum: number, count: number, tries: ArrayLike<number> }): void => {
-      for (let i = 0; i < m.codes.length; i++) m.codes[i]! += c.codes[i] ?? 0
-      for (let i = 0; i < m.buckets.length; i++) m.buckets[i]! += c.buckets[i] ?? 0
-      for (let i = 0; i < m.tries.length; i++) m.tries[i]! += c.tries[i] ?? 0
-      m.durationSum += c.durationSum
-      m.count += c.count
-    }
-    for (const m of [this.counters.none, ...this.counters.byLabel.values()]) {
-      const t = into(m.upstream)
-      add(t, m)
+    for (const m of own) {
+      const t = into(m.upstream, m.pool)
+      addCounters(t, m)
       t.ejections.value = m.ejections.value
     }
-    for (const r of this.processes?.exports() ?? []) for (const h of r.hosts) add(into(h.upstream), h)
+    for (const r of this.processes?.exports() ?? []) for (const h of rows(r)) addCounters(into(h.upstream, h.pool), h)
     return [...out.values()]
   }
 
@@ -280,7 +307,7 @@ export class Metrics {
 class SnapshotHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  constructor (readonly name: string, readonly help: string, private readonly labelName: string, private readonly bounds: readonly number[], private readonly source: () => Iterable<HistogramRow>) {}
+  constructor (readonly name: string, readonly help: string, private readonly bounds: readonly number[], private readonly source: () => Iterable<{ labels: Record<string, string>, buckets: ArrayLike<number>, sum: number, count: number }>) {}
 
   get (): { name: string, help: string, type: string, aggregator: string, values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> } {
     const values = []
@@ -289,11 +316,11 @@ class SnapshotHistogram {
       let acc = 0
       for (let i = 0; i < bounds.length; i++) {
         acc += m.buckets[i]!
-        values.push({ labels: { [this.labelName]: m.label, le: bounds[i]! }, value: acc, metricName: `${this.name}_bucket` })
+        values.push({ labels: { ...m.labels, le: bounds[i]! }, value: acc, metricName: `${this.name}_bucket` })
       }
-      values.push({ labels: { [this.labelName]: m.label, le: '+Inf' }, value: m.count, metricName: `${this.name}_bucket` })
-      values.push({ labels: { [this.labelName]: m.label }, value: m.sum, metricName: `${this.name}_sum` })
-      values.push({ labels: { [this.labelName]: m.label }, value: m.count, metricName: `${this.name}_count` })
+      values.push({ labels: { ...m.labels, le: '+Inf' }, value: m.count, metricName: `${this.name}_bucket` })
+      values.push({ labels: m.labels, value: m.sum, metricName: `${this.name}_sum` })
+      values.push({ labels: m.labels, value: m.count, metricName: `${this.name}_count` })
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }

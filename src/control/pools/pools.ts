@@ -210,7 +210,12 @@ export class PoolRegistry {
 
   private changed (): void {
     const all: Host[] = []
-    for (const p of this.pools.values()) for (const h of p.cluster.hosts) all.push(h)
+    for (const p of this.pools.values()) {
+      for (const h of p.cluster.hosts) {
+        h.joinPool(p.name)
+        all.push(h)
+      }
+    }
     this.hosts = all
     for (const fn of this.listeners) fn()
   }
@@ -222,6 +227,16 @@ export class PoolRegistry {
   /** the first host with this id (ids are unique within a pool) */
   host (id: string): Host | undefined {
     return this.hosts.find((h) => h.id === id)
+  }
+
+  /** every host with this id: one per pool that lists the upstream */
+  hostsWithId (id: string): Host[] {
+    return this.hosts.filter((h) => h.id === id)
+  }
+
+  /** the host `pool/id` (Host.key) */
+  byKey (key: string): Host | undefined {
+    return this.hosts.find((h) => h.key === key)
   }
 
   upCount (): number {

@@ -21,11 +21,11 @@ import { fileURLToPath } from 'node:url'
 import type { Config } from '../../shared/config/schema.js'
 import type { Logger } from '../../shared/log.js'
 import type { Snapshot } from '../../shared/process/snapshot.js'
-import { PROXY_PROCESS_ENV, type CountersExport, type FromProxy, type ListenSpec, type ProcessMetricsExport, type ProcessRow, type ProcessStats, type ToProxy } from '../../shared/process/protocol.js'
+import { PROXY_PROCESS_ENV, type CountersExport, type HostCountersExport, type FromProxy, type ListenSpec, type ProcessMetricsExport, type ProcessRow, type ProcessStats, type ToProxy } from '../../shared/process/protocol.js'
 import type { Cluster } from '../../data/upstream/cluster.js'
 import type { Host } from '../../data/upstream/host.js'
 import { OUTCOMES } from '../../data/upstream/host-counters.js'
-import { Counters } from '../../data/counting/counters.js'
+import { Counters, addCounters, seriesKey } from '../../data/counting/counters.js'
 import { sumHistograms, type ProcessesSource } from '../metrics/metrics.js'
 import { CrashBackoff } from '../supervisor/crash-backoff.js'
 import { hasReusePort } from './count.js'
@@ -232,8 +232,8 @@ export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
       }
     }
     for (const h of this.app.pools.hosts) {
-      h.requests = requests.get(h.id) ?? 0
-      h.inflight = inflight.get(h.id) ?? 0
+      h.requests = requests.get(h.key) ?? 0
+      h.inflight = inflight.get(h.key) ?? 0
     }
     return !answered.includes(false)
   }
@@ -334,7 +334,7 @@ export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
     let last: Host | undefined
     for (let i = 0; i < events.length; i += 2) {
       const id = events[i] as string
-      const host = last?.id === id ? last : pools.host(id)
+      const host = last?.key === id ? last : pools.byKey(id)
       if (host === undefined) continue
       last = host
       host.outlier?.tryEnded(host, OUTCOMES[events[i + 1] as number]!)
@@ -416,15 +416,15 @@ export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
 function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport {
   const a = acc[0]
   if (a === undefined) return { ...c, inflight: 0 }
-  const byLabel = new Map(a.hosts.map((h) => [h.upstream, h]))
-  for (const h of c.hosts) {
-    const t = byLabel.get(h.upstream)
-    if (t === undefined) { byLabel.set(h.upstream, { ...h, codes: [...h.codes], buckets: [...h.buckets], tries: [...h.tries] }); continue }
-    h.codes.forEach((v, i) => { t.codes[i] = (t.codes[i] ?? 0) + v })
-    h.buckets.forEach((v, i) => { t.buckets[i] = (t.buckets[i] ?? 0) + v })
-    h.tries.forEach((v, i) => { t.tries[i] = (t.tries[i] ?? 0) + v })
-    t.durationSum += h.durationSum
-    t.count += h.count
+  const rows = (x: readonly HostCountersExport[], y: readonly HostCountersExport[]): HostCountersExport[] => {
+    const byLabel = new Map(x.map((h) => [seriesKey(h.pool, h.upstream), h]))
+    for (const h of y) {
+      const k = seriesKey(h.pool, h.upstream)
+      const t = byLabel.get(k)
+      if (t === undefined) byLabel.set(k, { ...h, codes: [...h.codes], buckets: [...h.buckets], tries: [...h.tries] })
+      else addCounters(t, h)
+    }
+    return [...byLabel.values()]
   }
   const add = (x: Record<string, number>, y: Record<string, number>): Record<string, number> => {
     const out = { ...x }
@@ -432,7 +432,8 @@ function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport 
     return out
   }
   return {
-    hosts: [...byLabel.values()],
+    hosts: rows(a.hosts, c.hosts),
+    routes: rows(a.routes, c.routes),
     retried: add(a.retried, c.retried),
     overflow: a.overflow + c.overflow,
     inflight: 0,

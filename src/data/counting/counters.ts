@@ -11,7 +11,7 @@ import type { Host, PanicRouting } from '../upstream/host.js'
 import { newRetryTally, type RetryTally, type TryOutcome } from '../upstream/retry-policy.js'
 import { bucketOf, HostCounters, OUTCOME_INDEX, Tally } from '../upstream/host-counters.js'
 import type { CommandTimer, RedisTiming } from '../../shared/idempotency/redis-store.js'
-import type { CountersExport, HistogramRow } from '../../shared/process/protocol.js'
+import type { CountersExport, HistogramRow, HostCountersExport } from '../../shared/process/protocol.js'
 import { policyTally } from '../policy/tally.js'
 
 /** the `upstream` label of requests that never reached one (no healthy upstream, bad request) */
@@ -22,6 +22,23 @@ export const SESSION_OPERATIONS = ['load', 'save', 'destroy', 'touch'] as const
 export type SessionOperation = typeof SESSION_OPERATIONS[number]
 /** Redis command latency buckets, seconds */
 export const REDIS_BUCKETS_SECONDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+
+/** the series key of a host's or a route's counters: the same name in two pools is two series */
+export const seriesKey = (pool: string, name: string): string => `${pool}\n${name}`
+
+/** `c` added into `m`, slot by slot (a remote process's counters into the primary's totals) */
+export function addCounters (m: { codes: ArrayLike<number> & { [i: number]: number }, buckets: ArrayLike<number> & { [i: number]: number }, tries: ArrayLike<number> & { [i: number]: number }, durationSum: number, count: number }, c: { codes: ArrayLike<number>, buckets: ArrayLike<number>, durationSum: number, count: number, tries: ArrayLike<number> }): void {
+  for (let i = 0; i < m.codes.length; i++) m.codes[i] = m.codes[i]! + (c.codes[i] ?? 0)
+  for (let i = 0; i < m.buckets.length; i++) m.buckets[i] = m.buckets[i]! + (c.buckets[i] ?? 0)
+  for (let i = 0; i < m.tries.length; i++) m.tries[i] = m.tries[i]! + (c.tries[i] ?? 0)
+  m.durationSum += c.durationSum
+  m.count += c.count
+}
+
+/** plain numbers of counters (what a proxy process sends the primary) */
+function exportOf (m: HostCounters): HostCountersExport {
+  return { upstream: m.upstream, pool: m.pool, codes: [...m.codes], buckets: [...m.buckets], durationSum: m.durationSum, count: m.count, tries: [...m.tries] }
+}
 
 /** every host a data plane routes to (all pools), and whether any pool is in panic */
 export interface HostsView {
@@ -58,8 +75,10 @@ export class Counters {
   readonly redisErrors = new Tally()
   /** redirects, rewrites, compression: the process's one tally (data/policy/tally) */
   readonly policy = policyTally
-  /** by `upstream` label */
-  readonly byLabel = new Map<string, HostCounters>()
+  /** per seriesKey(pool, upstream label): an upstream listed in two pools is two hosts */
+  readonly byHost = new Map<string, HostCounters>()
+  /** per seriesKey(pool, route name): made when a routing state is built, held by its Route */
+  readonly byRoute = new Map<string, HostCounters>()
   readonly redisCommands = new Map<string, CommandCounters>()
   /** what the idempotency store times its commands and counts its failures with (plain numbers) */
   readonly redisTiming: RedisTiming = { command: (name) => this.redisCommand(name), error: () => this.redisErrors.inc() }
@@ -70,14 +89,28 @@ export class Counters {
     hosts.onChange(() => { for (const h of hosts.hosts) if (h.metrics === null) this.bind(h) })
   }
 
-  /** Give a host its counters; a host under a known label (a worker's slot, a returning id) continues its series. */
+  /** Give a host its counters; a host under a known label in its pool (a worker's slot, a returning id) continues its series. */
   private bind (h: Host): void {
-    let m = this.byLabel.get(h.metricsLabel)
+    const key = seriesKey(h.pool, h.metricsLabel)
+    let m = this.byHost.get(key)
     if (m === undefined) {
-      m = new HostCounters(h.metricsLabel)
-      this.byLabel.set(h.metricsLabel, m)
+      m = new HostCounters(h.metricsLabel, h.pool)
+      this.byHost.set(key, m)
     }
     h.metrics = m
+  }
+
+  /**
+   * The counters of a route (`name`: routes[].name, its index, or `default`) to `pool` ('' for a
+   * redirect route, which has none): resolved once when a routing state is built and held by its
+   * Route, so a request does no lookup. A reload that keeps the name and pool continues the series.
+   * Names come from the config: bounded.
+   */
+  routeCounters (name: string, pool: string): HostCounters {
+    const key = seriesKey(pool, name)
+    let m = this.byRoute.get(key)
+    if (m === undefined) this.byRoute.set(key, m = new HostCounters(name, pool))
+    return m
   }
 
   /** A latency recorder for one Redis command name (hold it; names must come from code, not input). */
@@ -97,26 +130,27 @@ export class Counters {
     if (m !== null) m.tries[OUTCOME_INDEX[outcome]]!++
   }
 
-  requestEnded (host: Host | undefined, status: number, durationMs: number): void {
-    ((host === undefined ? null : host.metrics) ?? this.none).request(status, durationMs / 1000)
+  requestEnded (host: Host | undefined, route: HostCounters | null, status: number, durationMs: number): void {
+    const s = durationMs / 1000
+    if (route !== null) route.request(status, s)
+    ;((host === undefined ? null : host.metrics) ?? this.none).request(status, s)
   }
 
   /** requests answered so far (every upstream, and claylb's own answers) */
   requestsTotal (): number {
     let n = this.none.count
-    for (const m of this.byLabel.values()) n += m.count
+    for (const m of this.byHost.values()) n += m.count
     return n
   }
 
   /** these counters as plain numbers (a proxy process's answer to the primary's scrape) */
   export (inflight: number): CountersExport {
-    const hosts = []
-    for (const m of [this.none, ...this.byLabel.values()]) {
-      hosts.push({ upstream: m.upstream, codes: [...m.codes], buckets: [...m.buckets], durationSum: m.durationSum, count: m.count, tries: [...m.tries] })
-    }
+    const hosts = [this.none, ...this.byHost.values()].map(exportOf)
+    const routes = [...this.byRoute.values()].map(exportOf)
     const tallies = <K extends string>(r: Record<K, Tally>): Record<string, number> => Object.fromEntries(Object.entries<Tally>(r).map(([k, t]) => [k, t.value]))
     return {
       hosts,
+      routes,
       retried: { ...this.retries.retried },
       overflow: this.retries.overflow,
       inflight,

@@ -202,10 +202,10 @@ export class Engine {
 
   /** the host's connection pool, made on its first try; `tls`: its pool's upstream TLS, if its own */
   poolFor (host: Host, tls: UpstreamTls | undefined): UpstreamPool {
-    let p = host.pool
+    let p = host.sockets
     if (p === null) {
       const o = tls === undefined || tls === this.poolOptions.tls ? this.poolOptions : { ...this.poolOptions, tls }
-      p = host.pool = new UpstreamPool(host.url, host.socketPath, o)
+      p = host.sockets = new UpstreamPool(host.url, host.socketPath, o)
       this.pools.add(p)
     }
     return p

@@ -6,6 +6,7 @@
  * Built once; holds no per-request state.
  */
 import type { AccessLog } from '../../shared/log.js'
+import type { HostCounters } from '../upstream/host-counters.js'
 import type { Host } from '../upstream/host.js'
 import type { DeadlineEntry } from '../http/deadlines.js'
 import type { IdempotencyGate } from '../idempotency/gate.js'
@@ -29,6 +30,8 @@ export interface FinishedRequest extends DeadlineEntry {
   readonly path: string
   readonly status: number
   readonly host: Host | undefined
+  /** the route it matched (null: refused before one matched); its counters are bound at load */
+  readonly route: { readonly metrics: HostCounters | null } | null
   readonly attempts: number
   readonly startedAt: number
   /** answered from the idempotency record */

@@ -109,7 +109,7 @@ function stats (plane: DataPlane, startedAt: string, hosts: readonly Host[], sna
     connections: plane.engine.connections,
     startedAt,
     snapshot,
-    hosts: hosts.map((h) => [h.id, h.requests, h.inflight]),
+    hosts: hosts.map((h) => [h.key, h.requests, h.inflight]),
     counters: plane.counters.export(plane.core.inflight),
   }
 }

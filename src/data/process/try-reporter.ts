@@ -47,7 +47,7 @@ export class TryReporter {
       this.urgent = true
     }
     host.reportEpoch = this.epoch
-    this.events.push(host.id, OUTCOME_INDEX[outcome])
+    this.events.push(host.key, OUTCOME_INDEX[outcome])
   }
 
   /** the timer's: send the batch if it is urgent or has waited `quietTicks` */

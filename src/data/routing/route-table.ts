@@ -11,12 +11,22 @@ import { Redirect } from '../policy/redirect.js'
 import { Rewrite } from '../policy/rewrite.js'
 import { compileRewrite, type HeaderRewrite } from '../../shared/config/header-rewrite.js'
 import type { RoutePool } from './route-pool.js'
+import type { HostCounters } from '../upstream/host-counters.js'
+
+/** a route's `route` label: routes[].name, else its index; `default` for the default route (index -1) */
+export function routeName (index: number, r?: RouteConfig): string {
+  return index < 0 ? 'default' : r?.name ?? String(index)
+}
 
 export class Route {
   /** position in `routes` (-1: the default route, when nothing matched) */
   readonly index: number
+  /** its `route` metrics label: routes[].name, else its index; `default` for the default route */
+  readonly name: string
   /** null on a redirect route (nothing goes upstream) */
   readonly pool: RoutePool | null
+  /** its request counters (data/counting), bound when the routing state is built; null: not counted */
+  readonly metrics: HostCounters | null
   /** lower-case; exact host */
   private readonly host: string | null
   /** lower-case `.example.com` of `*.example.com` */
@@ -40,9 +50,11 @@ export class Route {
   readonly pathChanges: boolean
 
   /** `r` was validated by config/routing (its redirect and rewrite compile) */
-  constructor (index: number, pool: RoutePool | null, r?: RouteConfig, compression?: CompressionSettings) {
+  constructor (index: number, pool: RoutePool | null, r?: RouteConfig, compression?: CompressionSettings, metrics: HostCounters | null = null) {
     this.index = index
+    this.name = routeName(index, r)
     this.pool = pool
+    this.metrics = metrics
     const host = r?.match.host?.toLowerCase().replace(/\.$/, '')
     this.host = host !== undefined && !host.startsWith('*.') ? host : null
     this.hostSuffix = host !== undefined && host.startsWith('*.') ? host.slice(1) : null

@@ -9,8 +9,9 @@ import type { Config } from '../../shared/config/schema.js'
 import { DEFAULT_POOL, WORKERS_POOL, hasUpstreams } from '../../shared/config/routing.js'
 import type { RetryTally } from '../upstream/retry-policy.js'
 import type { Cluster } from '../upstream/cluster.js'
+import type { HostCounters } from '../upstream/host-counters.js'
 import { RoutePool, poolKey, type RoutePoolOptions } from './route-pool.js'
-import { matchRoute, Route } from './route-table.js'
+import { matchRoute, Route, routeName } from './route-table.js'
 import { TrustedProxies } from './trusted-proxies.js'
 
 export class RoutingState {
@@ -37,7 +38,14 @@ export class RoutingState {
  * The state for `config`, given each pool's cluster by name. A pool whose settings did not change
  * keeps its RoutePool of `previous` (its deadline lists and retry budget carry on).
  */
-export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState): RoutingState {
+/** where a route's counters come from (data/counting/counters.ts) */
+export interface RouteCounterSource {
+  routeCounters (route: string, pool: string): HostCounters
+}
+
+export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState,
+  /** each route's counters by its name and pool (data/counting), bound here once, never looked up per request */
+  counters?: RouteCounterSource): RoutingState {
   const pools = new Map<string, RoutePool>()
   const add = (name: string, cluster: Cluster | undefined, s: Pick<Config, 'balancer' | 'retry' | 'timeouts'>): void => {
     if (cluster === undefined) return
@@ -49,7 +57,9 @@ export function buildRoutingState (config: Config, clusters: (name: string) => C
   add(DEFAULT_POOL, hasUpstreams(config) ? clusters(DEFAULT_POOL) : workers ? clusters(WORKERS_POOL) : undefined, config)
   if (workers) add(WORKERS_POOL, clusters(WORKERS_POOL), config)
   for (const [name, p] of Object.entries(config.pools)) add(name, clusters(name), p)
-  const routes = config.routes.map((r, i) => new Route(i, r.pool === undefined ? null : pools.get(r.pool)!, r, config.compression))
+  // a redirect route has no pool: its counters go under pool ''
+  const bound = (i: number, pool: string, r?: Config['routes'][number]): HostCounters | null => counters === undefined ? null : counters.routeCounters(routeName(i, r), pool)
+  const routes = config.routes.map((r, i) => new Route(i, r.pool === undefined ? null : pools.get(r.pool)!, r, config.compression, bound(i, r.pool ?? '', r)))
   const def = pools.get(DEFAULT_POOL)
-  return new RoutingState(routes, def === undefined ? null : new Route(-1, def, undefined, config.compression), pools, new TrustedProxies(config.trustedProxies))
+  return new RoutingState(routes, def === undefined ? null : new Route(-1, def, undefined, config.compression, bound(-1, def.name)), pools, new TrustedProxies(config.trustedProxies))
 }

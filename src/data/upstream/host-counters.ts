@@ -24,7 +24,10 @@ export class Tally {
   inc (n = 1): void { this.value += n }
 }
 
-/** One upstream's request counters, added to on the request path, read at scrape time. */
+/**
+ * One upstream's request counters in one pool (or one route's: `upstream` is then the route's name),
+ * added to on the request path, read at scrape time.
+ */
 export class HostCounters {
   /** index = status / 100 (1..5) */
   readonly codes = new Float64Array(6)
@@ -37,7 +40,7 @@ export class HostCounters {
   /** times the outlier detector ejected this host */
   readonly ejections = new Tally()
 
-  constructor (readonly upstream: string) {}
+  constructor (readonly upstream: string, readonly pool = '') {}
 
   request (status: number, seconds: number): void {
     const c = (status / 100) | 0

@@ -39,8 +39,18 @@ export class Host {
   readonly slot: number | undefined
   /** the `upstream` label of this host's metrics: the id, or `worker-<slot>` for a spawned worker */
   readonly metricsLabel: string
-  /** engine "raw": this host's keep-alive pool of raw sockets, made on the first request */
-  pool: UpstreamPool | null = null
+  /**
+   * the pool it belongs to, and `pool/id`: what names it between processes (try batches, counters),
+   * since the same upstream listed in two pools is two hosts with one id (set when it joins one:
+   * control/pools/pools.ts, data/upstream/pool-set.ts)
+   */
+  pool = ''
+  key: string
+  /**
+   * this host's keep-alive connections, made on the first request (named `sockets`, since `pool` is
+   * the name of the pool the host belongs to)
+   */
+  sockets: UpstreamPool | null = null
   /** precomputed for the hot path: written by the setters below, read by the balancer */
   available = true
   healthy = true
@@ -75,6 +85,7 @@ export class Host {
     this.socketPath = o.socketPath
     this.slot = o.slot
     this.metricsLabel = this.kind === 'worker' && o.slot !== undefined ? `worker-${o.slot}` : o.id
+    this.key = o.id
     // a worker's url is `unix:/path.sock`, which has no origin; an HTTP client of it (a health
     // check, a worker's readiness probe) still needs an http one
     this.origin = o.socketPath ? 'http://localhost' : new URL(o.url).origin
@@ -102,6 +113,13 @@ export class Host {
     if (this.draining === draining) return
     this.draining = draining
     this.changed()
+  }
+
+  /** its pool's name (set when it joins a pool, before the metrics bind it) */
+  joinPool (pool: string): void {
+    if (this.pool === pool) return
+    this.pool = pool
+    this.key = `${pool}/${this.id}`
   }
 
   /** Called by the cluster only; does not notify back. */
@@ -140,7 +158,7 @@ export class Host {
 
   /** closes the idle connections of its pool; a request still on one finishes first */
   close (): void {
-    this.pool?.close()
+    this.sockets?.close()
   }
 
   toJSON (): Record<string, unknown> {

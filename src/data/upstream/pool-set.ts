@@ -79,7 +79,13 @@ export class PoolSet {
 
   private changed (): void {
     const all: Host[] = []
-    for (const c of this.pools.values()) for (const h of c.hosts) all.push(h)
+    for (const [name, c] of this.pools) {
+      for (const h of c.hosts) {
+        // before the counters bind it: its series and its key between processes are per pool
+        h.joinPool(name)
+        all.push(h)
+      }
+    }
     this.hosts = all
     for (const fn of this.listeners) fn()
   }

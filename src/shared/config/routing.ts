@@ -42,17 +42,26 @@ export function routingProblems (c: Parsed): string[] {
   for (const name of [DEFAULT_POOL, WORKERS_POOL]) {
     if (name in c.pools) out.push(`pools.${name}: "${name}" is reserved (${name === DEFAULT_POOL ? 'the top-level upstreams' : 'the spawned workers'})`)
   }
-  for (const [name, p] of Object.entries(c.pools)) {
+  // an id names one host of its pool (metrics, the admin drain): twice in one pool is ambiguous
+  const uniqueIds = (upstreams: Parsed['upstreams'], at: string): void => {
     const ids = new Set<string>()
-    p.upstreams.forEach((u, i) => {
+    upstreams.forEach((u, i) => {
       if (u.url === undefined) return
       const id = u.id ?? new URL(u.url).host
-      if (ids.has(id)) out.push(`pools.${name}.upstreams[${i}]: id "${id}" appears twice in this pool`)
+      if (ids.has(id)) out.push(`${at}[${i}]: id "${id}" appears twice in this pool`)
       ids.add(id)
     })
   }
+  uniqueIds(c.upstreams, 'upstreams')
+  for (const [name, p] of Object.entries(c.pools)) uniqueIds(p.upstreams, `pools.${name}.upstreams`)
+  const routeNames = new Map<string, number>()
   const names = poolNames(c)
   c.routes.forEach((r, i) => {
+    if (r.name !== undefined) {
+      if (r.name === 'default' || /^[0-9]+$/.test(r.name)) out.push(`routes[${i}].name: "${r.name}" is reserved (the default route's label, or another route's index)`)
+      else if (routeNames.has(r.name)) out.push(`routes[${i}].name: "${r.name}" is also routes[${routeNames.get(r.name)}]'s name`)
+      routeNames.set(r.name, i)
+    }
     out.push(...policyProblems(r, i))
     if (r.pool === undefined) {
       if (r.redirect === undefined) out.push(`routes[${i}].pool: must name a pool (or the route needs a redirect)`)

@@ -201,6 +201,8 @@ export const compressionSchema = z.strictObject({
 })
 
 export const routeSchema = z.strictObject({
+  /** its `route` label in the metrics and the dashboard (default: its index in `routes`) */
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'must be a name of letters, digits, _ . -' }).optional(),
   match: z.strictObject({
     /** exact, or `*.example.com` (any subdomain, not example.com itself); case-insensitive, port ignored */
     host: z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$|^\[[0-9A-Fa-f:.]+\]$/, { error: 'must be a host name, or *. and a domain' }).optional(),

@@ -24,10 +24,16 @@ export interface PolicyTally {
   compressedOut: Record<string, number>
 }
 
+/** one process's counters of one upstream in one pool (or of one route: `upstream` is the route's name) as plain numbers */
+export interface HostCountersExport { upstream: string, pool: string, codes: number[], buckets: number[], durationSum: number, count: number, tries: number[] }
+
 /** One process's request-path counters as plain numbers (a proxy process answers the primary's scrape with it). */
+
 export interface CountersExport {
-  /** per `upstream` label: codes (6), buckets, durationSum, count, tries */
-  hosts: Array<{ upstream: string, codes: number[], buckets: number[], durationSum: number, count: number, tries: number[] }>
+  /** per `pool` and `upstream` label: codes (6), buckets, durationSum, count, tries */
+  hosts: HostCountersExport[]
+  /** per route (`upstream` holds its name) and its pool ('' for a redirect route) */
+  routes: HostCountersExport[]
   retried: Record<string, number>
   overflow: number
   inflight: number
@@ -79,7 +85,7 @@ export interface ProcessRow {
 }
 
 export interface ProcessStats extends ProcessRow {
-  /** per host id: [requests sent, in flight] */
+  /** per host key (pool/id): [requests sent, in flight] */
   hosts: Array<[string, number, number]>
   counters: CountersExport
   /** its default metrics (process_*, nodejs_*), when asked */
@@ -91,7 +97,7 @@ export type FromProxy =
   | { type: 'hello' }
   | { type: 'listening', port: number }
   | { type: 'applied', version: number }
-  /** try outcomes since the last batch: host id, OUTCOME_INDEX, host id, OUTCOME_INDEX, ... */
+  /** try outcomes since the last batch: host key (pool/id), OUTCOME_INDEX, host key, OUTCOME_INDEX, ... */
   | { type: 'tries', events: Array<string | number> }
   | { type: 'stats', id: number, stats: ProcessStats }
   | { type: 'boot-failed', message: string }
