@@ -47,7 +47,8 @@ for (const processes of [1, 2]) {
         retry: { attempts: 1 },
         outlier: { enabled: false },
         pools: { api: { upstreams: [{ url: a.url, id: 'a' }, { url: b.url, id: 'b' }] }, web: { upstreams: [{ url: a.url, id: 'a' }] } },
-        routes: [{ name: 'api', match: { pathPrefix: '/api' }, pool: 'api' }, { match: { pathPrefix: '/web' }, pool: 'web' }],
+        // a redirect route sends nowhere: its counters are under pool=""
+        routes: [{ name: 'api', match: { pathPrefix: '/api' }, pool: 'api' }, { match: { pathPrefix: '/web' }, pool: 'web' }, { name: 'old', match: { pathPrefix: '/old' }, redirect: { to: '/api{path}', status: 301 } }],
       },
     })
     t.teardown(async () => { await lb.stop(); await a.close(); await b.close() })
@@ -64,11 +65,15 @@ for (const processes of [1, 2]) {
       const key = `${s.route}/${r.body}`
       byHost[key] = (byHost[key] ?? 0) + 1
     }
+    const redirects = plan.length % 5 + 1
+    for (let i = 0; i < redirects; i++) t.equal((await req(`${lb.url}/old/${i}`)).status, 301)
 
     const m = await scrape(lb.admin)
     promtool(t, m.text)
     for (const pool of ['api', 'web']) t.equal(value(m, 'claylb_upstream_up', { pool, upstream: 'a' }), 1, `claylb_upstream_up{pool="${pool}",upstream="a"} is 1, not 2`)
     t.equal(value(m, 'claylb_upstream_up', { pool: 'api', upstream: 'b' }), 1)
+    t.equal(value(m, 'claylb_route_requests_total', { route: 'old', pool: '', code_class: '3xx' }), redirects, 'the redirect route counts under pool=""')
+    t.equal(value(m, 'claylb_route_request_duration_seconds_count', { route: 'old', pool: '' }), redirects)
     for (const [route, classes] of Object.entries(byRoute)) {
       const pool = route === 'api' ? 'api' : 'web'
       for (const cls of ['2xx', '4xx', '5xx']) t.equal(value(m, 'claylb_route_requests_total', { route, pool, code_class: cls }), classes[cls] ?? 0, `route ${route} ${cls}`)
