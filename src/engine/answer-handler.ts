@@ -3,8 +3,10 @@
  * Where an exchange (engine/exchange) delivers the events of its upstream's answer, as undici's
  * dispatch handlers: the head, each body chunk, the end, and the exchange's own end. Every request
  * shares the one CLIENT_ANSWER, which writes to the client; a feature that must see the answer (the
- * idempotency record, proxy/idempotency-gate) wraps it in a handler of its own that delegates, so the
- * exchange has no field or branch for it and an ordinary request pays nothing.
+ * idempotency record, proxy/idempotency-gate) wraps it in a handler of its own that delegates. The
+ * exchange knows of wrapping only by comparing its handler with CLIENT_ANSWER where a wrapped request
+ * is treated as one that must not run twice (its body kept whole, never sent on a connection that may
+ * be closing); an ordinary request pays a shared field and calls V8 inlines.
  *
  * Body chunks arrive here unframed: the exchange frames them (head, chunked coding) only when a handler
  * passes them on with `ex.sendBody`, so a wrapper holds back body bytes, never framing bytes.
@@ -35,7 +37,8 @@ export interface AnswerHandler {
   onComplete (ex: AnswerTarget): void
   /**
    * The exchange finished (every way out: answered, failed, client gone, deadline). `mayHaveRun`: an
-   * upstream may have acted on the request. After onComplete it is the answer's own end.
+   * upstream may have acted on the request. After onComplete it is the answer's own end. Called only
+   * on a wrapped handler, like onRequestEnd.
    */
   onEnd (ex: AnswerTarget, mayHaveRun: boolean): void
 }
