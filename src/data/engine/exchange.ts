@@ -10,6 +10,7 @@
  */
 import { STATUS_CODES } from 'node:http'
 import type { Host } from '../upstream/host.js'
+import type { PickContext } from '../balancer/hash-key.js'
 import { ProxyError, problemBody, PROBLEMS, type ProblemCode } from '../../shared/errors.js'
 import type { DeadlineEntry } from '../http/deadlines.js'
 import { isIdempotentMethod, validHost, withoutUnderscores } from '../http/headers.js'
@@ -76,7 +77,7 @@ export interface ClientSide {
   exchangeDone (ex: Exchange): void
 }
 
-export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange {
+export class Exchange implements PickContext, RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange {
   readonly conn: ClientSide
   // ---- the request, from its head ----
   method = ''
@@ -87,6 +88,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   clientKeepAlive = true
   headLines = ''
   headBytes = 0
+  /** the client's address, for a balancer hashing `ip` (PickContext) */
+  get clientAddress (): string {
+    return this.conn.remoteAddress
+  }
+
   /** the latest try's host (logs, metrics) */
   host: Host | undefined = undefined
   hostHeader = ''
@@ -293,7 +299,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (this.finished) return
     const engine = this.conn.engine
     const pool = this.pool!
-    const host = pool.balancer.pick(exclude)
+    const host = pool.balancer.pick(exclude, this)
     if (host === undefined) {
       this.fail(new ProxyError('CLAYLB_NO_HEALTHY_UPSTREAM', 'no healthy upstream is available', { retryAfter: 1 }))
       return

@@ -6,7 +6,7 @@
  * lists it was put in. (The cluster is the pool's lasting part: hosts and their health outlive a reload.)
  */
 import type { Cluster } from '../upstream/cluster.js'
-import { createBalancer, type Balancer, type BalancerPolicy } from '../balancer/balancer.js'
+import { createBalancer, type Balancer, type BalancerSettings } from '../balancer/balancer.js'
 import { Deadlines } from '../http/deadlines.js'
 import { RetryPolicy, type RetrySettings, type RetryTally } from '../upstream/retry-policy.js'
 
@@ -19,7 +19,7 @@ export interface RoutePoolTimeouts {
 export interface RoutePoolOptions {
   name: string
   cluster: Cluster
-  policy: BalancerPolicy
+  balancer: BalancerSettings
   retry: RetrySettings
   timeouts: RoutePoolTimeouts
   /** the retry counters every pool adds to (the metrics read one set) */
@@ -43,7 +43,7 @@ export class RoutePool {
   constructor (o: RoutePoolOptions) {
     this.name = o.name
     this.cluster = o.cluster
-    this.balancer = createBalancer(o.policy, o.cluster)
+    this.balancer = createBalancer(o.balancer, o.cluster)
     this.retry = new RetryPolicy(o.retry, o.tally)
     this.requests = new Deadlines(o.timeouts.requestMs)
     this.connecting = new Deadlines(o.timeouts.connectMs)
@@ -61,5 +61,5 @@ export class RoutePool {
 
 export function poolKey (o: RoutePoolOptions): string {
   const { connectMs, headersMs, requestMs } = o.timeouts
-  return JSON.stringify([o.name, o.policy, o.retry, connectMs, headersMs, requestMs])
+  return JSON.stringify([o.name, o.balancer.policy, o.balancer.on, o.retry, connectMs, headersMs, requestMs])
 }

@@ -41,7 +41,7 @@ export function buildRoutingState (config: Config, clusters: (name: string) => C
   const pools = new Map<string, RoutePool>()
   const add = (name: string, cluster: Cluster | undefined, s: Pick<Config, 'balancer' | 'retry' | 'timeouts'>): void => {
     if (cluster === undefined) return
-    const o: RoutePoolOptions = { name, cluster, policy: s.balancer.policy, retry: s.retry, timeouts: s.timeouts, tally }
+    const o: RoutePoolOptions = { name, cluster, balancer: s.balancer, retry: s.retry, timeouts: s.timeouts, tally }
     const old = previous?.pools.get(name)
     pools.set(name, old !== undefined && old.cluster === cluster && old.key === poolKey(o) ? old : new RoutePool(o))
   }

@@ -49,6 +49,12 @@ export function routingProblems (c: Parsed): string[] {
       ids.add(id)
     })
   }
+  const balancers: Array<[string, { policy: string, on?: string | undefined } | undefined]> = [['balancer', c.balancer]]
+  for (const [name, p] of Object.entries(c.pools)) balancers.push([`pools.${name}.balancer`, p.balancer === undefined ? undefined : { ...c.balancer, ...defined(p.balancer) }])
+  for (const [path, b] of balancers) {
+    if (b === undefined) continue
+    if (b.policy === 'consistent-hash' && b.on === undefined) out.push(`${path}.on: consistent-hash needs what to hash: "header:NAME", "cookie:NAME", "ip" or "path"`)
+  }
   const names = poolNames(c)
   c.routes.forEach((r, i) => {
     if (!names.has(r.pool)) {

@@ -63,8 +63,13 @@ export interface DnsUpstream { dns: string, srv: boolean, scheme: 'http' | 'http
 
 export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "METHOD /path-prefix", e.g. "POST /orders"' })
 
+/** what a consistent-hash balancer hashes: header:NAME, cookie:NAME, ip or path (data/balancer/hash-key.ts) */
+export const HASH_ON = /^(?:(header|cookie):([!#-'*+.0-9A-Z^-z|~-]+)|ip|path)$/
+
 export const balancerSchema = z.strictObject({
-  policy: z.enum(['round-robin', 'least-request'], { error: 'must be "round-robin" or "least-request"' }).default('round-robin'),
+  policy: z.enum(['round-robin', 'least-request', 'consistent-hash'], { error: 'must be "round-robin", "least-request" or "consistent-hash"' }).default('round-robin'),
+  /** consistent-hash: what is hashed (balancer/hash-key.ts); a request without it is round-robined */
+  on: z.string({ error: 'must be "header:NAME", "cookie:NAME", "ip" or "path"' }).regex(HASH_ON, { error: 'must be "header:NAME", "cookie:NAME", "ip" or "path"' }).optional(),
 })
 
 export const healthCheckSchema = z.strictObject({
