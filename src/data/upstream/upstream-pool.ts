@@ -44,6 +44,17 @@ export const SAFE_REUSE_SHARE = 4
 /** a request up to this many bytes, written at once, is one buffer of an AF_UNIX socket (Linux) */
 export const ONE_BUFFER_BYTES = 16 * 1024
 
+/** a request waiting for a connection of a host at its pool's maxConnectionsPerHost (an exchange) */
+export interface ConnectionWaiter {
+  /** a connection was released or closed: try this host again */
+  onConnectionFree (): void
+}
+
+/** one waiter's turn, run on the next tick so it never starts inside the releasing request's callbacks */
+function wakeOne (pool: UpstreamPool): void {
+  pool.waiters.shift()?.onConnectionFree()
+}
+
 export interface PoolOptions {
   connectTimeoutMs: number
   maxHeaderBytes: number
@@ -339,6 +350,8 @@ export class UpstreamPool {
   private idle: UpstreamConn[] = []
   readonly all = new Set<UpstreamConn>()
   closed = false
+  /** requests waiting for a connection, in arrival order (only a pool with maxConnectionsPerHost has any) */
+  waiters: ConnectionWaiter[] = []
   /**
    * The upstream has closed a connection while it was idle here: its keep-alive is shorter than
    * claylb's, or it closes connections after answering, so a reused connection may meet that close
@@ -419,10 +432,19 @@ export class UpstreamPool {
     c.resumeReading()
     // an idle socket still reads (to see the upstream's FIN or RST), but nothing is expected
     this.idle.push(c)
+    if (this.waiters.length > 0) process.nextTick(wakeOne, this)
+  }
+
+  /** a new try may have a connection under `max` of them: an idle one, or room for one more */
+  hasRoom (max: number): boolean {
+    if (this.all.size < max) return true
+    const idle = this.idle
+    for (let i = idle.length - 1; i >= 0; i--) if (!idle[i]!.socket.destroyed && idle[i]!.socket.writable) return true
+    return false
   }
 
   forget (c: UpstreamConn): void {
-    this.all.delete(c)
+    if (this.all.delete(c) && this.waiters.length > 0) process.nextTick(wakeOne, this)
     if (c.idleIndex >= 0) {
       const i = this.idle.indexOf(c)
       if (i >= 0) this.idle.splice(i, 1)

@@ -55,6 +55,11 @@ export function routingProblems (c: Parsed): string[] {
     if (b === undefined) continue
     if (b.policy === 'consistent-hash' && b.on === undefined) out.push(`${path}.on: consistent-hash needs what to hash: "header:NAME", "cookie:NAME", "ip" or "path"`)
   }
+  const limits: Array<[string, { maxPending?: number | undefined, maxConnectionsPerHost?: number | undefined } | undefined]> = [['limits', c.limits]]
+  for (const [name, p] of Object.entries(c.pools)) limits.push([`pools.${name}.limits`, p.limits === undefined ? undefined : { ...c.limits, ...defined(p.limits) }])
+  for (const [path, l] of limits) {
+    if (l?.maxPending !== undefined && l.maxConnectionsPerHost === undefined) out.push(`${path}.maxPending: requests wait only for a connection: set maxConnectionsPerHost too`)
+  }
   const names = poolNames(c)
   c.routes.forEach((r, i) => {
     if (!names.has(r.pool)) {
@@ -100,6 +105,7 @@ export function resolvePools (c: Parsed): Record<string, PoolSettings> {
       retry: { ...c.retry, ...defined(p.retry) },
       timeouts: { ...c.timeouts, ...defined(p.timeouts) },
       tls: { ...c.tls, ...defined(p.tls) },
+      limits: { maxInflight: c.limits.maxInflight, maxPending: c.limits.maxPending, maxConnectionsPerHost: c.limits.maxConnectionsPerHost, ...defined(p.limits) },
     }
   }
   return out

@@ -152,6 +152,16 @@ function overrides<S extends z.ZodRawShape> (schema: z.ZodObject<S>): z.ZodOptio
   return z.strictObject(shape).optional() as never
 }
 
+/** a pool's circuit breakers (routing/pool-limits.ts); each unset: no limit */
+export const poolLimitsSchema = z.strictObject({
+  /** requests of the pool in flight at once; more: 503 pool-overloaded (Envoy's max_requests) */
+  maxInflight: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+  /** requests waiting for a connection (needs maxConnectionsPerHost; default then 1024, Envoy's) */
+  maxPending: z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).optional(),
+  /** upstream connections to each host of the pool; a request finding none free waits (maxPending) */
+  maxConnectionsPerHost: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+})
+
 /** a pool: its own upstreams; every section left out is the top level's, a section given is merged over it */
 export const poolSchema = z.strictObject({
   upstreams: z.array(upstreamSchema, { error: 'must be a list of { url, weight }' }).min(1, { error: 'must list at least one upstream' }),
@@ -161,6 +171,8 @@ export const poolSchema = z.strictObject({
   retry: overrides(retrySchema),
   timeouts: overrides(timeoutsSchema.pick({ connectMs: true, headersMs: true, requestMs: true })),
   tls: overrides(upstreamTlsSchema),
+  /** over the top-level limits' maxInflight, maxPending, maxConnectionsPerHost */
+  limits: poolLimitsSchema.optional(),
 })
 
 /** how `dns` upstreams are resolved */
@@ -309,6 +321,8 @@ export const configSchema = z.strictObject({
     maxHeaders: positiveInt(100),
     /** request headers whose name has an `_`: dropped (nginx's underscores_in_headers off) or forwarded */
     underscoresInHeaders: z.enum(['drop', 'forward'], { error: 'must be "drop" or "forward"' }).default('drop'),
+    /** the default pool's circuit breakers, and every pool's unless its own `limits` sets them */
+    ...poolLimitsSchema.shape,
   }).prefault({}),
   idempotency: z.strictObject({
     routes: z.array(z.strictObject({
@@ -393,6 +407,7 @@ export interface PoolSettings {
   retry: Parsed['retry']
   timeouts: Parsed['timeouts']
   tls: Parsed['tls']
+  limits: z.output<typeof poolLimitsSchema>
 }
 export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>
