@@ -186,6 +186,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   })
   const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally), {
     tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    proxyProtocol: config.listen.proxyProtocol,
     upstreamTls,
     logger,
   })

@@ -1,7 +1,7 @@
 /**
  * @module balancer/consistent-hash
  * A hash ring (ketama, as nginx's `hash … consistent` and Envoy's ring_hash): each host owns
- * VNODES × weight points on a 32-bit circle, a key goes to the first point at or after its hash. The
+ * VNODES × weight points on a 31-bit circle, a key goes to the first point at or after its hash. The
  * same key reaches the same host while it is available; removing a host moves only the keys its
  * points held (to the next points clockwise); an unavailable host's keys walk on to the next
  * available one and come back when it does. A request without the key is round-robined.

@@ -34,7 +34,10 @@ export function parseHashOn (on: string): HashOn | undefined {
 /** no key in this request: the pool falls back to round robin */
 export const NO_KEY = -1
 
-/** FNV-1a over s[start, end), finalised (murmur3 fmix32) so near keys spread over the ring; 0..2^32-1 */
+/**
+ * FNV-1a over s[start, end), finalised (murmur3 fmix32) so near keys spread over the ring; 31 bits
+ * (0..2^31-1), so the number is always a small integer to V8, never a boxed double: no allocation
+ */
 export function hashRange (s: string, start: number, end: number): number {
   let h = 0x811c9dc5
   for (let i = start; i < end; i++) {
@@ -46,7 +49,7 @@ export function hashRange (s: string, start: number, end: number): number {
   h ^= h >>> 13
   h = Math.imul(h, 0xc2b2ae35)
   h ^= h >>> 16
-  return h >>> 0
+  return h >>> 1
 }
 
 export function hashString (s: string): number {

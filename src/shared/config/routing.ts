@@ -60,6 +60,7 @@ export function routingProblems (c: Parsed): string[] {
   for (const [path, l] of limits) {
     if (l?.maxPending !== undefined && l.maxConnectionsPerHost === undefined) out.push(`${path}.maxPending: requests wait only for a connection: set maxConnectionsPerHost too`)
   }
+  if (c.listen.proxyProtocol && c.trustedProxies.length === 0) out.push('listen.proxyProtocol: only trustedProxies may send a PROXY header: list the balancers in front there')
   const names = poolNames(c)
   c.routes.forEach((r, i) => {
     if (!names.has(r.pool)) {

@@ -221,6 +221,11 @@ export const configSchema = z.strictObject({
     /** HTTP/2 by ALPN ("h2") on the TLS listener; HTTP/1.1 is still served on the same port */
     http2: bool(false),
     /**
+     * every connection starts with a PROXY protocol header (v1 or v2, before TLS) from one of
+     * trustedProxies: its client address is the one used (data/policy/proxy-protocol.ts)
+     */
+    proxyProtocol: bool(false),
+    /**
      * proxy processes accepting on the port: a count, or "auto" (src/control/process/count.ts says how many).
      * Unset: $CLAYLB_PROCESSES, else "auto" (resolved in load.ts). 1: today's single process, no IPC.
      */
