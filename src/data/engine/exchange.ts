@@ -343,7 +343,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     host.requests++
     // a request that must not run twice is not written on a connection that may meet its upstream's
     // keep-alive close (the write would leave, then the close: an unknown outcome)
-    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.keyed === null ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
+    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.keyed === null ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE, limits === null || limits.maxConnectionsPerHost === 0 ? Infinity : limits.maxConnectionsPerHost)
     const t = new UpstreamTry(host, c)
     this.cur = t
     if (c.connected) this.writeRequest(t)

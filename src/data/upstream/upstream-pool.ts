@@ -397,13 +397,20 @@ export class UpstreamPool {
    * connection idle for less than this, and none once the upstream was seen closing idle ones
    * (closesIdle); the others stay for idempotent requests.
    */
-  acquire (user: UpstreamUser, safeIdleMs: number): UpstreamConn {
+  acquire (user: UpstreamUser, safeIdleMs: number, maxConns = Infinity): UpstreamConn {
     let c = this.idle.pop()
     while (c !== undefined && (c.socket.destroyed || !c.socket.writable)) c = this.idle.pop()
     if (c !== undefined && safeIdleMs >= 0 && (this.closesIdle || Date.now() - c.idleSince >= safeIdleMs)) {
       // the most recently used is the youngest: every idle one is older, so a new connection
       this.idle.push(c)
       c = undefined
+      // at the pool's maxConnectionsPerHost: the oldest idle one makes room (closed, out of the count now)
+      if (this.all.size >= maxConns) {
+        const old = this.idle.shift()!
+        old.idleIndex = -1
+        this.all.delete(old)
+        old.socket.destroy()
+      }
     }
     if (c !== undefined) {
       c.idleIndex = -1
