@@ -6,7 +6,9 @@
 import t from 'tap'
 import type { ServerResponse } from 'node:http'
 import { startBackend, type Backend } from '../helpers/backend.js'
-import { startClaylb } from '../helpers/claylb.js'
+import { writeFileSync } from 'node:fs'
+import { stringify } from 'yaml'
+import { startClaylb, writeConfig } from '../helpers/claylb.js'
 import { req, type Reply } from '../helpers/http.js'
 import { scrape, value } from '../helpers/metrics.js'
 
@@ -97,6 +99,27 @@ t.test('maxConnectionsPerHost + maxPending: one connection, one waiting, the res
   t.equal(up.maxConns(), 1, 'never more than one connection to the host')
   const m = await scrape(lb.admin)
   t.equal(value(m, 'claylb_pool_overloaded_total', { pool: 'api', limit: 'max_pending' }), 5)
+})
+
+t.test('limits apply by live reload: maxInflight 1 → 2', async (t) => {
+  const up = await heldBackend()
+  const base = { listen: { processes: 1 }, upstreams: [{ url: up.b.url }], healthCheck: { enabled: false }, log: { access: false } }
+  const file = writeConfig({ ...base, limits: { maxInflight: 1 } })
+  const lb = await startClaylb({ args: ['--config', file] })
+  t.teardown(async () => { up.release(); await lb.stop(); await up.b.close() })
+  const first = req(`${lb.url}/1`)
+  await up.arrived(1)
+  t.equal((await req(`${lb.url}/2`)).status, 503, 'maxInflight 1: the second is refused')
+  up.release()
+  t.equal((await first).status, 200)
+  writeFileSync(file, stringify({ ...base, limits: { maxInflight: 2 } }))
+  lb.proc.kill('SIGHUP')
+  await lb.waitForLog((l) => l['msg'] === 'reload applied', 20_000)
+  const two = [req(`${lb.url}/3`), req(`${lb.url}/4`)]
+  await up.arrived(2)
+  t.equal((await req(`${lb.url}/5`)).status, 503, 'maxInflight 2: the third is refused')
+  up.release()
+  for (const r of await Promise.all(two)) t.equal(r.status, 200, 'two in flight at once after the reload')
 })
 
 t.test('bad limits are config errors with their path', async (t) => {
