@@ -103,6 +103,7 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
   })
   const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries), {
     tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    proxyProtocol: config.listen.proxyProtocol,
     upstreamTls: o.tlsCache.get(config.tls, 'tls'),
     logger,
   })

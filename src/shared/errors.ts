@@ -25,6 +25,7 @@ export const PROBLEMS = {
   CLAYLB_NOT_IMPLEMENTED: [501, 'Not Implemented', 'not-implemented'],
   CLAYLB_UPSTREAM_FAILED: [502, 'Bad Gateway', 'upstream-failed'],
   CLAYLB_NO_HEALTHY_UPSTREAM: [503, 'Service Unavailable', 'no-healthy-upstream'],
+  CLAYLB_POOL_OVERLOADED: [503, 'Service Unavailable', 'pool-overloaded'],
   CLAYLB_STATE_UNAVAILABLE: [503, 'Service Unavailable', 'state-unavailable'],
   CLAYLB_STATE_OUTCOME_UNKNOWN: [500, 'Internal Server Error', 'state-outcome-unknown'],
   CLAYLB_SHUTTING_DOWN: [503, 'Service Unavailable', 'shutting-down'],

@@ -52,7 +52,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     cluster.add(new Host({ id: `h${i}`, url: `http://127.0.0.1:${10000 + i}` }))
   }
   const retry = { attempts: o.attempts ?? 2, budgetPercent: 100, minRetryConcurrency: 10, backoffBaseMs: 0, backoffMaxMs: 0 }
-  const pool = new RoutePool({ name: 'default', cluster, policy: 'round-robin', retry, timeouts: { connectMs: 1000, headersMs: 10_000, requestMs: 10_000 } })
+  const pool = new RoutePool({ name: 'default', cluster, balancer: { policy: 'round-robin' }, retry, timeouts: { connectMs: 1000, headersMs: 10_000, requestMs: 10_000 } })
   const core = new ProxyCore({
     maxBodyBytes: 1 << 20,
     accessLog: null,

@@ -169,6 +169,12 @@ export class Metrics {
     })
     snapshotCounter(`${PREFIX}retry_budget_exhausted_total`, 'Retries refused because the retry budget was spent', [], (add) => add({}, policy.overflow + remoteSum((c) => c.overflow)))
 
+    snapshotCounter(`${PREFIX}pool_overloaded_total`, 'Requests answered 503 pool-overloaded by a pool\'s circuit breaker, by pool and limit (max_inflight, max_pending)', ['pool', 'limit'], (add) => {
+      const sources = [policy.overloaded as Record<string, Record<string, number>>]
+      for (const c of this.processes?.exports() ?? []) sources.push(c.overloaded)
+      for (const s of sources) for (const [pool, r] of Object.entries(s)) for (const [limit, v] of Object.entries(r)) add({ pool, limit }, v)
+    })
+
     // ---- upstream health (read from the hosts at scrape time) ----
     // summed: a worker slot has two hosts for a moment while its replacement comes up
     const perHost = (name: string, help: string, read: (h: Host) => number): void =>

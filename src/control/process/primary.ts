@@ -435,6 +435,7 @@ function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport 
     hosts: [...byLabel.values()],
     retried: add(a.retried, c.retried),
     overflow: a.overflow + c.overflow,
+    overloaded: Object.fromEntries([...new Set([...Object.keys(a.overloaded), ...Object.keys(c.overloaded)])].map((p) => [p, add(a.overloaded[p] ?? {}, c.overloaded[p] ?? {})])),
     inflight: 0,
     idempotency: add(a.idempotency, c.idempotency),
     idempotencyLeaseExpiries: a.idempotencyLeaseExpiries + c.idempotencyLeaseExpiries,

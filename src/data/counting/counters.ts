@@ -119,6 +119,7 @@ export class Counters {
       hosts,
       retried: { ...this.retries.retried },
       overflow: this.retries.overflow,
+      overloaded: Object.fromEntries(Object.entries(this.retries.overloaded).map(([p, r]) => [p, { ...r }])),
       inflight,
       idempotency: tallies(this.idempotency),
       idempotencyLeaseExpiries: this.idempotencyLeaseExpiries.value,

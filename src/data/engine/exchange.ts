@@ -10,6 +10,7 @@
  */
 import { STATUS_CODES } from 'node:http'
 import type { Host } from '../upstream/host.js'
+import type { PickContext } from '../balancer/hash-key.js'
 import { ProxyError, problemBody, PROBLEMS, type ProblemCode } from '../../shared/errors.js'
 import type { DeadlineEntry } from '../http/deadlines.js'
 import { isIdempotentMethod, validHost, withoutUnderscores } from '../http/headers.js'
@@ -18,7 +19,7 @@ import { resendable, unsentTry, type RetryReason, type TryOutcome } from '../ups
 import type { Engine } from './engine.js'
 import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from '../http/head.js'
 import { misspelledMethod, NO_BODY } from '../http/llhttp.js'
-import { ONE_BUFFER_BYTES, SAFE_REUSE_SHARE, type UpstreamConn, type UpstreamUser } from '../upstream/upstream-pool.js'
+import { ONE_BUFFER_BYTES, SAFE_REUSE_SHARE, type ConnectionWaiter, type UpstreamConn, type UpstreamPool, type UpstreamUser } from '../upstream/upstream-pool.js'
 import { UpstreamTry } from '../upstream/upstream-try.js'
 import type { Route } from '../routing/route-table.js'
 import type { RoutePool } from '../routing/route-pool.js'
@@ -83,7 +84,7 @@ export interface ClientSide {
   exchangeDone (ex: Exchange): void
 }
 
-export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, AnswerTarget, CompressedOut {
+export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, AnswerTarget, CompressedOut {
   readonly conn: ClientSide
   // ---- the request, from its head ----
   method = ''
@@ -94,6 +95,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   clientKeepAlive = true
   headLines = ''
   headBytes = 0
+  /** the client's address, for a balancer hashing `ip` (PickContext) */
+  get clientAddress (): string {
+    return this.conn.remoteAddress
+  }
+
   /** the latest try's host (logs, metrics) */
   host: Host | undefined = undefined
   hostHeader = ''
@@ -136,6 +142,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   private isRetry = false
   retryTimer: NodeJS.Timeout | null = null
   retryFrom: Host | undefined = undefined
+  /** counted in its pool's maxInflight (pool limits) */
+  private admitted = false
+  /** waiting for a connection of this host's pool (maxConnectionsPerHost), else null */
+  private waitingOn: UpstreamPool | null = null
+  private waitHost: Host | undefined = undefined
   // ---- the answer ----
   private responseStarted = false
   /** the head waits for the first body byte (until then a broken answer can still become a 502) */
@@ -247,6 +258,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.answerRedirect()
       return
     }
+    const limits = this.pool.limits
+    if (limits !== null) {
+      if (!limits.admit()) return this.fail(overloaded(this.pool.name, 'maxInflight'))
+      this.admitted = true
+    }
     this.pool.requests.add(this, Date.now())
     if (this.maxForwards === 0) {
       this.answerLocally()
@@ -310,12 +326,35 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** First try, or the next one after a retryable failure. */
   start (exclude: Host | undefined): void {
     if (this.finished) return
-    const engine = this.conn.engine
     const pool = this.pool!
-    const host = pool.balancer.pick(exclude)
+    const host = pool.balancer.pick(exclude, this)
     if (host === undefined) {
       this.fail(new ProxyError('CLAYLB_NO_HEALTHY_UPSTREAM', 'no healthy upstream is available', { retryAfter: 1 }))
       return
+    }
+    this.startOn(host, false)
+  }
+
+  /**
+   * A try on `host`, or a wait for one of its connections when the pool caps them: behind those
+   * already waiting (first come, first served), or back at the head of the line for one whose turn
+   * came but lost the connection to the sweep or a close.
+   */
+  private startOn (host: Host, woken: boolean): void {
+    const engine = this.conn.engine
+    const pool = this.pool!
+    const limits = pool.limits
+    if (limits !== null && limits.maxConnectionsPerHost > 0) {
+      const up = engine.poolFor(host, pool.cluster.upstreamTls)
+      if ((!woken && up.waiters.length > 0) || !up.hasRoom(limits.maxConnectionsPerHost)) {
+        if (!woken && !limits.enqueue()) return this.fail(overloaded(pool.name, 'maxPending'))
+        this.waitingOn = up
+        this.waitHost = host
+        if (woken) up.waiters.unshift(this)
+        else up.waiters.push(this)
+        return
+      }
+      if (woken) limits.dequeue()
     }
     this.host = host
     this.attempts++
@@ -323,11 +362,33 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     host.requests++
     // a request that must not run twice is not written on a connection that may meet its upstream's
     // keep-alive close (the write would leave, then the close: an unknown outcome)
-    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.answer === CLIENT_ANSWER ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
+    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.answer === CLIENT_ANSWER ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE, limits === null || limits.maxConnectionsPerHost === 0 ? Infinity : limits.maxConnectionsPerHost)
     const t = new UpstreamTry(host, c)
     this.cur = t
     if (c.connected) this.writeRequest(t)
     else engine.timeConnect(c, pool)
+  }
+
+  /** its turn in the connection queue (taken off it by the pool); still counted pending until it starts */
+  onConnectionFree (): void {
+    const host = this.waitHost!
+    this.waitingOn = null
+    this.waitHost = undefined
+    if (this.finished) return
+    // a host taken out meanwhile: another pick (which may queue anew); else this host, whose connection is free now
+    if (host.available) return this.startOn(host, true)
+    this.pool!.limits!.dequeue()
+    this.start(undefined)
+  }
+
+  /** out of the connection queue: the request ended while waiting */
+  private leaveQueue (): void {
+    const up = this.waitingOn!
+    this.waitingOn = null
+    this.waitHost = undefined
+    const i = up.waiters.indexOf(this)
+    if (i >= 0) up.waiters.splice(i, 1)
+    this.pool!.limits!.dequeue()
   }
 
   /** the current try when `c` is its connection; null for a callback of a try that has ended */
@@ -835,9 +896,19 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     // a hold for this request's body (its upstream's backpressure) must not outlive it
     this.conn.unhold(HOLD_UPSTREAM | HOLD_PENDING)
     this.pool?.requests.remove(this)
+    if (this.waitingOn !== null) this.leaveQueue()
+    if (this.admitted) {
+      this.admitted = false
+      this.pool!.limits!.done()
+    }
     if (this.active) this.conn.engine.core.finish(this)
     this.conn.exchangeDone(this)
   }
+}
+
+/** a pool's circuit breaker refused the request (routing/pool-limits) */
+function overloaded (pool: string, limit: 'maxInflight' | 'maxPending'): ProxyError {
+  return new ProxyError('CLAYLB_POOL_OVERLOADED', `pool "${pool}" is at its ${limit} limit`, { retryAfter: 1 })
 }
 
 /** why the client connection's reading is held (bits of ClientConn.holds) */

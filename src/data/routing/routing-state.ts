@@ -9,6 +9,7 @@ import type { Config } from '../../shared/config/schema.js'
 import { DEFAULT_POOL, WORKERS_POOL, hasUpstreams } from '../../shared/config/routing.js'
 import type { RetryTally } from '../upstream/retry-policy.js'
 import type { Cluster } from '../upstream/cluster.js'
+import type { PoolLimitSettings } from './pool-limits.js'
 import { RoutePool, poolKey, type RoutePoolOptions } from './route-pool.js'
 import { matchRoute, Route } from './route-table.js'
 import { TrustedProxies } from './trusted-proxies.js'
@@ -39,9 +40,9 @@ export class RoutingState {
  */
 export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState): RoutingState {
   const pools = new Map<string, RoutePool>()
-  const add = (name: string, cluster: Cluster | undefined, s: Pick<Config, 'balancer' | 'retry' | 'timeouts'>): void => {
+  const add = (name: string, cluster: Cluster | undefined, s: Pick<Config, 'balancer' | 'retry' | 'timeouts'> & { limits: PoolLimitSettings }): void => {
     if (cluster === undefined) return
-    const o: RoutePoolOptions = { name, cluster, policy: s.balancer.policy, retry: s.retry, timeouts: s.timeouts, tally }
+    const o: RoutePoolOptions = { name, cluster, balancer: s.balancer, retry: s.retry, timeouts: s.timeouts, limits: s.limits, tally }
     const old = previous?.pools.get(name)
     pools.set(name, old !== undefined && old.cluster === cluster && old.key === poolKey(o) ? old : new RoutePool(o))
   }

@@ -63,8 +63,13 @@ export interface DnsUpstream { dns: string, srv: boolean, scheme: 'http' | 'http
 
 export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "METHOD /path-prefix", e.g. "POST /orders"' })
 
+/** what a consistent-hash balancer hashes: header:NAME, cookie:NAME, ip or path (data/balancer/hash-key.ts) */
+export const HASH_ON = /^(?:(header|cookie):([!#-'*+.0-9A-Z^-z|~-]+)|ip|path)$/
+
 export const balancerSchema = z.strictObject({
-  policy: z.enum(['round-robin', 'least-request'], { error: 'must be "round-robin" or "least-request"' }).default('round-robin'),
+  policy: z.enum(['round-robin', 'least-request', 'consistent-hash'], { error: 'must be "round-robin", "least-request" or "consistent-hash"' }).default('round-robin'),
+  /** consistent-hash: what is hashed (balancer/hash-key.ts); a request without it is round-robined */
+  on: z.string({ error: 'must be "header:NAME", "cookie:NAME", "ip" or "path"' }).regex(HASH_ON, { error: 'must be "header:NAME", "cookie:NAME", "ip" or "path"' }).optional(),
 })
 
 export const healthCheckSchema = z.strictObject({
@@ -147,6 +152,16 @@ function overrides<S extends z.ZodRawShape> (schema: z.ZodObject<S>): z.ZodOptio
   return z.strictObject(shape).optional() as never
 }
 
+/** a pool's circuit breakers (routing/pool-limits.ts); each unset: no limit */
+export const poolLimitsSchema = z.strictObject({
+  /** requests of the pool in flight at once; more: 503 pool-overloaded (Envoy's max_requests) */
+  maxInflight: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+  /** requests waiting for a connection (needs maxConnectionsPerHost; default then 1024, Envoy's) */
+  maxPending: z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).optional(),
+  /** upstream connections to each host of the pool; a request finding none free waits (maxPending) */
+  maxConnectionsPerHost: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+})
+
 /** a pool: its own upstreams; every section left out is the top level's, a section given is merged over it */
 export const poolSchema = z.strictObject({
   upstreams: z.array(upstreamSchema, { error: 'must be a list of { url, weight }' }).min(1, { error: 'must list at least one upstream' }),
@@ -156,6 +171,8 @@ export const poolSchema = z.strictObject({
   retry: overrides(retrySchema),
   timeouts: overrides(timeoutsSchema.pick({ connectMs: true, headersMs: true, requestMs: true })),
   tls: overrides(upstreamTlsSchema),
+  /** over the top-level limits' maxInflight, maxPending, maxConnectionsPerHost */
+  limits: poolLimitsSchema.optional(),
 })
 
 /** how `dns` upstreams are resolved */
@@ -239,6 +256,11 @@ export const configSchema = z.strictObject({
     }).optional(),
     /** HTTP/2 by ALPN ("h2") on the TLS listener; HTTP/1.1 is still served on the same port */
     http2: bool(false),
+    /**
+     * every connection starts with a PROXY protocol header (v1 or v2, before TLS) from one of
+     * trustedProxies: its client address is the one used (data/policy/proxy-protocol.ts)
+     */
+    proxyProtocol: bool(false),
     /**
      * proxy processes accepting on the port: a count, or "auto" (src/control/process/count.ts says how many).
      * Unset: $CLAYLB_PROCESSES, else "auto" (resolved in load.ts). 1: today's single process, no IPC.
@@ -342,6 +364,8 @@ export const configSchema = z.strictObject({
     maxHeaders: positiveInt(100),
     /** request headers whose name has an `_`: dropped (nginx's underscores_in_headers off) or forwarded */
     underscoresInHeaders: z.enum(['drop', 'forward'], { error: 'must be "drop" or "forward"' }).default('drop'),
+    /** the default pool's circuit breakers, and every pool's unless its own `limits` sets them */
+    ...poolLimitsSchema.shape,
   }).prefault({}),
   idempotency: z.strictObject({
     routes: z.array(z.strictObject({
@@ -426,6 +450,7 @@ export interface PoolSettings {
   retry: Parsed['retry']
   timeouts: Parsed['timeouts']
   tls: Parsed['tls']
+  limits: z.output<typeof poolLimitsSchema>
 }
 export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>

@@ -30,6 +30,8 @@ export interface CountersExport {
   hosts: Array<{ upstream: string, codes: number[], buckets: number[], durationSum: number, count: number, tries: number[] }>
   retried: Record<string, number>
   overflow: number
+  /** pool → limit → refusals (routing/pool-limits) */
+  overloaded: Record<string, Record<string, number>>
   inflight: number
   idempotency: Record<string, number>
   idempotencyLeaseExpiries: number
