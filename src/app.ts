@@ -27,6 +27,9 @@ import { loadCertificates, UpstreamTlsCache, type CertificateSet } from './tls/c
 import { ConfigError } from './config/error.js'
 import type { ListenSpec, ProcessRow } from './cores/protocol.js'
 import type { TryOutcome } from './proxy/retry-policy.js'
+import { buildPolicy, PolicyTally, type Policy, type TokenSources } from './data/policy/policy.js'
+import { redisTake, type TakeTokens } from './redis/rate-limit-script.js'
+import { StateUnavailableError } from './redis/errors.js'
 
 export interface App {
   /** the config applied last (a reload replaces it) */
@@ -79,6 +82,8 @@ export interface AppOptions {
   role?: 'single' | 'primary' | 'proxy'
   /** role proxy: how this process binds the shared port */
   listen?: ListenSpec
+  /** role proxy: a `local` rate limit's tokens, leased from the primary (cores/) */
+  localTokens?: TakeTokens
   /** where every try's outcome goes for passive health; default the host's pool's outlier detector */
   passiveHealth?: { tryEnded (host: Host, outcome: TryOutcome): void }
 }
@@ -184,7 +189,32 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     maxBodyBytes: config.limits.maxBodyBytes,
     accessLog: config.log.access ? createAccessLog(config.log.level) : null,
   })
-  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally), {
+  // access rules and rate limits: served by the data plane only (the primary of proxy processes builds none)
+  const policyTally = new PolicyTally()
+  let limitsRedis: RedisClient | undefined
+  let stateErrorLogged = 0
+  const tokenSources: TokenSources = {
+    global: () => {
+      if (limitsRedis === undefined) {
+        try {
+          limitsRedis = createRedis(current.redis, 'rate-limits')
+        } catch (err) {
+          // no Redis named nor started: every take fails, onStateDown decides
+          return () => Promise.reject(err instanceof Error ? err : new StateUnavailableError(String(err)))
+        }
+      }
+      return redisTake(limitsRedis, current.redis.keyPrefix)
+    },
+    local: options.localTokens ?? null,
+    onStateError: (err) => {
+      const now = Date.now()
+      if (now - stateErrorLogged < 10_000) return
+      stateErrorLogged = now
+      logger.warn({ error: (err as Error).message }, 'rate limits: Redis unreachable; global limits decide by their onStateDown')
+    },
+  }
+  const policyOf = (c: Config, previous: Policy | null): Policy | null => role === 'primary' ? null : buildPolicy(c, policyTally, tokenSources, previous)
+  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally, undefined, policyOf(config, null)), {
     tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
     upstreamTls,
     logger,
@@ -198,6 +228,10 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     generation: () => app.generation,
   })
   metrics.workerSource = supervisor
+  metrics.policySource = {
+    tally: policyTally,
+    takes: () => Object.fromEntries([...policyTally.takes].map(([k, t]) => [k, t.value])),
+  }
   metrics.dnsSource = () => pools.names().flatMap((n) => pools.get(n)!.dnsTallies())
   // both hooks run on every try / request: plain field updates, no allocation
   // a proxy process sends every try's outcome to the primary's outlier detectors instead (cores/)
@@ -226,7 +260,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
     if (certificates !== undefined) engine.useCertificates(certificates)
     syncPools(next)
     engine.o = engineOptions(next)
-    engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing)
+    engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing, policyOf(next, engine.routing.policy))
     core.maxBodyBytes = next.limits.maxBodyBytes
     if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = idempotencyRoutes(next.idempotency)
     current = next
@@ -363,6 +397,8 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       pools.close()
       if (core.idempotency !== null) await core.idempotency.core.store.close()
       if (redis !== undefined) await closeRedis(redis)
+      if (limitsRedis !== undefined) await closeRedis(limitsRedis)
+      engine.routing.policy?.retire(null)
       if (stateMonitor !== undefined) await closeRedis(stateMonitor)
     },
   }

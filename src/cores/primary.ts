@@ -27,6 +27,8 @@ import { OUTCOMES } from '../upstream/host-counters.js'
 import { CrashBackoff } from '../workers/crash-backoff.js'
 import { hasReusePort } from './count.js'
 import { HandoffAcceptor } from './handoff.js'
+import { answerTake } from './token-lease.js'
+import { SharedBuckets } from '../data/policy/token-bucket.js'
 import { snapshotOf, type Snapshot } from './snapshot.js'
 import { PROXY_PROCESS_ENV, type FromProxy, type ListenSpec, type ProcessRow, type ProcessStats, type ToProxy } from './protocol.js'
 
@@ -104,6 +106,8 @@ export class ProxyProcesses implements DataPlane {
   private ackWaiters: Array<() => void> = []
   /** accept mode `handoff`: the primary's listening socket */
   private readonly acceptor: HandoffAcceptor | null
+  /** the buckets of `local` rate limits, leased to the processes (cores/token-lease.ts) */
+  private readonly buckets = new SharedBuckets()
 
   constructor (private readonly app: App, private readonly logger: Logger, readonly count: number) {
     this.mode = acceptMode()
@@ -275,6 +279,7 @@ export class ProxyProcesses implements DataPlane {
         this.boot(p)
         break
       case 'tries': this.tries(msg.events); break
+      case 'take': p.send(answerTake(this.buckets, msg)); break
       case 'stats':
         // an answer without default metrics (a /status) keeps the last ones, should it overtake a scrape's
         p.stats = msg.stats.processMetrics === undefined && p.stats?.processMetrics !== undefined ? { ...msg.stats, processMetrics: p.stats.processMetrics } : msg.stats
@@ -422,5 +427,8 @@ function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport 
     sessionStore: add(a.sessionStore, c.sessionStore),
     redisErrors: a.redisErrors + c.redisErrors,
     redisCommands: sumHistograms([a.redisCommands, c.redisCommands]),
+    rateLimited: add(a.rateLimited ?? {}, c.rateLimited ?? {}),
+    accessDenied: (a.accessDenied ?? 0) + (c.accessDenied ?? 0),
+    limitTakes: add(a.limitTakes ?? {}, c.limitTakes ?? {}),
   }
 }

@@ -7,6 +7,7 @@
 import type { Config } from '../config/schema.js'
 import type { CountersExport, ProcessMetricsExport } from '../metrics/metrics.js'
 import type { Snapshot } from './snapshot.js'
+import type { TakeAnswer, TakeRequest } from './token-lease.js'
 
 export interface ListenSpec {
   host: string
@@ -28,6 +29,8 @@ export type ToProxy =
   | { type: 'stop', acceptGraceMs: number }
   /** a connection the primary accepted, sent with its socket (accept mode `handoff`) */
   | { type: 'connection' }
+  /** a lease of a `local` rate limit's tokens (cores/token-lease.ts) */
+  | TakeAnswer
 
 /** what /status shows of one proxy process */
 export interface ProcessRow {
@@ -58,6 +61,8 @@ export type FromProxy =
   | { type: 'tries', events: Array<string | number> }
   | { type: 'stats', id: number, stats: ProcessStats }
   | { type: 'boot-failed', message: string }
+  /** tokens of a `local` rate limit, asked when a key's lease runs low */
+  | TakeRequest
 
 /** the proxy process's entry (node:cluster runs it; it is never a worker of the app) */
 export const PROXY_PROCESS_ENV = 'CLAYLB_PROXY_PROCESS'

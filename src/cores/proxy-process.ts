@@ -9,6 +9,7 @@
 import { Socket } from 'node:net'
 import type { Config } from '../config/schema.js'
 import { createApp, type App } from '../app.js'
+import { PrimaryTokens } from './token-lease.js'
 import { createLogger } from '../log.js'
 import type { Host } from '../upstream/host.js'
 import { applySnapshot, type Snapshot } from './snapshot.js'
@@ -59,7 +60,9 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   const logger = createLogger(config.log.level)
   // every try's outcome goes to the primary's outlier detector, in batches
   const reporter = new TryReporter((events) => send({ type: 'tries', events }))
-  const app = createApp(config, logger, { role: 'proxy', listen: msg.listen, passiveHealth: reporter })
+  // `local` rate limits lease their tokens from the primary
+  const tokens = new PrimaryTokens((m) => { if (!process.connected) return false; process.send!(m); return true })
+  const app = createApp(config, logger, { role: 'proxy', listen: msg.listen, passiveHealth: reporter, localTokens: tokens.take })
   const startedAt = new Date().toISOString()
   let applied = 0
   const apply = (s: Snapshot): void => {
@@ -86,7 +89,8 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   process.on('message', (m: ToProxy, handle?: unknown) => {
     if (m.type === 'connection') {
       if (handle instanceof Socket) app.engine.adopt(handle)
-    } else if (m.type === 'snapshot') apply(m.snapshot)
+    } else if (m.type === 'taken') tokens.answered(m)
+    else if (m.type === 'snapshot') apply(m.snapshot)
     else if (m.type === 'config') app.applyConfig(proxyConfigOf(m.config))
     else if (m.type === 'stats') {
       const s = stats(app, startedAt, applied)

@@ -100,6 +100,11 @@ export interface CountersExport {
   redisErrors: number
   /** claylb_redis_command_duration_seconds, one row per command (label = command) */
   redisCommands: HistogramRow[]
+  /** claylb_rate_limited_total by limit */
+  rateLimited: Record<string, number>
+  accessDenied: number
+  /** claylb_rate_limit_store_takes_total by limit (the leases asked of Redis or the primary) */
+  limitTakes: Record<string, number>
 }
 
 /** one process's default metrics (process_*, nodejs_*) as prom-client's JSON, labelled by its pid on the primary */
@@ -131,6 +136,8 @@ export class Metrics {
   readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
   readonly redisErrors = new Tally()
   workerSource: WorkerMetricsSource | null = null
+  /** access denials and rate-limit refusals (data/policy), and each limit's store round trips */
+  policySource: { tally: { readonly rateLimited: ReadonlyMap<string, Tally>, readonly accessDenied: Tally }, takes: () => Record<string, number> } | null = null
   /** each `dns` upstream's resolutions (routing/pools.ts), read at scrape time */
   dnsSource: (() => Iterable<{ dns: string, ok: number, failed: number }>) | null = null
   /**
@@ -264,6 +271,19 @@ export class Metrics {
       REDIS_BUCKETS_SECONDS,
       () => sumHistograms([this.redisCommands.values(), ...[...this.remote?.() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0),
     ) as unknown as Counter)
+    // ---- access rules and rate limits ----
+    const byName = (own: Iterable<[string, number]>, remote: (c: CountersExport) => Record<string, number> | undefined, add: (labels: { limit: string }, v: number) => void): void => {
+      const sum = new Map<string, number>(own)
+      for (const c of this.remote?.() ?? []) for (const [k, v] of Object.entries(remote(c) ?? {})) sum.set(k, (sum.get(k) ?? 0) + v)
+      for (const [limit, v] of sum) add({ limit }, v)
+    }
+    snapshotCounter(`${PREFIX}rate_limited_total`, 'Requests refused 429 by a rate limit, by limit name', ['limit'], (add) => {
+      byName([...this.policySource?.tally.rateLimited ?? []].map(([k, t]) => [k, t.value]), (c) => c.rateLimited, add)
+    })
+    snapshotCounter(`${PREFIX}rate_limit_store_takes_total`, 'Token leases asked of the limit\'s store (Redis for global, the primary for local), by limit name', ['limit'], (add) => {
+      byName(Object.entries(this.policySource?.takes() ?? {}), (c) => c.limitTakes, add)
+    })
+    snapshotCounter(`${PREFIX}access_denied_total`, 'Requests refused 403 by an access rule', [], (add) => add({}, (this.policySource?.tally.accessDenied.value ?? 0) + remoteSum((c) => c.accessDenied ?? 0)))
     snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, redisErrors.value + remoteSum((c) => c.redisErrors)))
 
     for (const h of o.cluster.hosts) this.bind(h)
@@ -298,6 +318,9 @@ export class Metrics {
       sessionStore: tallies(this.sessionStore),
       redisErrors: this.redisErrors.value,
       redisCommands: [...this.redisCommands.values()].map((c) => ({ label: c.label, buckets: [...c.buckets], sum: c.sum, count: c.count })),
+      rateLimited: Object.fromEntries([...this.policySource?.tally.rateLimited ?? []].map(([k, t]) => [k, t.value])),
+      accessDenied: this.policySource?.tally.accessDenied.value ?? 0,
+      limitTakes: this.policySource?.takes() ?? {},
     }
   }
 
