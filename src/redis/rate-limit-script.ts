@@ -4,7 +4,9 @@
  * takes are serialised by Redis. Its clock is Redis' own (TIME): instances with skewed clocks still
  * agree. KEYS: the bucket (a hash: t = tokens, a float; at = ms of the last take). ARGV: capacity
  * (burst + 1), tokens per ms, tokens wanted (a lease: data/policy/leases.ts). Returns {taken, ms
- * until the next whole token when fewer than wanted were left}. The key expires once it would have
+ * until the rest of what was wanted will be there, when fewer than wanted were left}: a process asks
+ * again only then, so an over-limit flood costs each process one round trip per lease's worth of
+ * the rate, not one per refused request. The key expires once it would have
  * filled again (a full bucket and no key are the same).
  */
 import type { RedisClient } from './client.js'
@@ -33,7 +35,7 @@ tokens = tokens - got
 redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'at', ms)
 redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / perMs) + 1000)
 local wait = 0
-if got < want then wait = math.max(1, math.ceil((1 - tokens) / perMs)) end
+if got < want then wait = math.max(1, math.ceil((want - got - tokens) / perMs)) end
 return {got, wait}
 `
 

@@ -119,7 +119,8 @@ export class LeaseStore implements LimitStore {
       if (took <= REFILL_FAST_MS) k.size = Math.min(this.maxLease, k.size * 2)
       else if (took > LEASE_TTL_MS) k.size = Math.max(1, k.size >> 1)
     }
-    const want = Math.min(Math.max(k.size, k.waiters.length), this.shape.capacity)
+    // never more than a lease's worth at once: more waiters are served by the next lease
+    const want = Math.min(Math.max(k.size, k.waiters.length), this.maxLease)
     this.takes.inc()
     this.backend(this.shape.name, key, this.shape.capacity, this.shape.perMs, want).then(
       ([got, waitMs]) => this.granted(key, k, got, want, waitMs),

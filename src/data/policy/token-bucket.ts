@@ -13,7 +13,7 @@ export class TokenBuckets {
 
   constructor (readonly capacity: number, readonly perMs: number) {}
 
-  /** take up to `want` whole tokens: [taken, ms until the next whole token when fewer than wanted] */
+  /** take up to `want` whole tokens: [taken, ms until the rest of `want` is there when fewer were left] */
   take (key: string, want: number, now: number): [number, number] {
     let b = this.map.get(key)
     if (b === undefined) this.map.set(key, b = { tokens: this.capacity, at: now })
@@ -23,7 +23,7 @@ export class TokenBuckets {
     }
     const got = Math.min(want, Math.floor(b.tokens))
     b.tokens -= got
-    return [got, got < want ? Math.max(1, Math.ceil((1 - b.tokens) / this.perMs)) : 0]
+    return [got, got < want ? Math.max(1, Math.ceil((want - got - b.tokens) / this.perMs)) : 0]
   }
 
   /** forget the keys whose bucket has filled again (they are as good as new) */
