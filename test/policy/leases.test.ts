@@ -23,10 +23,10 @@ t.test('any interleaving over several processes: admitted never exceeds what the
       const emptyAt = new Map<string, boolean>()
       const stores = Array.from({ length: procs }, () => new LeaseStore(shape, async (_l, key, _c, _p, want) => {
         await Promise.resolve()
-        const r = store.take(key, want, Date.now())
-        handedOut.set(key, (handedOut.get(key) ?? 0) + r[0])
-        if (r[0] < want) emptyAt.set(key, true)
-        return r
+        const got = store.take(key, want, Date.now())
+        handedOut.set(key, (handedOut.get(key) ?? 0) + got)
+        if (got < want) emptyAt.set(key, true)
+        return [got, store.waitMs] as const
       }, 'deny', new Tally()))
       const admitted = new Map<string, number>()
       let decided = 0
@@ -42,7 +42,7 @@ t.test('any interleaving over several processes: admitted never exceeds what the
         let resolve!: () => void
         const waiter: LimitWaiter = { limitDecided (w) { count(w); resolve() } }
         const p = new Promise<void>((res) => { resolve = res })
-        const got = stores[r.proc % procs]!.take(r.key, waiter, Date.now())
+        const got = stores[r.proc % procs]!.take(r.key, waiter)
         if (got === PENDING) waits.push(p)
         else count(got)
       }

@@ -25,7 +25,7 @@ export interface LimitWaiter {
 export const PENDING = -1
 
 export interface LimitStore {
-  take (key: string, waiter: LimitWaiter, now: number): number
+  take (key: string, waiter: LimitWaiter): number
   close (): void
 }
 
@@ -48,8 +48,10 @@ export class DirectStore implements LimitStore {
     this.timer.unref()
   }
 
-  take (key: string, _waiter: LimitWaiter, now: number): number {
-    return this.buckets.take(key, 1, now)[1]
+  take (key: string, _waiter: LimitWaiter): number {
+    const b = this.buckets
+    b.take(key, 1, Date.now())
+    return b.waitMs
   }
 
   close (): void {
@@ -95,7 +97,8 @@ export class LeaseStore implements LimitStore {
     this.timer.unref()
   }
 
-  take (key: string, waiter: LimitWaiter, now: number): number {
+  take (key: string, waiter: LimitWaiter): number {
+    const now = Date.now()
     let k = this.keys.get(key)
     if (k === undefined) this.keys.set(key, k = new KeyLease())
     if (k.tokens > 0 && now < k.expires) {

@@ -78,7 +78,6 @@ export class Policy {
   admit (ex: PolicedExchange, from: number): boolean {
     const raw = ex.rawHeaders
     const path = ex.clientPath === '' ? ex.path : ex.clientPath
-    const now = Date.now()
     let addr: string | undefined
     for (let i = from; i < this.limits.length; i++) {
       const l = this.limits[i]!
@@ -86,7 +85,7 @@ export class Policy {
       if (l.byAddress) addr ??= clientAddress(ex.conn.remoteAddress, ex.conn.trusted, raw)
       const key = l.keyOf(addr ?? '', raw)
       if (key === undefined) continue
-      const r = l.store.take(key, ex, now)
+      const r = l.store.take(key, ex)
       if (r === 0) continue
       if (r === PENDING) {
         ex.limitIndex = i

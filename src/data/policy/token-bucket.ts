@@ -13,8 +13,11 @@ export class TokenBuckets {
 
   constructor (readonly capacity: number, readonly perMs: number) {}
 
-  /** take up to `want` whole tokens: [taken, ms until the rest of `want` is there when fewer were left] */
-  take (key: string, want: number, now: number): [number, number] {
+  /** after a take: ms until the rest of what was wanted is there (0: all was taken) */
+  waitMs = 0
+
+  /** take up to `want` whole tokens: how many were taken (`waitMs` says when the rest will be there; no allocation) */
+  take (key: string, want: number, now: number): number {
     let b = this.map.get(key)
     if (b === undefined) this.map.set(key, b = { tokens: this.capacity, at: now })
     else if (now > b.at) {
@@ -23,7 +26,8 @@ export class TokenBuckets {
     }
     const got = Math.min(want, Math.floor(b.tokens))
     b.tokens -= got
-    return [got, got < want ? Math.max(1, Math.ceil((want - got - b.tokens) / this.perMs)) : 0]
+    this.waitMs = got < want ? Math.max(1, Math.ceil((want - got - b.tokens) / this.perMs)) : 0
+    return got
   }
 
   /** forget the keys whose bucket has filled again (they are as good as new) */
@@ -53,7 +57,8 @@ export class SharedBuckets {
     const id = `${name}\n${capacity}\n${perMs}`
     let b = this.byLimit.get(id)
     if (b === undefined) this.byLimit.set(id, b = new TokenBuckets(capacity, perMs))
-    return b.take(key, want, Date.now())
+    const got = b.take(key, want, Date.now())
+    return [got, b.waitMs]
   }
 
   close (): void {
