@@ -1,10 +1,12 @@
 /**
  * A global limit's accuracy across 3 instances x 2 proxy processes on one Redis: a client over its
- * limit on every instance for about 10 s is admitted rate x seconds + burst + 1 (within 5%), counted
+ * limit on every instance for at least 12 s is admitted rate x seconds + burst + 1 (within 5%), counted
  * by what the upstream received; a client under its limit at the same time is never refused. The
- * seconds are the window the over-limit client actually ran (first request sent to last answer), so
- * the band is an invariant of counts, not of how fast the machine is. Prints the Redis round trips
- * per 1,000 admitted requests (the README's figures).
+ * seconds are those between the first and the last admitted request's arrival at the upstream (a
+ * loaded machine's latency, which can reach a second, does not widen them the way the client's own
+ * window would), so the band is an invariant of counts, not of how fast the machine is. The rate is
+ * low (8/s) so that a machine at load 45, which managed 17 requests a second here, is still well over
+ * it. Prints the Redis round trips per 1,000 admitted requests.
  */
 import t from 'tap'
 import { startBackend } from '../helpers/backend.js'
@@ -13,17 +15,23 @@ import { req, sleep } from '../helpers/http.js'
 import { startRedis } from '../helpers/redis.js'
 import { scrape, value } from '../helpers/metrics.js'
 
-const RATE = 40
-const BURST = 20
-const WINDOW_MS = 10_000
+const RATE = 8
+const BURST = 10
+const WINDOW_MS = 12_000
 
 t.test('3 instances x 2 processes, one Redis: admitted within 5% of rate x seconds + burst; a key under its limit never refused', async (t) => {
   const redis = await startRedis({ useEnv: false })
   t.teardown(() => redis.close())
   const admitted = new Map<string, number>()
+  let firstHot = 0
+  let lastHot = 0
   const b = await startBackend((q, s) => {
     const k = String(q.headers['x-client'])
     admitted.set(k, (admitted.get(k) ?? 0) + 1)
+    if (k === 'hot') {
+      lastHot = performance.now()
+      if (firstHot === 0) firstHot = lastHot
+    }
     q.resume()
     s.end('ok')
   })
@@ -53,22 +61,21 @@ t.test('3 instances x 2 processes, one Redis: admitted within 5% of rate x secon
       if (r.status !== 200 && r.status !== 429) throw new Error(`unexpected ${r.status} ${r.body}`)
     }
   }
-  // one request every 100 ms at most: 10/s, a quarter of the limit, spread over the instances
+  // one request every 500 ms at most: 2/s, a quarter of the limit, spread over the instances
   const calm = async (): Promise<void> => {
     let i = 0
     while (!stop) {
       sent.calm++
       const r = await req(`${lbs[i++ % 3]!.url}/`, { headers: { 'x-client': 'calm' } })
       if (r.status !== 200) refusedCalm.push(r.status)
-      await sleep(100)
+      await sleep(500)
     }
   }
-  const started = performance.now()
   const loops = [...lbs.flatMap((lb) => [hot(lb.url), hot(lb.url), hot(lb.url), hot(lb.url)]), calm()]
   await sleep(WINDOW_MS)
   stop = true
   await Promise.all(loops)
-  const seconds = (performance.now() - started) / 1000
+  const seconds = (lastHot - firstHot) / 1000
   const got = admitted.get('hot') ?? 0
   const expected = RATE * seconds + BURST + 1
   t.comment(`hot: sent ${sent.hot}, admitted ${got} in ${seconds.toFixed(2)} s; expected ${expected.toFixed(0)} (${(100 * got / expected).toFixed(1)}%)`)

@@ -67,17 +67,23 @@ t.test('local rate limit: a key over its bucket is refused 429 with retry-after 
   t.equal(b.count - before, 6, 'the upstream received exactly the admitted requests')
   t.equal(value(await scrape(lb.admin), 'claylb_rate_limited_total', { limit: 'per-user' }), 3)
 
+  // a reload that leaves the limit as it was (an access rule added): its buckets carry over
+  const reloads = (): number => lb.logs.filter((x) => x['msg'] === 'reload applied').length
+  const reload = async (config: Record<string, unknown>): Promise<void> => {
+    const n = reloads()
+    writeFileSync(file, stringify(config))
+    lb.proc.kill('SIGHUP')
+    await lb.waitForLog(() => reloads() > n, 20_000)
+  }
+  await reload({ ...limit(2), access: [{ match: { pathPrefix: '/nowhere' }, deny: ['0.0.0.0/0'] }] })
+  t.equal((await as('alice')).status, 429, 'an unchanged limit keeps its buckets across a reload')
   // a reload with a larger burst: a new bucket
-  writeFileSync(file, stringify(limit(9)))
-  lb.proc.kill('SIGHUP')
-  await lb.waitForLog((l) => l['msg'] === 'reload applied', 20_000)
+  await reload(limit(9))
   let ok = 0
   for (let i = 0; i < 12; i++) if ((await as('alice')).status === 200) ok++
   t.equal(ok, 10, 'after the reload: burst 9, 10 admitted')
   // and without the limit: everything passes
-  writeFileSync(file, stringify(base))
-  lb.proc.kill('SIGHUP')
-  await lb.waitForLog((l) => l['msg'] === 'reload applied' && lb.logs.filter((x) => x['msg'] === 'reload applied').length === 2, 20_000)
+  await reload(base)
   for (let i = 0; i < 5; i++) t.equal((await as('alice')).status, 200)
 })
 
