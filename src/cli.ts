@@ -4,15 +4,17 @@
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig, type ConfigOverrides } from './config/load.js'
-import { checkTlsFiles } from './tls/certificates.js'
-import { createLogger } from './log.js'
-import { createApp } from './app.js'
-import { redisAuth } from './redis/client.js'
-import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './redis/embedded.js'
-import { ensureSessionSecret, SessionSecretError } from './session/secret.js'
-import { proxyProcessCount } from './cores/count.js'
-import { ProxyProcesses } from './cores/primary.js'
+import { ConfigError, loadConfig, type ConfigOverrides } from './shared/config/load.js'
+import { checkTlsFiles } from './shared/tls/certificates.js'
+import { createLogger } from './shared/log.js'
+import { createControlPlane } from './control/control-plane.js'
+import { createDataPlane } from './data/data-plane.js'
+import { InProcessDataPlane } from './control/process/in-process.js'
+import { redisAuth } from './shared/redis/client.js'
+import { prepareStateTier, redisNeed, StateTierStartError, type StateTier } from './shared/redis/embedded.js'
+import { ensureSessionSecret, SessionSecretError } from './app-side/session/secret.js'
+import { proxyProcessCount } from './control/process/count.js'
+import { ProxyProcesses } from './control/process/primary.js'
 
 const USAGE = `usage:
   claylb start [options]        run the proxy (and its workers, when it has no upstreams or --workers N)
@@ -159,12 +161,18 @@ async function start (args: string[]): Promise<number | undefined> {
   config = tier.config
   let app
   let addresses
-  // 1: today's single process, both planes, no IPC; more: this process is the primary (cores/)
+  // 1: one process, both planes, no IPC; more: this process is the primary, the control plane only,
+  // and the data plane runs in the proxy processes (control/process/primary.ts)
   const processes = proxyProcessCount(config)
   try {
-    // SIGHUP re-reads the same file with the same flags on top
-    app = createApp(config, logger, { reloadConfig: () => tier.apply(loadConfig(configFile, configOverrides)), role: processes > 1 ? 'primary' : 'single' })
-    if (processes > 1) app.dataPlane = new ProxyProcesses(app, logger, processes)
+    const first = config
+    app = createControlPlane(config, logger, {
+      // SIGHUP re-reads the same file with the same flags on top
+      reloadConfig: () => tier.apply(loadConfig(configFile, configOverrides)),
+      dataPlane: (view) => processes > 1
+        ? new ProxyProcesses(view, logger, processes)
+        : new InProcessDataPlane(createDataPlane(first, { logger, clusters: view.pools, tlsCache: view.tlsCache })),
+    })
     addresses = await app.start()
   } catch (err) {
     logger.fatal({ err }, 'start failed')
@@ -184,7 +192,7 @@ async function start (args: string[]): Promise<number | undefined> {
     stopping = true
     // SIGINT is a person at a terminal: no balancer in front to wait for
     const stopped = app!.stop(signal === 'SIGINT' ? { acceptGraceMs: 0 } : {}).then(() => tier.stop())
-    say(() => logger.info({ signal, inflight: app!.core.inflight }, 'draining'))
+    say(() => logger.info({ signal, inflight: app!.dataPlane.inflight }, 'draining'))
     stopped.then(() => {
       say(() => logger.info('stopped'))
       process.exit(0)

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BIN, ROOT, childEnv } from './helpers/claylb.js'
 import { parse } from 'yaml'
-import { buildConfig, ConfigError } from '../src/config/load.js'
-import { configSchema } from '../src/config/schema.js'
+import { buildConfig, ConfigError } from '../src/shared/config/load.js'
+import { configSchema } from '../src/shared/config/schema.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'claylb-config-'))
 const checkConfig = (content: string, name = 'c.yaml') => {

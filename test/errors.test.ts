@@ -3,14 +3,14 @@
  * its own class name, and stays an instance of its class and of ClaylbError.
  */
 import t from 'tap'
-import { ClaylbError, PROCESS_ERRORS } from '../src/errors.js'
-import { ConfigError } from '../src/config/load.js'
-import { StateTierStartError } from '../src/redis/embedded.js'
-import { SessionSecretError } from '../src/session/secret.js'
-import { SessionUsageError } from '../src/session/errors.js'
-import { AppNotFound } from '../src/workers/app-module.js'
-import { WorkerNotReady } from '../src/workers/worker-process.js'
-import { RolloutAbandoned } from '../src/workers/supervisor.js'
+import { ClaylbError, PROCESS_ERRORS } from '../src/shared/errors.js'
+import { ConfigError } from '../src/shared/config/load.js'
+import { StateTierStartError } from '../src/shared/redis/embedded.js'
+import { SessionSecretError } from '../src/app-side/session/secret.js'
+import { SessionUsageError } from '../src/app-side/session/errors.js'
+import { AppNotFound } from '../src/control/supervisor/app-module.js'
+import { WorkerNotReady } from '../src/control/supervisor/worker-process.js'
+import { RolloutAbandoned } from '../src/control/supervisor/supervisor.js'
 
 t.test('every process error: a registered code, its class name, instanceof both', async (t) => {
   const errors: Array<[ClaylbError, Function, string]> = [

@@ -97,7 +97,7 @@ export const WORKER_TARGETS = [
     short: `node:cluster, ${WORKER_COUNT} workers`,
     label: `node:cluster (round-robin), ${WORKER_COUNT} workers of the same demo app`,
     version: () => `node ${process.version}`,
-    missing: () => existsSync(join(ROOT, 'dist', 'demo', 'app.js')) ? null : 'dist/demo/app.js missing: run `npm run build`',
+    missing: () => existsSync(join(ROOT, 'dist', 'demo', 'app.js')) ? null : 'dist/app-side/demo/app.js missing: run `npm run build`',
     start: (ctx) => node(join(SERVERS, 'cluster-demo.mjs'), [String(ctx.port), String(WORKER_COUNT)], ctx),
   },
 ]

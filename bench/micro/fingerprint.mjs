@@ -28,8 +28,8 @@ if (existsSync(dist('idempotency/fingerprint.js'))) {
   const { BodyFingerprint } = await import(dist('idempotency/fingerprint.js'))
   if (typeof BodyFingerprint === 'function') {
     claylb = () => { const f = new BodyFingerprint('POST', '/orders', 'application/json'); f.update(BODY); return f.digest(BODY) }
-  } else process.stdout.write('dist/idempotency/fingerprint.js has no BodyFingerprint: update bench/micro/fingerprint.mjs\n')
-} else process.stdout.write('dist/idempotency/fingerprint.js is missing: run `npm run build`\n')
+  } else process.stdout.write('dist/shared/idempotency/fingerprint.js has no BodyFingerprint: update bench/micro/fingerprint.mjs\n')
+} else process.stdout.write('dist/shared/idempotency/fingerprint.js is missing: run `npm run build`\n')
 process.stdout.write(`body: ${BODY.length} bytes of JSON\n`)
 
 summary(() => {

@@ -1,5 +1,5 @@
 // The one check every request pays when idempotency.routes is set (engine/exchange.ts `activate`):
-// RouteTable.match (dist/idempotency/routes.js). A method no route names must cost a Map miss and
+// RouteTable.match (dist/shared/idempotency/routes.js). A method no route names must cost a Map miss and
 // allocate nothing; a keyed method on another path normalises the path (allocates: that request is
 // on a keyed method, not the common GET); the keyed route itself, for scale.
 import { bench, do_not_optimize, reportAllocations, requireDist, run, summary } from './harness.mjs'

@@ -1,4 +1,4 @@
-// Upstream pick: claylb's smooth weighted round-robin (dist/balancer/round-robin.js) beside a naive
+// Upstream pick: claylb's smooth weighted round-robin (dist/data/balancer/round-robin.js) beside a naive
 // pick that filters the available hosts into a new array each time.
 import { bench, do_not_optimize, reportAllocations, requireDist, run, summary } from './harness.mjs'
 

@@ -4,7 +4,7 @@
 // limits has no Policy at all (one null check), not measured here.
 import { bench, BROWSER_HEADERS, do_not_optimize, reportAllocations, requireDist, run, summary } from './harness.mjs'
 
-const { buildConfig } = await requireDist('config/load.js')
+const { buildConfig } = await requireDist('shared/config/load.js')
 const { buildPolicy, PolicyTally } = await requireDist('data/policy/policy.js')
 
 const matches = [

@@ -1,4 +1,4 @@
-// node:cluster running claylb's bundled demo app (dist/demo/app.js), the baseline of the workers
+// node:cluster running claylb's bundled demo app (dist/app-side/demo/app.js), the baseline of the workers
 // scenario: the primary accepts and hands connections round-robin to N workers (per connection, not per
 // request), each worker serving the same app claylb's own workers run.
 // usage: node cluster-demo.mjs PORT WORKERS
@@ -17,8 +17,8 @@ if (cluster.isPrimary) {
   for (let i = 0; i < count; i++) cluster.fork()
   process.on('SIGTERM', () => { for (const w of Object.values(cluster.workers)) w.process.kill('SIGTERM'); process.exit(0) })
 } else {
-  const { buildConfig } = await import(new URL('dist/config/load.js', ROOT))
-  const { createApp } = await import(new URL('dist/demo/app.js', ROOT))
+  const { buildConfig } = await import(new URL('dist/shared/config/load.js', ROOT))
+  const { createApp } = await import(new URL('dist/app-side/demo/app.js', ROOT))
   const quiet = { debug () {}, info () {}, warn () {}, error () {} }
   const id = `c${cluster.worker.id}`
   // the demo connects to Redis in the background; GET / (what the scenario asks) never waits for it

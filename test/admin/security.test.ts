@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { startBackend } from '../helpers/backend.js'
 import { BIN, ROOT, childEnv, startClaylb, writeConfig } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
-import { buildConfig } from '../../src/config/load.js'
+import { buildConfig } from '../../src/shared/config/load.js'
 import { configProblems as problemsOf } from '../helpers/config.js'
 
 t.test('admin on a non-loopback address without a token: a start error naming the path and the fix', async (t) => {

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import { Agent, request } from 'undici'
-import { scopeOf } from '../../src/idempotency/core.js'
+import { scopeOf } from '../../src/shared/idempotency/core.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { sleep } from '../helpers/http.js'
 import { connectRedis } from '../helpers/ioredis.js'

@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { Agent, request } from 'undici'
-import { PROBLEMS, PROBLEM_TYPE_BASE } from '../../src/errors.js'
+import { PROBLEMS, PROBLEM_TYPE_BASE } from '../../src/shared/errors.js'
 import { sleep } from '../helpers/http.js'
 
 const DOCUMENTED = new Set(Object.values(PROBLEMS).map(([, , slug]) => PROBLEM_TYPE_BASE + slug))

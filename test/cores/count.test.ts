@@ -2,8 +2,8 @@
  * listen.processes: the key, --processes, CLAYLB_PROCESSES, and what "auto" resolves to.
  */
 import t from 'tap'
-import { buildConfig } from '../../src/config/load.js'
-import { hasReusePort, proxyProcessCount } from '../../src/cores/count.js'
+import { buildConfig } from '../../src/shared/config/load.js'
+import { hasReusePort, proxyProcessCount } from '../../src/control/process/count.js'
 import { main } from '../../src/cli.js'
 
 t.test('the key, then CLAYLB_PROCESSES, else auto; bad values name where they came from', async (t) => {

@@ -4,9 +4,9 @@
  * Ticked by hand (no timer), so nothing here depends on how fast the machine is.
  */
 import t from 'tap'
-import { TryReporter } from '../../src/cores/try-reporter.js'
-import { OUTCOME_INDEX } from '../../src/upstream/host-counters.js'
-import type { Host } from '../../src/upstream/host.js'
+import { TryReporter } from '../../src/data/process/try-reporter.js'
+import { OUTCOME_INDEX } from '../../src/data/upstream/host-counters.js'
+import type { Host } from '../../src/data/upstream/host.js'
 
 const host = (id: string): Host => ({ id, failures: 0, reportEpoch: 0 }) as unknown as Host
 

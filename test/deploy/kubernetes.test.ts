@@ -19,7 +19,7 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
 import { ROOT } from '../helpers/claylb.js'
 import { configProblems } from '../helpers/config.js'
-import { buildConfig } from '../../src/config/load.js'
+import { buildConfig } from '../../src/shared/config/load.js'
 import { compileSchema, type Obj } from './schema.js'
 
 const DIR = join(ROOT, 'config/kubernetes')

@@ -5,7 +5,7 @@ import t from 'tap'
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createAccessLog } from '../../src/log.js'
+import { createAccessLog } from '../../src/shared/log.js'
 
 t.test('every line arrives, in order, as JSON with pino\'s fields; a path\'s bytes are kept', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'claylb-log-')), 'access.log')

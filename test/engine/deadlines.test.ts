@@ -2,7 +2,7 @@
  * Deadlines: the intrusive list swept by one interval, driven by hand (sweep(now)) with fake entries.
  */
 import t from 'tap'
-import { Deadlines, type DeadlineEntry } from '../../src/proxy/deadlines.js'
+import { Deadlines, type DeadlineEntry } from '../../src/data/http/deadlines.js'
 
 function entry (name: string, fired: string[]): DeadlineEntry {
   return { deadlineAt: 0, prevDeadline: null, nextDeadline: null, onDeadline () { fired.push(name) } }

@@ -3,7 +3,7 @@
  * and anything else are config errors naming where they came from.
  */
 import t from 'tap'
-import { buildConfig, ConfigError } from '../../src/config/load.js'
+import { buildConfig, ConfigError } from '../../src/shared/config/load.js'
 
 const routes = { idempotency: { routes: [{ match: 'POST /orders' }] } }
 

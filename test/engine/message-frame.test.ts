@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { createParser, type ParserCallbacks } from '../../src/engine/llhttp.js'
+import { createParser, type ParserCallbacks } from '../../src/data/http/llhttp.js'
 
 interface Msg { target: string, fields: Array<[string, string]>, body: string, chunked: boolean, trailers: Array<[string, string]> }
 

@@ -12,7 +12,7 @@ import { Pki } from '../helpers/pki.js'
 import { RawClient, problemOf, type RawResponse } from '../helpers/raw.js'
 import { startScriptedUpstream, type ScriptedRequest } from '../helpers/scripted-upstream.js'
 import { h2session } from '../helpers/tls-client.js'
-import { buildConfig, ConfigError } from '../../src/config/load.js'
+import { buildConfig, ConfigError } from '../../src/shared/config/load.js'
 
 const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
 const FORGED = 'HTTP/1.1 200 OK\r\nSet-Cookie: injected=1\r\nContent-Length: 0\r\n\r\n'

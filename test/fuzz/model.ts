@@ -11,7 +11,7 @@ import { HOST, marker, type AnswerSpec, type RequestSpec, type Version } from '.
 
 /**
  * README "What the proxy does to a request": "removes hop-by-hop headers (RFC 9110 §7.6.1) and every
- * header named in `Connection`, in both directions". The set is src/proxy/headers.ts HOP_BY_HOP,
+ * header named in `Connection`, in both directions". The set is src/data/http/headers.ts HOP_BY_HOP,
  * written out again here on purpose: the model must not import what it checks.
  */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
@@ -78,7 +78,7 @@ export function forwardedRequest (r: RequestSpec, id: number, version: Version, 
   })
   if (version === '2') {
     // README "TLS, SNI and HTTP/2": every stream goes through the same engine as an HTTP/1.1 request;
-    // src/engine/h2.ts: :authority becomes Host, cookie fields are joined into one, last (RFC 9113 §8.2.3)
+    // src/data/engine/h2.ts: :authority becomes Host, cookie fields are joined into one, last (RFC 9113 §8.2.3)
     const cookies = fields.filter(([n]) => n === 'cookie').map(([, v]) => v)
     fields = fields.filter(([n]) => n !== 'cookie')
     if (cookies.length > 0) fields.push(['cookie', cookies.join('; ')])
@@ -99,7 +99,7 @@ export function forwardedRequest (r: RequestSpec, id: number, version: Version, 
     host: hostSent ? HOST : peer.authority,
     added,
     // README: the body is streamed; its framing is the client's (chunked stays chunked; trailers are not
-    // forwarded); an HTTP/2 body without a declared length goes chunked (src/engine/h2.ts)
+    // forwarded); an HTTP/2 body without a declared length goes chunked (src/data/engine/h2.ts)
     chunked: b.kind === 'chunked',
     body: bodyData(b, id),
   }
@@ -173,7 +173,7 @@ function upstreamAnswer (a: AnswerSpec, id: number, version: Version, head: bool
     kind: 'answer',
     // ASSUMPTION (being fixed): every 1xx but 101 is forwarded to an HTTP/1.1 client (README today:
     // 103 only), with the hop-by-hop rule; never to an HTTP/1.0 client (RFC 9110 §15.2)
-    // HTTP/2: interim answers are not modelled (src/engine/h2.ts forwards 100 and 103 only; see the report)
+    // HTTP/2: interim answers are not modelled (src/data/engine/h2.ts forwards 100 and 103 only; see the report)
     interim: version !== '1.1' ? [] : a.interim.filter((i) => i.status !== 100).map((i) => ({ status: i.status, fields: endToEnd(mark(i.headers, id)) })),
     status: a.status,
     // HTTP/2 has no reason phrase; its fields are lower-case, a repeated name's values together

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildConfig, ConfigError } from '../../src/config/load.js'
+import { buildConfig, ConfigError } from '../../src/shared/config/load.js'
 
 const problems = (raw: unknown): string[] => {
   try {

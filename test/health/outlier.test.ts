@@ -3,11 +3,11 @@ import { startBackend, type Handler } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { json, req } from '../helpers/http.js'
 import { scrape, value } from '../helpers/metrics.js'
-import type { Host } from '../../src/upstream/host.js'
-import type { Cluster } from '../../src/upstream/cluster.js'
+import type { Host } from '../../src/data/upstream/host.js'
+import type { Cluster } from '../../src/data/upstream/cluster.js'
 import { testCluster } from '../helpers/hosts.js'
-import { OutlierDetector } from '../../src/health/outlier.js'
-import { createLogger } from '../../src/log.js'
+import { OutlierDetector } from '../../src/control/health/outlier.js'
+import { createLogger } from '../../src/shared/log.js'
 
 const answer = (status: number): Handler => (q, s) => { q.resume(); s.statusCode = q.url === '/healthz' ? 200 : status; s.end(String(status)) }
 

@@ -3,7 +3,7 @@ import { startBackend, type Handler } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
 import { scrape, value } from '../helpers/metrics.js'
-import { RetryPolicy } from '../../src/proxy/retry-policy.js'
+import { RetryPolicy } from '../../src/data/upstream/retry-policy.js'
 
 const hang: Handler = (q) => { q.resume() } // accepts, never answers
 const named = (name: string): Handler => (q, s) => { q.resume(); q.on('end', () => s.end(name)) }

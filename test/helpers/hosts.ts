@@ -1,8 +1,8 @@
 /**
  * Hosts in a Cluster for unit tests of the balancer and the health modules (nothing listens on them).
  */
-import { Host } from '../../src/upstream/host.js'
-import { Cluster } from '../../src/upstream/cluster.js'
+import { Host } from '../../src/data/upstream/host.js'
+import { Cluster } from '../../src/data/upstream/cluster.js'
 
 export function testCluster (n: number, weights: number[] = [], basePort = 20_000): { cluster: Cluster, hosts: Host[] } {
   const cluster = new Cluster()

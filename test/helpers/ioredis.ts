@@ -3,7 +3,7 @@
  * offline queue), with a generous timeout for a shared machine.
  */
 import { Cluster, type Redis } from 'ioredis'
-import { createRedis, waitReady } from '../../src/redis/index.js'
+import { createRedis, waitReady } from '../../src/shared/redis/index.js'
 
 const base = { keyPrefix: '', commandTimeoutMs: 1000 }
 

@@ -3,8 +3,8 @@
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { ProxyError, sendProblem } from '../../src/errors.js'
-import { createSessionStore, type SessionStoreOptions } from '../../src/session/index.js'
+import { ProxyError, sendProblem } from '../../src/shared/errors.js'
+import { createSessionStore, type SessionStoreOptions } from '../../src/app-side/session/index.js'
 import { req, type Reply } from './http.js'
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop'

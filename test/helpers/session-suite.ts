@@ -4,9 +4,9 @@
  */
 import type { Test } from 'tap'
 import { Cluster, type Redis } from 'ioredis'
-import { buildConfig } from '../../src/config/load.js'
-import { createRedis, closeRedis, waitReady, key, type RedisClient } from '../../src/redis/index.js'
-import { signId, newSessionId } from '../../src/session/cookie.js'
+import { buildConfig } from '../../src/shared/config/load.js'
+import { createRedis, closeRedis, waitReady, key, type RedisClient } from '../../src/shared/redis/index.js'
+import { signId, newSessionId } from '../../src/app-side/session/cookie.js'
 import { startSessionApp, sidOf, call, SECRET, OLD_SECRET } from './session-app.js'
 import { sleep } from './http.js'
 import { allKeys } from './ioredis.js'

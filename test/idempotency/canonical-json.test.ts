@@ -3,9 +3,9 @@
  * two different values never do, and it accepts exactly what JSON.parse accepts (bar duplicate names).
  */
 import t from 'tap'
-import { canonicalJson, JsonDuplicateMemberError, JsonSyntaxError, MAX_DEPTH } from '../../src/idempotency/canonical-json.js'
-import { BodyFingerprint, fingerprintValue } from '../../src/idempotency/fingerprint.js'
-import { ProxyError } from '../../src/errors.js'
+import { canonicalJson, JsonDuplicateMemberError, JsonSyntaxError, MAX_DEPTH } from '../../src/shared/idempotency/canonical-json.js'
+import { BodyFingerprint, fingerprintValue } from '../../src/shared/idempotency/fingerprint.js'
+import { ProxyError } from '../../src/shared/errors.js'
 
 /** a small seeded PRNG (mulberry32): the same cases every run, many of them */
 function rng (seed: number): () => number {

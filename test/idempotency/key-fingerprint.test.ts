@@ -8,11 +8,11 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { parseIdempotencyKey } from '../../src/idempotency/key.js'
-import { BodyFingerprint, fingerprintValue } from '../../src/idempotency/fingerprint.js'
-import { normaliseContentType } from '../../src/idempotency/content-type.js'
-import { INLINE_MAX_BYTES } from '../../src/idempotency/canonical-offload.js'
-import { fingerprintTarget } from '../../src/idempotency/route-path.js'
+import { parseIdempotencyKey } from '../../src/shared/idempotency/key.js'
+import { BodyFingerprint, fingerprintValue } from '../../src/shared/idempotency/fingerprint.js'
+import { normaliseContentType } from '../../src/shared/idempotency/content-type.js'
+import { INLINE_MAX_BYTES } from '../../src/shared/idempotency/canonical-offload.js'
+import { fingerprintTarget } from '../../src/shared/idempotency/route-path.js'
 
 t.test('keys: sf-string and bare forms accepted', async (t) => {
   t.same(parseIdempotencyKey(['Idempotency-Key', '"8e03978e-40d5-43e8-bc93-6894a57f9324"']), { kind: 'key', key: '8e03978e-40d5-43e8-bc93-6894a57f9324' })

@@ -5,9 +5,9 @@
  * stands in for the stopped process.
  */
 import t from 'tap'
-import { IdempotencyCore } from '../../src/idempotency/core.js'
-import { MemoryStore } from '../../src/idempotency/memory-store.js'
-import { StoreUnavailableError } from '../../src/idempotency/store.js'
+import { IdempotencyCore } from '../../src/shared/idempotency/core.js'
+import { MemoryStore } from '../../src/shared/idempotency/memory-store.js'
+import { StoreUnavailableError } from '../../src/shared/idempotency/store.js'
 import { sleep } from '../helpers/http.js'
 
 const LEASE_MS = 200

@@ -3,8 +3,8 @@
  * through the transport-free core.
  */
 import type { Test } from 'tap'
-import { IdempotencyCore, type BeginOutcome, type IdempotencySettings } from '../../src/idempotency/core.js'
-import type { IdempotencyStore, StoredResponse } from '../../src/idempotency/store.js'
+import { IdempotencyCore, type BeginOutcome, type IdempotencySettings } from '../../src/shared/idempotency/core.js'
+import type { IdempotencyStore, StoredResponse } from '../../src/shared/idempotency/store.js'
 import { sleep } from '../helpers/http.js'
 
 const settings: IdempotencySettings = { leaseMs: 5000, ttlMs: 60_000, maxResponseBytes: 1024, waitMs: 0 }

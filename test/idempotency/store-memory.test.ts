@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MemoryStore } from '../../src/idempotency/memory-store.js'
+import { MemoryStore } from '../../src/shared/idempotency/memory-store.js'
 import { storeConformance } from './store-conformance.js'
 
 let store: MemoryStore | undefined

@@ -5,7 +5,7 @@
  * route allows. Two real claylb instances on one real redis-server, real backends counting executions.
  */
 import t from 'tap'
-import { buildConfig } from '../../src/config/load.js'
+import { buildConfig } from '../../src/shared/config/load.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { sleep } from '../helpers/http.js'
 import { startOrdersApp } from '../helpers/orders-app.js'

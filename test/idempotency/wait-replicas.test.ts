@@ -5,9 +5,9 @@
  */
 import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
-import { IdempotencyCore } from '../../src/idempotency/core.js'
-import { NotReplicatedError, RedisStore } from '../../src/idempotency/redis-store.js'
-import { StoreUnavailableError } from '../../src/idempotency/store.js'
+import { IdempotencyCore } from '../../src/shared/idempotency/core.js'
+import { NotReplicatedError, RedisStore } from '../../src/shared/idempotency/redis-store.js'
+import { StoreUnavailableError } from '../../src/shared/idempotency/store.js'
 import { connectRedis } from '../helpers/ioredis.js'
 import { startRedis, type RedisServer } from '../helpers/redis.js'
 import { until } from '../workers/load.js'
@@ -82,7 +82,7 @@ t.test('proxy: waitReplicas 1 answers 201 with the replica, 503 state-unavailabl
 })
 
 t.test('config: waitTimeoutMs must be below the command timeout; a cluster too (wait-replicas-cluster.test.ts)', async (t) => {
-  const { buildConfig } = await import('../../src/config/load.js')
+  const { buildConfig } = await import('../../src/shared/config/load.js')
   t.throws(() => buildConfig({ redis: { commandTimeoutMs: 200 }, idempotency: { waitReplicas: 1, waitTimeoutMs: 250 } }), /idempotency\.waitTimeoutMs: must be below redis\.commandTimeoutMs/)
   t.equal(buildConfig({ redis: { cluster: ['redis://127.0.0.1:7000'] }, idempotency: { waitReplicas: 1 } }).idempotency.waitReplicas, 1)
   t.equal(buildConfig({ idempotency: { waitReplicas: 2 } }).idempotency.waitReplicas, 2)

@@ -3,7 +3,7 @@
  */
 import t from 'tap'
 import { configProblems } from '../helpers/config.js'
-import { cidrProblem } from '../../src/config/policy.js'
+import { cidrProblem } from '../../src/shared/config/policy.js'
 
 const up = { upstreams: [{ url: 'http://127.0.0.1:1' }] }
 

@@ -8,7 +8,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { LeaseStore, PENDING, type LimitWaiter } from '../../src/data/policy/leases.js'
 import { TokenBuckets } from '../../src/data/policy/token-bucket.js'
-import { Tally } from '../../src/upstream/host-counters.js'
+import { Tally } from '../../src/data/upstream/host-counters.js'
 
 t.test('any interleaving over several processes: admitted never exceeds what the store granted; every request decided', async (t) => {
   await fc.assert(fc.asyncProperty(

@@ -3,7 +3,7 @@ import net from 'node:net'
 import { startBackend } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
-import { requestHead, responseHead, responseHeaderList, type RequestHeadFacts, type ResponseHeadFacts } from '../../src/engine/head.js'
+import { requestHead, responseHead, responseHeaderList, type RequestHeadFacts, type ResponseHeadFacts } from '../../src/data/http/head.js'
 
 /** send raw bytes, read the whole answer until the server closes */
 function raw (port: number, text: string): Promise<string> {

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { withoutUnderscores } from '../../src/proxy/headers.js'
+import { withoutUnderscores } from '../../src/data/http/headers.js'
 
 t.test('exactly the fields without an underscore in the name, in order', async (t) => {
   const name = fc.stringMatching(/^[A-Za-z_-]{1,6}$/)

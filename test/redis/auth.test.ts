@@ -13,8 +13,8 @@ import { startBackend } from '../helpers/backend.js'
 import { BIN, childEnv, startClaylb, writeConfig } from '../helpers/claylb.js'
 import { json, req } from '../helpers/http.js'
 import { freePort, startRedis, startRedisCluster } from '../helpers/redis.js'
-import { buildConfig } from '../../src/config/load.js'
-import { closeRedis, createRedis, key, waitReady } from '../../src/redis/index.js'
+import { buildConfig } from '../../src/shared/config/load.js'
+import { closeRedis, createRedis, key, waitReady } from '../../src/shared/redis/index.js'
 
 const secretFile = (password: string): string => {
   const f = join(mkdtempSync(join(tmpdir(), 'claylb-redis-auth-')), 'password')

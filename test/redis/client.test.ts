@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deadPort } from '../helpers/backend.js'
 import { freePort, startRedis, startRedisCluster } from '../helpers/redis.js'
-import { buildConfig } from '../../src/config/load.js'
-import { createRedis, waitReady, whenConnected, closeRedis, defineScript, key, StateUnavailableError, StateOutcomeUnknownError, describeRedis } from '../../src/redis/index.js'
+import { buildConfig } from '../../src/shared/config/load.js'
+import { createRedis, waitReady, whenConnected, closeRedis, defineScript, key, StateUnavailableError, StateOutcomeUnknownError, describeRedis } from '../../src/shared/redis/index.js'
 
 const LUA = `
 redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])

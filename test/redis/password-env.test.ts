@@ -6,8 +6,8 @@ import t from 'tap'
 import { startRedis } from '../helpers/redis.js'
 import { connectRedis } from '../helpers/ioredis.js'
 import { configProblems } from '../helpers/config.js'
-import { buildConfig } from '../../src/config/load.js'
-import { createRedis, closeRedis, describeRedis } from '../../src/redis/index.js'
+import { buildConfig } from '../../src/shared/config/load.js'
+import { createRedis, closeRedis, describeRedis } from '../../src/shared/redis/index.js'
 
 t.test('the password from the variable is set on every URL; a missing one is a config problem', async (t) => {
   const env = { REDIS_PASSWORD: 's3cr/t' }

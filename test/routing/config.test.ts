@@ -3,8 +3,8 @@
  * which changes a reload can apply (reload-plan), unit by unit.
  */
 import t from 'tap'
-import { buildConfig } from '../../src/config/load.js'
-import { notLiveChanges, changedKeys } from '../../src/routing/reload-plan.js'
+import { buildConfig } from '../../src/shared/config/load.js'
+import { notLiveChanges, changedKeys } from '../../src/control/pools/reload-plan.js'
 import { configProblems as problems } from '../helpers/config.js'
 const up = { upstreams: [{ url: 'http://127.0.0.1:1' }] }
 

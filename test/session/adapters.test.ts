@@ -3,9 +3,9 @@ import express from 'express'
 import Fastify from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { startRedis } from '../helpers/redis.js'
-import { buildConfig } from '../../src/config/load.js'
-import { createRedis, closeRedis, waitReady } from '../../src/redis/index.js'
-import { createSessionStore, expressSession, fastifySession, type Session } from '../../src/session/index.js'
+import { buildConfig } from '../../src/shared/config/load.js'
+import { createRedis, closeRedis, waitReady } from '../../src/shared/redis/index.js'
+import { createSessionStore, expressSession, fastifySession, type Session } from '../../src/app-side/session/index.js'
 import { SECRET, sidOf, call } from '../helpers/session-app.js'
 
 const server = await startRedis({ useEnv: false })

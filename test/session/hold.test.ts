@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import http, { type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { holdResponse } from '../../src/session/hold.js'
+import { holdResponse } from '../../src/app-side/session/hold.js'
 
 interface Deferred { promise: Promise<void>, resolve: () => void }
 function deferred (): Deferred {

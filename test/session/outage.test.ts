@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { startRedis } from '../helpers/redis.js'
 import { startSessionApp, sidOf, call } from '../helpers/session-app.js'
-import { buildConfig } from '../../src/config/load.js'
-import { createRedis, closeRedis, waitReady } from '../../src/redis/index.js'
+import { buildConfig } from '../../src/shared/config/load.js'
+import { createRedis, closeRedis, waitReady } from '../../src/shared/redis/index.js'
 import { sleep } from '../helpers/http.js'
 
 const COMMAND_TIMEOUT_MS = 500

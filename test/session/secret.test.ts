@@ -6,8 +6,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
-import { createSessionStore, readSecrets, SessionSecretError } from '../../src/session/index.js'
-import { MIN_SECRET_LENGTH } from '../../src/session/secret.js'
+import { createSessionStore, readSecrets, SessionSecretError } from '../../src/app-side/session/index.js'
+import { MIN_SECRET_LENGTH } from '../../src/app-side/session/secret.js'
 
 // never connected: the store only defines its scripts on it
 const redis = new Redis({ lazyConnect: true })

@@ -2,8 +2,8 @@ import t from 'tap'
 import { startRedis } from '../helpers/redis.js'
 import { sessionSuite } from '../helpers/session-suite.js'
 import { startSessionApp, sidOf, call } from '../helpers/session-app.js'
-import { buildConfig, ConfigError } from '../../src/config/load.js'
-import { createRedis, closeRedis, waitReady } from '../../src/redis/index.js'
+import { buildConfig, ConfigError } from '../../src/shared/config/load.js'
+import { createRedis, closeRedis, waitReady } from '../../src/shared/redis/index.js'
 
 // private: the command counts below must see only this file's commands
 const redis = await startRedis({ useEnv: false })

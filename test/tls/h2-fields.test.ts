@@ -1,12 +1,12 @@
 /**
- * The HTTP/2 field checks claylb makes itself (src/engine/h2-fields.ts) and the GOAWAY code it gives
- * a session error (src/engine/h2-session-guard.ts), against oracles over generated input.
+ * The HTTP/2 field checks claylb makes itself (src/data/http/h2-fields.ts) and the GOAWAY code it gives
+ * a session error (src/data/engine/h2-session-guard.ts), against oracles over generated input.
  */
 import t from 'tap'
 import fc from 'fast-check'
 import http2 from 'node:http2'
-import { hasFlankedValue } from '../../src/engine/h2-fields.js'
-import { goawayCode } from '../../src/engine/h2-session-guard.js'
+import { hasFlankedValue } from '../../src/data/http/h2-fields.js'
+import { goawayCode } from '../../src/data/engine/h2-session-guard.js'
 
 t.test('hasFlankedValue: true exactly when some value starts or ends with SP or HTAB (names are not values)', async (t) => {
   const text = fc.string({ unit: fc.constantFrom('a', 'b', ' ', '\t', '\r', 'x', '-', '\u00a0'), maxLength: 6 })

@@ -5,8 +5,8 @@
  * a non-empty `allow`, is refused (403). Every matching rule applies; deny wins over allow.
  */
 import { BlockList, isIPv4 } from 'node:net'
-import type { AccessRuleConfig } from '../../config/schema.js'
-import { parseCidr } from '../../config/routing.js'
+import type { AccessRuleConfig } from '../../shared/config/schema.js'
+import { parseCidr } from '../../shared/config/routing.js'
 import { RequestMatch } from './match.js'
 
 export class AccessRule {

@@ -13,7 +13,7 @@
  *   so a process never spends more than Redis granted (no over-admission, outages aside), and what a
  *   process holds unspent is at most `maxLease` per key, the bound on under-admission.
  */
-import type { TakeTokens } from '../../redis/rate-limit-script.js'
+import type { TakeTokens } from '../../shared/redis/rate-limit-script.js'
 import { TokenBuckets } from './token-bucket.js'
 
 /** the request waiting for a decision: waitMs 0 admitted, > 0 refused (ms until a token) */

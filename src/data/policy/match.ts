@@ -7,7 +7,7 @@
  * place, case-insensitively, up to the port; path prefixes with startsWith; header names
  * case-insensitively against the raw list.
  */
-import type { MatchConfig } from '../../config/schema.js'
+import type { MatchConfig } from '../../shared/config/schema.js'
 
 export class RequestMatch {
   /** lower-case; exact host */

@@ -6,10 +6,10 @@
  * limits when the request's turn comes (data/policy/leases: at once, or after its key's lease
  * arrives), each matching limit taking a token, in order; the first that refuses answers 429.
  */
-import type { Config } from '../../config/schema.js'
-import type { ProxyError } from '../../errors.js'
-import type { TakeTokens } from '../../redis/rate-limit-script.js'
-import { Tally } from '../../upstream/host-counters.js'
+import type { Config } from '../../shared/config/schema.js'
+import type { ProxyError } from '../../shared/errors.js'
+import type { TakeTokens } from '../../shared/redis/rate-limit-script.js'
+import { Tally } from '../upstream/host-counters.js'
 import { AccessRule } from './access.js'
 import { clientAddress } from './client-address.js'
 import { DirectStore, LeaseStore, PENDING, type LimitStore, type LimitWaiter } from './leases.js'

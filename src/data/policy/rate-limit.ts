@@ -5,10 +5,10 @@
  * selected; a request without the header or cookie the key names is not counted (nginx skips an
  * empty key too).
  */
-import type { RateLimitConfig } from '../../config/schema.js'
-import { RATE } from '../../config/schema.js'
-import { ProxyError } from '../../errors.js'
-import type { Tally } from '../../upstream/host-counters.js'
+import type { RateLimitConfig } from '../../shared/config/schema.js'
+import { RATE } from '../../shared/config/schema.js'
+import { ProxyError } from '../../shared/errors.js'
+import type { Tally } from '../upstream/host-counters.js'
 import type { BucketShape, LimitStore } from './leases.js'
 import { RequestMatch, equalsLower, headerValue } from './match.js'
 

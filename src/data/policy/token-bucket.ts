@@ -3,7 +3,7 @@
  * Token buckets in memory, one per key: `capacity` tokens (burst + 1), refilled at `perMs`. Used for
  * a `local` limit: directly by a single process, and by the primary for its proxy processes (they
  * lease from it over IPC, data/policy/leases.ts). The same arithmetic as the Redis script
- * (redis/rate-limit-script.ts), so `local` and `global` count alike.
+ * (shared/redis/rate-limit-script.ts), so `local` and `global` count alike.
  */
 
 interface Bucket { tokens: number, at: number }

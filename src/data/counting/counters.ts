@@ -1,0 +1,139 @@
+/**
+ * @module data/counting/counters
+ * What a data plane counts, as plain numbers: per-host request counters (HostCounters, bound to each
+ * host when it joins a pool), the retry tally, the idempotency outcomes, the session store's and
+ * Redis's failures, Redis command latencies. The request path only adds to these; the control
+ * plane's registry (control/metrics) lays them out at scrape time, and a proxy process sends them to
+ * the primary as a CountersExport when asked. No prom-client here: a proxy process never loads it
+ * for its counters.
+ */
+import type { Host, PanicRouting } from '../upstream/host.js'
+import { newRetryTally, type RetryTally, type TryOutcome } from '../upstream/retry-policy.js'
+import { bucketOf, HostCounters, OUTCOME_INDEX, Tally } from '../upstream/host-counters.js'
+import type { CommandTimer, RedisTiming } from '../../shared/idempotency/redis-store.js'
+import type { CountersExport, HistogramRow } from '../../shared/process/protocol.js'
+import { PolicyTally } from '../policy/policy.js'
+
+/** the `upstream` label of requests that never reached one (no healthy upstream, bad request) */
+export const NO_UPSTREAM = 'none'
+export const IDEMPOTENCY_OUTCOMES = ['executed', 'replayed', 'conflict', 'mismatch', 'outcome_unknown', 'key_missing', 'key_invalid', 'request_invalid', 'state_unavailable', 'not_stored'] as const
+export type IdempotencyOutcome = typeof IDEMPOTENCY_OUTCOMES[number]
+export const SESSION_OPERATIONS = ['load', 'save', 'destroy', 'touch'] as const
+export type SessionOperation = typeof SESSION_OPERATIONS[number]
+/** Redis command latency buckets, seconds */
+export const REDIS_BUCKETS_SECONDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+
+/** every host a data plane routes to (all pools), and whether any pool is in panic */
+export interface HostsView {
+  readonly hosts: readonly Host[]
+  readonly panic: PanicRouting
+  onChange (fn: () => void): unknown
+}
+
+/** One Redis command's latencies, added to as plain numbers by the store, laid out at scrape time. */
+class CommandCounters implements CommandTimer, HistogramRow {
+  readonly buckets = new Float64Array(REDIS_BUCKETS_SECONDS.length + 1)
+  sum = 0
+  count = 0
+  constructor (readonly label: string) {}
+  observe (seconds: number): void {
+    this.buckets[bucketOf(REDIS_BUCKETS_SECONDS, seconds)]!++
+    this.sum += seconds
+    this.count++
+  }
+}
+
+export class Counters {
+  readonly none = new HostCounters(NO_UPSTREAM)
+  /** every pool's retry counters */
+  readonly retries: RetryTally = newRetryTally()
+  /** `counters.idempotency.replayed.inc()` */
+  readonly idempotency = Object.fromEntries(IDEMPOTENCY_OUTCOMES.map((o) => [o, new Tally()])) as Record<IdempotencyOutcome, Tally>
+  /** in-flight claims whose owner found them gone (lease ran out) when renewing or completing */
+  readonly idempotencyLeaseExpiries = new Tally()
+  /** executions whose upstream died after receiving the request (records marked outcome-unknown) */
+  readonly idempotencyUnknownOutcomes = new Tally()
+  /** `counters.sessionStore.save.inc()` on a failed session store operation */
+  readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
+  readonly redisErrors = new Tally()
+  /** access denials, rate-limit refusals and each limit's store round trips (data/policy) */
+  readonly policy = new PolicyTally()
+  /** by `upstream` label */
+  readonly byLabel = new Map<string, HostCounters>()
+  readonly redisCommands = new Map<string, CommandCounters>()
+  /** what the idempotency store times its commands and counts its failures with (plain numbers) */
+  readonly redisTiming: RedisTiming = { command: (name) => this.redisCommand(name), error: () => this.redisErrors.inc() }
+
+  /** binds every host of `hosts` (and each that joins later) to its counters */
+  constructor (hosts: HostsView) {
+    for (const h of hosts.hosts) this.bind(h)
+    hosts.onChange(() => { for (const h of hosts.hosts) if (h.metrics === null) this.bind(h) })
+  }
+
+  /** Give a host its counters; a host under a known label (a worker's slot, a returning id) continues its series. */
+  private bind (h: Host): void {
+    let m = this.byLabel.get(h.metricsLabel)
+    if (m === undefined) {
+      m = new HostCounters(h.metricsLabel)
+      this.byLabel.set(h.metricsLabel, m)
+    }
+    h.metrics = m
+  }
+
+  /** A latency recorder for one Redis command name (hold it; names must come from code, not input). */
+  redisCommand (command: string): CommandTimer {
+    let c = this.redisCommands.get(command)
+    if (c === undefined) {
+      c = new CommandCounters(command)
+      this.redisCommands.set(command, c)
+    }
+    return c
+  }
+
+  // ---- the request path ----
+
+  tryEnded (host: Host, outcome: TryOutcome): void {
+    const m = host.metrics
+    if (m !== null) m.tries[OUTCOME_INDEX[outcome]]!++
+  }
+
+  requestEnded (host: Host | undefined, status: number, durationMs: number): void {
+    ((host === undefined ? null : host.metrics) ?? this.none).request(status, durationMs / 1000)
+  }
+
+  /** requests answered so far (every upstream, and claylb's own answers) */
+  requestsTotal (): number {
+    let n = this.none.count
+    for (const m of this.byLabel.values()) n += m.count
+    return n
+  }
+
+  /** these counters as plain numbers (a proxy process's answer to the primary's scrape) */
+  export (inflight: number): CountersExport {
+    const hosts = []
+    for (const m of [this.none, ...this.byLabel.values()]) {
+      hosts.push({ upstream: m.upstream, codes: [...m.codes], buckets: [...m.buckets], durationSum: m.durationSum, count: m.count, tries: [...m.tries] })
+    }
+    const tallies = <K extends string>(r: Record<K, Tally>): Record<string, number> => Object.fromEntries(Object.entries<Tally>(r).map(([k, t]) => [k, t.value]))
+    return {
+      hosts,
+      retried: { ...this.retries.retried },
+      overflow: this.retries.overflow,
+      inflight,
+      idempotency: tallies(this.idempotency),
+      idempotencyLeaseExpiries: this.idempotencyLeaseExpiries.value,
+      idempotencyUnknownOutcomes: this.idempotencyUnknownOutcomes.value,
+      sessionStore: tallies(this.sessionStore),
+      redisErrors: this.redisErrors.value,
+      redisCommands: [...this.redisCommands.values()].map((c) => ({ label: c.label, buckets: [...c.buckets], sum: c.sum, count: c.count })),
+      rateLimited: byName(this.policy.rateLimited),
+      accessDenied: this.policy.accessDenied.value,
+      limitTakes: byName(this.policy.takes),
+    }
+  }
+}
+
+/** a map of tallies as plain numbers */
+export function byName (m: ReadonlyMap<string, Tally>): Record<string, number> {
+  return Object.fromEntries([...m].map(([k, t]) => [k, t.value]))
+}

@@ -1,0 +1,120 @@
+/**
+ * @module config/routing
+ * The checks and merges of `pools`, `routes` and `trustedProxies` that one key's schema cannot make:
+ * a route naming a pool that does not exist, a reserved pool name, a CIDR that does not parse; and
+ * each pool's sections merged over the top level's (a pool inherits what it leaves out).
+ */
+import { isIP } from 'node:net'
+import type { z } from 'zod'
+import type { configSchema, DnsUpstream, PoolSettings, StaticUpstream } from './schema.js'
+import { NOT_REWRITABLE } from './header-rewrite.js'
+
+type Parsed = z.output<typeof configSchema>
+
+/** the top-level `upstreams` (or, without them, the workers) */
+export const DEFAULT_POOL = 'default'
+/** the spawned workers */
+export const WORKERS_POOL = 'workers'
+
+/** workers.count unset: none when upstreams or pools are given, else 4 */
+export function workerCountOf (c: Parsed): number {
+  return c.workers.count ?? (c.upstreams.length > 0 || Object.keys(c.pools).length > 0 ? 0 : 4)
+}
+
+/** the top-level upstreams make a default pool, `url` or `dns` ones */
+export function hasUpstreams (c: { upstreams: readonly unknown[], dnsUpstreams: readonly unknown[] }): boolean {
+  return c.upstreams.length > 0 || c.dnsUpstreams.length > 0
+}
+
+/** the pool names a route may use */
+export function poolNames (c: Parsed): Set<string> {
+  const names = new Set(Object.keys(c.pools))
+  const workers = workerCountOf(c) > 0
+  if (c.upstreams.length > 0 || workers) names.add(DEFAULT_POOL)
+  if (workers) names.add(WORKERS_POOL)
+  return names
+}
+
+export function routingProblems (c: Parsed): string[] {
+  const out: string[] = []
+  for (const name of [DEFAULT_POOL, WORKERS_POOL]) {
+    if (name in c.pools) out.push(`pools.${name}: "${name}" is reserved (${name === DEFAULT_POOL ? 'the top-level upstreams' : 'the spawned workers'})`)
+  }
+  for (const [name, p] of Object.entries(c.pools)) {
+    const ids = new Set<string>()
+    p.upstreams.forEach((u, i) => {
+      if (u.url === undefined) return
+      const id = u.id ?? new URL(u.url).host
+      if (ids.has(id)) out.push(`pools.${name}.upstreams[${i}]: id "${id}" appears twice in this pool`)
+      ids.add(id)
+    })
+  }
+  const names = poolNames(c)
+  c.routes.forEach((r, i) => {
+    if (!names.has(r.pool)) {
+      const known = [...names].map((n) => `"${n}"`).join(', ')
+      out.push(`routes[${i}].pool: unknown pool "${r.pool}"${known ? ` (pools: ${known})` : ' (no pool is configured)'}`)
+    }
+    if (r.stripPrefix && r.match.pathPrefix === undefined) out.push(`routes[${i}].stripPrefix: needs match.pathPrefix`)
+    for (const dir of ['requestHeaders', 'responseHeaders'] as const) {
+      const rw = r[dir]
+      if (rw === undefined) continue
+      for (const n of [...Object.keys(rw.set), ...rw.remove]) {
+        if (NOT_REWRITABLE.has(n.toLowerCase())) out.push(`routes[${i}].${dir}: ${n} frames the message; claylb writes it itself`)
+      }
+    }
+  })
+  c.trustedProxies.forEach((cidr, i) => {
+    if (parseCidr(cidr) === undefined) out.push(`trustedProxies[${i}]: must be a CIDR (10.0.0.0/8, fd00::/8) or an IP address, got ${JSON.stringify(cidr)}`)
+  })
+  return out
+}
+
+/** "10.0.0.0/8" → [address, prefix, family]; a bare address is a /32 or /128 */
+export function parseCidr (s: string): [string, number, 'ipv4' | 'ipv6'] | undefined {
+  const slash = s.indexOf('/')
+  const addr = slash < 0 ? s : s.slice(0, slash)
+  const v = isIP(addr)
+  if (v === 0) return undefined
+  const max = v === 4 ? 32 : 128
+  const prefix = slash < 0 ? max : Number(s.slice(slash + 1))
+  if (!/^\d{1,3}$/.test(slash < 0 ? String(max) : s.slice(slash + 1)) || prefix > max) return undefined
+  return [addr, prefix, v === 4 ? 'ipv4' : 'ipv6']
+}
+
+/** each pool with the top level's sections under its own */
+export function resolvePools (c: Parsed): Record<string, PoolSettings> {
+  const out: Record<string, PoolSettings> = {}
+  for (const [name, p] of Object.entries(c.pools)) {
+    out[name] = {
+      ...splitUpstreams(p.upstreams),
+      balancer: { ...c.balancer, ...defined(p.balancer) },
+      healthCheck: { ...c.healthCheck, ...defined(p.healthCheck) },
+      outlier: { ...c.outlier, ...defined(p.outlier) },
+      retry: { ...c.retry, ...defined(p.retry) },
+      timeouts: { ...c.timeouts, ...defined(p.timeouts) },
+      tls: { ...c.tls, ...defined(p.tls) },
+    }
+  }
+  return out
+}
+
+type ParsedUpstream = Parsed['upstreams'][number]
+
+/** the `url` upstreams and the `dns` ones, apart (the schema checked that each has one or the other) */
+export function splitUpstreams (list: readonly ParsedUpstream[]): { upstreams: StaticUpstream[], dnsUpstreams: DnsUpstream[] } {
+  const upstreams: StaticUpstream[] = []
+  const dnsUpstreams: DnsUpstream[] = []
+  for (const u of list) {
+    if (u.url !== undefined) upstreams.push({ url: u.url, weight: u.weight, ...(u.id !== undefined ? { id: u.id } : {}) })
+    else dnsUpstreams.push({ dns: u.dns!, srv: u.srv ?? false, scheme: u.scheme ?? 'http', weight: u.weight, ...(u.refreshMs !== undefined ? { refreshMs: u.refreshMs } : {}) })
+  }
+  return { upstreams, dnsUpstreams }
+}
+
+function defined<T extends object> (o: T | undefined): Partial<T> {
+  if (o === undefined) return {}
+  const out: Partial<T> = {}
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v
+  return out
+}
