@@ -130,7 +130,7 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
       logger.warn({ error: (err as Error).message }, 'rate limits: Redis unreachable; global limits decide by their onStateDown')
     },
   }
-  const policyOf = (c: Config, previous: Policy | null): Policy | null => buildPolicy(c, counters.policy, tokenSources, previous)
+  const policyOf = (c: Config, previous: Policy | null): Policy | null => buildPolicy(c, counters.limits, tokenSources, previous)
   const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries, undefined, policyOf(config, null)), {
     tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
     upstreamTls: o.tlsCache.get(config.tls, 'tls'),

@@ -17,6 +17,7 @@ import { RETRY_REASONS } from '../../data/upstream/retry-policy.js'
 import { DURATION_BUCKETS_SECONDS, HostCounters, OUTCOMES, Tally } from '../../data/upstream/host-counters.js'
 import { IDEMPOTENCY_OUTCOMES, NO_UPSTREAM, REDIS_BUCKETS_SECONDS, SESSION_OPERATIONS, type Counters, type HostsView } from '../../data/counting/counters.js'
 import type { CountersExport, HistogramRow, ProcessMetricsExport } from '../../shared/process/protocol.js'
+import { addTally, newPolicyTally, type PolicyTally } from '../../data/policy/tally.js'
 
 export { DURATION_BUCKETS_SECONDS, Tally, NO_UPSTREAM }
 
@@ -141,6 +142,26 @@ export class Metrics {
     snapshotGauge(`${PREFIX}proxy_processes`, 'Proxy processes serving (listen.processes; 1 when claylb runs as one process)', [], (add) => add({}, this.processes?.live ?? 1))
     snapshotCounter(`${PREFIX}proxy_process_restarts_total`, 'Proxy processes replaced after they died', [], (add) => add({}, this.processes?.restarts ?? 0))
 
+    // ---- route policies (data/policy): this process's tally and the proxy processes' ----
+    const policies = (): PolicyTally => {
+      const t = newPolicyTally()
+      addTally(t, own.policy)
+      for (const c of this.processes?.exports() ?? []) addTally(t, c.policy)
+      return t
+    }
+    snapshotCounter(`${PREFIX}redirects_total`, 'Requests answered with a route\'s redirect, by status', ['status'], (add) => {
+      for (const [status, v] of Object.entries(policies().redirects)) add({ status }, v)
+    })
+    snapshotCounter(`${PREFIX}rewrites_total`, 'Request paths changed by a route\'s rewrite', [], (add) => add({}, policies().rewrites))
+    snapshotCounter(`${PREFIX}compressed_responses_total`, 'Answers compressed, by algorithm', ['algorithm'], (add) => {
+      for (const [algorithm, v] of Object.entries(policies().compressed)) add({ algorithm }, v)
+    })
+    snapshotCounter(`${PREFIX}compression_bytes_total`, 'Bytes of compressed answers, by algorithm and side (in: from the upstream, out: to the client)', ['algorithm', 'side'], (add) => {
+      const t = policies()
+      for (const [algorithm, v] of Object.entries(t.compressedIn)) add({ algorithm, side: 'in' }, v)
+      for (const [algorithm, v] of Object.entries(t.compressedOut)) add({ algorithm, side: 'out' }, v)
+    })
+
     // ---- retries ----
     const policy = own.retries
     snapshotCounter(`${PREFIX}retries_total`, 'Retries started, by the outcome of the try that failed', ['reason'], (add) => {
@@ -206,9 +227,9 @@ export class Metrics {
       for (const c of this.processes?.exports() ?? []) for (const [k, v] of Object.entries(remote(c) ?? {})) sum.set(k, (sum.get(k) ?? 0) + v)
       for (const [limit, v] of sum) add({ limit }, v)
     }
-    snapshotCounter(`${PREFIX}rate_limited_total`, 'Requests refused 429 by a rate limit, by limit name', ['limit'], (add) => perLimit(own.policy.rateLimited, (c) => c.rateLimited, add))
-    snapshotCounter(`${PREFIX}rate_limit_store_takes_total`, 'Token leases asked of the limit\'s store (Redis for global, the primary for local), by limit name', ['limit'], (add) => perLimit(own.policy.takes, (c) => c.limitTakes, add))
-    snapshotCounter(`${PREFIX}access_denied_total`, 'Requests refused 403 by an access rule', [], (add) => add({}, own.policy.accessDenied.value + remoteSum((c) => c.accessDenied ?? 0)))
+    snapshotCounter(`${PREFIX}rate_limited_total`, 'Requests refused 429 by a rate limit, by limit name', ['limit'], (add) => perLimit(own.limits.rateLimited, (c) => c.rateLimited, add))
+    snapshotCounter(`${PREFIX}rate_limit_store_takes_total`, 'Token leases asked of the limit\'s store (Redis for global, the primary for local), by limit name', ['limit'], (add) => perLimit(own.limits.takes, (c) => c.limitTakes, add))
+    snapshotCounter(`${PREFIX}access_denied_total`, 'Requests refused 403 by an access rule', [], (add) => add({}, own.limits.accessDenied.value + remoteSum((c) => c.accessDenied ?? 0)))
     snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, own.redisErrors.value + remoteSum((c) => c.redisErrors)))
   }
 

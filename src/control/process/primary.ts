@@ -15,6 +15,7 @@
  * The app workers are child_process forks of the Supervisor, never cluster workers: the two are
  * never confused (cluster.workers holds only proxy processes).
  */
+import { addTally, newPolicyTally, type PolicyTally } from '../../data/policy/tally.js'
 import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
 import type { Config } from '../../shared/config/schema.js'
@@ -446,8 +447,16 @@ function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport 
     sessionStore: add(a.sessionStore, c.sessionStore),
     redisErrors: a.redisErrors + c.redisErrors,
     redisCommands: sumHistograms([a.redisCommands, c.redisCommands]),
+    policy: sumPolicy(a.policy, c.policy),
     rateLimited: add(a.rateLimited ?? {}, c.rateLimited ?? {}),
     accessDenied: (a.accessDenied ?? 0) + (c.accessDenied ?? 0),
     limitTakes: add(a.limitTakes ?? {}, c.limitTakes ?? {}),
   }
+}
+
+function sumPolicy (a: PolicyTally, b: PolicyTally): PolicyTally {
+  const t = newPolicyTally()
+  addTally(t, a)
+  addTally(t, b)
+  return t
 }

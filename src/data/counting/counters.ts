@@ -12,7 +12,8 @@ import { newRetryTally, type RetryTally, type TryOutcome } from '../upstream/ret
 import { bucketOf, HostCounters, OUTCOME_INDEX, Tally } from '../upstream/host-counters.js'
 import type { CommandTimer, RedisTiming } from '../../shared/idempotency/redis-store.js'
 import type { CountersExport, HistogramRow } from '../../shared/process/protocol.js'
-import { PolicyTally } from '../policy/policy.js'
+import { LimitTally } from '../policy/policy.js'
+import { policyTally } from '../policy/tally.js'
 
 /** the `upstream` label of requests that never reached one (no healthy upstream, bad request) */
 export const NO_UPSTREAM = 'none'
@@ -56,8 +57,10 @@ export class Counters {
   /** `counters.sessionStore.save.inc()` on a failed session store operation */
   readonly sessionStore = Object.fromEntries(SESSION_OPERATIONS.map((o) => [o, new Tally()])) as Record<SessionOperation, Tally>
   readonly redisErrors = new Tally()
-  /** access denials, rate-limit refusals and each limit's store round trips (data/policy) */
-  readonly policy = new PolicyTally()
+  /** redirects, rewrites, compression: the process's one tally (data/policy/tally) */
+  readonly policy = policyTally
+  /** access denials, rate-limit refusals and each limit's store round trips (data/policy/policy) */
+  readonly limits = new LimitTally()
   /** by `upstream` label */
   readonly byLabel = new Map<string, HostCounters>()
   readonly redisCommands = new Map<string, CommandCounters>()
@@ -126,9 +129,10 @@ export class Counters {
       sessionStore: tallies(this.sessionStore),
       redisErrors: this.redisErrors.value,
       redisCommands: [...this.redisCommands.values()].map((c) => ({ label: c.label, buckets: [...c.buckets], sum: c.sum, count: c.count })),
-      rateLimited: byName(this.policy.rateLimited),
-      accessDenied: this.policy.accessDenied.value,
-      limitTakes: byName(this.policy.takes),
+      policy: { ...this.policy, redirects: { ...this.policy.redirects }, compressed: { ...this.policy.compressed }, compressedIn: { ...this.policy.compressedIn }, compressedOut: { ...this.policy.compressedOut } },
+      rateLimited: byName(this.limits.rateLimited),
+      accessDenied: this.limits.accessDenied.value,
+      limitTakes: byName(this.limits.takes),
     }
   }
 }

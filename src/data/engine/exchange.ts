@@ -27,6 +27,9 @@ import type { KeyedExchange, KeyedRequest } from '../idempotency/gate.js'
 import type { Claim } from '../../shared/idempotency/core.js'
 import { FENCE_HEADER, ID_HEADER } from '../../shared/idempotency/decision.js'
 import type { StoredResponse } from '../../shared/idempotency/store.js'
+import { compressedLines, type Compression } from '../policy/compression.js'
+import { CompressStream, type CompressedOut } from '../policy/compress-stream.js'
+import { policyTally } from '../policy/tally.js'
 
 /** request bodies up to this size are kept until the answer starts, so a failed try can be replayed */
 export const REPLAY_LIMIT = 64 * 1024
@@ -77,7 +80,7 @@ export interface ClientSide {
   exchangeDone (ex: Exchange): void
 }
 
-export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange {
+export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, CompressedOut {
   readonly conn: ClientSide
   // ---- the request, from its head ----
   method = ''
@@ -146,6 +149,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   respChunked = false
   /** re-chunk the body for the client */
   private chunkOut = false
+  /** the answer's body goes through zlib (the route's compression chose an algorithm) */
+  private compressor: CompressStream | null = null
   /** the client connection closes after this answer */
   closeAfter = false
   finished = false
@@ -217,9 +222,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.pool = route.pool
     // a route that rewrites request headers: the head is made again with its rewrite (opt-in cost)
     if (route.requestHeaders !== null) requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted, route.requestHeaders)
-    if (route.strip !== 0) {
-      if (policy !== null) this.clientPath = this.path
-      this.path = route.upstreamPath(this.path)
+    if (route.pathChanges) {
+      const before = this.path
+      if (policy !== null) this.clientPath = before
+      this.path = route.upstreamPath(before)
+      if (route.rewrite !== null && this.path !== before) policyTally.rewrites++
     }
   }
 
@@ -241,7 +248,12 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.fail(this.refusal)
       return
     }
-    this.pool!.requests.add(this, Date.now())
+    // only a redirect route has no pool: claylb answers it
+    if (this.pool === null) {
+      this.answerRedirect()
+      return
+    }
+    this.pool.requests.add(this, Date.now())
     const policy = this.policy
     if (policy !== null && policy.limits.length > 0 && !policy.admit(this, 0)) return
     this.proceed()
@@ -464,6 +476,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     // and an answer to HEAD may: they tell what a GET would have had)
     responseHead(this, headers, this.route!.responseHeaders, status === 204)
     if (this.keyed !== null) this.keyed.onHeaders(status, headers)
+    // a keyed answer is recorded as the upstream sent it; replays are not compressed either
+    else if (this.route!.compression !== null) this.compressAnswer(this.route!.compression, status, headers)
     const noBody = this.method === 'HEAD' || status === 204 || status === 304
     let framing = ''
     if (noBody) {
@@ -515,8 +529,38 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (!this.sendBody(chunk)) c.pauseReading()
   }
 
-  /** one chunk of the answer's body to the client (the head first when it waits), framed as it goes out */
+  /** one chunk of the answer's body: to the client, or into the compressor */
   private sendBody (chunk: Buffer): boolean {
+    return this.compressor === null ? this.sendOut(chunk) : this.compressor.write(chunk)
+  }
+
+  /** the route compresses: the head made for it, and the compressor when an algorithm was chosen */
+  private compressAnswer (z: Compression, status: number, headers: readonly string[]): void {
+    const algorithm = z.decide(this.method, status, this.rawHeaders, headers)
+    if (algorithm === 'none') return
+    this.respLines = compressedLines(this.respLines, algorithm)
+    if (algorithm === '') return
+    this.respLength = -1
+    this.compressor = new CompressStream(algorithm, z, this)
+  }
+
+  /** zlib took what it held */
+  compressorDrained (): void {
+    this.cur?.up.resumeReading()
+  }
+
+  /** zlib sent its last byte: the answer ends */
+  compressedEnd (): void {
+    this.compressor = null
+    this.endAnswer()
+  }
+
+  compressorFailed (err: Error): void {
+    this.fail(new ProxyError('CLAYLB_UPSTREAM_FAILED', 'the answer could not be compressed', { logDetail: `compression failed: ${err.message}` }))
+  }
+
+  /** one chunk to the client (the head first when it waits), framed as it goes out */
+  sendOut (chunk: Buffer): boolean {
     const s = this.conn.socket
     let ok: boolean
     if (this.headPending || this.chunkOut) {
@@ -538,6 +582,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
 
   /** the client socket drained */
   onClientDrain (): void {
+    if (this.compressor !== null) this.compressor.resume()
     this.cur?.up.resumeReading()
   }
 
@@ -571,6 +616,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** the last of the answer: a held chunk, the head when nothing was written yet, the last chunk */
   private endAnswer (): void {
     if (this.finished) return
+    if (this.compressor !== null) {
+      // the rest comes out of zlib; compressedEnd ends the answer
+      this.compressor.end()
+      return
+    }
     const s = this.conn.socket
     const held = this.held
     if (held !== null) {
@@ -754,6 +804,21 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     this.finish(err.status)
   }
 
+  /** The route redirects: claylb answers with its Location, no upstream is picked. */
+  private answerRedirect (): void {
+    const r = this.route!.redirect!
+    const location = r.location(this.conn.engine.proto, this.hostHeader, this.path)
+    policyTally.redirects[r.status] = (policyTally.redirects[r.status] ?? 0) + 1
+    if (!this.bodyDone && this.hasBody) this.closeAfter = true
+    let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status]!}\r\nlocation: ${location}\r\ncontent-length: 0\r\n`
+    if (this.closeAfter || !this.clientKeepAlive || this.conn.lastAnswer()) {
+      this.closeAfter = true
+      head += 'connection: close\r\n'
+    }
+    this.conn.socket.write(head + CRLF, 'latin1')
+    this.finish(r.status)
+  }
+
   /** Max-Forwards: 0 on OPTIONS or TRACE: claylb is the final recipient (RFC 9110 §7.6.2). */
   private answerLocally (): void {
     let body = ''
@@ -782,6 +847,10 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     this.releaseRetrySlot()
     this.body = []
+    if (this.compressor !== null) {
+      this.compressor.destroy()
+      this.compressor = null
+    }
     if (this.keyed !== null) {
       // every way out without a complete answer ends here: the claim is freed, or marked unknown
       this.keyed.ended(this.mayHaveRun)

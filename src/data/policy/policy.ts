@@ -30,7 +30,7 @@ export interface PolicedExchange extends LimitWaiter {
 }
 
 /** refusals, by limit name, and access denials: added to by the request path, read by metrics */
-export class PolicyTally {
+export class LimitTally {
   readonly rateLimited = new Map<string, Tally>()
   readonly accessDenied = new Tally()
   /** round trips to a limit's store (Redis, or the primary), by limit name */
@@ -52,7 +52,7 @@ export interface TokenSources {
 }
 
 export class Policy {
-  constructor (readonly access: readonly AccessRule[], readonly limits: readonly RateLimit[], private readonly tally: PolicyTally) {}
+  constructor (readonly access: readonly AccessRule[], readonly limits: readonly RateLimit[], private readonly tally: LimitTally) {}
 
   /** an access rule refuses this request (counted) */
   denies (ex: PolicedExchange): boolean {
@@ -120,7 +120,7 @@ export class Policy {
 }
 
 /** the policy of `config` (null: nothing configured); a limit whose bucket settings did not change keeps its store of `previous` */
-export function buildPolicy (config: Pick<Config, 'access' | 'rateLimits'>, tally: PolicyTally, sources: TokenSources, previous: Policy | null): Policy | null {
+export function buildPolicy (config: Pick<Config, 'access' | 'rateLimits'>, tally: LimitTally, sources: TokenSources, previous: Policy | null): Policy | null {
   if (config.access.length === 0 && config.rateLimits.length === 0) {
     previous?.retire(null)
     return null

@@ -5,6 +5,9 @@
  * allocation-free.
  */
 import type { RouteConfig } from '../../shared/config/schema.js'
+import { Compression, type CompressionSettings } from '../policy/compression.js'
+import { Redirect } from '../policy/redirect.js'
+import { Rewrite } from '../policy/rewrite.js'
 import { compileRewrite, type HeaderRewrite } from '../../shared/config/header-rewrite.js'
 import type { RoutePool } from './route-pool.js'
 import { RequestMatch } from '../policy/match.js'
@@ -12,23 +15,39 @@ import { RequestMatch } from '../policy/match.js'
 export class Route extends RequestMatch {
   /** position in `routes` (-1: the default route, when nothing matched) */
   readonly index: number
-  readonly pool: RoutePool
+  /** null on a redirect route (nothing goes upstream) */
+  readonly pool: RoutePool | null
   /** characters dropped from the front of the path (stripPrefix) */
   readonly strip: number
   readonly requestHeaders: HeaderRewrite | null
   readonly responseHeaders: HeaderRewrite | null
+  /** claylb answers with a Location (data/policy/redirect) */
+  readonly redirect: Redirect | null
+  /** the path sent upstream, by a regular expression (data/policy/rewrite) */
+  readonly rewrite: Rewrite | null
+  /** answers compressed by accept-encoding (data/policy/compression): the route's, else the top level's */
+  readonly compression: Compression | null
+  /** the path sent upstream is not the client's (stripPrefix or rewrite): the one check a request pays */
+  readonly pathChanges: boolean
 
-  constructor (index: number, pool: RoutePool, r?: RouteConfig) {
+  /** `r` was validated by config/routing (its redirect and rewrite compile) */
+  constructor (index: number, pool: RoutePool | null, r?: RouteConfig, compression?: CompressionSettings) {
     super(r?.match)
     this.index = index
     this.pool = pool
     this.strip = r?.stripPrefix === true && this.pathPrefix !== null ? this.pathPrefix.length : 0
     this.requestHeaders = compileRewrite(r?.requestHeaders)
     this.responseHeaders = compileRewrite(r?.responseHeaders)
+    this.redirect = r?.redirect === undefined ? null : Redirect.compile(r.redirect) as Redirect
+    this.rewrite = r?.rewrite === undefined ? null : Rewrite.compile(r.rewrite) as Rewrite
+    this.pathChanges = this.strip !== 0 || this.rewrite !== null
+    const z = r?.compression ?? compression
+    this.compression = z === undefined || !z.enabled || this.redirect !== null ? null : new Compression(z)
   }
 
-  /** the path sent upstream: without the matched prefix when stripPrefix is set ('' → '/') */
+  /** the path sent upstream: without the matched prefix when stripPrefix is set ('' → '/'), or rewritten */
   upstreamPath (path: string): string {
+    if (this.rewrite !== null) return this.rewrite.apply(path)
     if (this.strip === 0) return path
     const rest = path.slice(this.strip)
     return rest.charCodeAt(0) === 47 /* / */ ? rest : `/${rest}`

@@ -52,7 +52,7 @@ export function buildRoutingState (config: Config, clusters: (name: string) => C
   add(DEFAULT_POOL, hasUpstreams(config) ? clusters(DEFAULT_POOL) : workers ? clusters(WORKERS_POOL) : undefined, config)
   if (workers) add(WORKERS_POOL, clusters(WORKERS_POOL), config)
   for (const [name, p] of Object.entries(config.pools)) add(name, clusters(name), p)
-  const routes = config.routes.map((r, i) => new Route(i, pools.get(r.pool)!, r))
+  const routes = config.routes.map((r, i) => new Route(i, r.pool === undefined ? null : pools.get(r.pool)!, r, config.compression))
   const def = pools.get(DEFAULT_POOL)
-  return new RoutingState(routes, def === undefined ? null : new Route(-1, def), pools, new TrustedProxies(config.trustedProxies), policy)
+  return new RoutingState(routes, def === undefined ? null : new Route(-1, def, undefined, config.compression), pools, new TrustedProxies(config.trustedProxies), policy)
 }

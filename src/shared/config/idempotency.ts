@@ -52,6 +52,6 @@ function longestRequest (c: Parsed, method: string): { ms: number, where: string
     if (best === undefined || ms > best.ms) best = { ms, where: own === undefined ? `timeouts.requestMs (pool "${pool}")` : `pools.${pool}.timeouts.requestMs` }
   }
   consider(DEFAULT_POOL)
-  for (const r of c.routes) if (r.match.methods === undefined || r.match.methods.includes(method)) consider(r.pool)
+  for (const r of c.routes) if (r.pool !== undefined && (r.match.methods === undefined || r.match.methods.includes(method))) consider(r.pool)
   return best
 }

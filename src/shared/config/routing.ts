@@ -8,6 +8,8 @@ import { isIP } from 'node:net'
 import type { z } from 'zod'
 import type { configSchema, DnsUpstream, PoolSettings, StaticUpstream } from './schema.js'
 import { NOT_REWRITABLE } from './header-rewrite.js'
+import { Redirect } from '../../data/policy/redirect.js'
+import { Rewrite } from '../../data/policy/rewrite.js'
 
 type Parsed = z.output<typeof configSchema>
 
@@ -51,7 +53,10 @@ export function routingProblems (c: Parsed): string[] {
   }
   const names = poolNames(c)
   c.routes.forEach((r, i) => {
-    if (!names.has(r.pool)) {
+    out.push(...policyProblems(r, i))
+    if (r.pool === undefined) {
+      if (r.redirect === undefined) out.push(`routes[${i}].pool: must name a pool (or the route needs a redirect)`)
+    } else if (!names.has(r.pool)) {
       const known = [...names].map((n) => `"${n}"`).join(', ')
       out.push(`routes[${i}].pool: unknown pool "${r.pool}"${known ? ` (pools: ${known})` : ' (no pool is configured)'}`)
     }
@@ -67,6 +72,26 @@ export function routingProblems (c: Parsed): string[] {
   c.trustedProxies.forEach((cidr, i) => {
     if (parseCidr(cidr) === undefined) out.push(`trustedProxies[${i}]: must be a CIDR (10.0.0.0/8, fd00::/8) or an IP address, got ${JSON.stringify(cidr)}`)
   })
+  return out
+}
+
+/** a route's redirect and rewrite, compiled here once to find what is wrong (route-table compiles them again) */
+function policyProblems (r: Parsed['routes'][number], i: number): string[] {
+  const out: string[] = []
+  if (r.redirect !== undefined) {
+    const d = Redirect.compile(r.redirect)
+    if (typeof d === 'string') out.push(`routes[${i}].redirect.to: ${d}`)
+    // claylb answers a redirect itself: a key that shapes what goes upstream would be silently unused
+    for (const k of ['pool', 'rewrite', 'compression', 'requestHeaders', 'responseHeaders'] as const) {
+      if (r[k] !== undefined) out.push(`routes[${i}].${k}: a redirect route answers itself (nothing goes upstream); remove ${k} or redirect`)
+    }
+    if (r.stripPrefix) out.push(`routes[${i}].stripPrefix: a redirect route answers itself (nothing goes upstream); remove stripPrefix or redirect`)
+  }
+  if (r.rewrite !== undefined) {
+    const w = Rewrite.compile(r.rewrite)
+    if (!(w instanceof Rewrite)) out.push(`routes[${i}].rewrite.${w.key}: ${w.problem}`)
+    if (r.stripPrefix) out.push(`routes[${i}].rewrite: stripPrefix and rewrite both change the path; use one (a rewrite can drop the prefix: pattern ^/api(/.*)$, replace {1})`)
+  }
   return out
 }
 

@@ -183,9 +183,45 @@ export const matchSchema = z.strictObject({
   headers: z.record(headerName, z.union([headerValue, z.literal(true)], { error: 'must be a string or true' }), { error: 'must be a mapping of header name to value' }).optional(),
 })
 
+const redirectStatusMsg = { error: 'must be 301, 302, 303, 307 or 308' }
+/** answered by claylb itself, with a Location made from `to` (data/policy/redirect) */
+export const redirectSchema = z.strictObject({
+  /** `{scheme}`, `{host}`, `{path}`, `{query}` are replaced; the query is kept unless `to` has a `?` */
+  to: z.string({ error: 'must be a URL or a path' }).min(1, { error: 'must be a URL or a path' }),
+  status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], redirectStatusMsg).default(302),
+})
+
+/** the path sent upstream, by a regular expression (data/policy/rewrite); `{1}` … in replace are its groups */
+export const rewriteSchema = z.strictObject({
+  pattern: z.string({ error: 'must be a regular expression' }).min(1, { error: 'must be a regular expression' }),
+  replace: z.string({ error: 'must be a string' }),
+})
+
+export const COMPRESSION_ALGORITHMS = ['br', 'gzip'] as const
+/** answers compressed by accept-encoding (data/policy/compression) */
+export const compressionSchema = z.strictObject({
+  /** false: none (a route's `{ enabled: false }` turns the top-level one off there) */
+  enabled: bool(true),
+  /** in the server's order of preference, used when the client's q-values tie */
+  algorithms: z.array(z.enum(COMPRESSION_ALGORITHMS, { error: 'must be "br" or "gzip"' }), { error: 'must be a list of "br", "gzip"' }).min(1, { error: 'must list at least one algorithm' }).default(['br', 'gzip']),
+  /** content-type values (no parameters) compressed; `text/*` takes a whole type */
+  types: z.array(z.string().regex(/^[a-z0-9!#$&^_.+-]+\/(\*|[a-z0-9!#$&^_.+-]+)$/i, { error: 'must be a media type (text/html, text/*)' }), { error: 'must be a list of media types' }).min(1, { error: 'must list at least one media type' })
+    .default(['text/*', 'application/json', 'application/javascript', 'application/xml', 'image/svg+xml', 'application/problem+json']),
+  /** answers with a content-length below this are sent as they are (unknown length: compressed) */
+  minBytes: nonNegativeInt(1024),
+  /** zlib levels: gzip 1-9, br (quality) 0-11 */
+  gzipLevel: z.int({ error: 'must be an integer from 1 to 9' }).min(1, { error: 'must be an integer from 1 to 9' }).max(9, { error: 'must be an integer from 1 to 9' }).default(5),
+  brotliQuality: z.int({ error: 'must be an integer from 0 to 11' }).min(0, { error: 'must be an integer from 0 to 11' }).max(11, { error: 'must be an integer from 0 to 11' }).default(4),
+})
+
 export const routeSchema = z.strictObject({
   match: matchSchema.prefault({}),
-  pool: z.string({ error: 'must name a pool' }).min(1, { error: 'must name a pool' }),
+  /** required unless the route redirects (config/routing checks) */
+  pool: z.string({ error: 'must name a pool' }).min(1, { error: 'must name a pool' }).optional(),
+  redirect: redirectSchema.optional(),
+  rewrite: rewriteSchema.optional(),
+  /** this route's compression, in place of the top-level one */
+  compression: compressionSchema.optional(),
   /** drop the matched pathPrefix from the path sent upstream (a path left empty becomes /) */
   stripPrefix: bool(false),
   requestHeaders: headerRewriteSchema.optional(),
@@ -274,6 +310,8 @@ export const configSchema = z.strictObject({
   dns: dnsSchema.prefault({}),
   /** named upstream sets for routes (`default`: the top-level upstreams, `workers`: the spawned workers) */
   pools: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'must be a name of letters, digits, _ . -' }), poolSchema, { error: 'must be a mapping of pool name to { upstreams, … }' }).default({}),
+  /** answers compressed on every route (a route's own `compression` replaces it) */
+  compression: compressionSchema.optional(),
   /** first match wins; a request no route matches goes to the default pool */
   routes: z.array(routeSchema, { error: 'must be a list of { match, pool }' }).default([]),
   /** rate limits, each applied to the requests its match selects (every one that matches applies) */

@@ -12,6 +12,18 @@ import type { Snapshot } from './snapshot.js'
 /** one series of a histogram as plain numbers: `buckets` per bound (not cumulative), last = above every bound */
 export interface HistogramRow { label: string, buckets: ArrayLike<number>, sum: number, count: number }
 
+/** what the route policies did in one process, as plain numbers (data/policy/tally counts it) */
+export interface PolicyTally {
+  /** redirects answered, by status */
+  redirects: Record<string, number>
+  rewrites: number
+  /** answers compressed, by algorithm */
+  compressed: Record<string, number>
+  /** bytes in (from the upstream) and out (to the client) of compressed answers, by algorithm */
+  compressedIn: Record<string, number>
+  compressedOut: Record<string, number>
+}
+
 /** One process's request-path counters as plain numbers (a proxy process answers the primary's scrape with it). */
 export interface CountersExport {
   /** per `upstream` label: codes (6), buckets, durationSum, count, tries */
@@ -26,6 +38,8 @@ export interface CountersExport {
   redisErrors: number
   /** claylb_redis_command_duration_seconds, one row per command (label = command) */
   redisCommands: HistogramRow[]
+  /** redirects, rewrites, compressed answers (data/policy/tally) */
+  policy: PolicyTally
   /** claylb_rate_limited_total by limit */
   rateLimited: Record<string, number>
   accessDenied: number
