@@ -23,7 +23,8 @@ import { UpstreamTry } from '../upstream/upstream-try.js'
 import type { Route } from '../routing/route-table.js'
 import type { RoutePool } from '../routing/route-pool.js'
 import type { Policy } from '../policy/policy.js'
-import type { KeyedExchange, KeyedRequest } from '../idempotency/gate.js'
+import type { KeyedExchange } from '../idempotency/gate.js'
+import { CLIENT_ANSWER, type AnswerHandler, type AnswerTarget } from './answer-handler.js'
 import type { Claim } from '../../shared/idempotency/core.js'
 import { FENCE_HEADER, ID_HEADER } from '../../shared/idempotency/decision.js'
 import type { StoredResponse } from '../../shared/idempotency/store.js'
@@ -40,6 +41,9 @@ const PENDING_LIMIT = 64 * 1024
  * proxy_request_buffering): a client that trickles it holds no upstream connection meanwhile.
  */
 export const BUFFER_LIMIT = 64 * 1024
+
+/** a head and first body chunk up to this together leave in one buffer (Exchange.headWith) */
+const ONE_WRITE_BYTES = 4 * 1024
 
 const CRLF = '\r\n'
 const LAST_CHUNK = '0\r\n\r\n'
@@ -80,7 +84,7 @@ export interface ClientSide {
   exchangeDone (ex: Exchange): void
 }
 
-export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, CompressedOut {
+export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, AnswerTarget, CompressedOut {
   readonly conn: ClientSide
   // ---- the request, from its head ----
   method = ''
@@ -157,10 +161,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** answered from the idempotency record */
   replayed = false
   private clientGone = false
-  // ---- a keyed request (idempotency.routes): null on every other request ----
-  keyed: KeyedRequest | null = null
-  /** the newest body chunk, held back until the record is written (keyed requests only) */
-  private held: Buffer | null = null
+  /**
+   * Where the answer's events go: the shared CLIENT_ANSWER, or a handler wrapping it (a keyed request's
+   * record, proxy/idempotency-gate). A wrapped request keeps its whole body and is never sent twice.
+   */
+  answer: AnswerHandler = CLIENT_ANSWER
   // deadline list links (the request deadline)
   deadlineAt = 0
   prevDeadline: DeadlineEntry | null = null
@@ -343,7 +348,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     host.requests++
     // a request that must not run twice is not written on a connection that may meet its upstream's
     // keep-alive close (the write would leave, then the close: an unknown outcome)
-    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.keyed === null ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
+    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.answer === CLIENT_ANSWER ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
     const t = new UpstreamTry(host, c)
     this.cur = t
     if (c.connected) this.writeRequest(t)
@@ -425,7 +430,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     const t = this.cur
     // a keyed request's body is kept whole (the gate fingerprints it; a retry can replay it)
-    if (this.bodyBytes > REPLAY_LIMIT && !this.bodyDropped && this.keyed === null) this.dropWritten()
+    if (this.bodyBytes > REPLAY_LIMIT && !this.bodyDropped && this.answer === CLIENT_ANSWER) this.dropWritten()
     if (t !== null && t.sent && !t.discarding) {
       const ok = this.writeChunk(t.up, chunk)
       if (!this.bodyDropped) {
@@ -437,7 +442,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     this.body.push(chunk)
     this.pendingBytes += chunk.length
-    if (this.pendingBytes > PENDING_LIMIT && this.keyed === null) this.conn.hold(HOLD_PENDING)
+    if (this.pendingBytes > PENDING_LIMIT && this.answer === CLIENT_ANSWER) this.conn.hold(HOLD_PENDING)
   }
 
   onClientBodyEnd (): void {
@@ -448,7 +453,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.start(undefined)
       return
     }
-    if (this.keyed !== null) this.keyed.bodyEnded()
+    if (this.answer !== CLIENT_ANSWER) this.answer.onRequestEnd(this)
     const t = this.cur
     if (t !== null && t.sent && !t.requestWritten && !t.discarding) this.endRequest(t)
   }
@@ -475,9 +480,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     // RFC 9110 §8.6, RFC 9112 §6.1: a 204 carries neither Content-Length nor Transfer-Encoding (a 304
     // and an answer to HEAD may: they tell what a GET would have had)
     responseHead(this, headers, this.route!.responseHeaders, status === 204)
-    if (this.keyed !== null) this.keyed.onHeaders(status, headers)
+    this.answer.onHeaders(this, status, headers)
     // a keyed answer is recorded as the upstream sent it; replays are not compressed either
-    else if (this.route!.compression !== null) this.compressAnswer(this.route!.compression, status, headers)
+    if (this.answer === CLIENT_ANSWER && this.route!.compression !== null) this.compressAnswer(this.route!.compression, status, headers)
     const noBody = this.method === 'HEAD' || status === 204 || status === 304
     let framing = ''
     if (noBody) {
@@ -517,20 +522,12 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   onResponseBody (c: UpstreamConn, chunk: Buffer): void {
     const t = this.tryOf(c)
     if (t === null || t.discarding || this.finished) return
-    if (this.keyed !== null) {
-      // hold back the newest chunk: the last byte goes out only after the record is written
-      this.keyed.onData(chunk)
-      const prev = this.held
-      this.held = chunk
-      if (prev === null) return
-      chunk = prev
-    }
     // backpressure: the client reads slower than the upstream sends; read again on the client's 'drain'
-    if (!this.sendBody(chunk)) c.pauseReading()
+    if (!this.answer.onData(this, chunk)) c.pauseReading()
   }
 
-  /** one chunk of the answer's body: to the client, or into the compressor */
-  private sendBody (chunk: Buffer): boolean {
+  /** one chunk of the answer's body: to the client, or into the compressor (AnswerTarget) */
+  sendBody (chunk: Buffer): boolean {
     return this.compressor === null ? this.sendOut(chunk) : this.compressor.write(chunk)
   }
 
@@ -563,6 +560,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   sendOut (chunk: Buffer): boolean {
     const s = this.conn.socket
     let ok: boolean
+    if (this.headPending && !this.chunkOut && this.respHeadText.length + chunk.length <= ONE_WRITE_BYTES) return s.write(this.headWith(chunk))
     if (this.headPending || this.chunkOut) {
       s.cork()
       if (this.headPending) {
@@ -578,6 +576,23 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       s.uncork()
     } else ok = s.write(chunk)
     return ok
+  }
+
+  /**
+   * The waiting head and a small first body chunk as one buffer: one plain write instead of a writev of
+   * a latin1 string and a buffer (the string is copied into a buffer anyway, in C++); most answers
+   * are one head and one chunk. Up to 4 KB the buffer is a slice of Node's pool (Buffer.poolSize / 2):
+   * a view object, no new memory.
+   */
+  private headWith (chunk: Buffer): Buffer {
+    const head = this.respHeadText
+    this.headPending = false
+    this.respHeadText = ''
+    // latin1: one byte per character
+    const out = Buffer.allocUnsafe(head.length + chunk.length)
+    out.write(head, 0, 'latin1')
+    chunk.copy(out, head.length)
+    return out
   }
 
   /** the client socket drained */
@@ -600,41 +615,30 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     // a connection a request that must not run twice opened because its upstream closes idle ones is
     // not pooled: reused only by such requests it would pile up, one per request, until the sweep
-    c.done(t.requestWritten && this.bodyDone && ((this.idempotent && this.keyed === null) || !c.pool.closesIdle))
+    c.done(t.requestWritten && this.bodyDone && ((this.idempotent && this.answer === CLIENT_ANSWER) || !c.pool.closesIdle))
     this.endTry(t, this.status >= 500 ? 'http-5xx' : 'ok')
     if (this.finished) return
-    if (this.keyed !== null) {
-      // the record is written before the last byte reaches the client, so an immediate retry replays;
-      // the store's own timeouts bound the wait, not the request deadline (the answer is all here)
-      this.pool!.requests.remove(this)
-      this.keyed.complete().then(() => this.endAnswer(), () => this.endAnswer())
-      return
-    }
-    this.endAnswer()
+    this.answer.onComplete(this)
   }
 
-  /** the last of the answer: a held chunk, the head when nothing was written yet, the last chunk */
-  private endAnswer (): void {
+  /** the last of the answer: the head when nothing was written yet, the last chunk; then finish */
+  endAnswer (): void {
     if (this.finished) return
     if (this.compressor !== null) {
       // the rest comes out of zlib; compressedEnd ends the answer
       this.compressor.end()
       return
     }
-    const s = this.conn.socket
-    const held = this.held
-    if (held !== null) {
-      this.held = null
-      s.cork()
-      this.sendBody(held)
-    }
     if (this.headPending) {
       this.headPending = false
-      s.write(this.chunkOut ? this.respHeadText + LAST_CHUNK : this.respHeadText, 'latin1')
+      this.conn.socket.write(this.chunkOut ? this.respHeadText + LAST_CHUNK : this.respHeadText, 'latin1')
       this.respHeadText = ''
-    } else if (this.chunkOut) s.write(LAST_CHUNK, 'latin1')
-    if (held !== null) s.uncork()
+    } else if (this.chunkOut) this.conn.socket.write(LAST_CHUNK, 'latin1')
     this.finish(this.status)
+  }
+
+  leaveDeadline (): void {
+    this.pool!.requests.remove(this)
   }
 
   onUpstreamError (c: UpstreamConn, code: string): void {
@@ -851,11 +855,8 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.compressor.destroy()
       this.compressor = null
     }
-    if (this.keyed !== null) {
-      // every way out without a complete answer ends here: the claim is freed, or marked unknown
-      this.keyed.ended(this.mayHaveRun)
-      this.held = null
-    }
+    // every way out ends here: a wrapping handler frees its claim, or marks it unknown
+    if (this.answer !== CLIENT_ANSWER) this.answer.onEnd(this, this.mayHaveRun)
     // a hold for this request's body (its upstream's backpressure) must not outlive it
     this.conn.unhold(HOLD_UPSTREAM | HOLD_PENDING)
     this.pool?.requests.remove(this)
