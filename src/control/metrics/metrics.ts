@@ -227,6 +227,15 @@ export class Metrics {
       REDIS_BUCKETS_SECONDS,
       () => sumHistograms([own.redisCommands.values(), ...[...this.processes?.exports() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0),
     ) as unknown as Counter)
+    // ---- access rules and rate limits ----
+    const perLimit = (own: ReadonlyMap<string, Tally>, remote: (c: CountersExport) => Record<string, number> | undefined, add: (labels: { limit: string }, v: number) => void): void => {
+      const sum = new Map<string, number>([...own].map(([k, t]) => [k, t.value]))
+      for (const c of this.processes?.exports() ?? []) for (const [k, v] of Object.entries(remote(c) ?? {})) sum.set(k, (sum.get(k) ?? 0) + v)
+      for (const [limit, v] of sum) add({ limit }, v)
+    }
+    snapshotCounter(`${PREFIX}rate_limited_total`, 'Requests refused 429 by a rate limit, by limit name', ['limit'], (add) => perLimit(own.limits.rateLimited, (c) => c.rateLimited, add))
+    snapshotCounter(`${PREFIX}rate_limit_store_takes_total`, 'Token leases asked of the limit\'s store (Redis for global, the primary for local), by limit name', ['limit'], (add) => perLimit(own.limits.takes, (c) => c.limitTakes, add))
+    snapshotCounter(`${PREFIX}access_denied_total`, 'Requests refused 403 by an access rule', [], (add) => add({}, own.limits.accessDenied.value + remoteSum((c) => c.accessDenied ?? 0)))
     snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, own.redisErrors.value + remoteSum((c) => c.redisErrors)))
   }
 

@@ -12,6 +12,7 @@ import { newRetryTally, type RetryTally, type TryOutcome } from '../upstream/ret
 import { bucketOf, HostCounters, OUTCOME_INDEX, Tally } from '../upstream/host-counters.js'
 import type { CommandTimer, RedisTiming } from '../../shared/idempotency/redis-store.js'
 import type { CountersExport, HistogramRow } from '../../shared/process/protocol.js'
+import { LimitTally } from '../policy/policy.js'
 import { policyTally } from '../policy/tally.js'
 
 /** the `upstream` label of requests that never reached one (no healthy upstream, bad request) */
@@ -58,6 +59,8 @@ export class Counters {
   readonly redisErrors = new Tally()
   /** redirects, rewrites, compression: the process's one tally (data/policy/tally) */
   readonly policy = policyTally
+  /** access denials, rate-limit refusals and each limit's store round trips (data/policy/policy) */
+  readonly limits = new LimitTally()
   /** by `upstream` label */
   readonly byLabel = new Map<string, HostCounters>()
   readonly redisCommands = new Map<string, CommandCounters>()
@@ -128,6 +131,14 @@ export class Counters {
       redisErrors: this.redisErrors.value,
       redisCommands: [...this.redisCommands.values()].map((c) => ({ label: c.label, buckets: [...c.buckets], sum: c.sum, count: c.count })),
       policy: { ...this.policy, redirects: { ...this.policy.redirects }, compressed: { ...this.policy.compressed }, compressedIn: { ...this.policy.compressedIn }, compressedOut: { ...this.policy.compressedOut } },
+      rateLimited: byName(this.limits.rateLimited),
+      accessDenied: this.limits.accessDenied.value,
+      limitTakes: byName(this.limits.takes),
     }
   }
+}
+
+/** a map of tallies as plain numbers */
+export function byName (m: ReadonlyMap<string, Tally>): Record<string, number> {
+  return Object.fromEntries([...m].map(([k, t]) => [k, t.value]))
 }

@@ -23,6 +23,7 @@ import { ONE_BUFFER_BYTES, SAFE_REUSE_SHARE, type ConnectionWaiter, type Upstrea
 import { UpstreamTry } from '../upstream/upstream-try.js'
 import type { Route } from '../routing/route-table.js'
 import type { RoutePool } from '../routing/route-pool.js'
+import type { Policy } from '../policy/policy.js'
 import type { KeyedExchange } from '../idempotency/gate.js'
 import { CLIENT_ANSWER, type AnswerHandler, type AnswerTarget } from './answer-handler.js'
 import type { Claim } from '../../shared/idempotency/core.js'
@@ -117,6 +118,12 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
   /** the route it matched (from the routing state current when its head was parsed), and its pool */
   route: Route | null = null
   pool: RoutePool | null = null
+  /** the access rules and rate limits current when its head was parsed (null: none configured) */
+  policy: Policy | null = null
+  /** the rate limit whose decision is pending (data/policy) */
+  limitIndex = 0
+  /** the path as the client sent it, when stripPrefix changed `path` and a policy matches on it ('' otherwise) */
+  clientPath = ''
   // ---- the request body ----
   /** chunks not yet written to the current try, or kept for a replay */
   private body: Buffer[] = []
@@ -222,7 +229,10 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     if (this.badExpect !== '') return this.refuse('CLAYLB_EXPECTATION_FAILED', `unsupported expectation: ${this.badExpect}`)
     const max = conn.engine.core.maxBodyBytes
     if (this.contentLength > max) return this.refuse('CLAYLB_BODY_TOO_LARGE', `body of ${this.contentLength} bytes exceeds the limit of ${max}`)
-    const route = conn.engine.routing.match(method, this.path, this.hostHeader, raw)
+    const routing = conn.engine.routing
+    const policy = this.policy = routing.policy
+    if (policy !== null && policy.access.length > 0 && policy.denies(this)) return this.refuse('CLAYLB_ACCESS_DENIED', 'access denied to this address')
+    const route = routing.match(method, this.path, this.hostHeader, raw)
     if (route === null) return this.refuse('CLAYLB_NO_ROUTE', `no route matches ${method} ${this.path}`)
     this.route = route
     this.pool = route.pool
@@ -230,6 +240,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     if (route.requestHeaders !== null) requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted, route.requestHeaders)
     if (route.pathChanges) {
       const before = this.path
+      if (policy !== null) this.clientPath = before
       this.path = route.upstreamPath(before)
       if (route.rewrite !== null && this.path !== before) policyTally.rewrites++
     }
@@ -264,6 +275,20 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
       this.admitted = true
     }
     this.pool.requests.add(this, Date.now())
+    const policy = this.policy
+    if (policy !== null && policy.limits.length > 0 && !policy.admit(this, 0)) return
+    this.proceed()
+  }
+
+  /** a pending rate limit decided (data/policy/leases): 0 admitted, else refused */
+  limitDecided (waitMs: number): void {
+    if (this.finished) return
+    if (this.policy!.resume(this, waitMs)) this.proceed()
+  }
+
+  /** every rate limit admitted it: on to the upstream */
+  private proceed (): void {
+    const core = this.conn.engine.core
     if (this.maxForwards === 0) {
       this.answerLocally()
       return
@@ -926,6 +951,7 @@ export function problemAnswer (err: ProxyError, close: boolean, head = false): s
   const body = problemBody(err.code, err.message)
   let out = `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`
   if (err.retryAfter !== undefined) out += `retry-after: ${Math.max(0, Math.ceil(err.retryAfter))}\r\n`
+  if (err.headerLines !== undefined) out += err.headerLines
   if (close) out += 'connection: close\r\n'
   return head ? out + CRLF : out + CRLF + body
 }

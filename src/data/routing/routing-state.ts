@@ -1,7 +1,7 @@
 /**
  * @module routing/routing-state
  * What a request is routed by, as one immutable value: the compiled routes, the pools they point to,
- * the default route and the trusted forwarders. The engine holds one reference to it; a reload
+ * the default route, the trusted forwarders and the policies (access rules, rate limits). The engine holds one reference to it; a reload
  * builds a new one and swaps that reference, so a request sees the old state or the new one, never
  * a mix. Built from a plain config and the pools' clusters (their lasting hosts), nothing else.
  */
@@ -13,6 +13,7 @@ import type { PoolLimitSettings } from './pool-limits.js'
 import { RoutePool, poolKey, type RoutePoolOptions } from './route-pool.js'
 import { matchRoute, Route } from './route-table.js'
 import { TrustedProxies } from './trusted-proxies.js'
+import type { Policy } from '../policy/policy.js'
 
 export class RoutingState {
   constructor (
@@ -21,6 +22,8 @@ export class RoutingState {
     readonly fallback: Route | null,
     readonly pools: ReadonlyMap<string, RoutePool>,
     readonly trusted: TrustedProxies,
+    /** access rules and rate limits (data/policy); null: none configured, nothing to pay */
+    readonly policy: Policy | null = null,
   ) {}
 
   /** the route of one request (allocation-free) */
@@ -38,7 +41,7 @@ export class RoutingState {
  * The state for `config`, given each pool's cluster by name. A pool whose settings did not change
  * keeps its RoutePool of `previous` (its deadline lists and retry budget carry on).
  */
-export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState): RoutingState {
+export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState, policy: Policy | null = null): RoutingState {
   const pools = new Map<string, RoutePool>()
   const add = (name: string, cluster: Cluster | undefined, s: Pick<Config, 'balancer' | 'retry' | 'timeouts'> & { limits: PoolLimitSettings }): void => {
     if (cluster === undefined) return
@@ -52,5 +55,5 @@ export function buildRoutingState (config: Config, clusters: (name: string) => C
   for (const [name, p] of Object.entries(config.pools)) add(name, clusters(name), p)
   const routes = config.routes.map((r, i) => new Route(i, r.pool === undefined ? null : pools.get(r.pool)!, r, config.compression))
   const def = pools.get(DEFAULT_POOL)
-  return new RoutingState(routes, def === undefined ? null : new Route(-1, def, undefined, config.compression), pools, new TrustedProxies(config.trustedProxies))
+  return new RoutingState(routes, def === undefined ? null : new Route(-1, def, undefined, config.compression), pools, new TrustedProxies(config.trustedProxies), policy)
 }

@@ -186,6 +186,20 @@ export const dnsSchema = z.strictObject({
   timeoutMs: positiveInt(2000),
 })
 
+/**
+ * Which requests a route (or a rate limit, an access rule) applies to: every key given must hold
+ * (data/policy/match.ts compiles it).
+ */
+export const matchSchema = z.strictObject({
+  /** exact, or `*.example.com` (any subdomain, not example.com itself); case-insensitive, port ignored */
+  host: z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$|^\[[0-9A-Fa-f:.]+\]$/, { error: 'must be a host name, or *. and a domain' }).optional(),
+  /** the request target starts with this (case-sensitive, as nginx's `location` prefix) */
+  pathPrefix: z.string().startsWith('/', { error: 'must start with /' }).optional(),
+  methods: z.array(z.string().regex(/^[!#-'*+.0-9A-Z^-z|~-]+$/, { error: 'must be a method token' }), { error: 'must be a list of methods' }).min(1, { error: 'must list at least one method' }).optional(),
+  /** header name → exact value, or true: present with any value */
+  headers: z.record(headerName, z.union([headerValue, z.literal(true)], { error: 'must be a string or true' }), { error: 'must be a mapping of header name to value' }).optional(),
+})
+
 const redirectStatusMsg = { error: 'must be 301, 302, 303, 307 or 308' }
 /** answered by claylb itself, with a Location made from `to` (data/policy/redirect) */
 export const redirectSchema = z.strictObject({
@@ -218,15 +232,7 @@ export const compressionSchema = z.strictObject({
 })
 
 export const routeSchema = z.strictObject({
-  match: z.strictObject({
-    /** exact, or `*.example.com` (any subdomain, not example.com itself); case-insensitive, port ignored */
-    host: z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$|^\[[0-9A-Fa-f:.]+\]$/, { error: 'must be a host name, or *. and a domain' }).optional(),
-    /** the request target starts with this (case-sensitive, as nginx's `location` prefix) */
-    pathPrefix: z.string().startsWith('/', { error: 'must start with /' }).optional(),
-    methods: z.array(z.string().regex(/^[!#-'*+.0-9A-Z^-z|~-]+$/, { error: 'must be a method token' }), { error: 'must be a list of methods' }).min(1, { error: 'must list at least one method' }).optional(),
-    /** header name → exact value, or true: present with any value */
-    headers: z.record(headerName, z.union([headerValue, z.literal(true)], { error: 'must be a string or true' }), { error: 'must be a mapping of header name to value' }).optional(),
-  }).prefault({}),
+  match: matchSchema.prefault({}),
   /** required unless the route redirects (config/routing checks) */
   pool: z.string({ error: 'must name a pool' }).min(1, { error: 'must name a pool' }).optional(),
   redirect: redirectSchema.optional(),
@@ -237,6 +243,36 @@ export const routeSchema = z.strictObject({
   stripPrefix: bool(false),
   requestHeaders: headerRewriteSchema.optional(),
   responseHeaders: headerRewriteSchema.optional(),
+})
+
+/** `100/s`, `6000/m`, `50000/h`: a count above 0 per second, minute or hour */
+export const RATE = /^([1-9]\d{0,8})\/(s|m|h)$/
+/** `ip`, `route`, `header:NAME`, `cookie:NAME` */
+export const LIMIT_KEY = /^(ip|route|header:[!#-'*+.0-9A-Z^-z|~-]+|cookie:[!#-'*+.0-9A-Z^-z|~-]+)$/
+
+/**
+ * A rate limit (issue 27): a token bucket per value of `key` among the requests `match` selects,
+ * filled at `rate`, holding `burst` + 1. `global`: one bucket for every instance, in Redis (leased
+ * in small allotments, data/policy/leases.ts); `local`: this instance's own.
+ */
+export const rateLimitSchema = z.strictObject({
+  /** the `limit` label of claylb_rate_limited_total and the RateLimit-Policy name */
+  name: z.string({ error: 'must be a name' }).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { error: 'must be a name of letters, digits, _ . - (at most 64)' }),
+  match: matchSchema.prefault({}),
+  key: z.string({ error: 'must be ip, route, header:NAME or cookie:NAME' }).regex(LIMIT_KEY, { error: 'must be ip, route, header:NAME or cookie:NAME' }).default('ip'),
+  rate: z.string({ error: 'must be a rate such as "100/s" or "6000/m"' }).regex(RATE, { error: 'must be a rate above 0 such as "100/s" or "6000/m" (per s, m or h)' }),
+  /** requests a key may send at once beyond the rate (nginx's burst; the bucket holds burst + 1) */
+  burst: nonNegativeInt(0),
+  scope: z.enum(['global', 'local'], { error: 'must be "global" (every instance, through Redis) or "local" (this instance)' }).default('global'),
+  /** global only: what a request gets while Redis cannot be reached */
+  onStateDown: z.enum(['allow', 'deny'], { error: 'must be "allow" or "deny"' }).default('allow'),
+})
+
+/** An access rule: among the requests `match` selects, a client address in `deny`, or outside a non-empty `allow`, is refused 403. */
+export const accessRuleSchema = z.strictObject({
+  match: matchSchema.prefault({}),
+  allow: z.array(z.string({ error: 'must be a CIDR or an IP address' }), { error: 'must be a list of CIDRs' }).default([]),
+  deny: z.array(z.string({ error: 'must be a CIDR or an IP address' }), { error: 'must be a list of CIDRs' }).default([]),
 })
 
 export const configSchema = z.strictObject({
@@ -300,6 +336,10 @@ export const configSchema = z.strictObject({
   compression: compressionSchema.optional(),
   /** first match wins; a request no route matches goes to the default pool */
   routes: z.array(routeSchema, { error: 'must be a list of { match, pool }' }).default([]),
+  /** rate limits, each applied to the requests its match selects (every one that matches applies) */
+  rateLimits: z.array(rateLimitSchema, { error: 'must be a list of { name, match, key, rate, burst, scope, onStateDown }' }).default([]),
+  /** allow / deny by client address; every rule that matches applies */
+  access: z.array(accessRuleSchema, { error: 'must be a list of { match, allow, deny }' }).default([]),
   /** peers (CIDR or address) whose x-forwarded-proto / -host are kept; from others they are replaced */
   trustedProxies: z.array(z.string({ error: 'must be a CIDR or an IP address' }), { error: 'must be a list of CIDRs' }).default([]),
   workers: z.strictObject({
@@ -454,6 +494,9 @@ export interface PoolSettings {
 }
 export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>
+export type MatchConfig = DeepReadonly<Parsed['routes'][number]['match']>
+export type RateLimitConfig = DeepReadonly<Parsed['rateLimits'][number]>
+export type AccessRuleConfig = DeepReadonly<Parsed['access'][number]>
 
 export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools' | 'listen' | 'shutdown' | 'shutdownTimeoutMs' | 'upstreams'> & {
   upstreams: StaticUpstream[]
