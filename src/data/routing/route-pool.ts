@@ -6,7 +6,8 @@
  * lists it was put in. (The cluster is the pool's lasting part: hosts and their health outlive a reload.)
  */
 import type { Cluster } from '../upstream/cluster.js'
-import { createBalancer, type Balancer, type BalancerPolicy } from '../balancer/balancer.js'
+import type { Balancer } from '../balancer/balancer.js'
+import { createBalancer, type BalancerPolicy } from '../balancer/policy.js'
 import { Deadlines } from '../http/deadlines.js'
 import { RetryPolicy, type RetrySettings, type RetryTally } from '../upstream/retry-policy.js'
 
