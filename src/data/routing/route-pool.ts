@@ -6,7 +6,8 @@
  * lists it was put in. (The cluster is the pool's lasting part: hosts and their health outlive a reload.)
  */
 import type { Cluster } from '../upstream/cluster.js'
-import { createBalancer, type Balancer, type BalancerSettings } from '../balancer/balancer.js'
+import type { Balancer } from '../balancer/balancer.js'
+import { createBalancer, type BalancerSettings } from '../balancer/policy.js'
 import { Deadlines } from '../http/deadlines.js'
 import { newRetryTally, RetryPolicy, type RetrySettings, type RetryTally } from '../upstream/retry-policy.js'
 import { hasLimits, PoolLimits, type PoolLimitSettings } from './pool-limits.js'
