@@ -32,7 +32,7 @@ timeouts: { connectMs: 0 }
   t.equal(r.status, 1)
   t.same(r.lines.sort(), [
     'listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)',
-    'pools.api.balancer.policy: must be "round-robin" or "least-request"',
+    'pools.api.balancer.policy: must be "round-robin", "least-request" or "consistent-hash"',
     'routes[0].pool: unknown pool "nowhere" (pools: "api")',
     'timeouts.connectMs: must be a positive integer',
     'upstream: unknown key (did you mean upstreams?)',

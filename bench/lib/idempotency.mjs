@@ -2,13 +2,15 @@
  * The idempotency scenario: the same 1 KB JSON POST on an idempotency route, unkeyed, keyed with a fresh
  * key per request (first executions), and keyed with one key (replays), against a private redis-server.
  * Redis round trips per request are counted with INFO commandstats (commands, an upper bound on round
- * trips: a pipelined pair counts 2). Budget: first execution ≤ 2, replay ≤ 1.
+ * trips: a pipelined pair counts 2). Budget: first execution ≤ 2, replay ≤ 1. Redis's own CPU per
+ * request (utime+stime of redis-server from /proc over the measured window) tells the work inside those
+ * commands (the Lua scripts), which a command count does not.
  */
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { freePort, hasCommand, stopChild, waitPort } from './procs.mjs'
+import { freePort, hasCommand, stopChild, treeCpuSeconds, waitPort } from './procs.mjs'
 import { summarise } from './report.mjs'
 import { ROOT, TARGETS } from './targets.mjs'
 
@@ -82,14 +84,18 @@ export async function runIdempotency (opts, tmp, log, { startBackends, measure }
         const v = variants[i]
         const scenario = { path: '/orders', request: v.request }
         // commands counted over the measured run only (the warm-up also creates the replayed record)
-        const around = { before: () => commandCounts(redisPort), after: async (b) => delta(b, await commandCounts(redisPort)) }
+        const around = {
+          before: async () => ({ counts: await commandCounts(redisPort), cpu: treeCpuSeconds(redis.pid) }),
+          after: async (b) => ({ ...delta(b.counts, await commandCounts(redisPort)), cpu: treeCpuSeconds(redis.pid) - b.cpu }),
+        }
         const claylb = v.target
         const s = await measure({ ...claylb, start: (ctx) => claylb.start({ ...ctx, claylbConfig }) }, scenario, opts, { tmp, upstreams: backends.urls, around })
         const d = s.extra
         s.redisCommands = d.byCommand
         s.redisPerRequest = d.total / s.requests
+        s.redisCpuUsPerReq = d.cpu * 1e6 / s.requests
         rows[i].samples.push(s)
-        log(`  [${rep + 1}/${opts.reps}] ${v.id.padEnd(20)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps)} req/s  redis ${s.redisPerRequest.toFixed(2)} cmds/req ${JSON.stringify(d.byCommand)}`)
+        log(`  [${rep + 1}/${opts.reps}] ${v.id.padEnd(20)} ${s.cpuUsPerReq.toFixed(1).padStart(7)} µs/req  ${Math.round(s.rps)} req/s  redis ${s.redisPerRequest.toFixed(2)} cmds/req ${s.redisCpuUsPerReq.toFixed(1)} µs/req ${JSON.stringify(d.byCommand)}`)
       }
     }
   } finally {
@@ -97,7 +103,11 @@ export async function runIdempotency (opts, tmp, log, { startBackends, measure }
     await stopChild(redis)
   }
   const out = summarise(rows)
-  for (const r of out) r.redisPerRequest = Math.max(...r.samples.map((s) => s.redisPerRequest))
+  for (const r of out) {
+    r.redisPerRequest = Math.max(...r.samples.map((s) => s.redisPerRequest))
+    const cpu = r.samples.map((s) => s.redisCpuUsPerReq).sort((a, b) => a - b)
+    r.redisCpuUsPerReq = cpu[cpu.length >> 1]
+  }
   return out
 }
 

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { driverName, runLoad } from './load.mjs'
 import { freePort, hasCommand, pinning, pinSelf, setBoost, spawnPinned, stopChild, treeCpuSeconds, treeRunqWaitMs, waitPort } from './procs.mjs'
 import { markdownTable, summarise, svgChart, textTable } from './report.mjs'
-import { nginxPrelude, PROCESS_TARGETS, ROOT, TARGETS, TLS_TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
+import { LIMIT_TARGETS, nginxPrelude, PROCESS_TARGETS, ROOT, TARGETS, TLS_TARGETS, WORKER_COUNT, WORKER_TARGETS } from './targets.mjs'
 import { analyse, formatAnalysis } from '../profile-top.mjs'
 import { idempotencyPending, runIdempotency } from './idempotency.mjs'
 
@@ -33,6 +33,7 @@ export const SCENARIOS = {
   },
   processes: { title: 'claylb --processes 1 vs 2, nginx 1 vs 2 workers (plain GET, unpinned, nginx `return 200` backends)', path: '/', request: {}, targets: PROCESS_TARGETS, nginxBackends: true },
   idempotency: { title: 'keyed POST (first execution, replay) vs unkeyed', pending: idempotencyPending, run: runIdempotency },
+  'rate-limits': { title: 'plain GET with no rate limit, with 10 (one matching: local, then global on Redis)', path: '/', request: {}, targets: LIMIT_TARGETS, redis: true },
   'tls-get': { title: 'plain GET over TLS (keep-alive; TLS to the client, HTTP to the backends)', path: '/', request: {}, targets: TLS_TARGETS, tls: true },
 }
 

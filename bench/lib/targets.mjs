@@ -202,6 +202,36 @@ export const TLS_TARGETS = [
   haproxy(true),
 ]
 
+/**
+ * Ten rate limits of which a plain GET / matches one (the last, keyed by the client address, its rate
+ * far above what wrk sends, so nothing is refused): every limit's match is tested, one takes a token.
+ * `scope`: where the matching one's bucket is (`global`: the run's private redis-server).
+ */
+function tenLimits (scope) {
+  return (ctx) => {
+    const matches = [
+      { host: 'shop.example.com' }, { host: '*.internal.example' }, { pathPrefix: '/static/' },
+      { pathPrefix: '/api/v2/', methods: ['POST', 'PUT'] }, { headers: { 'x-canary': 'yes' } },
+      { host: '*.cdn.example', pathPrefix: '/img/' }, { pathPrefix: '/admin', headers: { authorization: true } },
+      { methods: ['DELETE'] }, { host: 'api.example.org', pathPrefix: '/v1/' },
+    ]
+    return {
+      rateLimits: [
+        ...matches.map((match, i) => ({ name: `l${i}`, match, key: 'ip', rate: '100/s', scope: 'local' })),
+        { name: 'all', key: 'ip', rate: '999999999/s', burst: 100000, scope },
+      ],
+      ...(ctx.redisUrl ? { redis: { url: ctx.redisUrl } } : {}),
+    }
+  }
+}
+
+/** plain GET without limits, with 10 limits (one matching) local, and global on Redis */
+export const LIMIT_TARGETS = [
+  { id: 'claylb-nolog', short: 'claylb, no limit (log off)', label: 'claylb (log.access: false), no rate limit', ...claylb(false) },
+  { id: 'claylb-limits-nolog', short: 'claylb, 10 limits, 1 local matches', label: 'claylb with 10 rate limits, one matching (scope local); log.access: false', ...claylb(false, ROOT, tenLimits('local')) },
+  { id: 'claylb-glimits-nolog', short: 'claylb, 10 limits, 1 global matches', label: 'claylb with 10 rate limits, one matching (scope global, leased from Redis); log.access: false', ...claylb(false, ROOT, tenLimits('global')) },
+]
+
 /** The start of an nginx.conf that keeps everything in `dir` (root may run it), up to inside `http {`. */
 export function nginxPrelude (dir, workers) {
   return `

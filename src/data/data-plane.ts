@@ -22,6 +22,10 @@ import { Engine, type EngineOptions } from './engine/engine.js'
 import { createIdempotencyGate, idempotencyRoutes } from './idempotency/setup.js'
 import { countingObserver } from './counting/idempotency-observer.js'
 import { Counters, type HostsView } from './counting/counters.js'
+import { buildPolicy, type Policy, type TokenSources } from './policy/policy.js'
+import { redisTake, type TakeTokens } from '../shared/redis/rate-limit-script.js'
+import { StateUnavailableError } from '../shared/redis/errors.js'
+import type { RedisClient } from '../shared/redis/client.js'
 
 /** the pools a data plane routes to, by name */
 export interface ClusterSource extends HostsView {
@@ -40,6 +44,8 @@ export interface DataPlaneOptions {
   passiveHealth?: TryJudgeSink
   /** the pools' upstream TLS setups: the engine's default is the same object as the default pool's */
   tlsCache: UpstreamTlsCache
+  /** a proxy process: a `local` rate limit's tokens, leased from the primary (data/policy/primary-tokens.ts) */
+  localTokens?: TakeTokens
 }
 
 export interface DataPlane {
@@ -101,8 +107,33 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
       },
     },
   })
-  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries, undefined, counters), {
+  // access rules and rate limits (data/policy): a global limit's Redis client is made when one first needs it
+  let limitsRedis: RedisClient | undefined
+  let stateErrorLogged = 0
+  const tokenSources: TokenSources = {
+    global: () => {
+      if (limitsRedis === undefined) {
+        try {
+          limitsRedis = createRedis(current.redis, 'rate-limits')
+        } catch (err) {
+          // no Redis named nor started: every take fails, onStateDown decides
+          return () => Promise.reject(err instanceof Error ? err : new StateUnavailableError(String(err)))
+        }
+      }
+      return redisTake(limitsRedis, current.redis.keyPrefix)
+    },
+    local: o.localTokens ?? null,
+    onStateError: (err) => {
+      const now = Date.now()
+      if (now - stateErrorLogged < 10_000) return
+      stateErrorLogged = now
+      logger.warn({ error: (err as Error).message }, 'rate limits: Redis unreachable; global limits decide by their onStateDown')
+    },
+  }
+  const policyOf = (c: Config, previous: Policy | null): Policy | null => buildPolicy(c, counters.limits, tokenSources, previous)
+  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries, undefined, policyOf(config, null), counters), {
     tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    proxyProtocol: config.listen.proxyProtocol,
     upstreamTls: o.tlsCache.get(config.tls, 'tls'),
     logger,
   })
@@ -122,7 +153,7 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
     applyConfig (next, certificates) {
       if (certificates !== undefined) engine.useCertificates(certificates)
       engine.o = engineOptions(next)
-      engine.routing = buildRoutingState(next, clusterOf, counters.retries, engine.routing, counters)
+      engine.routing = buildRoutingState(next, clusterOf, counters.retries, engine.routing, policyOf(next, engine.routing.policy), counters)
       core.maxBodyBytes = next.limits.maxBodyBytes
       if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = idempotencyRoutes(next.idempotency)
       current = next
@@ -143,6 +174,8 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
       core.close()
       if (core.idempotency !== null) await core.idempotency.core.store.close()
       if (redis !== undefined) await closeRedis(redis)
+      if (limitsRedis !== undefined) await closeRedis(limitsRedis)
+      engine.routing.policy?.retire(null)
     },
   }
 }

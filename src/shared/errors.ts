@@ -14,17 +14,20 @@ export const PROBLEMS = {
   CLAYLB_PATH_NOT_NORMALISABLE: [400, 'Bad Request', 'path-not-normalisable'],
   CLAYLB_ADMIN_UNAUTHORIZED: [401, 'Unauthorized', 'admin-unauthorized'],
   CLAYLB_ADMIN_CROSS_SITE: [403, 'Forbidden', 'admin-cross-site'],
+  CLAYLB_ACCESS_DENIED: [403, 'Forbidden', 'access-denied'],
   CLAYLB_NO_ROUTE: [404, 'Not Found', 'no-route'],
   CLAYLB_RELOAD_REFUSED: [409, 'Conflict', 'reload-refused'],
   CLAYLB_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request-timeout'],
   CLAYLB_BODY_TOO_LARGE: [413, 'Content Too Large', 'body-too-large'],
   CLAYLB_SESSION_TOO_LARGE: [413, 'Content Too Large', 'session-too-large'],
   CLAYLB_SESSION_ENDED: [409, 'Conflict', 'session-ended'],
+  CLAYLB_RATE_LIMITED: [429, 'Too Many Requests', 'rate-limited'],
   CLAYLB_HEADERS_TOO_LARGE: [431, 'Request Header Fields Too Large', 'headers-too-large'],
   CLAYLB_EXPECTATION_FAILED: [417, 'Expectation Failed', 'expectation-failed'],
   CLAYLB_NOT_IMPLEMENTED: [501, 'Not Implemented', 'not-implemented'],
   CLAYLB_UPSTREAM_FAILED: [502, 'Bad Gateway', 'upstream-failed'],
   CLAYLB_NO_HEALTHY_UPSTREAM: [503, 'Service Unavailable', 'no-healthy-upstream'],
+  CLAYLB_POOL_OVERLOADED: [503, 'Service Unavailable', 'pool-overloaded'],
   CLAYLB_STATE_UNAVAILABLE: [503, 'Service Unavailable', 'state-unavailable'],
   CLAYLB_STATE_OUTCOME_UNKNOWN: [500, 'Internal Server Error', 'state-outcome-unknown'],
   CLAYLB_SHUTTING_DOWN: [503, 'Service Unavailable', 'shutting-down'],
@@ -77,6 +80,8 @@ export class ProxyError extends Error {
    * message alone, so a problem never tells a client where the upstreams are or how their TLS failed
    */
   logDetail?: string
+  /** more header lines of the answer, each ending in CRLF (a 429's RateLimit fields) */
+  headerLines?: string
   constructor (readonly code: ProblemCode, detail: string, options?: { cause?: unknown, retryAfter?: number, logDetail?: string }) {
     super(detail, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'ProxyError'

@@ -17,8 +17,10 @@ import { RoutingState } from '../../src/data/routing/routing-state.js'
 
 class FakeSocket {
   written = ''
+  /** write calls: what reaches the kernel as separate writes (a corked pair is one writev) */
+  writes = 0
   destroyed = false
-  write (d: string | Buffer): boolean { this.written += typeof d === 'string' ? d : d.toString('latin1'); return true }
+  write (d: string | Buffer): boolean { this.writes++; this.written += typeof d === 'string' ? d : d.toString('latin1'); return true }
   cork (): void {}
   uncork (): void {}
   destroy (): void { this.destroyed = true }
@@ -50,7 +52,7 @@ function rig (hosts = 2, o: { attempts?: number } = {}) {
     cluster.add(new Host({ id: `h${i}`, url: `http://127.0.0.1:${10000 + i}` }))
   }
   const retry = { attempts: o.attempts ?? 2, budgetPercent: 100, minRetryConcurrency: 10, backoffBaseMs: 0, backoffMaxMs: 0 }
-  const pool = new RoutePool({ name: 'default', cluster, policy: 'round-robin', retry, timeouts: { connectMs: 1000, headersMs: 10_000, requestMs: 10_000 } })
+  const pool = new RoutePool({ name: 'default', cluster, balancer: { policy: 'round-robin' }, retry, timeouts: { connectMs: 1000, headersMs: 10_000, requestMs: 10_000 } })
   const core = new ProxyCore({
     maxBodyBytes: 1 << 20,
     accessLog: null,
@@ -140,6 +142,21 @@ t.test('a GET: connect, head written once, the answer\'s head held until its fir
   t.equal(ex.status, 200)
   t.equal(core.inflight, 0)
   t.equal(ex.host!.inflight, 0)
+})
+
+t.test('a head and a small first body chunk leave in one write; any size: the same bytes', async (t) => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 9000 }), (size) => {
+    const { ex, ups, client } = rig()
+    const u = connectedGet(ex, ups)
+    ex.onResponseHead(up(u), 200, 'OK', ['Content-Length', String(size)], false)
+    const body = Buffer.alloc(size, 'b')
+    ex.onResponseBody(up(u), body)
+    ex.onResponseComplete(up(u))
+    const head = `HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`
+    t.equal(client.written, head + body.toString('latin1'))
+    if (head.length + size <= 4096) t.equal(client.writes, 1, `${size} bytes of body: one write`)
+    else t.equal(client.writes, 2, `${size} bytes of body: head and body, corked`)
+  }), { numRuns: 60 })
 })
 
 t.test('an answer without a length is chunked for an HTTP/1.1 client and closes for HTTP/1.0', async (t) => {

@@ -4,8 +4,18 @@
  * deltas (fields set, fields deleted) so that a save writes only those and never overwrites what a
  * concurrent request of the same session changed. Counters are incremented in Redis at once.
  */
-import type { SessionBackend } from './store.js'
 import { SessionEndedError, SessionTooLargeError, SessionUsageError } from './errors.js'
+
+export type SaveReply = [string, ...unknown[]]
+
+/** What a Session needs from its store. */
+export interface SessionBackend {
+  readonly maxBytes: number
+  newId (): string
+  save (id: string, mustExist: boolean, sets: ReadonlyMap<string, string>, dels: ReadonlySet<string>, increment?: [string, number]): Promise<SaveReply>
+  /** delete + tombstone; the data it held, or undefined when it was already ended */
+  take (id: string): Promise<Record<string, string> | undefined>
+}
 
 /** The version field of the hash; app field names may not start with `$`. */
 export const VERSION_FIELD = '$v'

@@ -22,7 +22,7 @@ import { toStateError } from '../../shared/redis/errors.js'
 import { clearCookieHeader, newSessionId, readCookie, setCookieHeader, signId, verifySigned } from './cookie.js'
 import { holdResponse } from './hold.js'
 import { SAVE_LUA, TAKE_LUA } from './scripts.js'
-import { Session } from './session.js'
+import { Session, type SaveReply, type SessionBackend } from './session.js'
 import { checkSecrets, readSecrets, SessionSecretError } from './secret.js'
 import type { Config } from '../../shared/config/schema.js'
 import { REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../../shared/defaults.js'
@@ -45,16 +45,6 @@ export interface SessionStoreOptions {
 
 const STALE_ON_FAILURE = new Set(['set-cookie', 'etag', 'last-modified', 'location', 'transfer-encoding'])
 
-export type SaveReply = [string, ...unknown[]]
-
-/** What a Session needs from its store. */
-export interface SessionBackend {
-  readonly maxBytes: number
-  newId (): string
-  save (id: string, mustExist: boolean, sets: ReadonlyMap<string, string>, dels: ReadonlySet<string>, increment?: [string, number]): Promise<SaveReply>
-  /** delete + tombstone; the data it held, or undefined when it was already ended */
-  take (id: string): Promise<Record<string, string> | undefined>
-}
 
 export class SessionStore implements SessionBackend {
   readonly maxBytes: number

@@ -182,6 +182,12 @@ export class Metrics {
     })
     snapshotCounter(`${PREFIX}retry_budget_exhausted_total`, 'Retries refused because the retry budget was spent', [], (add) => add({}, policy.overflow + remoteSum((c) => c.overflow)))
 
+    snapshotCounter(`${PREFIX}pool_overloaded_total`, 'Requests answered 503 pool-overloaded by a pool\'s circuit breaker, by pool and limit (max_inflight, max_pending)', ['pool', 'limit'], (add) => {
+      const sources = [policy.overloaded as Record<string, Record<string, number>>]
+      for (const c of this.processes?.exports() ?? []) sources.push(c.overloaded)
+      for (const s of sources) for (const [pool, r] of Object.entries(s)) for (const [limit, v] of Object.entries(r)) add({ pool, limit }, v)
+    })
+
     // ---- upstream health (read from the hosts at scrape time) ----
     // summed: a worker slot has two hosts for a moment while its replacement comes up
     const perHost = (name: string, help: string, read: (h: Host) => number): void =>
@@ -233,6 +239,15 @@ export class Metrics {
       REDIS_BUCKETS_SECONDS,
       () => sumHistograms([own.redisCommands.values(), ...[...this.processes?.exports() ?? []].map((c) => c.redisCommands)]).filter((r) => r.count > 0).map((r) => ({ ...r, labels: { command: r.label } })),
     ) as unknown as Counter)
+    // ---- access rules and rate limits ----
+    const perLimit = (own: ReadonlyMap<string, Tally>, remote: (c: CountersExport) => Record<string, number> | undefined, add: (labels: { limit: string }, v: number) => void): void => {
+      const sum = new Map<string, number>([...own].map(([k, t]) => [k, t.value]))
+      for (const c of this.processes?.exports() ?? []) for (const [k, v] of Object.entries(remote(c) ?? {})) sum.set(k, (sum.get(k) ?? 0) + v)
+      for (const [limit, v] of sum) add({ limit }, v)
+    }
+    snapshotCounter(`${PREFIX}rate_limited_total`, 'Requests refused 429 by a rate limit, by limit name', ['limit'], (add) => perLimit(own.limits.rateLimited, (c) => c.rateLimited, add))
+    snapshotCounter(`${PREFIX}rate_limit_store_takes_total`, 'Token leases asked of the limit\'s store (Redis for global, the primary for local), by limit name', ['limit'], (add) => perLimit(own.limits.takes, (c) => c.limitTakes, add))
+    snapshotCounter(`${PREFIX}access_denied_total`, 'Requests refused 403 by an access rule', [], (add) => add({}, own.limits.accessDenied.value + remoteSum((c) => c.accessDenied ?? 0)))
     snapshotCounter(`${PREFIX}redis_errors_total`, 'Redis commands that failed or timed out', [], (add) => add({}, own.redisErrors.value + remoteSum((c) => c.redisErrors)))
   }
 

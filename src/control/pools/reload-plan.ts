@@ -1,7 +1,7 @@
 /**
  * @module routing/reload-plan
  * Which changes of a re-read config a running claylb can take, and which it cannot. Live: upstreams,
- * pools, routes, trusted forwarders, balancing, health checks, outlier detection, panic, retries,
+ * pools, routes, trusted forwarders, rate limits and access rules, balancing, health checks, outlier detection, panic, retries,
  * timeouts, limits, the workers (a new generation rolls in), idempotency routes, and the TLS
  * certificates (`listen.tls`, re-read by the listener). Not live: the other listener and admin
  * settings, TLS turned on or off on the listener, the upstream TLS settings (`tls`, and a kept pool's

@@ -32,6 +32,8 @@ import { hasReusePort } from './count.js'
 import { HandoffAcceptor } from './handoff.js'
 import { snapshotOf } from './snapshot.js'
 import type { ControlView, DataPlaneHandle } from './data-plane-handle.js'
+import { SharedBuckets } from '../../data/policy/token-bucket.js'
+import { answerTake } from './token-lease.js'
 
 export type AcceptMode = 'reuseport' | 'handoff' | 'round-robin' | 'shared'
 const ACCEPT_MODES: readonly string[] = ['reuseport', 'handoff', 'round-robin', 'shared'] satisfies AcceptMode[]
@@ -107,6 +109,8 @@ export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
   private ackWaiters: Array<() => void> = []
   /** accept mode `handoff`: the primary's listening socket */
   private readonly acceptor: HandoffAcceptor | null
+  /** the buckets of `local` rate limits, leased to the processes (control/process/token-lease.ts) */
+  private readonly buckets = new SharedBuckets()
 
   /** the primary's own counters: only its hosts' ejections (the processes count the requests) */
   readonly counters: Counters
@@ -295,6 +299,7 @@ export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
         this.boot(p)
         break
       case 'tries': this.tries(msg.events); break
+      case 'take': p.send(answerTake(this.buckets, msg)); break
       case 'stats':
         // an answer without default metrics (a /status) keeps the last ones, should it overtake a scrape's
         p.stats = msg.stats.processMetrics === undefined && p.stats?.processMetrics !== undefined ? { ...msg.stats, processMetrics: p.stats.processMetrics } : msg.stats
@@ -436,6 +441,7 @@ function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport 
     routes: rows(a.routes, c.routes),
     retried: add(a.retried, c.retried),
     overflow: a.overflow + c.overflow,
+    overloaded: Object.fromEntries([...new Set([...Object.keys(a.overloaded), ...Object.keys(c.overloaded)])].map((p) => [p, add(a.overloaded[p] ?? {}, c.overloaded[p] ?? {})])),
     inflight: 0,
     idempotency: add(a.idempotency, c.idempotency),
     idempotencyLeaseExpiries: a.idempotencyLeaseExpiries + c.idempotencyLeaseExpiries,
@@ -444,6 +450,9 @@ function sumCounters (acc: CountersExport[], c: CountersExport): CountersExport 
     redisErrors: a.redisErrors + c.redisErrors,
     redisCommands: sumHistograms([a.redisCommands, c.redisCommands]),
     policy: sumPolicy(a.policy, c.policy),
+    rateLimited: add(a.rateLimited ?? {}, c.rateLimited ?? {}),
+    accessDenied: (a.accessDenied ?? 0) + (c.accessDenied ?? 0),
+    limitTakes: add(a.limitTakes ?? {}, c.limitTakes ?? {}),
   }
 }
 

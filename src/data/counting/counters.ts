@@ -12,6 +12,7 @@ import { newRetryTally, type RetryTally, type TryOutcome } from '../upstream/ret
 import { bucketOf, HostCounters, OUTCOME_INDEX, Tally } from '../upstream/host-counters.js'
 import type { CommandTimer, RedisTiming } from '../../shared/idempotency/redis-store.js'
 import type { CountersExport, HistogramRow, HostCountersExport } from '../../shared/process/protocol.js'
+import { LimitTally } from '../policy/policy.js'
 import { policyTally } from '../policy/tally.js'
 
 /** the `upstream` label of requests that never reached one (no healthy upstream, bad request) */
@@ -79,6 +80,8 @@ export class Counters {
   readonly byHost = new Map<string, HostCounters>()
   /** per seriesKey(pool, route name): made when a routing state is built, held by its Route */
   readonly byRoute = new Map<string, HostCounters>()
+  /** access denials, rate-limit refusals and each limit's store round trips (data/policy/policy) */
+  readonly limits = new LimitTally()
   readonly redisCommands = new Map<string, CommandCounters>()
   /** what the idempotency store times its commands and counts its failures with (plain numbers) */
   readonly redisTiming: RedisTiming = { command: (name) => this.redisCommand(name), error: () => this.redisErrors.inc() }
@@ -153,6 +156,7 @@ export class Counters {
       routes,
       retried: { ...this.retries.retried },
       overflow: this.retries.overflow,
+      overloaded: Object.fromEntries(Object.entries(this.retries.overloaded).map(([p, r]) => [p, { ...r }])),
       inflight,
       idempotency: tallies(this.idempotency),
       idempotencyLeaseExpiries: this.idempotencyLeaseExpiries.value,
@@ -161,6 +165,14 @@ export class Counters {
       redisErrors: this.redisErrors.value,
       redisCommands: [...this.redisCommands.values()].map((c) => ({ label: c.label, buckets: [...c.buckets], sum: c.sum, count: c.count })),
       policy: { ...this.policy, redirects: { ...this.policy.redirects }, compressed: { ...this.policy.compressed }, compressedIn: { ...this.policy.compressedIn }, compressedOut: { ...this.policy.compressedOut } },
+      rateLimited: byName(this.limits.rateLimited),
+      accessDenied: this.limits.accessDenied.value,
+      limitTakes: byName(this.limits.takes),
     }
   }
+}
+
+/** a map of tallies as plain numbers */
+export function byName (m: ReadonlyMap<string, Tally>): Record<string, number> {
+  return Object.fromEntries([...m].map(([k, t]) => [k, t.value]))
 }

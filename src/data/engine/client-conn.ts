@@ -12,6 +12,7 @@ import { LINGER_MS } from '../../shared/linger.js'
 import type { Engine } from './engine.js'
 import { Exchange, HOLD_CLOSING, HOLD_PIPELINE } from './exchange.js'
 import { consumeSocket, createParser, methodNames, readStart, readStop, refusedTrailer, reinitialize, type Parser, type ParseError, type ParserCallbacks } from '../http/llhttp.js'
+import { clientAddress } from '../policy/proxy-protocol.js'
 
 const BEGAN = 1
 const COMPLETED = 2
@@ -71,7 +72,7 @@ export class ClientConn implements ParserCallbacks {
   constructor (engine: Engine, socket: Socket, now: number) {
     this.engine = engine
     this.socket = socket
-    this.remoteAddress = socket.remoteAddress ?? ''
+    this.remoteAddress = engine.proxyProtocol ? clientAddress(socket) : socket.remoteAddress ?? ''
     this.trusted = engine.routing.trusted.trusts(this.remoteAddress)
     this.idleSince = now
     this.parser = createParser('request', engine.o.maxHeaderBytes, this)
@@ -83,6 +84,15 @@ export class ClientConn implements ParserCallbacks {
     socket.on('error', this.onError.bind(this))
     socket.on('close', this.onClose.bind(this))
     socket.on('drain', this.onDrain.bind(this))
+  }
+
+  /**
+   * The listener read a PROXY header first (listen.proxyProtocol): the bytes it read past it are this
+   * connection's first, and the socket, paused while the header was read, flows from now on.
+   */
+  afterProxyHeader (head: Buffer | undefined): void {
+    if (head !== undefined) this.onData(head)
+    if (!this.socket.destroyed) this.socket.resume()
   }
 
   private onData (d: Buffer): void {

@@ -18,6 +18,7 @@ import type { ProxyCore } from './proxy.js'
 import type { RoutePool } from '../routing/route-pool.js'
 import type { RoutingState } from '../routing/routing-state.js'
 import { ClientConn } from './client-conn.js'
+import { readProxyHeader } from '../policy/proxy-protocol.js'
 import type { Exchange } from './exchange.js'
 import { responseHead } from '../http/head.js'
 import { selfTest } from '../http/llhttp.js'
@@ -46,6 +47,8 @@ const TUNNEL_PENDING_LIMIT = 64 * 1024
 export interface EngineSetup {
   /** TLS to clients (listen.tls); `http2`: offer h2 by ALPN besides http/1.1 */
   tls?: { certificates: CertificateSet, http2: boolean } | undefined
+  /** listen.proxyProtocol: each connection starts with a PROXY header (before TLS) from a trusted peer */
+  proxyProtocol?: boolean | undefined
   /** how https:// upstreams are connected (config `tls`) */
   upstreamTls?: UpstreamTls | undefined
   /** where problems that must not reach the client (upstream addresses, TLS errors) are told */
@@ -68,6 +71,10 @@ export class Engine {
   /** the certificates served now (swapped whole by a reload) */
   private certificates: CertificateSet | null = null
   private readonly logger: Logger | undefined
+  /** listen.proxyProtocol: a connection's client address is its PROXY header's (clientAddress()) */
+  readonly proxyProtocol: boolean
+  /** the TLS server (the listener itself, or, with the PROXY protocol, fed after the header was read) */
+  private readonly tlsServer: tls.Server | null = null
   /** HTTP/2 streams (listen.http2), fed the TLS sockets that chose h2 */
   private readonly h2: H2Front | null = null
   /** a coarse clock (ms), advanced by the sweep: good enough for limits of seconds, free to read */
@@ -92,14 +99,18 @@ export class Engine {
     this.logger = setup.logger
     this.poolOptions = { connectTimeoutMs: o.connectTimeoutMs, maxHeaderBytes: Math.max(o.maxHeaderBytes, 64 * 1024), tls: setup.upstreamTls }
     const t = setup.tls
+    const pp = this.proxyProtocol = setup.proxyProtocol === true
+    const trusted = (address: string): boolean => this.routing.trusted.trusts(address)
     if (t === undefined) {
       this.proto = 'http'
-      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket))
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, pp
+        ? (socket) => this.acceptProxied(socket, trusted, (s, rest) => this.accept(s, rest))
+        : (socket) => this.accept(socket))
     } else {
       this.proto = 'https'
       const certificates = this.certificates = t.certificates
       if (t.http2) this.h2 = new H2Front(this)
-      this.server = tls.createServer({
+      const tlsServer = this.tlsServer = tls.createServer({
         ...certificates.fallback,
         // read on every handshake, so a reload's new set serves the next connection
         SNICallback: (name, cb) => cb(null, this.certificates!.pick(name)),
@@ -110,14 +121,32 @@ export class Engine {
         noDelay: true,
       }, (socket) => this.accept(socket))
       // a failed handshake (a scanner, a wrong name, a timeout) is the client's affair: no log line per attempt
-      this.server.on('tlsClientError', (_err, socket) => socket.destroy())
+      tlsServer.on('tlsClientError', (_err, socket) => socket.destroy())
+      // the PROXY header comes before the handshake: read on the plain listener, then the TLS server
+      // takes the socket (with what followed the header put back)
+      this.server = pp
+        ? net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.acceptProxied(socket, trusted, (s, rest) => {
+          if (rest !== undefined) s.unshift(rest)
+          tlsServer.emit('connection', s)
+        }))
+        : tlsServer
     }
     const sweepMs = this.sweepMs = Math.max(100, Math.min(1000, Math.floor(Math.min(o.headersTimeoutMs, o.bodyIdleMs, o.clientBodyMs, o.upstreamKeepAliveMs) / 4)))
     this.sweepTimer = setInterval(() => this.sweep(), sweepMs)
     this.sweepTimer.unref()
   }
 
-  private accept (socket: Socket): void {
+  /** a peer outside trustedProxies is closed unread; a trusted one's header is read first */
+  private acceptProxied (socket: Socket, trusted: (address: string) => boolean, next: (socket: Socket, rest: Buffer | undefined) => void): void {
+    if (this.refusing || socket.remoteAddress === undefined || !trusted(socket.remoteAddress)) {
+      socket.destroy()
+      return
+    }
+    readProxyHeader(socket, this.o.headersTimeoutMs, next)
+  }
+
+  /** `head`: bytes read past a PROXY header, the connection's first */
+  private accept (socket: Socket, head?: Buffer): void {
     // a client gone before its connection was taken (a reset right behind the request, seen over TLS
     // when the handshake ends): its address is unreadable and there is nobody to answer; closed unread,
     // so nothing is forwarded with an empty x-forwarded-for (the differential fuzzer saw it)
@@ -129,7 +158,9 @@ export class Engine {
       this.h2.accept(socket as TLSSocket)
       return
     }
-    this.conns.add(new ClientConn(this, socket, this.clock))
+    const c = new ClientConn(this, socket, this.clock)
+    this.conns.add(c)
+    if (this.proxyProtocol) c.afterProxyHeader(head)
   }
 
   /**
@@ -151,7 +182,7 @@ export class Engine {
   useCertificates (next: CertificateSet): void {
     if (this.certificates === null) return
     this.certificates = next
-    ;(this.server as tls.Server).setSecureContext(next.fallback)
+    this.tlsServer!.setSecureContext(next.fallback)
   }
 
   get tls (): boolean {

@@ -10,6 +10,7 @@
  */
 import { STATUS_CODES } from 'node:http'
 import type { Host } from '../upstream/host.js'
+import type { PickContext } from '../balancer/hash-key.js'
 import { ProxyError, problemBody, PROBLEMS, type ProblemCode } from '../../shared/errors.js'
 import type { DeadlineEntry } from '../http/deadlines.js'
 import { isIdempotentMethod, validHost, withoutUnderscores } from '../http/headers.js'
@@ -18,11 +19,13 @@ import { resendable, unsentTry, type RetryReason, type TryOutcome } from '../ups
 import type { Engine } from './engine.js'
 import { requestHead, responseHead, type RequestHeadFacts, type ResponseHeadFacts } from '../http/head.js'
 import { misspelledMethod, NO_BODY } from '../http/llhttp.js'
-import { ONE_BUFFER_BYTES, SAFE_REUSE_SHARE, type UpstreamConn, type UpstreamUser } from '../upstream/upstream-pool.js'
+import { ONE_BUFFER_BYTES, SAFE_REUSE_SHARE, type ConnectionWaiter, type UpstreamConn, type UpstreamPool, type UpstreamUser } from '../upstream/upstream-pool.js'
 import { UpstreamTry } from '../upstream/upstream-try.js'
 import type { Route } from '../routing/route-table.js'
 import type { RoutePool } from '../routing/route-pool.js'
-import type { KeyedExchange, KeyedRequest } from '../idempotency/gate.js'
+import type { Policy } from '../policy/policy.js'
+import type { KeyedExchange } from '../idempotency/gate.js'
+import { CLIENT_ANSWER, type AnswerHandler, type AnswerTarget } from './answer-handler.js'
 import type { Claim } from '../../shared/idempotency/core.js'
 import { FENCE_HEADER, ID_HEADER } from '../../shared/idempotency/decision.js'
 import type { StoredResponse } from '../../shared/idempotency/store.js'
@@ -39,6 +42,9 @@ const PENDING_LIMIT = 64 * 1024
  * proxy_request_buffering): a client that trickles it holds no upstream connection meanwhile.
  */
 export const BUFFER_LIMIT = 64 * 1024
+
+/** a head and first body chunk up to this together leave in one buffer (Exchange.headWith) */
+const ONE_WRITE_BYTES = 4 * 1024
 
 const CRLF = '\r\n'
 const LAST_CHUNK = '0\r\n\r\n'
@@ -79,7 +85,7 @@ export interface ClientSide {
   exchangeDone (ex: Exchange): void
 }
 
-export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, CompressedOut {
+export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, AnswerTarget, CompressedOut {
   readonly conn: ClientSide
   // ---- the request, from its head ----
   method = ''
@@ -90,6 +96,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   clientKeepAlive = true
   headLines = ''
   headBytes = 0
+  /** the client's address, for a balancer hashing `ip` (PickContext) */
+  get clientAddress (): string {
+    return this.conn.remoteAddress
+  }
+
   /** the latest try's host (logs, metrics) */
   host: Host | undefined = undefined
   hostHeader = ''
@@ -107,6 +118,12 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** the route it matched (from the routing state current when its head was parsed), and its pool */
   route: Route | null = null
   pool: RoutePool | null = null
+  /** the access rules and rate limits current when its head was parsed (null: none configured) */
+  policy: Policy | null = null
+  /** the rate limit whose decision is pending (data/policy) */
+  limitIndex = 0
+  /** the path as the client sent it, when stripPrefix changed `path` and a policy matches on it ('' otherwise) */
+  clientPath = ''
   // ---- the request body ----
   /** chunks not yet written to the current try, or kept for a replay */
   private body: Buffer[] = []
@@ -132,6 +149,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   private isRetry = false
   retryTimer: NodeJS.Timeout | null = null
   retryFrom: Host | undefined = undefined
+  /** counted in its pool's maxInflight (pool limits) */
+  private admitted = false
+  /** waiting for a connection of this host's pool (maxConnectionsPerHost), else null */
+  private waitingOn: UpstreamPool | null = null
+  private waitHost: Host | undefined = undefined
   // ---- the answer ----
   private responseStarted = false
   /** the head waits for the first body byte (until then a broken answer can still become a 502) */
@@ -150,10 +172,11 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** answered from the idempotency record */
   replayed = false
   private clientGone = false
-  // ---- a keyed request (idempotency.routes): null on every other request ----
-  keyed: KeyedRequest | null = null
-  /** the newest body chunk, held back until the record is written (keyed requests only) */
-  private held: Buffer | null = null
+  /**
+   * Where the answer's events go: the shared CLIENT_ANSWER, or a handler wrapping it (a keyed request's
+   * record, proxy/idempotency-gate). A wrapped request keeps its whole body and is never sent twice.
+   */
+  answer: AnswerHandler = CLIENT_ANSWER
   // deadline list links (the request deadline)
   deadlineAt = 0
   prevDeadline: DeadlineEntry | null = null
@@ -206,7 +229,10 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (this.badExpect !== '') return this.refuse('CLAYLB_EXPECTATION_FAILED', `unsupported expectation: ${this.badExpect}`)
     const max = conn.engine.core.maxBodyBytes
     if (this.contentLength > max) return this.refuse('CLAYLB_BODY_TOO_LARGE', `body of ${this.contentLength} bytes exceeds the limit of ${max}`)
-    const route = conn.engine.routing.match(method, this.path, this.hostHeader, raw)
+    const routing = conn.engine.routing
+    const policy = this.policy = routing.policy
+    if (policy !== null && policy.access.length > 0 && policy.denies(this)) return this.refuse('CLAYLB_ACCESS_DENIED', 'access denied to this address')
+    const route = routing.match(method, this.path, this.hostHeader, raw)
     if (route === null) return this.refuse('CLAYLB_NO_ROUTE', `no route matches ${method} ${this.path}`)
     this.route = route
     this.pool = route.pool
@@ -214,6 +240,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     if (route.requestHeaders !== null) requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted, route.requestHeaders)
     if (route.pathChanges) {
       const before = this.path
+      if (policy !== null) this.clientPath = before
       this.path = route.upstreamPath(before)
       if (route.rewrite !== null && this.path !== before) policyTally.rewrites++
     }
@@ -242,7 +269,26 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.answerRedirect()
       return
     }
+    const limits = this.pool.limits
+    if (limits !== null) {
+      if (!limits.admit()) return this.fail(overloaded(this.pool.name, 'maxInflight'))
+      this.admitted = true
+    }
     this.pool.requests.add(this, Date.now())
+    const policy = this.policy
+    if (policy !== null && policy.limits.length > 0 && !policy.admit(this, 0)) return
+    this.proceed()
+  }
+
+  /** a pending rate limit decided (data/policy/leases): 0 admitted, else refused */
+  limitDecided (waitMs: number): void {
+    if (this.finished) return
+    if (this.policy!.resume(this, waitMs)) this.proceed()
+  }
+
+  /** every rate limit admitted it: on to the upstream */
+  private proceed (): void {
+    const core = this.conn.engine.core
     if (this.maxForwards === 0) {
       this.answerLocally()
       return
@@ -305,12 +351,35 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   /** First try, or the next one after a retryable failure. */
   start (exclude: Host | undefined): void {
     if (this.finished) return
-    const engine = this.conn.engine
     const pool = this.pool!
-    const host = pool.balancer.pick(exclude)
+    const host = pool.balancer.pick(exclude, this)
     if (host === undefined) {
       this.fail(new ProxyError('CLAYLB_NO_HEALTHY_UPSTREAM', 'no healthy upstream is available', { retryAfter: 1 }))
       return
+    }
+    this.startOn(host, false)
+  }
+
+  /**
+   * A try on `host`, or a wait for one of its connections when the pool caps them: behind those
+   * already waiting (first come, first served), or back at the head of the line for one whose turn
+   * came but lost the connection to the sweep or a close.
+   */
+  private startOn (host: Host, woken: boolean): void {
+    const engine = this.conn.engine
+    const pool = this.pool!
+    const limits = pool.limits
+    if (limits !== null && limits.maxConnectionsPerHost > 0) {
+      const up = engine.poolFor(host, pool.cluster.upstreamTls)
+      if ((!woken && up.waiters.length > 0) || !up.hasRoom(limits.maxConnectionsPerHost)) {
+        if (!woken && !limits.enqueue()) return this.fail(overloaded(pool.name, 'maxPending'))
+        this.waitingOn = up
+        this.waitHost = host
+        if (woken) up.waiters.unshift(this)
+        else up.waiters.push(this)
+        return
+      }
+      if (woken) limits.dequeue()
     }
     this.host = host
     this.attempts++
@@ -318,11 +387,33 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     host.requests++
     // a request that must not run twice is not written on a connection that may meet its upstream's
     // keep-alive close (the write would leave, then the close: an unknown outcome)
-    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.keyed === null ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE)
+    const c = engine.poolFor(host, pool.cluster.upstreamTls).acquire(this, this.idempotent && this.answer === CLIENT_ANSWER ? -1 : engine.o.upstreamKeepAliveMs / SAFE_REUSE_SHARE, limits === null || limits.maxConnectionsPerHost === 0 ? Infinity : limits.maxConnectionsPerHost)
     const t = new UpstreamTry(host, c)
     this.cur = t
     if (c.connected) this.writeRequest(t)
     else engine.timeConnect(c, pool)
+  }
+
+  /** its turn in the connection queue (taken off it by the pool); still counted pending until it starts */
+  onConnectionFree (): void {
+    const host = this.waitHost!
+    this.waitingOn = null
+    this.waitHost = undefined
+    if (this.finished) return
+    // a host taken out meanwhile: another pick (which may queue anew); else this host, whose connection is free now
+    if (host.available) return this.startOn(host, true)
+    this.pool!.limits!.dequeue()
+    this.start(undefined)
+  }
+
+  /** out of the connection queue: the request ended while waiting */
+  private leaveQueue (): void {
+    const up = this.waitingOn!
+    this.waitingOn = null
+    this.waitHost = undefined
+    const i = up.waiters.indexOf(this)
+    if (i >= 0) up.waiters.splice(i, 1)
+    this.pool!.limits!.dequeue()
   }
 
   /** the current try when `c` is its connection; null for a callback of a try that has ended */
@@ -400,7 +491,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     const t = this.cur
     // a keyed request's body is kept whole (the gate fingerprints it; a retry can replay it)
-    if (this.bodyBytes > REPLAY_LIMIT && !this.bodyDropped && this.keyed === null) this.dropWritten()
+    if (this.bodyBytes > REPLAY_LIMIT && !this.bodyDropped && this.answer === CLIENT_ANSWER) this.dropWritten()
     if (t !== null && t.sent && !t.discarding) {
       const ok = this.writeChunk(t.up, chunk)
       if (!this.bodyDropped) {
@@ -412,7 +503,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     this.body.push(chunk)
     this.pendingBytes += chunk.length
-    if (this.pendingBytes > PENDING_LIMIT && this.keyed === null) this.conn.hold(HOLD_PENDING)
+    if (this.pendingBytes > PENDING_LIMIT && this.answer === CLIENT_ANSWER) this.conn.hold(HOLD_PENDING)
   }
 
   onClientBodyEnd (): void {
@@ -423,7 +514,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.start(undefined)
       return
     }
-    if (this.keyed !== null) this.keyed.bodyEnded()
+    if (this.answer !== CLIENT_ANSWER) this.answer.onRequestEnd(this)
     const t = this.cur
     if (t !== null && t.sent && !t.requestWritten && !t.discarding) this.endRequest(t)
   }
@@ -450,9 +541,9 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     // RFC 9110 §8.6, RFC 9112 §6.1: a 204 carries neither Content-Length nor Transfer-Encoding (a 304
     // and an answer to HEAD may: they tell what a GET would have had)
     responseHead(this, headers, this.route!.responseHeaders, status === 204)
-    if (this.keyed !== null) this.keyed.onHeaders(status, headers)
+    this.answer.onHeaders(this, status, headers)
     // a keyed answer is recorded as the upstream sent it; replays are not compressed either
-    else if (this.route!.compression !== null) this.compressAnswer(this.route!.compression, status, headers)
+    if (this.answer === CLIENT_ANSWER && this.route!.compression !== null) this.compressAnswer(this.route!.compression, status, headers)
     const noBody = this.method === 'HEAD' || status === 204 || status === 304
     let framing = ''
     if (noBody) {
@@ -492,20 +583,12 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   onResponseBody (c: UpstreamConn, chunk: Buffer): void {
     const t = this.tryOf(c)
     if (t === null || t.discarding || this.finished) return
-    if (this.keyed !== null) {
-      // hold back the newest chunk: the last byte goes out only after the record is written
-      this.keyed.onData(chunk)
-      const prev = this.held
-      this.held = chunk
-      if (prev === null) return
-      chunk = prev
-    }
     // backpressure: the client reads slower than the upstream sends; read again on the client's 'drain'
-    if (!this.sendBody(chunk)) c.pauseReading()
+    if (!this.answer.onData(this, chunk)) c.pauseReading()
   }
 
-  /** one chunk of the answer's body: to the client, or into the compressor */
-  private sendBody (chunk: Buffer): boolean {
+  /** one chunk of the answer's body: to the client, or into the compressor (AnswerTarget) */
+  sendBody (chunk: Buffer): boolean {
     return this.compressor === null ? this.sendOut(chunk) : this.compressor.write(chunk)
   }
 
@@ -538,6 +621,7 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   sendOut (chunk: Buffer): boolean {
     const s = this.conn.socket
     let ok: boolean
+    if (this.headPending && !this.chunkOut && this.respHeadText.length + chunk.length <= ONE_WRITE_BYTES) return s.write(this.headWith(chunk))
     if (this.headPending || this.chunkOut) {
       s.cork()
       if (this.headPending) {
@@ -553,6 +637,23 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       s.uncork()
     } else ok = s.write(chunk)
     return ok
+  }
+
+  /**
+   * The waiting head and a small first body chunk as one buffer: one plain write instead of a writev of
+   * a latin1 string and a buffer (the string is copied into a buffer anyway, in C++); most answers
+   * are one head and one chunk. Up to 4 KB the buffer is a slice of Node's pool (Buffer.poolSize / 2):
+   * a view object, no new memory.
+   */
+  private headWith (chunk: Buffer): Buffer {
+    const head = this.respHeadText
+    this.headPending = false
+    this.respHeadText = ''
+    // latin1: one byte per character
+    const out = Buffer.allocUnsafe(head.length + chunk.length)
+    out.write(head, 0, 'latin1')
+    chunk.copy(out, head.length)
+    return out
   }
 
   /** the client socket drained */
@@ -575,41 +676,30 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
     }
     // a connection a request that must not run twice opened because its upstream closes idle ones is
     // not pooled: reused only by such requests it would pile up, one per request, until the sweep
-    c.done(t.requestWritten && this.bodyDone && ((this.idempotent && this.keyed === null) || !c.pool.closesIdle))
+    c.done(t.requestWritten && this.bodyDone && ((this.idempotent && this.answer === CLIENT_ANSWER) || !c.pool.closesIdle))
     this.endTry(t, this.status >= 500 ? 'http-5xx' : 'ok')
     if (this.finished) return
-    if (this.keyed !== null) {
-      // the record is written before the last byte reaches the client, so an immediate retry replays;
-      // the store's own timeouts bound the wait, not the request deadline (the answer is all here)
-      this.pool!.requests.remove(this)
-      this.keyed.complete().then(() => this.endAnswer(), () => this.endAnswer())
-      return
-    }
-    this.endAnswer()
+    this.answer.onComplete(this)
   }
 
-  /** the last of the answer: a held chunk, the head when nothing was written yet, the last chunk */
-  private endAnswer (): void {
+  /** the last of the answer: the head when nothing was written yet, the last chunk; then finish */
+  endAnswer (): void {
     if (this.finished) return
     if (this.compressor !== null) {
       // the rest comes out of zlib; compressedEnd ends the answer
       this.compressor.end()
       return
     }
-    const s = this.conn.socket
-    const held = this.held
-    if (held !== null) {
-      this.held = null
-      s.cork()
-      this.sendBody(held)
-    }
     if (this.headPending) {
       this.headPending = false
-      s.write(this.chunkOut ? this.respHeadText + LAST_CHUNK : this.respHeadText, 'latin1')
+      this.conn.socket.write(this.chunkOut ? this.respHeadText + LAST_CHUNK : this.respHeadText, 'latin1')
       this.respHeadText = ''
-    } else if (this.chunkOut) s.write(LAST_CHUNK, 'latin1')
-    if (held !== null) s.uncork()
+    } else if (this.chunkOut) this.conn.socket.write(LAST_CHUNK, 'latin1')
     this.finish(this.status)
+  }
+
+  leaveDeadline (): void {
+    this.pool!.requests.remove(this)
   }
 
   onUpstreamError (c: UpstreamConn, code: string): void {
@@ -826,17 +916,24 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
       this.compressor.destroy()
       this.compressor = null
     }
-    if (this.keyed !== null) {
-      // every way out without a complete answer ends here: the claim is freed, or marked unknown
-      this.keyed.ended(this.mayHaveRun)
-      this.held = null
-    }
+    // every way out ends here: a wrapping handler frees its claim, or marks it unknown
+    if (this.answer !== CLIENT_ANSWER) this.answer.onEnd(this, this.mayHaveRun)
     // a hold for this request's body (its upstream's backpressure) must not outlive it
     this.conn.unhold(HOLD_UPSTREAM | HOLD_PENDING)
     this.pool?.requests.remove(this)
+    if (this.waitingOn !== null) this.leaveQueue()
+    if (this.admitted) {
+      this.admitted = false
+      this.pool!.limits!.done()
+    }
     if (this.active) this.conn.engine.core.finish(this)
     this.conn.exchangeDone(this)
   }
+}
+
+/** a pool's circuit breaker refused the request (routing/pool-limits) */
+function overloaded (pool: string, limit: 'maxInflight' | 'maxPending'): ProxyError {
+  return new ProxyError('CLAYLB_POOL_OVERLOADED', `pool "${pool}" is at its ${limit} limit`, { retryAfter: 1 })
 }
 
 /** why the client connection's reading is held (bits of ClientConn.holds) */
@@ -854,6 +951,7 @@ export function problemAnswer (err: ProxyError, close: boolean, head = false): s
   const body = problemBody(err.code, err.message)
   let out = `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`
   if (err.retryAfter !== undefined) out += `retry-after: ${Math.max(0, Math.ceil(err.retryAfter))}\r\n`
+  if (err.headerLines !== undefined) out += err.headerLines
   if (close) out += 'connection: close\r\n'
   return head ? out + CRLF : out + CRLF + body
 }

@@ -23,6 +23,7 @@ import { createParser, NO_BODY, type Parser, type ParseError, type ParserCallbac
 import { ResetBudget, goawayCode } from './h2-session-guard.js'
 import { hasFlankedValue } from '../http/h2-fields.js'
 import type { UpstreamConn } from '../upstream/upstream-pool.js'
+import { clientAddress } from '../policy/proxy-protocol.js'
 
 /** each session's client address, read when it began (a stream starting after its socket closed reads none) */
 const peers = new WeakMap<Http2Session, string>()
@@ -71,7 +72,7 @@ export class H2Front {
     })
     this.server.on('session', (session) => {
       // the peer's address, read once while the socket is surely open (engine.accept checked it)
-      peers.set(session, session.socket?.remoteAddress ?? '')
+      peers.set(session, session.socket === undefined ? '' : engine.proxyProtocol ? clientAddress(session.socket) : session.socket.remoteAddress ?? '')
       this.sessions.set(session, new ResetBudget(session))
       session.on('close', () => this.sessions.delete(session))
       // node:http2 destroys a session for an invalid frame nghttp2 reported with INTERNAL_ERROR before

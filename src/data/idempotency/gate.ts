@@ -2,10 +2,11 @@
  * @module proxy/idempotency-gate
  * The idempotency layer at the proxy, for the routes of `idempotency.routes` only: validate the key,
  * wait for the whole body (the exchange keeps it) and fingerprint it, claim the key BEFORE the
- * balancer picks, then either answer from the record (no upstream touched) or forward with a tap
- * that tees the response into the record and commits it before the last byte goes out.
- * Works on the engine's Exchange, the one object per request; a keyed request also gets one
- * KeyedRequest (its claim and the tap), so an unkeyed one pays a route check and nothing else.
+ * balancer picks, then either answer from the record (no upstream touched) or forward with a
+ * KeyedRequest wrapped around the exchange's answer handler (engine/answer-handler, as undici's
+ * decorator handlers): it tees the answer into the record and holds back its last chunk until the
+ * record is written. Works on the engine's Exchange, the one object per request; only a keyed request
+ * gets a KeyedRequest, so an unkeyed one pays a route check and nothing else.
  */
 import type { Logger } from '../../shared/log.js'
 import { ProxyError } from '../../shared/errors.js'
@@ -17,6 +18,7 @@ import { keyedBodyTooLarge, replayableHeaders } from '../../shared/idempotency/h
 import type { IdempotentRoute, RouteTable } from '../../shared/idempotency/routes.js'
 import type { StoredResponse } from '../../shared/idempotency/store.js'
 import { responseHeaderList } from '../http/head.js'
+import { CLIENT_ANSWER, type AnswerHandler, type AnswerTarget } from '../engine/answer-handler.js'
 
 export interface GateOptions {
   routes: RouteTable
@@ -33,7 +35,8 @@ export interface KeyedExchange {
   readonly contentLength: number
   readonly bodyDone: boolean
   readonly finished: boolean
-  keyed: KeyedRequest | null
+  /** the answer's handler: a KeyedRequest wraps the one it had */
+  answer: AnswerHandler
   /** the whole body received so far as one buffer (kept by the exchange for the upstream), or null */
   wholeBody (): Buffer | null
   /** forward it: with the claim's headers, or (no claim) as an ordinary request */
@@ -60,8 +63,8 @@ export class IdempotencyGate {
 
   /** The exchange is active (counted in flight); every path out ends it (answer, forward, or its own end). */
   handle (ex: KeyedExchange, route: IdempotentRoute): void {
-    const k = new KeyedRequest(this.core, this.o.logger)
-    ex.keyed = k
+    const k = new KeyedRequest(this.core, this.o.logger, ex.answer)
+    ex.answer = k
     this.run(ex, k, route).catch((err: unknown) => {
       if (err instanceof ExchangeGone || ex.finished) return
       this.o.logger.error({ err }, 'idempotency gate failed')
@@ -89,7 +92,7 @@ export class IdempotencyGate {
     switch (d.kind) {
       case 'pass':
         // an optional route without a key is an ordinary request (minus any claylb-idempotency-* it sent)
-        ex.keyed = null
+        ex.answer = k.inner
         ex.forwardKeyed(null)
         return
       case 'proceed':
@@ -107,12 +110,16 @@ export class IdempotencyGate {
 
 
 /**
- * One keyed request: waits for its body, then (once claimed) tees the upstream's answer into the
- * record, up to `maxResponseBytes` of body, then only the size. The exchange holds back the end of
- * the answer until `complete()` settles.
+ * One keyed request, the handler wrapped around its exchange's answer: waits for its body, then (once
+ * claimed) tees the upstream's answer into the record, up to `maxResponseBytes` of body, then only the
+ * size. It passes each body chunk on one chunk late, so the last one (and the answer's end) reaches
+ * the client only after the record is written: a retry the client makes the moment it has the answer
+ * is replayed. Unclaimed (no key on an optional route), it is replaced by the handler it wraps.
  */
-export class KeyedRequest {
+export class KeyedRequest implements AnswerHandler {
   claim: Claim | null = null
+  /** the newest body chunk, held back until the record is written */
+  private held: Buffer | null = null
   private bodyWaiter: ((ok: boolean) => void) | null = null
   private status = 0
   private headers: string[] = []
@@ -122,7 +129,7 @@ export class KeyedRequest {
   /** the record was told the outcome (complete, released or unknown) */
   private settled = false
 
-  constructor (private readonly core: IdempotencyCore, private readonly logger: Logger) {}
+  constructor (private readonly core: IdempotencyCore, private readonly logger: Logger, readonly inner: AnswerHandler = CLIENT_ANSWER) {}
 
   /** resolves when the client's body is all in; rejects when the exchange ended first */
   bodyEnd (): Promise<void> {
@@ -132,18 +139,26 @@ export class KeyedRequest {
   }
 
   /** the exchange: the client's message is complete */
-  bodyEnded (): void {
+  onRequestEnd (): void {
     const w = this.bodyWaiter
     this.bodyWaiter = null
     w?.(true)
   }
 
-  onHeaders (status: number, raw: readonly string[]): void {
+  onHeaders (ex: AnswerTarget, status: number, raw: readonly string[]): void {
     this.status = status
     this.headers = replayableHeaders(responseHeaderList(raw))
+    this.inner.onHeaders(ex, status, raw)
   }
 
-  onData (chunk: Buffer): void {
+  onData (ex: AnswerTarget, chunk: Buffer): boolean {
+    this.record(chunk)
+    const prev = this.held
+    this.held = chunk
+    return prev === null ? true : this.inner.onData(ex, prev)
+  }
+
+  private record (chunk: Buffer): void {
     if (this.tooLarge) return
     this.size += chunk.length
     if (this.size > this.core.settings.maxResponseBytes) {
@@ -154,8 +169,28 @@ export class KeyedRequest {
     this.chunks.push(chunk)
   }
 
-  /** The answer is all in: store it. Resolves either way (a failed write is offered again by the core). */
-  async complete (): Promise<void> {
+  /**
+   * The answer is all in: the record is written, then the held chunk and the end go out (in one
+   * write). The store's own timeouts bound the wait, not the request deadline (the answer is here).
+   */
+  onComplete (ex: AnswerTarget): void {
+    ex.leaveDeadline()
+    this.complete().then(() => this.release(ex), () => this.release(ex))
+  }
+
+  private release (ex: AnswerTarget): void {
+    if (ex.finished) return
+    const held = this.held
+    this.held = null
+    const s = ex.conn.socket
+    s.cork()
+    if (held !== null) this.inner.onData(ex, held)
+    this.inner.onComplete(ex)
+    s.uncork()
+  }
+
+  /** Store the answer. Resolves either way (a failed write is offered again by the core). */
+  private async complete (): Promise<void> {
     if (this.claim === null || this.settled) return
     this.settled = true
     try {
@@ -172,7 +207,9 @@ export class KeyedRequest {
    * The exchange ended. Without a complete answer: `sent` says an upstream may have acted on the
    * request, so retries must not run it again blindly (unknown); otherwise the claim is freed.
    */
-  ended (sent: boolean): void {
+  onEnd (ex: AnswerTarget, sent: boolean): void {
+    this.held = null
+    this.inner.onEnd(ex, sent)
     const w = this.bodyWaiter
     this.bodyWaiter = null
     w?.(false)

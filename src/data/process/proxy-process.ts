@@ -7,6 +7,7 @@
  * when the primary is gone (the IPC channel closed), so no proxy process outlives its primary.
  */
 import { Socket } from 'node:net'
+import { PrimaryTokens } from '../policy/primary-tokens.js'
 import type { Host } from '../upstream/host.js'
 import { createLogger } from '../../shared/log.js'
 import type { FromProxy, ProcessStats, ToProxy } from '../../shared/process/protocol.js'
@@ -47,8 +48,10 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   const logger = createLogger(config.log.level)
   // every try's outcome goes to the primary's outlier detector, in batches
   const reporter = new TryReporter((events) => send({ type: 'tries', events }))
+  // `local` rate limits lease their tokens from the primary
+  const tokens = new PrimaryTokens((m) => { if (!process.connected) return false; process.send!(m); return true })
   const pools = new PoolSet(config)
-  const plane = createDataPlane(config, { logger, clusters: pools, passiveHealth: reporter, tlsCache: pools.tlsCache })
+  const plane = createDataPlane(config, { logger, clusters: pools, passiveHealth: reporter, tlsCache: pools.tlsCache, localTokens: tokens.take })
   const startedAt = new Date().toISOString()
   let applied = 0
   const apply = (s: Snapshot): void => {
@@ -75,7 +78,8 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   process.on('message', (m: ToProxy, handle?: unknown) => {
     if (m.type === 'connection') {
       if (handle instanceof Socket) plane.engine.adopt(handle)
-    } else if (m.type === 'snapshot') apply(m.snapshot)
+    } else if (m.type === 'taken') tokens.answered(m)
+    else if (m.type === 'snapshot') apply(m.snapshot)
     else if (m.type === 'config') {
       // one step: the pools the config names, their hosts, then the routes over them
       pools.configure(m.config)

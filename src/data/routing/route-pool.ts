@@ -6,9 +6,11 @@
  * lists it was put in. (The cluster is the pool's lasting part: hosts and their health outlive a reload.)
  */
 import type { Cluster } from '../upstream/cluster.js'
-import { createBalancer, type Balancer, type BalancerPolicy } from '../balancer/balancer.js'
+import type { Balancer } from '../balancer/balancer.js'
+import { createBalancer, type BalancerSettings } from '../balancer/policy.js'
 import { Deadlines } from '../http/deadlines.js'
-import { RetryPolicy, type RetrySettings, type RetryTally } from '../upstream/retry-policy.js'
+import { newRetryTally, RetryPolicy, type RetrySettings, type RetryTally } from '../upstream/retry-policy.js'
+import { hasLimits, PoolLimits, type PoolLimitSettings } from './pool-limits.js'
 
 export interface RoutePoolTimeouts {
   connectMs: number
@@ -19,9 +21,11 @@ export interface RoutePoolTimeouts {
 export interface RoutePoolOptions {
   name: string
   cluster: Cluster
-  policy: BalancerPolicy
+  balancer: BalancerSettings
   retry: RetrySettings
   timeouts: RoutePoolTimeouts
+  /** circuit breakers (config `limits`); unset or empty: none */
+  limits?: PoolLimitSettings | undefined
   /** the retry counters every pool adds to (the metrics read one set) */
   tally?: RetryTally
 }
@@ -31,6 +35,8 @@ export class RoutePool {
   readonly cluster: Cluster
   readonly balancer: Balancer
   readonly retry: RetryPolicy
+  /** null when the pool has no `limits`: the engine's only cost then is reading this field */
+  readonly limits: PoolLimits | null
   /** whole-request deadlines (timeouts.requestMs) */
   readonly requests: Deadlines
   /** a try's connect (timeouts.connectMs) */
@@ -43,8 +49,10 @@ export class RoutePool {
   constructor (o: RoutePoolOptions) {
     this.name = o.name
     this.cluster = o.cluster
-    this.balancer = createBalancer(o.policy, o.cluster)
-    this.retry = new RetryPolicy(o.retry, o.tally)
+    this.balancer = createBalancer(o.balancer, o.cluster)
+    const tally = o.tally ?? newRetryTally()
+    this.retry = new RetryPolicy(o.retry, tally)
+    this.limits = hasLimits(o.limits) ? new PoolLimits(o.limits, o.name, tally.overloaded) : null
     this.requests = new Deadlines(o.timeouts.requestMs)
     this.connecting = new Deadlines(o.timeouts.connectMs)
     const perTry = o.retry.perTryTimeoutMs ?? 0
@@ -61,5 +69,6 @@ export class RoutePool {
 
 export function poolKey (o: RoutePoolOptions): string {
   const { connectMs, headersMs, requestMs } = o.timeouts
-  return JSON.stringify([o.name, o.policy, o.retry, connectMs, headersMs, requestMs])
+  const l = o.limits
+  return JSON.stringify([o.name, o.balancer.policy, o.balancer.on, l?.maxInflight, l?.maxPending, l?.maxConnectionsPerHost, o.retry, connectMs, headersMs, requestMs])
 }

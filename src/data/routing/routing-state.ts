@@ -1,7 +1,7 @@
 /**
  * @module routing/routing-state
  * What a request is routed by, as one immutable value: the compiled routes, the pools they point to,
- * the default route and the trusted forwarders. The engine holds one reference to it; a reload
+ * the default route, the trusted forwarders and the policies (access rules, rate limits). The engine holds one reference to it; a reload
  * builds a new one and swaps that reference, so a request sees the old state or the new one, never
  * a mix. Built from a plain config and the pools' clusters (their lasting hosts), nothing else.
  */
@@ -10,9 +10,11 @@ import { DEFAULT_POOL, WORKERS_POOL, hasUpstreams } from '../../shared/config/ro
 import type { RetryTally } from '../upstream/retry-policy.js'
 import type { Cluster } from '../upstream/cluster.js'
 import type { HostCounters } from '../upstream/host-counters.js'
+import type { PoolLimitSettings } from './pool-limits.js'
 import { RoutePool, poolKey, type RoutePoolOptions } from './route-pool.js'
 import { matchRoute, Route, routeName } from './route-table.js'
 import { TrustedProxies } from './trusted-proxies.js'
+import type { Policy } from '../policy/policy.js'
 
 export class RoutingState {
   constructor (
@@ -21,6 +23,8 @@ export class RoutingState {
     readonly fallback: Route | null,
     readonly pools: ReadonlyMap<string, RoutePool>,
     readonly trusted: TrustedProxies,
+    /** access rules and rate limits (data/policy); null: none configured, nothing to pay */
+    readonly policy: Policy | null = null,
   ) {}
 
   /** the route of one request (allocation-free) */
@@ -43,13 +47,13 @@ export interface RouteCounterSource {
   routeCounters (route: string, pool: string): HostCounters
 }
 
-export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState,
+export function buildRoutingState (config: Config, clusters: (name: string) => Cluster | undefined, tally: RetryTally, previous?: RoutingState, policy: Policy | null = null,
   /** each route's counters by its name and pool (data/counting), bound here once, never looked up per request */
   counters?: RouteCounterSource): RoutingState {
   const pools = new Map<string, RoutePool>()
-  const add = (name: string, cluster: Cluster | undefined, s: Pick<Config, 'balancer' | 'retry' | 'timeouts'>): void => {
+  const add = (name: string, cluster: Cluster | undefined, s: Pick<Config, 'balancer' | 'retry' | 'timeouts'> & { limits: PoolLimitSettings }): void => {
     if (cluster === undefined) return
-    const o: RoutePoolOptions = { name, cluster, policy: s.balancer.policy, retry: s.retry, timeouts: s.timeouts, tally }
+    const o: RoutePoolOptions = { name, cluster, balancer: s.balancer, retry: s.retry, timeouts: s.timeouts, limits: s.limits, tally }
     const old = previous?.pools.get(name)
     pools.set(name, old !== undefined && old.cluster === cluster && old.key === poolKey(o) ? old : new RoutePool(o))
   }
@@ -61,5 +65,5 @@ export function buildRoutingState (config: Config, clusters: (name: string) => C
   const bound = (i: number, pool: string, r?: Config['routes'][number]): HostCounters | null => counters === undefined ? null : counters.routeCounters(routeName(i, r), pool)
   const routes = config.routes.map((r, i) => new Route(i, r.pool === undefined ? null : pools.get(r.pool)!, r, config.compression, bound(i, r.pool ?? '', r)))
   const def = pools.get(DEFAULT_POOL)
-  return new RoutingState(routes, def === undefined ? null : new Route(-1, def, undefined, config.compression, bound(-1, def.name)), pools, new TrustedProxies(config.trustedProxies))
+  return new RoutingState(routes, def === undefined ? null : new Route(-1, def, undefined, config.compression, bound(-1, def.name)), pools, new TrustedProxies(config.trustedProxies), policy)
 }

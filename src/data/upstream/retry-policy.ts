@@ -12,6 +12,7 @@
  * each retry waits a fully jittered exponential backoff (Envoy: base 25 ms, cap 250 ms) so that
  * failing clients do not retry in lockstep.
  */
+import type { OverloadTally } from '../routing/pool-limits.js'
 
 /** What happened to one try, reported to the outlier detector and the retry policy. */
 export type TryOutcome = 'ok' | 'connect-failed' | 'timeout' | 'reset' | 'http-5xx' | 'local'
@@ -67,10 +68,12 @@ export interface RetryTally {
   readonly retried: Record<RetryReason, number>
   /** retries refused because the budget was spent (Envoy's upstream_rq_retry_overflow) */
   overflow: number
+  /** the pools' circuit-breaker refusals (routing/pool-limits), threaded with these to the metrics */
+  readonly overloaded: OverloadTally
 }
 
 export function newRetryTally (): RetryTally {
-  return { retried: { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0, 'not-sent': 0 }, overflow: 0 }
+  return { retried: { 'connect-failed': 0, timeout: 0, reset: 0, 'http-5xx': 0, 'not-sent': 0 }, overflow: 0, overloaded: {} }
 }
 
 export class RetryPolicy {

@@ -44,6 +44,17 @@ export const SAFE_REUSE_SHARE = 4
 /** a request up to this many bytes, written at once, is one buffer of an AF_UNIX socket (Linux) */
 export const ONE_BUFFER_BYTES = 16 * 1024
 
+/** a request waiting for a connection of a host at its pool's maxConnectionsPerHost (an exchange) */
+export interface ConnectionWaiter {
+  /** a connection was released or closed: try this host again */
+  onConnectionFree (): void
+}
+
+/** one waiter's turn, run on the next tick so it never starts inside the releasing request's callbacks */
+function wakeOne (pool: UpstreamPool): void {
+  pool.waiters.shift()?.onConnectionFree()
+}
+
 export interface PoolOptions {
   connectTimeoutMs: number
   maxHeaderBytes: number
@@ -339,6 +350,8 @@ export class UpstreamPool {
   private idle: UpstreamConn[] = []
   readonly all = new Set<UpstreamConn>()
   closed = false
+  /** requests waiting for a connection, in arrival order (only a pool with maxConnectionsPerHost has any) */
+  waiters: ConnectionWaiter[] = []
   /**
    * The upstream has closed a connection while it was idle here: its keep-alive is shorter than
    * claylb's, or it closes connections after answering, so a reused connection may meet that close
@@ -384,13 +397,20 @@ export class UpstreamPool {
    * connection idle for less than this, and none once the upstream was seen closing idle ones
    * (closesIdle); the others stay for idempotent requests.
    */
-  acquire (user: UpstreamUser, safeIdleMs: number): UpstreamConn {
+  acquire (user: UpstreamUser, safeIdleMs: number, maxConns = Infinity): UpstreamConn {
     let c = this.idle.pop()
     while (c !== undefined && (c.socket.destroyed || !c.socket.writable)) c = this.idle.pop()
     if (c !== undefined && safeIdleMs >= 0 && (this.closesIdle || Date.now() - c.idleSince >= safeIdleMs)) {
       // the most recently used is the youngest: every idle one is older, so a new connection
       this.idle.push(c)
       c = undefined
+      // at the pool's maxConnectionsPerHost: the oldest idle one makes room (closed, out of the count now)
+      if (this.all.size >= maxConns) {
+        const old = this.idle.shift()!
+        old.idleIndex = -1
+        this.all.delete(old)
+        old.socket.destroy()
+      }
     }
     if (c !== undefined) {
       c.idleIndex = -1
@@ -419,10 +439,19 @@ export class UpstreamPool {
     c.resumeReading()
     // an idle socket still reads (to see the upstream's FIN or RST), but nothing is expected
     this.idle.push(c)
+    if (this.waiters.length > 0) process.nextTick(wakeOne, this)
+  }
+
+  /** a new try may have a connection under `max` of them: an idle one, or room for one more */
+  hasRoom (max: number): boolean {
+    if (this.all.size < max) return true
+    const idle = this.idle
+    for (let i = idle.length - 1; i >= 0; i--) if (!idle[i]!.socket.destroyed && idle[i]!.socket.writable) return true
+    return false
   }
 
   forget (c: UpstreamConn): void {
-    this.all.delete(c)
+    if (this.all.delete(c) && this.waiters.length > 0) process.nextTick(wakeOne, this)
     if (c.idleIndex >= 0) {
       const i = this.idle.indexOf(c)
       if (i >= 0) this.idle.splice(i, 1)

@@ -8,6 +8,7 @@ import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type Config, type PoolSettings, type RedisSource } from './schema.js'
 import { resolvePools, routingProblems, splitUpstreams, workerCountOf } from './routing.js'
+import { policyProblems } from './policy.js'
 import { ConfigError } from './error.js'
 import { closestKey, knownKeysAt, withoutInvalid } from './issues.js'
 import { resolveAdmin } from './admin.js'
@@ -141,6 +142,7 @@ function crossKeyProblems (c: z.output<typeof configSchema>): string[] {
   out.push(...idempotencyProblems(c))
   if (c.dns.minRefreshMs > c.dns.maxRefreshMs) out.push(`dns.minRefreshMs: must not exceed dns.maxRefreshMs (${c.dns.maxRefreshMs})`)
   out.push(...routingProblems(c))
+  out.push(...policyProblems(c))
   if (c.listen.http2 && c.listen.tls === undefined) {
     out.push('listen.http2: needs listen.tls (HTTP/2 is offered by ALPN over TLS; cleartext h2c is not served)')
   }

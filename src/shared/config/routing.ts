@@ -54,6 +54,18 @@ export function routingProblems (c: Parsed): string[] {
   }
   uniqueIds(c.upstreams, 'upstreams')
   for (const [name, p] of Object.entries(c.pools)) uniqueIds(p.upstreams, `pools.${name}.upstreams`)
+  const balancers: Array<[string, { policy: string, on?: string | undefined } | undefined]> = [['balancer', c.balancer]]
+  for (const [name, p] of Object.entries(c.pools)) balancers.push([`pools.${name}.balancer`, p.balancer === undefined ? undefined : { ...c.balancer, ...defined(p.balancer) }])
+  for (const [path, b] of balancers) {
+    if (b === undefined) continue
+    if (b.policy === 'consistent-hash' && b.on === undefined) out.push(`${path}.on: consistent-hash needs what to hash: "header:NAME", "cookie:NAME", "ip" or "path"`)
+  }
+  const limits: Array<[string, { maxPending?: number | undefined, maxConnectionsPerHost?: number | undefined } | undefined]> = [['limits', c.limits]]
+  for (const [name, p] of Object.entries(c.pools)) limits.push([`pools.${name}.limits`, p.limits === undefined ? undefined : { ...c.limits, ...defined(p.limits) }])
+  for (const [path, l] of limits) {
+    if (l?.maxPending !== undefined && l.maxConnectionsPerHost === undefined) out.push(`${path}.maxPending: requests wait only for a connection: set maxConnectionsPerHost too`)
+  }
+  if (c.listen.proxyProtocol && c.trustedProxies.length === 0) out.push('listen.proxyProtocol: only trustedProxies may send a PROXY header: list the balancers in front there')
   const routeNames = new Map<string, number>()
   const names = poolNames(c)
   c.routes.forEach((r, i) => {
@@ -128,6 +140,7 @@ export function resolvePools (c: Parsed): Record<string, PoolSettings> {
       retry: { ...c.retry, ...defined(p.retry) },
       timeouts: { ...c.timeouts, ...defined(p.timeouts) },
       tls: { ...c.tls, ...defined(p.tls) },
+      limits: { maxInflight: c.limits.maxInflight, maxPending: c.limits.maxPending, maxConnectionsPerHost: c.limits.maxConnectionsPerHost, ...defined(p.limits) },
     }
   }
   return out

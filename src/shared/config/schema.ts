@@ -63,8 +63,13 @@ export interface DnsUpstream { dns: string, srv: boolean, scheme: 'http' | 'http
 
 export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "METHOD /path-prefix", e.g. "POST /orders"' })
 
+/** what a consistent-hash balancer hashes: header:NAME, cookie:NAME, ip or path (data/balancer/hash-key.ts) */
+export const HASH_ON = /^(?:(header|cookie):([!#-'*+.0-9A-Z^-z|~-]+)|ip|path)$/
+
 export const balancerSchema = z.strictObject({
-  policy: z.enum(['round-robin', 'least-request'], { error: 'must be "round-robin" or "least-request"' }).default('round-robin'),
+  policy: z.enum(['round-robin', 'least-request', 'consistent-hash'], { error: 'must be "round-robin", "least-request" or "consistent-hash"' }).default('round-robin'),
+  /** consistent-hash: what is hashed (balancer/hash-key.ts); a request without it is round-robined */
+  on: z.string({ error: 'must be "header:NAME", "cookie:NAME", "ip" or "path"' }).regex(HASH_ON, { error: 'must be "header:NAME", "cookie:NAME", "ip" or "path"' }).optional(),
 })
 
 export const healthCheckSchema = z.strictObject({
@@ -147,6 +152,16 @@ function overrides<S extends z.ZodRawShape> (schema: z.ZodObject<S>): z.ZodOptio
   return z.strictObject(shape).optional() as never
 }
 
+/** a pool's circuit breakers (routing/pool-limits.ts); each unset: no limit */
+export const poolLimitsSchema = z.strictObject({
+  /** requests of the pool in flight at once; more: 503 pool-overloaded (Envoy's max_requests) */
+  maxInflight: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+  /** requests waiting for a connection (needs maxConnectionsPerHost; default then 1024, Envoy's) */
+  maxPending: z.int(intMsg('a non-negative integer')).nonnegative(intMsg('a non-negative integer')).optional(),
+  /** upstream connections to each host of the pool; a request finding none free waits (maxPending) */
+  maxConnectionsPerHost: z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).optional(),
+})
+
 /** a pool: its own upstreams; every section left out is the top level's, a section given is merged over it */
 export const poolSchema = z.strictObject({
   upstreams: z.array(upstreamSchema, { error: 'must be a list of { url, weight }' }).min(1, { error: 'must list at least one upstream' }),
@@ -156,6 +171,8 @@ export const poolSchema = z.strictObject({
   retry: overrides(retrySchema),
   timeouts: overrides(timeoutsSchema.pick({ connectMs: true, headersMs: true, requestMs: true })),
   tls: overrides(upstreamTlsSchema),
+  /** over the top-level limits' maxInflight, maxPending, maxConnectionsPerHost */
+  limits: poolLimitsSchema.optional(),
 })
 
 /** how `dns` upstreams are resolved */
@@ -167,6 +184,20 @@ export const dnsSchema = z.strictObject({
   maxRefreshMs: positiveInt(30_000),
   /** one query's timeout (the resolver tries twice) */
   timeoutMs: positiveInt(2000),
+})
+
+/**
+ * Which requests a route (or a rate limit, an access rule) applies to: every key given must hold
+ * (data/policy/match.ts compiles it).
+ */
+export const matchSchema = z.strictObject({
+  /** exact, or `*.example.com` (any subdomain, not example.com itself); case-insensitive, port ignored */
+  host: z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$|^\[[0-9A-Fa-f:.]+\]$/, { error: 'must be a host name, or *. and a domain' }).optional(),
+  /** the request target starts with this (case-sensitive, as nginx's `location` prefix) */
+  pathPrefix: z.string().startsWith('/', { error: 'must start with /' }).optional(),
+  methods: z.array(z.string().regex(/^[!#-'*+.0-9A-Z^-z|~-]+$/, { error: 'must be a method token' }), { error: 'must be a list of methods' }).min(1, { error: 'must list at least one method' }).optional(),
+  /** header name → exact value, or true: present with any value */
+  headers: z.record(headerName, z.union([headerValue, z.literal(true)], { error: 'must be a string or true' }), { error: 'must be a mapping of header name to value' }).optional(),
 })
 
 const redirectStatusMsg = { error: 'must be 301, 302, 303, 307 or 308' }
@@ -203,15 +234,7 @@ export const compressionSchema = z.strictObject({
 export const routeSchema = z.strictObject({
   /** its `route` label in the metrics and the dashboard (default: its index in `routes`) */
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'must be a name of letters, digits, _ . -' }).optional(),
-  match: z.strictObject({
-    /** exact, or `*.example.com` (any subdomain, not example.com itself); case-insensitive, port ignored */
-    host: z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$|^\[[0-9A-Fa-f:.]+\]$/, { error: 'must be a host name, or *. and a domain' }).optional(),
-    /** the request target starts with this (case-sensitive, as nginx's `location` prefix) */
-    pathPrefix: z.string().startsWith('/', { error: 'must start with /' }).optional(),
-    methods: z.array(z.string().regex(/^[!#-'*+.0-9A-Z^-z|~-]+$/, { error: 'must be a method token' }), { error: 'must be a list of methods' }).min(1, { error: 'must list at least one method' }).optional(),
-    /** header name → exact value, or true: present with any value */
-    headers: z.record(headerName, z.union([headerValue, z.literal(true)], { error: 'must be a string or true' }), { error: 'must be a mapping of header name to value' }).optional(),
-  }).prefault({}),
+  match: matchSchema.prefault({}),
   /** required unless the route redirects (config/routing checks) */
   pool: z.string({ error: 'must name a pool' }).min(1, { error: 'must name a pool' }).optional(),
   redirect: redirectSchema.optional(),
@@ -222,6 +245,36 @@ export const routeSchema = z.strictObject({
   stripPrefix: bool(false),
   requestHeaders: headerRewriteSchema.optional(),
   responseHeaders: headerRewriteSchema.optional(),
+})
+
+/** `100/s`, `6000/m`, `50000/h`: a count above 0 per second, minute or hour */
+export const RATE = /^([1-9]\d{0,8})\/(s|m|h)$/
+/** `ip`, `route`, `header:NAME`, `cookie:NAME` */
+export const LIMIT_KEY = /^(ip|route|header:[!#-'*+.0-9A-Z^-z|~-]+|cookie:[!#-'*+.0-9A-Z^-z|~-]+)$/
+
+/**
+ * A rate limit (issue 27): a token bucket per value of `key` among the requests `match` selects,
+ * filled at `rate`, holding `burst` + 1. `global`: one bucket for every instance, in Redis (leased
+ * in small allotments, data/policy/leases.ts); `local`: this instance's own.
+ */
+export const rateLimitSchema = z.strictObject({
+  /** the `limit` label of claylb_rate_limited_total and the RateLimit-Policy name */
+  name: z.string({ error: 'must be a name' }).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { error: 'must be a name of letters, digits, _ . - (at most 64)' }),
+  match: matchSchema.prefault({}),
+  key: z.string({ error: 'must be ip, route, header:NAME or cookie:NAME' }).regex(LIMIT_KEY, { error: 'must be ip, route, header:NAME or cookie:NAME' }).default('ip'),
+  rate: z.string({ error: 'must be a rate such as "100/s" or "6000/m"' }).regex(RATE, { error: 'must be a rate above 0 such as "100/s" or "6000/m" (per s, m or h)' }),
+  /** requests a key may send at once beyond the rate (nginx's burst; the bucket holds burst + 1) */
+  burst: nonNegativeInt(0),
+  scope: z.enum(['global', 'local'], { error: 'must be "global" (every instance, through Redis) or "local" (this instance)' }).default('global'),
+  /** global only: what a request gets while Redis cannot be reached */
+  onStateDown: z.enum(['allow', 'deny'], { error: 'must be "allow" or "deny"' }).default('allow'),
+})
+
+/** An access rule: among the requests `match` selects, a client address in `deny`, or outside a non-empty `allow`, is refused 403. */
+export const accessRuleSchema = z.strictObject({
+  match: matchSchema.prefault({}),
+  allow: z.array(z.string({ error: 'must be a CIDR or an IP address' }), { error: 'must be a list of CIDRs' }).default([]),
+  deny: z.array(z.string({ error: 'must be a CIDR or an IP address' }), { error: 'must be a list of CIDRs' }).default([]),
 })
 
 export const configSchema = z.strictObject({
@@ -241,6 +294,11 @@ export const configSchema = z.strictObject({
     }).optional(),
     /** HTTP/2 by ALPN ("h2") on the TLS listener; HTTP/1.1 is still served on the same port */
     http2: bool(false),
+    /**
+     * every connection starts with a PROXY protocol header (v1 or v2, before TLS) from one of
+     * trustedProxies: its client address is the one used (data/policy/proxy-protocol.ts)
+     */
+    proxyProtocol: bool(false),
     /**
      * proxy processes accepting on the port: a count, or "auto" (src/control/process/count.ts says how many).
      * Unset: $CLAYLB_PROCESSES, else "auto" (resolved in load.ts). 1: today's single process, no IPC.
@@ -280,6 +338,10 @@ export const configSchema = z.strictObject({
   compression: compressionSchema.optional(),
   /** first match wins; a request no route matches goes to the default pool */
   routes: z.array(routeSchema, { error: 'must be a list of { match, pool }' }).default([]),
+  /** rate limits, each applied to the requests its match selects (every one that matches applies) */
+  rateLimits: z.array(rateLimitSchema, { error: 'must be a list of { name, match, key, rate, burst, scope, onStateDown }' }).default([]),
+  /** allow / deny by client address; every rule that matches applies */
+  access: z.array(accessRuleSchema, { error: 'must be a list of { match, allow, deny }' }).default([]),
   /** peers (CIDR or address) whose x-forwarded-proto / -host are kept; from others they are replaced */
   trustedProxies: z.array(z.string({ error: 'must be a CIDR or an IP address' }), { error: 'must be a list of CIDRs' }).default([]),
   workers: z.strictObject({
@@ -344,6 +406,8 @@ export const configSchema = z.strictObject({
     maxHeaders: positiveInt(100),
     /** request headers whose name has an `_`: dropped (nginx's underscores_in_headers off) or forwarded */
     underscoresInHeaders: z.enum(['drop', 'forward'], { error: 'must be "drop" or "forward"' }).default('drop'),
+    /** the default pool's circuit breakers, and every pool's unless its own `limits` sets them */
+    ...poolLimitsSchema.shape,
   }).prefault({}),
   idempotency: z.strictObject({
     routes: z.array(z.strictObject({
@@ -428,9 +492,13 @@ export interface PoolSettings {
   retry: Parsed['retry']
   timeouts: Parsed['timeouts']
   tls: Parsed['tls']
+  limits: z.output<typeof poolLimitsSchema>
 }
 export type PoolConfig = DeepReadonly<PoolSettings>
 export type RouteConfig = DeepReadonly<Parsed['routes'][number]>
+export type MatchConfig = DeepReadonly<Parsed['routes'][number]['match']>
+export type RateLimitConfig = DeepReadonly<Parsed['rateLimits'][number]>
+export type AccessRuleConfig = DeepReadonly<Parsed['access'][number]>
 
 export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 'pools' | 'listen' | 'shutdown' | 'shutdownTimeoutMs' | 'upstreams'> & {
   upstreams: StaticUpstream[]

@@ -116,6 +116,20 @@ export function scopeOf (credential: string): string {
 
 const SLICE_MS = 1000
 
+/**
+ * Owner tokens only have to be unique, never secret: a token stays inside the store (a compare-and-set
+ * on the record's owner) and never reaches a client or an upstream (they see the record id and the
+ * fence). So a token is a random prefix drawn once per process (96 bits: two processes, or one
+ * restarted, never share it) and a counter, instead of 16 random bytes per claim.
+ */
+const TOKEN_PREFIX = randomBytes(12).toString('base64url')
+let tokens = 0
+
+/** the next owner token of this process */
+export function nextToken (): string {
+  return TOKEN_PREFIX + (tokens++).toString(36)
+}
+
 export class IdempotencyCore {
   private readonly releaseStatuses: ReadonlySet<number>
 
@@ -142,7 +156,7 @@ export class IdempotencyCore {
     const id = this.recordId(scope, key)
     const deadline = this.settings.waitMs > 0 ? Date.now() + this.settings.waitMs : 0
     for (;;) {
-      const token = randomBytes(16).toString('base64url')
+      const token = nextToken()
       const sentAt = Date.now()
       let r
       try {

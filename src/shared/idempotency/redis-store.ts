@@ -10,41 +10,51 @@
  */
 import { IDEMPOTENCY_DEFAULTS, REDIS_KEY_PREFIX } from '../defaults.js'
 import type { Cluster, Redis } from 'ioredis'
+import { TurnCork } from '../redis/turn-cork.js'
 import { decodeHeaders, encodeHeaders, StoreUnavailableError, type IdempotencyStore, type StoreBegin, type StoredResponse } from './store.js'
 
 // The lease is a deadline in the record on Redis's clock (TIME), never an instance's; the record's own
 // TTL is the retention (an in-flight record: lease + ttlMs, moved by every renewal), so a claim whose
-// owner vanished stays, and becomes unknown, instead of lapsing.
-const NOW = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+// owner vanished stays, and becomes unknown, instead of lapsing. Redis's work per request is counted
+// in redis.call()s (each one a command inside the script): a first execution is BEGIN's 4 and FINISH's
+// 3, a replay BEGIN's 2. TIME is read only on the paths that need the clock.
+const CLOCK = `
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 `
 
 // KEYS[1] record · ARGV fingerprint, token, leaseMs, ttlMs, reclaim ('1' | '0'), channel
 // → {'p', fence} | {'m'} | {'c', status, hdr, body} | {'t', status} | {'i', leaseLeftMs, elapsedMs} | {'u', pttl}
-const BEGIN = NOW + `
-local st = redis.call('HGET', KEYS[1], 'st')
+const BEGIN = CLOCK + `
+local r = redis.call('HMGET', KEYS[1], 'st', 'fp')
+local st = r[1]
 if not st then
+  local now = clock()
   redis.call('HSET', KEYS[1], 'st', 'i', 'fp', ARGV[1], 'tok', ARGV[2], 'fence', 1, 'lease', now + tonumber(ARGV[3]), 't0', now)
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
   return {'p', 1}
 end
-if redis.call('HGET', KEYS[1], 'fp') ~= ARGV[1] then return {'m'} end
+if r[2] ~= ARGV[1] then return {'m'} end
 if st == 'c' then
-  local r = redis.call('HMGET', KEYS[1], 'status', 'hdr', 'body')
-  return {'c', r[1], r[2], r[3]}
+  local c = redis.call('HMGET', KEYS[1], 'status', 'hdr', 'body')
+  return {'c', c[1], c[2], c[3]}
 end
 if st == 't' then return {'t', redis.call('HGET', KEYS[1], 'status')} end
+local now = nil
 if st == 'i' then
-  local r = redis.call('HMGET', KEYS[1], 'lease', 't0')
-  local left = tonumber(r[1]) - now
-  if left > 0 then return {'i', left, now - tonumber(r[2])} end
+  now = clock()
+  local l = redis.call('HMGET', KEYS[1], 'lease', 't0')
+  local left = tonumber(l[1]) - now
+  if left > 0 then return {'i', left, now - tonumber(l[2])} end
   -- the owner's lease ended without a result: it may have executed; never free, unknown
   redis.call('HSET', KEYS[1], 'st', 'u')
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], 'u') end
 end
 if ARGV[5] == '1' then
+  now = now or clock()
   local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
   redis.call('HSET', KEYS[1], 'st', 'i', 'tok', ARGV[2], 'lease', now + tonumber(ARGV[3]), 't0', now)
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
@@ -53,34 +63,37 @@ end
 return {'u', redis.call('PTTL', KEYS[1])}
 `
 
+// the owner check of the scripts below: the token still owns the record, in state `i` (in flight)
+const OWNED = `
+local o = redis.call('HMGET', KEYS[1], 'tok', 'st')
+if o[1] ~= ARGV[1] or o[2] ~= 'i' then return 0 end
+`
+
 // KEYS[1] record · ARGV token, leaseMs, ttlMs. The retention moves with the lease: a request that runs
 // longer than ttlMs (or an owner stopped mid-request) must not lose its record while it may execute
-const RENEW = NOW + `
-if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
-redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
+const RENEW = CLOCK + OWNED + `
+redis.call('HSET', KEYS[1], 'lease', clock() + tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]))
 return 1
 `
 
-// KEYS[1] record · ARGV token, ttlMs, channel ('' = nobody listens), state ('c' | 't'), status, headers, body
+// KEYS[1] record · ARGV token, ttlMs, channel ('' = nobody listens), state ('c' | 't'), status, headers, body.
+// The token is emptied, not deleted (one command less): no owner token is empty, so none matches it
 const FINISH = `
-if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] then return 0 end
-local st = redis.call('HGET', KEYS[1], 'st')
-if st ~= 'i' and st ~= 'u' then return 0 end
+local o = redis.call('HMGET', KEYS[1], 'tok', 'st')
+if o[1] ~= ARGV[1] or (o[2] ~= 'i' and o[2] ~= 'u') then return 0 end
 if ARGV[4] == 'c' then
-  redis.call('HSET', KEYS[1], 'st', 'c', 'status', ARGV[5], 'hdr', ARGV[6], 'body', ARGV[7])
+  redis.call('HSET', KEYS[1], 'st', 'c', 'tok', '', 'status', ARGV[5], 'hdr', ARGV[6], 'body', ARGV[7])
 else
-  redis.call('HSET', KEYS[1], 'st', 't', 'status', ARGV[5])
+  redis.call('HSET', KEYS[1], 'st', 't', 'tok', '', 'status', ARGV[5])
 end
-redis.call('HDEL', KEYS[1], 'tok')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], 'c') end
 return 1
 `
 
 // KEYS[1] record · ARGV token, ttlMs, channel (the token stays: the owner may still complete it)
-const UNKNOWN = `
-if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
+const UNKNOWN = OWNED + `
 redis.call('HSET', KEYS[1], 'st', 'u')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], 'u') end
@@ -88,8 +101,7 @@ return 1
 `
 
 // KEYS[1] record · ARGV token, channel
-const RELEASE = `
-if redis.call('HGET', KEYS[1], 'tok') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'st') ~= 'i' then return 0 end
+const RELEASE = OWNED + `
 redis.call('DEL', KEYS[1])
 if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], 'r') end
 return 1
@@ -152,6 +164,8 @@ export class RedisStore implements IdempotencyStore {
   private subscribing: Promise<Redis | Cluster> | undefined
   private readonly waiters = new Map<string, Set<() => void>>()
   private readonly timing: RedisTiming
+  /** the scripts of one event-loop turn leave in one write */
+  private readonly cork: TurnCork
   /** one timer per script (and WAIT), so a command only adds to plain numbers */
   private readonly timers: Record<'begin' | 'renew' | 'finish' | 'unknown' | 'release' | 'wait', CommandTimer>
 
@@ -179,6 +193,7 @@ export class RedisStore implements IdempotencyStore {
       c.defineCommand('claylbIdemRelease', { numberOfKeys: 1, lua: RELEASE })
     }
     this.client = client as (Redis | Cluster) & Scripts
+    this.cork = new TurnCork(client)
   }
 
   /** the Redis key of a record (exported for tests and operators) */
@@ -191,7 +206,7 @@ export class RedisStore implements IdempotencyStore {
   }
 
   async begin (id: string, fingerprint: string, token: string, leaseMs: number, ttlMs: number, reclaim: boolean): Promise<StoreBegin> {
-    const r = await this.call(this.timers.begin, performance.now(), this.client.claylbIdemBeginBuffer(this.keyOf(id), fingerprint, token, leaseMs, ttlMs, reclaim ? '1' : '0', this.channelOf(id)))
+    const r = await this.call(this.timers.begin, this.sending(), this.client.claylbIdemBeginBuffer(this.keyOf(id), fingerprint, token, leaseMs, ttlMs, reclaim ? '1' : '0', this.channelOf(id)))
     const st = String(r[0])
     switch (st) {
       case 'p': {
@@ -246,24 +261,33 @@ export class RedisStore implements IdempotencyStore {
   }
 
   async renew (id: string, token: string, leaseMs: number, ttlMs: number): Promise<boolean> {
-    return await this.call(this.timers.renew, performance.now(), this.client.claylbIdemRenew(this.keyOf(id), token, leaseMs, ttlMs)) === 1
+    return await this.call(this.timers.renew, this.sending(), this.client.claylbIdemRenew(this.keyOf(id), token, leaseMs, ttlMs)) === 1
   }
 
   async complete (id: string, token: string, response: StoredResponse, ttlMs: number): Promise<boolean> {
     const body = response.body.length === 0 ? '' : response.body
-    return this.recordReplicated(id, await this.call(this.timers.finish, performance.now(), this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1)
+    return this.recordReplicated(id, await this.call(this.timers.finish, this.sending(), this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 'c', response.status, encodeHeaders(response.headers), body)) === 1)
   }
 
   async tooLarge (id: string, token: string, status: number, ttlMs: number): Promise<boolean> {
-    return this.recordReplicated(id, await this.call(this.timers.finish, performance.now(), this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1)
+    return this.recordReplicated(id, await this.call(this.timers.finish, this.sending(), this.client.claylbIdemFinish(this.keyOf(id), token, ttlMs, this.channelOf(id), 't', status, '', '')) === 1)
   }
 
   async markUnknown (id: string, token: string, ttlMs: number): Promise<boolean> {
-    return await this.call(this.timers.unknown, performance.now(), this.client.claylbIdemUnknown(this.keyOf(id), token, ttlMs, this.channelOf(id))) === 1
+    return await this.call(this.timers.unknown, this.sending(), this.client.claylbIdemUnknown(this.keyOf(id), token, ttlMs, this.channelOf(id))) === 1
   }
 
   async release (id: string, token: string): Promise<boolean> {
-    return await this.call(this.timers.release, performance.now(), this.client.claylbIdemRelease(this.keyOf(id), token, this.channelOf(id))) === 1
+    return await this.call(this.timers.release, this.sending(), this.client.claylbIdemRelease(this.keyOf(id), token, this.channelOf(id))) === 1
+  }
+
+  /**
+   * Called in the argument list before the command's own (arguments are evaluated in order): corks
+   * the socket for this turn before the command is written, and is the command's start time
+   */
+  private sending (): number {
+    this.cork.hold()
+    return performance.now()
   }
 
   /** `t0` is read before the command is sent (arguments are evaluated in order): no closure per call */

@@ -36,6 +36,8 @@ export interface CountersExport {
   routes: HostCountersExport[]
   retried: Record<string, number>
   overflow: number
+  /** pool → limit → refusals (routing/pool-limits) */
+  overloaded: Record<string, Record<string, number>>
   inflight: number
   idempotency: Record<string, number>
   idempotencyLeaseExpiries: number
@@ -46,6 +48,11 @@ export interface CountersExport {
   redisCommands: HistogramRow[]
   /** redirects, rewrites, compressed answers (data/policy/tally) */
   policy: PolicyTally
+  /** claylb_rate_limited_total by limit */
+  rateLimited: Record<string, number>
+  accessDenied: number
+  /** claylb_rate_limit_store_takes_total by limit (the leases asked of Redis or the primary) */
+  limitTakes: Record<string, number>
 }
 
 /** one process's default metrics (process_*, nodejs_*) as prom-client's JSON (getMetricsAsJSON), labelled by its pid on the primary */
@@ -71,6 +78,8 @@ export type ToProxy =
   | { type: 'stop', acceptGraceMs: number }
   /** a connection the primary accepted, sent with its socket (accept mode `handoff`) */
   | { type: 'connection' }
+  /** a lease of a `local` rate limit's tokens (control/process/token-lease.ts) */
+  | TakeAnswer
 
 /** what /status shows of one proxy process */
 export interface ProcessRow {
@@ -101,6 +110,13 @@ export type FromProxy =
   | { type: 'tries', events: Array<string | number> }
   | { type: 'stats', id: number, stats: ProcessStats }
   | { type: 'boot-failed', message: string }
+  /** tokens of a `local` rate limit, asked when a key's lease runs low */
+  | TakeRequest
 
 /** the proxy process's entry (node:cluster runs it; it is never a worker of the app) */
 export const PROXY_PROCESS_ENV = 'CLAYLB_PROXY_PROCESS'
+
+/** a proxy process asks the primary for tokens of a `local` rate limit (data/policy/primary-tokens.ts) */
+export interface TakeRequest { type: 'take', id: number, limit: string, key: string, capacity: number, perMs: number, want: number }
+/** the primary's answer: how many were taken, and the ms until the rest would be there */
+export interface TakeAnswer { type: 'taken', id: number, got: number, waitMs: number }

@@ -21,6 +21,8 @@ export type RedisNeed = 'required' | 'optional' | 'none'
 
 export function redisNeed (config: Config): RedisNeed {
   if (config.idempotency.routes.length > 0) return 'required'
+  // a global rate limit's buckets (without Redis it decides by onStateDown alone)
+  if (config.rateLimits.some((l) => l.scope === 'global')) return 'optional'
   if (config.workers.count > 0) return config.workers.app === 'builtin:demo' ? 'required' : 'optional'
   return 'none'
 }

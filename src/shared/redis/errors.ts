@@ -9,7 +9,6 @@
  *   the idempotency layer stores, so a retry with the same key can never apply it a second time.
  */
 import { ProxyError } from '../errors.js'
-import type { RedisClient } from './client.js'
 
 export class StateUnavailableError extends ProxyError {
   constructor (detail: string, options?: { cause?: unknown }) {
@@ -61,6 +60,6 @@ export function toWriteError (err: unknown, what = 'state tier'): Error {
 }
 
 /** A StateUnavailableError when `client` is not connected: a write refused before it is sent is safe to retry. */
-export function notConnected (client: RedisClient, what = 'state tier'): StateUnavailableError | undefined {
+export function notConnected (client: { readonly status: string }, what = 'state tier'): StateUnavailableError | undefined {
   return client.status === 'ready' ? undefined : new StateUnavailableError(`${what} unavailable: Redis is ${client.status}`)
 }
