@@ -356,7 +356,9 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
         if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       }
       engine.closeAll()
-      core.close()
+      // the access log's last lines, after a batch still being written; a stdout nobody reads any more
+      // must not hold the shutdown: a second at most
+      await Promise.race([core.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
       await supervisor.stop()
       admin.server.close()
       admin.server.closeAllConnections()
