@@ -14,9 +14,8 @@ export const ADVERSARIAL = join(import.meta.dirname, '..')
 /** the adversarial files the twins must cover */
 export const adversarialFiles = (): string[] => readdirSync(ADVERSARIAL).filter((f) => f.endsWith('.test.ts')).sort()
 
-/** `env`: what this twin changes besides CLAYLB_TEST_TLS (never an assertion, only a count) */
-export function overTls (file: string, env: NodeJS.ProcessEnv = {}): void {
+export function overTls (file: string): void {
   t.ok(adversarialFiles().includes(file), `${file} is an adversarial file`)
   // the loaders tap gave this process (TypeScript) run the file the same way
-  t.spawn(process.execPath, [...process.execArgv, join(ADVERSARIAL, file)], { env: { ...process.env, ...env, CLAYLB_TEST_TLS: '1' } }, `${file} over TLS`)
+  t.spawn(process.execPath, [...process.execArgv, join(ADVERSARIAL, file)], { env: { ...process.env, CLAYLB_TEST_TLS: '1' } }, `${file} over TLS`)
 }
