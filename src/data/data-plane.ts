@@ -171,7 +171,9 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
       ])
       if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       engine.closeAll()
-      core.close()
+      // the access log's last lines, after a batch still being written; a stdout nobody reads any more
+      // must not hold the shutdown: a second at most
+      await Promise.race([core.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
       if (core.idempotency !== null) await core.idempotency.core.store.close()
       if (redis !== undefined) await closeRedis(redis)
       if (limitsRedis !== undefined) await closeRedis(limitsRedis)
