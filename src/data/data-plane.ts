@@ -40,6 +40,8 @@ export interface DataPlaneOptions {
   passiveHealth?: TryJudgeSink
   /** the pools' upstream TLS setups: the engine's default is the same object as the default pool's */
   tlsCache: UpstreamTlsCache
+  /** TLS session ticket keys shared with the other proxy processes (default: this process's own) */
+  ticketKeys?: Buffer
 }
 
 export interface DataPlane {
@@ -102,7 +104,7 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
     },
   })
   const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries), {
-    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2, ticketKeys: o.ticketKeys },
     upstreamTls: o.tlsCache.get(config.tls, 'tls'),
     logger,
   })

@@ -48,7 +48,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   // every try's outcome goes to the primary's outlier detector, in batches
   const reporter = new TryReporter((events) => send({ type: 'tries', events }))
   const pools = new PoolSet(config)
-  const plane = createDataPlane(config, { logger, clusters: pools, passiveHealth: reporter, tlsCache: pools.tlsCache })
+  const plane = createDataPlane(config, { logger, clusters: pools, passiveHealth: reporter, tlsCache: pools.tlsCache, ticketKeys: Buffer.from(msg.ticketKeys, 'base64') })
   const startedAt = new Date().toISOString()
   let applied = 0
   const apply = (s: Snapshot): void => {
