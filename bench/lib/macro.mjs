@@ -34,6 +34,10 @@ export const SCENARIOS = {
   processes: { title: 'claylb --processes 1 vs 2, nginx 1 vs 2 workers (plain GET, unpinned, nginx `return 200` backends)', path: '/', request: {}, targets: PROCESS_TARGETS, nginxBackends: true },
   idempotency: { title: 'keyed POST (first execution, replay) vs unkeyed', pending: idempotencyPending, run: runIdempotency },
   'tls-get': { title: 'plain GET over TLS (keep-alive; TLS to the client, HTTP to the backends)', path: '/', request: {}, targets: TLS_TARGETS, tls: true },
+  // wrk opens a new connection after every answer that closes its own: accept, a parser, a peer address
+  // and the close are paid per request (issue 29)
+  'new-conn': { title: 'plain GET, a new connection per request (`Connection: close`)', path: '/', request: { headers: { connection: 'close' } } },
+  'tls-new-conn': { title: 'GET over TLS, a new connection and a full TLS handshake per request (`Connection: close`)', path: '/', request: { headers: { connection: 'close' } }, targets: TLS_TARGETS, tls: true },
 }
 
 /** A self-signed certificate for the TLS scenario (openssl CLI), its key, and both in one file (HAProxy's crt). */
