@@ -46,6 +46,8 @@ export interface DataPlaneOptions {
   tlsCache: UpstreamTlsCache
   /** a proxy process: a `local` rate limit's tokens, leased from the primary (data/policy/primary-tokens.ts) */
   localTokens?: TakeTokens
+  /** TLS session ticket keys shared with the other proxy processes (default: this process's own) */
+  ticketKeys?: Buffer
 }
 
 export interface DataPlane {
@@ -132,7 +134,7 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
   }
   const policyOf = (c: Config, previous: Policy | null): Policy | null => buildPolicy(c, counters.limits, tokenSources, previous)
   const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries, undefined, policyOf(config, null)), {
-    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2, ticketKeys: o.ticketKeys },
     proxyProtocol: config.listen.proxyProtocol,
     upstreamTls: o.tlsCache.get(config.tls, 'tls'),
     logger,
