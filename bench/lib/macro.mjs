@@ -35,6 +35,10 @@ export const SCENARIOS = {
   idempotency: { title: 'keyed POST (first execution, replay) vs unkeyed', pending: idempotencyPending, run: runIdempotency },
   'rate-limits': { title: 'plain GET with no rate limit, with 10 (one matching: local, then global on Redis)', path: '/', request: {}, targets: LIMIT_TARGETS, redis: true },
   'tls-get': { title: 'plain GET over TLS (keep-alive; TLS to the client, HTTP to the backends)', path: '/', request: {}, targets: TLS_TARGETS, tls: true },
+  // wrk opens a new connection after every answer that closes its own: accept, a parser, a peer address
+  // and the close are paid per request (issue 29)
+  'new-conn': { title: 'plain GET, a new connection per request (`Connection: close`)', path: '/', request: { headers: { connection: 'close' } } },
+  'tls-new-conn': { title: 'GET over TLS, a new connection and a full TLS handshake per request (`Connection: close`)', path: '/', request: { headers: { connection: 'close' } }, targets: TLS_TARGETS, tls: true },
 }
 
 /** A self-signed certificate for the TLS scenario (openssl CLI), its key, and both in one file (HAProxy's crt). */

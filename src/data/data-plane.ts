@@ -46,6 +46,8 @@ export interface DataPlaneOptions {
   tlsCache: UpstreamTlsCache
   /** a proxy process: a `local` rate limit's tokens, leased from the primary (data/policy/primary-tokens.ts) */
   localTokens?: TakeTokens
+  /** TLS session ticket keys shared with the other proxy processes (default: this process's own) */
+  ticketKeys?: Buffer
 }
 
 export interface DataPlane {
@@ -132,7 +134,7 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
   }
   const policyOf = (c: Config, previous: Policy | null): Policy | null => buildPolicy(c, counters.limits, tokenSources, previous)
   const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries, undefined, policyOf(config, null), counters), {
-    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
+    tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2, ticketKeys: o.ticketKeys },
     proxyProtocol: config.listen.proxyProtocol,
     upstreamTls: o.tlsCache.get(config.tls, 'tls'),
     logger,
@@ -171,7 +173,9 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
       ])
       if (!drained) logger.warn({ inflight: core.inflight }, 'shutdown timeout: closing with requests in flight')
       engine.closeAll()
-      core.close()
+      // the access log's last lines, after a batch still being written; a stdout nobody reads any more
+      // must not hold the shutdown: a second at most
+      await Promise.race([core.close(), new Promise((resolve) => setTimeout(resolve, 1000).unref())])
       if (core.idempotency !== null) await core.idempotency.core.store.close()
       if (redis !== undefined) await closeRedis(redis)
       if (limitsRedis !== undefined) await closeRedis(limitsRedis)

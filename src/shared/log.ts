@@ -19,8 +19,11 @@ export function createLogger (level: string, name = 'claylb'): Logger {
 export interface AccessLog {
   /** one line for one request; `upstream` undefined when claylb answered itself */
   request (method: string, path: string, status: number, upstream: string | undefined, attempts: number, ms: number | undefined, replayed?: boolean): void
-  /** write out what is buffered, synchronously (on shutdown) */
-  flush (): void
+  /**
+   * Write out what is buffered (on shutdown): synchronously, unless a batch is still being written;
+   * then the rest follows it, in order, as soon as it is done. Resolves once every line is written.
+   */
+  flush (): Promise<void>
   /** lines dropped because stdout did not keep up (the buffer's cap was reached) */
   readonly dropped: number
 }
@@ -53,10 +56,26 @@ export function createAccessLog (level: string, name = 'claylb', fd = 1): Access
   let writing = false
   let dropped = 0
   let current: Buffer | null = null
+  /** set by flush() while a batch was in flight: the rest is written right after it, synchronously */
+  let flushed: (() => void) | null = null
+  const writeRest = (): void => {
+    const rest = Buffer.concat(queue)
+    queue.length = 0
+    pendingBytes = 0
+    if (rest.length > 0) try { fs.writeSync(fd, rest) } catch { /* stdout gone: drop the lines */ }
+  }
   const written = (err: NodeJS.ErrnoException | null, bytes?: number): void => {
     writing = false
     const out = current!
     current = null
+    if (flushed !== null) {
+      // flush() came while this batch was being written: what it did not take, then the rest, in order
+      if (err === null && bytes !== undefined && bytes < out.length) queue.unshift(out.subarray(bytes))
+      if (err === null || err.code === 'EAGAIN') writeRest()
+      flushed()
+      flushed = null
+      return
+    }
     if (err?.code === 'EAGAIN' || (err === null && bytes !== undefined && bytes < out.length)) {
       // a non-blocking stdout that is full (or took part of the batch): try the rest again shortly
       const rest = err === null ? out.subarray(bytes) : out
@@ -117,11 +136,11 @@ export function createAccessLog (level: string, name = 'claylb', fd = 1): Access
     flush () {
       clearInterval(timer)
       push()
-      const rest = Buffer.concat(queue)
-      queue.length = 0
-      pendingBytes = 0
-      if (rest.length === 0) return
-      try { fs.writeSync(fd, rest) } catch { /* stdout gone: drop the lines */ }
+      // a batch being written by fs.write cannot be overtaken (its lines would land after later ones,
+      // or be lost with a process that exits now): the rest waits for it
+      if (current !== null) return new Promise<void>((resolve) => { flushed = resolve })
+      writeRest()
+      return Promise.resolve()
     },
     get dropped () { return dropped },
   }

@@ -2,6 +2,7 @@ import t from 'tap'
 import { startBackend, type Handler } from '../helpers/backend.js'
 import { startClaylb } from '../helpers/claylb.js'
 import { json, req } from '../helpers/http.js'
+import { waitFor } from '../helpers/wait.js'
 
 const named = (name: string): Handler => (q, s) => {
   q.resume()
@@ -18,7 +19,8 @@ t.test('drain through the admin API: no new requests reach the drained upstream,
   const slow = req(`${lb.url}/slow`) // round-robin starts at the first upstream: a
   while (a.count === 0) await new Promise((r) => setTimeout(r, 5))
   const drained = req(`${lb.admin}/upstreams/a/drain?wait=1`, { method: 'POST' })
-  await new Promise((r) => setTimeout(r, 50))
+  // the drain has taken effect (the admin API says so), not "probably by now"
+  await waitFor(async () => (await json<{ upstreams: Array<{ id: string, state: string }> }>(`${lb.admin}/status`)).upstreams.find((u) => u.id === 'a')?.state === 'draining', 'a draining in /status')
   const countAtDrain = a.count
   const bodies: string[] = []
   for (let i = 0; i < 20; i++) bodies.push((await req(`${lb.url}/x`)).body)

@@ -57,6 +57,12 @@ export interface Spread { bases: readonly string[], /** ends the load (and the f
  */
 export type FaultRunning = (goalMet?: boolean) => boolean
 
+/**
+ * The least load every scenario asserts it sent (the harness checks "more than"): the load goes on past
+ * its minimum time until it has sent that much, as a busy machine sends less per second.
+ */
+export const MIN_LOAD = { gets: 100, sessionIncrements: 20, keys: 10 }
+
 /** how long past its minimum time the load may go on while a fault has not reached its goal */
 export const OVERTIME_MS = Number(process.env['CLAYLB_CHAOS_OVERTIME_MS'] ?? 120_000)
 
@@ -114,7 +120,8 @@ export async function mixedLoad (base: string, seconds: number, fault: (running:
   let faultDone = false
   const stopped = (): boolean => spread?.stopped?.() === true
   const faultRunning: FaultRunning = (goalMet = true) => !stopped() && Date.now() < cap && (Date.now() < deadline || !goalMet)
-  const running = (): boolean => !stopped() && (Date.now() < deadline || !faultDone)
+  const enough = (): boolean => r.gets > MIN_LOAD.gets && r.sessionCounts.length > MIN_LOAD.sessionIncrements && r.keys > MIN_LOAD.keys
+  const running = (): boolean => !stopped() && (Date.now() < deadline || !faultDone || (!enough() && Date.now() < cap))
 
   // a slow lane's route is slow already: it sends back to back and is counted apart as well
   const getLane = async (path = '/', slow = false): Promise<void> => {

@@ -13,7 +13,7 @@ interface Status { processes: Array<{ pid: number }>, workers: Array<{ id: strin
 const status = (admin: string): Promise<Status> => json<Status>(`${admin}/status`)
 
 t.test('a worker drain waits for a stopped proxy process, then counts exactly what every process sent', async (t) => {
-  const lb = await startClaylb({ args: ['--processes', '2', '--workers', '2'], config: { log: { access: false } } })
+  const lb = await startClaylb({ args: ['--processes', '2', '--workers', '2'], config: { log: { access: false } }, waitReady: true })
   let stoppedPid = 0
   t.teardown(async () => {
     if (stoppedPid !== 0) try { process.kill(stoppedPid, 'SIGCONT') } catch {}

@@ -6,8 +6,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { configProblems as problems } from '../helpers/config.js'
-import { Redirect } from '../../src/data/policy/redirect.js'
-import { Rewrite } from '../../src/data/policy/rewrite.js'
+import { Redirect } from '../../src/shared/policy/redirect.js'
+import { Rewrite } from '../../src/shared/policy/rewrite.js'
 import { compressedLines, negotiate, Compression } from '../../src/data/policy/compression.js'
 
 const up = { upstreams: [{ url: 'http://127.0.0.1:1' }] }

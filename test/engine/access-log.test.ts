@@ -2,6 +2,7 @@
  * The access log writer: pino-compatible lines, batched, written asynchronously, flushed whole.
  */
 import t from 'tap'
+import { waitFor } from '../helpers/wait.js'
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,11 +18,13 @@ t.test('every line arrives, in order, as JSON with pino\'s fields; a path\'s byt
   log.request('POST', '/caf\xc3\xa9', 499, undefined, 0, undefined, true)
   log.request('GET', `/${'x'.repeat(10_000)}`, 414, 'up:1', 1, 1)
   // the full batches go out asynchronously (one write in flight at a time) ...
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await waitFor(() => readFileSync(file).length > 0, 'the first full batch written')
   const before = readFileSync(file).length
   t.ok(before > 0 && before < 200 * N, 'full batches were written without a flush; the last partial one waits')
-  // ... and flush() writes what still waits, synchronously (shutdown)
-  log.flush()
+  // ... and flush() writes what still waits (shutdown), after the batch still being written: flushed
+  // as soon as the first batch landed, a later one is in flight (before, flush() wrote the rest at
+  // once and that batch landed after it, or never with a process that exits: lines lost, out of order)
+  await log.flush()
   const raw = readFileSync(file)
   const lines = raw.toString('latin1').trim().split('\n')
   t.equal(lines.length, N + 2, 'no line lost or cut')
@@ -44,6 +47,6 @@ t.test('below info level nothing is written', async (t) => {
   t.teardown(() => closeSync(fd))
   const log = createAccessLog('warn', 'claylb', fd)
   log.request('GET', '/', 200, 'u', 1, 1)
-  log.flush()
+  await log.flush()
   t.equal(readFileSync(file, 'utf8'), '')
 })

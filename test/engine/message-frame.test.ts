@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { createParser, type ParserCallbacks } from '../../src/data/http/llhttp.js'
+import { createParser, releaseParser, type Parser, type ParserCallbacks } from '../../src/data/http/llhttp.js'
 
 interface Msg { target: string, fields: Array<[string, string]>, body: string, chunked: boolean, trailers: Array<[string, string]> }
 
@@ -41,40 +41,77 @@ function expected (kind: 'request' | 'response', m: Msg): string {
   return [`head ${kind === 'request' ? m.target : ''} ${JSON.stringify(head)}`, `body ${m.body}`, ...trailers, 'end'].join('\n')
 }
 
+/** callbacks that write each whole message as `expected` does */
+function recorder (): { cb: ParserCallbacks, seen: string[] } {
+  const seen: string[] = []
+  let body = ''
+  let current: string[] = []
+  const cb: ParserCallbacks = {
+    onHeadersComplete (_maj, _min, headers, _method, url) {
+      current = [`head ${url} ${JSON.stringify(headers)}`]
+      body = ''
+      return 0
+    },
+    onTrailers (trailers) { current.push(`body ${body}`, `trailers ${JSON.stringify(trailers)}`); body = '\0' },
+    onBody (chunk) { body += chunk.toString('latin1') },
+    onMessageComplete () {
+      if (body !== '\0') current.push(`body ${body}`)
+      current.push('end')
+      seen.push(current.join('\n'))
+    },
+    onExecute () {},
+  }
+  return { cb, seen }
+}
+
+function feed (p: Parser, all: Buffer, cuts: number[]): void {
+  const at = [...new Set(cuts.map((c) => c % (all.length + 1)))].sort((a, b) => a - b)
+  let from = 0
+  for (const to of [...at, all.length]) {
+    const r = p.execute(all.subarray(from, to))
+    if (typeof r !== 'number') throw r
+    from = to
+  }
+}
+
+const wireOf = (kind: 'request' | 'response', msgs: Msg[]): Buffer => Buffer.from(msgs.map((m) => wire(kind, m)).join(''), 'latin1')
+
+function same (seen: string[], want: string[]): void {
+  if (JSON.stringify(seen) !== JSON.stringify(want)) throw new Error(`got\n${seen.join('\n--\n')}\nwant\n${want.join('\n--\n')}`)
+}
+
 for (const kind of ['request', 'response'] as const) {
   t.test(`${kind}s: every head, body and trailer section reaches the callbacks as its own message's`, async (t) => {
     fc.assert(fc.property(fc.array(msg, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 8 }), (msgs, cuts) => {
-      const seen: string[] = []
-      let body = ''
-      let current: string[] = []
-      const cb: ParserCallbacks = {
-        onHeadersComplete (_maj, _min, headers, _method, url) {
-          current = [`head ${url} ${JSON.stringify(headers)}`]
-          body = ''
-          return 0
-        },
-        onTrailers (trailers) { current.push(`body ${body}`, `trailers ${JSON.stringify(trailers)}`); body = '\0' },
-        onBody (chunk) { body += chunk.toString('latin1') },
-        onMessageComplete () {
-          if (body !== '\0') current.push(`body ${body}`)
-          current.push('end')
-          seen.push(current.join('\n'))
-        },
-        onExecute () {},
-      }
+      const { cb, seen } = recorder()
       const p = createParser(kind, 1 << 20, cb)
-      const all = Buffer.from(msgs.map((m) => wire(kind, m)).join(''), 'latin1')
-      const at = [...new Set(cuts.map((c) => c % (all.length + 1)))].sort((a, b) => a - b)
-      let from = 0
-      for (const to of [...at, all.length]) {
-        const r = p.execute(all.subarray(from, to))
-        if (typeof r !== 'number') throw r
-        from = to
-      }
+      feed(p, wireOf(kind, msgs), cuts)
       p.close()
-      const want = msgs.map((m) => expected(kind, m))
-      if (JSON.stringify(seen) !== JSON.stringify(want)) throw new Error(`got\n${seen.join('\n--\n')}\nwant\n${want.join('\n--\n')}`)
+      same(seen, msgs.map((m) => expected(kind, m)))
     }), { numRuns: 300 })
     t.pass('300 random sequences, cut at random points')
+  })
+
+  // parsers are pooled (node:http's FreeList): one given back in the middle of anything (a head
+  // flushed in pieces, a body, trailers) serves the next connection as if new, and tells the one it
+  // served nothing more
+  t.test(`${kind}s: a pooled parser given back mid-message parses the next connection's messages as a new one`, async (t) => {
+    fc.assert(fc.property(fc.array(msg, { minLength: 1, maxLength: 3 }), fc.nat(), fc.array(msg, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { maxLength: 6 }),
+      (before, cut, after, cuts) => {
+        const first = recorder()
+        const p = createParser(kind, 1 << 20, first.cb)
+        const old = wireOf(kind, before)
+        feed(p, old.subarray(0, cut % (old.length + 1)), cuts)
+        const heard = first.seen.length
+        releaseParser(p)
+        const next = recorder()
+        const q = createParser(kind, 1 << 20, next.cb)
+        if (q !== p) throw new Error('the parser given back was not reused')
+        feed(q, wireOf(kind, after), cuts)
+        releaseParser(q)
+        same(next.seen, after.map((m) => expected(kind, m)))
+        if (first.seen.length !== heard) throw new Error('a parser given back still called its old connection')
+      }), { numRuns: 300 })
+    t.pass('300 random pairs, the first cut anywhere')
   })
 }

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
+import { waitFor } from './wait.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const BIN = join(ROOT, 'bin', 'claylb')
@@ -37,6 +38,11 @@ export interface StartOptions {
   netns?: string
   /** the proxy's address (default 127.0.0.1) */
   host?: string
+  /**
+   * also wait for GET /readyz to answer 200 (an upstream in rotation): "listening" comes before the
+   * workers have passed their first health checks, which takes seconds on a busy machine
+   */
+  waitReady?: boolean
 }
 
 export function writeConfig (config: Record<string, unknown>): string {
@@ -124,6 +130,17 @@ export async function startClaylb (o: StartOptions = {}): Promise<Claylb> {
     proc.kill('SIGKILL')
     throw err
   })
+  if (o.waitReady === true) {
+    let last = ''
+    await waitFor(async () => {
+      const r = await fetch(`${String(listening['admin'])}/readyz`).then(async (res) => ({ status: res.status, body: await res.text() }), (err: Error) => ({ status: 0, body: err.message }))
+      last = `${r.status}: ${r.body}`
+      return r.status === 200
+    }, 'GET /readyz to answer 200 after "listening"', { timeoutMs: o.timeoutMs ?? 60_000, seen: () => last }).catch((err: unknown) => {
+      proc.kill('SIGKILL')
+      throw err
+    })
+  }
   const c: Claylb = {
     proc,
     pid: proc.pid!,

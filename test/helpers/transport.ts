@@ -1,6 +1,6 @@
 /**
  * How the adversarial suite reaches claylb: plain TCP, or — with CLAYLB_TEST_TLS=1, set by
- * test/adversarial/over-tls.test.ts — the TLS listener (listen.tls with listen.http2 on, so HTTP/1.1
+ * test/adversarial/over-tls/ — the TLS listener (listen.tls with listen.http2 on, so HTTP/1.1
  * is chosen by ALPN on a port that offers h2 too). The same tests, byte for byte, inside TLS.
  */
 import net from 'node:net'

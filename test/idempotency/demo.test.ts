@@ -19,7 +19,7 @@ t.test('two claylb instances with demo workers, one Redis', async (t) => {
     idempotency: { routes: [{ match: 'POST /orders', required: true, upstreamDedupes: true }], lockSeconds: LEASE_MS / 1000, maxResponseBytes: MAX_RESPONSE_BYTES },
     log: { access: false },
   }
-  const lbs: Claylb[] = await Promise.all([startClaylb({ config }), startClaylb({ config })])
+  const lbs: Claylb[] = await Promise.all([startClaylb({ config, waitReady: true }), startClaylb({ config, waitReady: true })])
   t.teardown(async () => { await Promise.all(lbs.map((l) => l.stop())); client.disconnect(); await redis.close() })
   const count = async (): Promise<number> => {
     const r = await req(`${lbs[0]!.url}/orders/count`)

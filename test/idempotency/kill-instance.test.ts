@@ -88,7 +88,9 @@ t.test('demo app (upstreamDedupes): exactly one order per key; the retry gets th
   t.teardown(() => survivor.stop())
   const count = async (): Promise<number> => (JSON.parse((await req(`${survivor.url}/orders/count`)).body) as { count: number }).count
   const keys = Array.from({ length: KEYS }, () => newKey())
-  const firsts = keys.map((key, i) => send(victim.url, { key, body: { n: i }, headers: { 'x-demo-delay-ms': '3000' } }).catch((err: Error) => err))
+  // the victim's workers hold every answer until the victim (its process group, workers too) is killed:
+  // a delay far longer than the kill takes on a busy machine, so no first client is answered before it
+  const firsts = keys.map((key, i) => send(victim.url, { key, body: { n: i }, headers: { 'x-demo-delay-ms': '60000' } }).catch((err: Error) => err))
   // the orders are created before the delay: once all are counted, every worker is mid-request
   await killWhenExecuting(victim, async () => await count() >= KEYS)
   for (const f of await Promise.all(firsts)) t.ok(f instanceof Error, 'the first clients lost their connection with the instance')

@@ -6,6 +6,7 @@ import type { Test } from 'tap'
 import { IdempotencyCore, type BeginOutcome, type IdempotencySettings } from '../../src/shared/idempotency/core.js'
 import type { IdempotencyStore, StoredResponse } from '../../src/shared/idempotency/store.js'
 import { sleep } from '../helpers/http.js'
+import type { ManualClock } from '../helpers/clock.js'
 
 const settings: IdempotencySettings = { leaseMs: 5000, ttlMs: 60_000, maxResponseBytes: 1024, waitMs: 0 }
 
@@ -24,11 +25,17 @@ function proceed (t: Test, r: BeginOutcome) {
   return r.claim
 }
 
-export function storeConformance (t: Test, makeStore: () => IdempotencyStore | Promise<IdempotencyStore>): void {
+/**
+ * `clock`: the clock the store runs on, when the test owns it (the memory store): leases and TTLs are
+ * crossed by advancing it. Without one (Redis: expiry runs on the server's clock) time really passes.
+ */
+export function storeConformance (t: Test, makeStore: () => IdempotencyStore | Promise<IdempotencyStore>, clock?: ManualClock): void {
   let store: IdempotencyStore
   t.before(async () => { store = await makeStore() })
   t.teardown(() => store.close())
-  const core = (s: Partial<IdempotencySettings> = {}): IdempotencyCore => new IdempotencyCore(store, { ...settings, ...s })
+  const core = (s: Partial<IdempotencySettings> = {}): IdempotencyCore => new IdempotencyCore(store, { ...settings, ...s }, undefined, clock)
+  /** lets `ms` of the store's time pass */
+  const pass = (ms: number): Promise<void> => clock === undefined ? sleep(ms) : clock.advance(ms)
 
   t.test('first begin claims; a duplicate sees in-flight with the lease left; another fingerprint is a mismatch', async (t) => {
     const c = core()
@@ -102,7 +109,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     t.equal(r.kind, 'unknown')
     if (r.kind === 'unknown') t.ok(r.remainingMs > 50_000 && r.remainingMs <= 60_000, `kept for the TTL (${r.remainingMs} ms left)`)
     t.equal((await c.begin('s', key, 'fp2')).kind, 'mismatch', 'a different request is still a mismatch')
-    await sleep(700)
+    await pass(700)
     t.equal((await c.begin('s', key, 'fp')).kind, 'unknown', 'still unknown well past the lease')
   })
 
@@ -113,7 +120,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     gone.stopRenewal() // the owner is killed: no heartbeat, no result
     const during = await c.begin('s', key, 'fp')
     t.equal(during.kind, 'in-flight')
-    await sleep(400)
+    await pass(400)
     const r = await c.begin('s', key, 'fp')
     t.equal(r.kind, 'unknown', 'lease over without a result: unknown')
     t.equal((await c.begin('s', key, 'fp')).kind, 'unknown', 'and it stays unknown')
@@ -123,7 +130,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     const c = core({ leaseMs: 5000 })
     const key = fresh()
     const claim = proceed(t, await c.begin('s', key, 'fp'))
-    await sleep(300)
+    await pass(300)
     const r = await c.begin('s', key, 'fp')
     t.equal(r.kind, 'in-flight')
     if (r.kind === 'in-flight') t.ok(r.elapsedMs >= 250 && r.elapsedMs < 5000, `elapsed ${r.elapsedMs} ms`)
@@ -137,7 +144,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     t.equal(first.fence, 1)
     t.equal((await c.begin('s', key, 'fp', true)).kind, 'in-flight', 'a live owner is never displaced')
     first.stopRenewal()
-    await sleep(400)
+    await pass(400)
     const second = proceed(t, await c.begin('s', key, 'fp', true))
     t.equal(second.id, first.id, 'the same record id goes to the upstream again')
     t.ok(second.fence > first.fence, `fence rose (${first.fence} -> ${second.fence})`)
@@ -168,7 +175,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     const c = core({ leaseMs: 1000 })
     const key = fresh()
     const claim = proceed(t, await c.begin('s', key, 'fp'))
-    await sleep(2500)
+    await pass(2500)
     t.equal((await c.begin('s', key, 'fp')).kind, 'in-flight', 'still claimed after three leases')
     t.ok(await c.complete(claim, response('slow')))
     const r = await c.begin('s', key, 'fp')
@@ -181,7 +188,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     const c = core({ leaseMs: 1000, ttlMs: 200 })
     const key = fresh()
     const claim = proceed(t, await c.begin('s', key, 'fp'))
-    await sleep(1500)
+    await pass(1500)
     const retry = await c.begin('s', key, 'fp')
     t.not(retry.kind, 'proceed', `the retry did not execute again (${retry.kind})`)
     if (retry.kind === 'proceed') await c.release(retry.claim)
@@ -195,7 +202,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     const key = fresh()
     const claim = proceed(t, await c.begin('s', key, 'fp'))
     claim.stopRenewal() // the owner stops
-    await sleep(400) // past the claim's ttlMs and its lease, within lease + ttlMs
+    await pass(400) // past the claim's ttlMs and its lease, within lease + ttlMs
     const r = await c.begin('s', key, 'fp')
     t.equal(r.kind, 'unknown', 'the retry is told the outcome is unknown, it does not execute')
   })
@@ -207,7 +214,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     const key = fresh()
     const stale = proceed(t, await c.begin('s', key, 'fp', true))
     stale.stopRenewal() // the owner stalls: no heartbeat
-    await sleep(400)
+    await pass(400)
     const fresh2 = proceed(t, await c.begin('s', key, 'fp', true))
     t.notOk(await c.complete(stale, response('stale')), 'stale completion rejected')
     t.equal(lost, 1, 'counted as a lost lease')
@@ -225,7 +232,7 @@ export function storeConformance (t: Test, makeStore: () => IdempotencyStore | P
     const key = fresh()
     const stalled = proceed(t, await c.begin('s', key, 'fp'))
     stalled.stopRenewal()
-    await sleep(400)
+    await pass(400)
     t.equal((await c.begin('s', key, 'fp')).kind, 'unknown')
     t.ok(await c.complete(stalled, response('late but true')), 'the late answer is the truth: stored')
     const r = await c.begin('s', key, 'fp')

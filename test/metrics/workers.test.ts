@@ -15,6 +15,7 @@ t.test('/metrics answers quickly while a worker is SIGSTOPped, and the stopped w
       healthCheck: { intervalMs: 300, timeoutMs: 300, unhealthyThreshold: 2 },
       log: { access: false },
     },
+    waitReady: true,
   })
   t.teardown(() => lb.stop())
   for (let i = 0; i < 10; i++) t.equal((await req(`${lb.url}/`)).status, 200)

@@ -2,7 +2,7 @@ import t from 'tap'
 import { startClaylb } from '../helpers/claylb.js'
 import { startRedis } from '../helpers/redis.js'
 import { sidOf, call } from '../helpers/session-app.js'
-import { status, until } from '../workers/load.js'
+import { status, until, type WorkerRow } from '../workers/load.js'
 import { sleep } from '../helpers/http.js'
 
 const COMMAND_TIMEOUT_MS = 500
@@ -29,7 +29,9 @@ t.test('one cookie jar, 60 sequential POST /session/counter over 3 workers, each
   for (let i = 1; i <= 60; i++) {
     if (i === 16 || i === 31 || i === 46) {
       const slot = (i - 1) / 15
-      const victim = (await status(lb.admin)).workers.find((w) => w.slot === slot && w.state === 'ready')!
+      // the slot's worker is ready (on a busy machine one may still be starting after the last kill)
+      const isVictim = (w: WorkerRow): boolean => w.slot === slot && w.state === 'ready'
+      const victim = (await until(() => status(lb.admin), (s) => s.workers.some(isVictim), 30_000, `a ready worker in slot ${slot}`)).workers.find(isVictim)!
       process.kill(victim.pid, 'SIGKILL')
       await until(() => status(lb.admin),
         (s) => s.workers.filter((w) => w.state === 'ready').length === 3 && !s.workers.some((w) => w.id === victim.id), 20_000, `slot ${slot} replaced`)

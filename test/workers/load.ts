@@ -58,9 +58,14 @@ export async function steadyLoad (base: string, o: LoadOptions): Promise<LoadRes
 export interface WorkerRow { id: string, slot: number, pid: number, generation: number, state: string, url: string, requests: number }
 export interface Status { generation: number, workers: WorkerRow[], upstreams: Array<{ id: string, healthy: boolean }> }
 
+/** GET /status, checked: a 200 with a workers array, or an error saying what came instead */
 export async function status (admin: string): Promise<Status> {
   const r = await request(`${admin}/status`)
-  return await r.body.json() as Status
+  const body = await r.body.text()
+  let v: Partial<Status> | undefined
+  try { v = JSON.parse(body) as Partial<Status> } catch { /* said below */ }
+  if (r.statusCode !== 200 || v === undefined || !Array.isArray(v.workers)) throw new Error(`expected 200 with a workers array from ${admin}/status, got ${r.statusCode}: ${body.slice(0, 500)}`)
+  return v as Status
 }
 
 /** poll until pred holds (bounded) */

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { startClaylb, writeConfig } from '../helpers/claylb.js'
 import { req } from '../helpers/http.js'
+import { waitFor } from '../helpers/wait.js'
 import { status, steadyLoad } from './load.js'
 
 const FIXTURES = join(import.meta.dirname, 'fixtures')
@@ -16,12 +17,16 @@ t.test('SIGHUP under a steady load: every pid changes, generation + 1, 0 failed'
   const before = await status(lb.admin)
   t.equal(before.generation, 1)
   let done = false
-  const load = steadyLoad(lb.url, { total: 50_000, concurrency: 2, gapMs: 2, stop: () => done })
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  let answered = 0
+  let afterRollout = 0
+  let doneAt = Infinity
+  const load = steadyLoad(lb.url, { total: 50_000, concurrency: 2, gapMs: 2, stop: () => done, onAnswer: (a, n) => { answered = n; if (a.sentAt > doneAt) afterRollout++ } })
+  // the reload lands on a load already flowing, and the load goes on until the new generation served
+  await waitFor(() => answered >= 20, '20 answers before the SIGHUP', { seen: () => answered })
   lb.proc.kill('SIGHUP')
   await lb.waitForLog((l) => l['msg'] === 'rollout of generation 2 complete', 40_000)
-  const doneAt = Date.now()
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  doneAt = Date.now()
+  await waitFor(() => afterRollout >= 20, '20 answers to requests sent after the rollout', { seen: () => afterRollout })
   done = true
   const r = await load
   t.equal(r.failed.length, 0, `0 failed of ${r.answers.length}: ${JSON.stringify(r.failed.slice(0, 3))}`)
@@ -43,11 +48,13 @@ t.test('a generation that never becomes ready is rolled back: old pids keep serv
   const before = await status(lb.admin)
   writeFileSync(file, stringify({ ...base, workers: { count: 3, app: join(FIXTURES, 'never-ready.mjs'), readyTimeoutMs: 1500 } }))
   let done = false
-  const load = steadyLoad(lb.url, { total: 50_000, concurrency: 2, gapMs: 2, stop: () => done })
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  let answered = 0
+  const load = steadyLoad(lb.url, { total: 50_000, concurrency: 2, gapMs: 2, stop: () => done, onAnswer: (_a, n) => { answered = n } })
+  await waitFor(() => answered >= 20, '20 answers before the SIGHUP', { seen: () => answered })
   lb.proc.kill('SIGHUP')
   const abandoned = await lb.waitForLog((l) => String(l['msg']).startsWith('rollout of generation 2 abandoned'), 30_000)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  const atAbandon = answered
+  await waitFor(() => answered >= atAbandon + 20, '20 more answers after the rollback', { seen: () => answered })
   done = true
   const r = await load
   t.equal(r.failed.length, 0, `0 failed of ${r.answers.length}`, { stderr: lb.stderr, failed: r.failed.slice(0, 5), logs: lb.logs.filter((l) => l['msg'] !== 'request').map((l) => `${l['time']} ${l['msg']} ${l['worker'] ?? ''} ${l['reason'] ?? l['exit'] ?? ''}`) })

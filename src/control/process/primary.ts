@@ -17,6 +17,7 @@
  */
 import { addTally, newPolicyTally, type PolicyTally } from '../../data/policy/tally.js'
 import cluster, { type Worker } from 'node:cluster'
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import type { Config } from '../../shared/config/schema.js'
 import type { Logger } from '../../shared/log.js'
@@ -95,6 +96,11 @@ export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
   private readonly initial: ProxyProcess[] = []
   private readonly backoff: CrashBackoff[] = []
   private readonly timers = new Set<NodeJS.Timeout>()
+  /**
+   * the TLS session ticket keys of every proxy process, replacements included: made once, so a ticket
+   * stays good across processes and process restarts (not across a restart of claylb)
+   */
+  private readonly ticketKeys = randomBytes(48).toString('base64')
   private version = 1
   private current: Snapshot
   private pushQueued = false
@@ -331,7 +337,7 @@ export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
     if (!p.released || !p.helloed || p.booted || this.stopping) return
     p.booted = true
     // the latest snapshot and listen spec, not those of fork time
-    p.send({ type: 'boot', config: this.app.config, listen: this.listenSpec, snapshot: this.current })
+    p.send({ type: 'boot', config: this.app.config, listen: this.listenSpec, snapshot: this.current, ticketKeys: this.ticketKeys })
   }
 
   private tries (events: Array<string | number>): void {

@@ -11,7 +11,7 @@ import { ProxyError, type ProblemCode } from '../../shared/errors.js'
 import { LINGER_MS } from '../../shared/linger.js'
 import type { Engine } from './engine.js'
 import { Exchange, HOLD_CLOSING, HOLD_PIPELINE } from './exchange.js'
-import { consumeSocket, createParser, methodNames, readStart, readStop, refusedTrailer, reinitialize, type Parser, type ParseError, type ParserCallbacks } from '../http/llhttp.js'
+import { consumeSocket, createParser, methodNames, readStart, readStop, refusedTrailer, reinitialize, releaseParser, type Parser, type ParseError, type ParserCallbacks } from '../http/llhttp.js'
 import { clientAddress } from '../policy/proxy-protocol.js'
 
 const BEGAN = 1
@@ -23,6 +23,18 @@ const POST = Buffer.from('POST', 'latin1')
 /** RFC 9110 §5.6.2 tchar */
 const TCHAR = new Uint8Array(256)
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1
+
+/** a client socket's connection, for the listeners below */
+const CONN = Symbol('claylb.conn')
+type ConnSocket = Socket & { [CONN]: ClientConn }
+
+// the socket's listeners, shared by every connection (`this` is the socket, as node:http's are):
+// no function bound per connection
+function socketData (this: ConnSocket, d: Buffer): void { this[CONN].onData(d) }
+function socketEnd (this: ConnSocket): void { this[CONN].onEnd() }
+function socketError (this: ConnSocket): void { this[CONN].onError() }
+function socketClose (this: ConnSocket): void { this[CONN].onClose() }
+function socketDrain (this: ConnSocket): void { this[CONN].onDrain() }
 
 export class ClientConn implements ParserCallbacks {
   readonly socket: Socket
@@ -53,7 +65,6 @@ export class ClientConn implements ParserCallbacks {
   /** after an upgrade request the parser let go of the socket: bytes are the tunnel's */
   private upgrading = false
   tunnelled = false
-  private readonly onDataBound: (d: Buffer) => void
   /** what happened in the current read (BEGAN, COMPLETED bits), for the extension-method re-parse */
   private readFlags = 0
   /** an extension method's name while its head is re-parsed under POST's */
@@ -77,13 +88,13 @@ export class ClientConn implements ParserCallbacks {
     this.idleSince = now
     this.parser = createParser('request', engine.o.maxHeaderBytes, this)
     this.consumed = consumeSocket(this.parser, socket)
-    this.onDataBound = this.onData.bind(this)
+    ;(socket as ConnSocket)[CONN] = this
     // in consume mode this runs only after an upgrade; it also keeps the stream flowing so 'end' is seen
-    socket.on('data', this.onDataBound)
-    socket.on('end', this.onEnd.bind(this))
-    socket.on('error', this.onError.bind(this))
-    socket.on('close', this.onClose.bind(this))
-    socket.on('drain', this.onDrain.bind(this))
+    socket.on('data', socketData)
+    socket.on('end', socketEnd)
+    socket.on('error', socketError)
+    socket.on('close', socketClose)
+    socket.on('drain', socketDrain)
   }
 
   /**
@@ -95,7 +106,7 @@ export class ClientConn implements ParserCallbacks {
     if (!this.socket.destroyed) this.socket.resume()
   }
 
-  private onData (d: Buffer): void {
+  onData (d: Buffer): void {
     if (this.upgrading) {
       this.engine.tunnelData(this, d)
       return
@@ -341,11 +352,11 @@ export class ClientConn implements ParserCallbacks {
 
   // ---- the socket ----
 
-  private onDrain (): void {
+  onDrain (): void {
     this.active?.onClientDrain()
   }
 
-  private onEnd (): void {
+  onEnd (): void {
     this.clientEnded = true
     if (this.closingSince !== 0) {
       this.socket.destroy() // the lingering close is over: the client has sent all it will
@@ -360,17 +371,17 @@ export class ClientConn implements ParserCallbacks {
     this.closeSoon()
   }
 
-  private onError (): void {
+  onError (): void {
     this.socket.destroy()
   }
 
-  private onClose (): void {
+  onClose (): void {
     this.engine.forget(this)
     if (this.consumed) {
       this.consumed = false
       try { this.parser.unconsume() } catch { /* handle already gone */ }
     }
-    this.parser.close()
+    releaseParser(this.parser)
     for (const q of this.queue) q.finished = true
     this.queue.length = 0
     const ex = this.active
@@ -455,6 +466,6 @@ export class ClientConn implements ParserCallbacks {
   /** the tunnel took the socket: stop parsing for good */
   detach (): void {
     this.tunnelled = true
-    this.socket.removeListener('data', this.onDataBound)
+    this.socket.removeListener('data', socketData)
   }
 }

@@ -46,7 +46,7 @@ const TUNNEL_PENDING_LIMIT = 64 * 1024
 /** What the engine is built with once (a reload swaps certificates, never the listener's kind). */
 export interface EngineSetup {
   /** TLS to clients (listen.tls); `http2`: offer h2 by ALPN besides http/1.1 */
-  tls?: { certificates: CertificateSet, http2: boolean } | undefined
+  tls?: { certificates: CertificateSet, http2: boolean, ticketKeys?: Buffer | undefined } | undefined
   /** listen.proxyProtocol: each connection starts with a PROXY header (before TLS) from a trusted peer */
   proxyProtocol?: boolean | undefined
   /** how https:// upstreams are connected (config `tls`) */
@@ -115,6 +115,10 @@ export class Engine {
         // read on every handshake, so a reload's new set serves the next connection
         SNICallback: (name, cb) => cb(null, this.certificates!.pick(name)),
         ALPNProtocols: t.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+        // session resumption (TLS 1.3 tickets, stateless): a returning client skips the certificate
+        // signature and key exchange. Node makes random keys per server; proxy processes get the
+        // primary's, so a ticket one issued resumes on any (nginx's master shares its keys likewise)
+        ...(t.ticketKeys === undefined ? {} : { ticketKeys: t.ticketKeys }),
         // a handshake is part of the head: the same limit as a slow head
         handshakeTimeout: o.headersTimeoutMs,
         allowHalfOpen: true,

@@ -19,7 +19,7 @@ import http2, { type Http2Server, type Http2Session, type IncomingHttpHeaders, t
 import type { TLSSocket } from 'node:tls'
 import type { Engine } from './engine.js'
 import { Exchange, type AnswerSink, type ClientSide } from './exchange.js'
-import { createParser, NO_BODY, type Parser, type ParseError, type ParserCallbacks } from '../http/llhttp.js'
+import { createParser, NO_BODY, releaseParser, type Parser, type ParseError, type ParserCallbacks } from '../http/llhttp.js'
 import { ResetBudget, goawayCode } from './h2-session-guard.js'
 import { hasFlankedValue } from '../http/h2-fields.js'
 import type { UpstreamConn } from '../upstream/upstream-pool.js'
@@ -238,7 +238,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   private onClose (): void {
     if (!this.done) this.budget.reset() // the client's RST_STREAM before the answer was whole
     this.done = true
-    this.parser?.close()
+    if (this.parser !== null) releaseParser(this.parser)
     this.parser = null
     // a client's RST_STREAM (a cancel, or a rapid reset flood): the exchange ends now, its try destroyed
     if (!this.ex.finished) this.ex.clientClosed()

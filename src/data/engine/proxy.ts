@@ -90,8 +90,9 @@ export class ProxyCore {
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
-  close (): void {
-    this.accessLog?.flush()
+  /** resolves once the access log's last lines are written */
+  close (): Promise<void> {
+    return this.accessLog?.flush() ?? Promise.resolve()
   }
 }
 

@@ -136,7 +136,7 @@ class MessageFrame {
   /** the head completed: what kOnHeaders delivers now are trailers */
   inBody = false
 
-  constructor (private readonly cb: ParserCallbacks) {}
+  constructor (public cb: ParserCallbacks) {}
 
   clear (): void {
     this.pieces = null
@@ -180,7 +180,28 @@ class MessageFrame {
   }
 }
 
-const frames = new WeakMap<Parser, MessageFrame>()
+/** a parser's frame, stored on the parser itself: its callbacks find it through `this`, no closure */
+const FRAME = Symbol('claylb.frame')
+type Framed = Parser & { [FRAME]: MessageFrame }
+
+// llhttp calls these with `this` = the parser (as node:http's parserOn* functions): one function each
+// for every parser, none bound per connection
+function onBegin (this: Framed): void { this[FRAME].begin() }
+function onHeaders (this: Framed, fields: string[], url: string): void { this[FRAME].headers(fields, url) }
+function onHeadersComplete (this: Framed, major: number, minor: number, headers: string[] | null | undefined, method: number | undefined,
+  url: string | undefined, statusCode: number | undefined, statusMessage: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+  return this[FRAME].headersComplete(major, minor, headers, method, url, statusCode, statusMessage, upgrade, keepAlive)
+}
+function onMessageComplete (this: Framed): void { this[FRAME].messageComplete() }
+function onBody (this: Framed, chunk: Buffer): void { this[FRAME].cb.onBody(chunk) }
+function onExecute (this: Framed, ret: number | ParseError): void { this[FRAME].cb.onExecute(ret) }
+
+/**
+ * Parsers a closed connection gave back, re-initialised for the next one instead of making a C++
+ * parser per connection (node:http keeps a FreeList of 1000 likewise).
+ */
+const POOL_MAX = 1000
+const pool: Framed[] = []
 
 /**
  * llhttp stopped with `err` in the trailer section of a chunked message, whose body is all in: a
@@ -190,7 +211,7 @@ const frames = new WeakMap<Parser, MessageFrame>()
  * caller ends the message as complete (`p` reads nothing more: the connection closes after it).
  */
 export function refusedTrailer (p: Parser, err: ParseError): boolean {
-  const f = frames.get(p)
+  const f = (p as Framed)[FRAME]
   if (err.code !== 'HPE_INVALID_CONTENT_LENGTH' || f === undefined || !f.inBody) return false
   f.clear() // that message is over: a later error of the same parser is an error
   return true
@@ -203,23 +224,52 @@ export function refusedTrailer (p: Parser, err: ParseError): boolean {
  */
 export function createParser (kind: 'request' | 'response', maxHeaderSize: number, cb: ParserCallbacks): Parser {
   const { HTTPParser } = load()
-  const p = new HTTPParser()
+  let p = pool.pop()
+  if (p === undefined) {
+    p = new HTTPParser() as Framed
+    p[FRAME] = new MessageFrame(cb)
+    p[HTTPParser.kOnMessageBegin] = onBegin
+    p[HTTPParser.kOnHeaders] = onHeaders
+    p[HTTPParser.kOnHeadersComplete] = onHeadersComplete
+    p[HTTPParser.kOnMessageComplete] = onMessageComplete
+    p[HTTPParser.kOnBody] = onBody
+    p[HTTPParser.kOnExecute] = onExecute
+  } else {
+    p[FRAME].cb = cb
+    p[FRAME].clear()
+  }
   p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, RESOURCE, maxHeaderSize, kind === 'request' ? HTTPParser.kLenientVersion : 0)
-  const frame = new MessageFrame(cb)
-  frames.set(p, frame)
-  p[HTTPParser.kOnMessageBegin] = frame.begin.bind(frame)
-  p[HTTPParser.kOnHeaders] = frame.headers.bind(frame)
-  p[HTTPParser.kOnHeadersComplete] = frame.headersComplete.bind(frame)
-  p[HTTPParser.kOnMessageComplete] = frame.messageComplete.bind(frame)
-  p[HTTPParser.kOnBody] = cb.onBody.bind(cb)
-  p[HTTPParser.kOnExecute] = cb.onExecute.bind(cb)
   return p
+}
+
+/**
+ * Done with `p` (its socket closed, unconsumed first): kept for the next connection, or closed when
+ * the pool is full. Not from inside one of its own callbacks: its C++ stack must have unwound.
+ */
+export function releaseParser (p: Parser): void {
+  const f = p as Framed
+  if (pool.length >= POOL_MAX) {
+    p.close()
+    return
+  }
+  f[FRAME].clear()
+  f[FRAME].cb = IDLE
+  p.free()
+  pool.push(f)
+}
+
+/** a pooled parser's callbacks: nothing of the connection it served is kept alive by it */
+const IDLE: ParserCallbacks = {
+  onHeadersComplete: () => BROKEN,
+  onBody: () => {},
+  onMessageComplete: () => {},
+  onExecute: () => {},
 }
 
 /** Re-arm a parser after a parse error or an upgrade: a fresh message of the same kind. */
 export function reinitialize (p: Parser, kind: 'request' | 'response', maxHeaderSize: number): void {
   const { HTTPParser } = load()
-  frames.get(p)?.clear()
+  ;(p as Framed)[FRAME].clear()
   p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, RESOURCE, maxHeaderSize, kind === 'request' ? HTTPParser.kLenientVersion : 0)
 }
 

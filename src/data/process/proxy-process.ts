@@ -51,7 +51,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   // `local` rate limits lease their tokens from the primary
   const tokens = new PrimaryTokens((m) => { if (!process.connected) return false; process.send!(m); return true })
   const pools = new PoolSet(config)
-  const plane = createDataPlane(config, { logger, clusters: pools, passiveHealth: reporter, tlsCache: pools.tlsCache, localTokens: tokens.take })
+  const plane = createDataPlane(config, { logger, clusters: pools, passiveHealth: reporter, tlsCache: pools.tlsCache, localTokens: tokens.take, ticketKeys: Buffer.from(msg.ticketKeys, 'base64') })
   const startedAt = new Date().toISOString()
   let applied = 0
   const apply = (s: Snapshot): void => {

@@ -6,8 +6,8 @@
  */
 import type { RouteConfig } from '../../shared/config/schema.js'
 import { Compression, type CompressionSettings } from '../policy/compression.js'
-import { Redirect } from '../policy/redirect.js'
-import { Rewrite } from '../policy/rewrite.js'
+import { Redirect } from '../../shared/policy/redirect.js'
+import { Rewrite } from '../../shared/policy/rewrite.js'
 import { compileRewrite, type HeaderRewrite } from '../../shared/config/header-rewrite.js'
 import type { RoutePool } from './route-pool.js'
 import type { HostCounters } from '../upstream/host-counters.js'
@@ -31,9 +31,9 @@ export class Route extends RequestMatch {
   readonly strip: number
   readonly requestHeaders: HeaderRewrite | null
   readonly responseHeaders: HeaderRewrite | null
-  /** claylb answers with a Location (data/policy/redirect) */
+  /** claylb answers with a Location (shared/policy/redirect) */
   readonly redirect: Redirect | null
-  /** the path sent upstream, by a regular expression (data/policy/rewrite) */
+  /** the path sent upstream, by a regular expression (shared/policy/rewrite) */
   readonly rewrite: Rewrite | null
   /** answers compressed by accept-encoding (data/policy/compression): the route's, else the top level's */
   readonly compression: Compression | null

@@ -8,8 +8,8 @@ import { isIP } from 'node:net'
 import type { z } from 'zod'
 import type { configSchema, DnsUpstream, PoolSettings, StaticUpstream } from './schema.js'
 import { NOT_REWRITABLE } from './header-rewrite.js'
-import { Redirect } from '../../data/policy/redirect.js'
-import { Rewrite } from '../../data/policy/rewrite.js'
+import { Redirect } from '../policy/redirect.js'
+import { Rewrite } from '../policy/rewrite.js'
 
 type Parsed = z.output<typeof configSchema>
 

@@ -201,14 +201,14 @@ export const matchSchema = z.strictObject({
 })
 
 const redirectStatusMsg = { error: 'must be 301, 302, 303, 307 or 308' }
-/** answered by claylb itself, with a Location made from `to` (data/policy/redirect) */
+/** answered by claylb itself, with a Location made from `to` (shared/policy/redirect) */
 export const redirectSchema = z.strictObject({
   /** `{scheme}`, `{host}`, `{path}`, `{query}` are replaced; the query is kept unless `to` has a `?` */
   to: z.string({ error: 'must be a URL or a path' }).min(1, { error: 'must be a URL or a path' }),
   status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], redirectStatusMsg).default(302),
 })
 
-/** the path sent upstream, by a regular expression (data/policy/rewrite); `{1}` … in replace are its groups */
+/** the path sent upstream, by a regular expression (shared/policy/rewrite); `{1}` … in replace are its groups */
 export const rewriteSchema = z.strictObject({
   pattern: z.string({ error: 'must be a regular expression' }).min(1, { error: 'must be a regular expression' }),
   replace: z.string({ error: 'must be a string' }),

@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { StoreUnavailableError, type IdempotencyStore, type StoreBegin, type StoredResponse } from './store.js'
 import { IDEMPOTENCY_DEFAULTS } from '../defaults.js'
+import { systemClock, type Clock, type ClockTimer } from './clock.js'
 
 export interface IdempotencySettings {
   /** the in-flight lease (`lockSeconds`), renewed every third of it while the request is alive */
@@ -65,7 +66,8 @@ export type BeginOutcome =
 
 /** The owner's handle on an in-flight record: its token and the lease renewal timer. */
 export class Claim {
-  private timer: NodeJS.Timeout | undefined
+  private timer: ClockTimer | undefined
+  private clock: Clock = systemClock
   /** set once the claim was completed, released or marked unknown */
   settled = false
   /** when the lease ends at the latest, as far as this process knows (moved by every renewal) */
@@ -83,8 +85,9 @@ export class Claim {
   /** @internal */
   startRenewal (core: IdempotencyCore): void {
     const every = Math.max(50, Math.floor(core.settings.leaseMs / 3))
-    this.timer = setInterval(() => {
-      const sent = Date.now()
+    this.clock = core.clock
+    this.timer = this.clock.setInterval(() => {
+      const sent = this.clock.now()
       // the record's retention moves with the lease: it outlives a request that runs past ttlMs
       core.store.renew(this.id, this.token, core.settings.leaseMs, core.settings.ttlMs).then((owned) => {
         if (owned) this.leaseUntil = sent + core.settings.leaseMs
@@ -99,7 +102,7 @@ export class Claim {
 
   /** @internal */
   stopRenewal (): void {
-    if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.timer !== undefined) this.clock.clearInterval(this.timer)
     this.timer = undefined
   }
 }
@@ -137,6 +140,8 @@ export class IdempotencyCore {
     readonly store: IdempotencyStore,
     readonly settings: IdempotencySettings,
     public observer: IdempotencyObserver = noopObserver,
+    /** leases and their renewals run on it (a test's own clock crosses a lease without waiting) */
+    readonly clock: Clock = systemClock,
   ) {
     this.releaseStatuses = settings.releaseStatuses ?? DEFAULT_RELEASE_STATUSES
   }
@@ -157,7 +162,7 @@ export class IdempotencyCore {
     const deadline = this.settings.waitMs > 0 ? Date.now() + this.settings.waitMs : 0
     for (;;) {
       const token = nextToken()
-      const sentAt = Date.now()
+      const sentAt = this.clock.now()
       let r
       try {
         r = await this.store.begin(id, fingerprint, token, this.settings.leaseMs, this.settings.ttlMs, reclaim)
@@ -170,7 +175,7 @@ export class IdempotencyCore {
       switch (r.kind) {
         case 'claimed': {
           const claim = new Claim(id, token, this.settings.leaseMs, r.fence, sentAt)
-          if (claim.leaseUntil <= Date.now()) {
+          if (claim.leaseUntil <= this.clock.now()) {
             // the reply came after the whole lease (this process was stopped, or the store that
             // slow): the record may already say unknown, or be claimed again; nothing executed yet
             this.releaseLater(id, token)

@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { IdempotencyStore, StoreBegin, StoredResponse } from './store.js'
+import { systemClock, type Clock } from './clock.js'
 
 interface Rec {
   st: 'i' | 'c' | 'u' | 't'
@@ -26,7 +27,8 @@ export class MemoryStore implements IdempotencyStore {
   private readonly settled = new EventEmitter()
   private readonly sweeper: NodeJS.Timeout
 
-  constructor () {
+  /** @param clock what expiry and leases are measured on (a test's own, to cross a TTL without waiting) */
+  constructor (private readonly clock: Clock = systemClock) {
     this.settled.setMaxListeners(0)
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref()
   }
@@ -34,7 +36,7 @@ export class MemoryStore implements IdempotencyStore {
   private live (id: string): Rec | undefined {
     const r = this.records.get(id)
     if (r === undefined) return undefined
-    if (r.expiresAt <= Date.now()) {
+    if (r.expiresAt <= this.clock.now()) {
       this.records.delete(id)
       return undefined
     }
@@ -47,7 +49,7 @@ export class MemoryStore implements IdempotencyStore {
   }
 
   async begin (id: string, fingerprint: string, token: string, leaseMs: number, ttlMs: number, reclaim: boolean): Promise<StoreBegin> {
-    const now = Date.now()
+    const now = this.clock.now()
     const r = this.live(id)
     if (r === undefined) {
       this.records.set(id, { st: 'i', fp: fingerprint, tok: token, fence: 1, leaseUntil: now + leaseMs, t0: now, expiresAt: now + leaseMs + ttlMs })
@@ -77,7 +79,7 @@ export class MemoryStore implements IdempotencyStore {
   async renew (id: string, token: string, leaseMs: number, ttlMs: number): Promise<boolean> {
     const r = this.owned(id, token)
     if (r === undefined || r.st !== 'i') return false
-    r.leaseUntil = Date.now() + leaseMs
+    r.leaseUntil = this.clock.now() + leaseMs
     // the retention moves with the lease, as in the Redis store
     r.expiresAt = r.leaseUntil + ttlMs
     return true
@@ -96,7 +98,7 @@ export class MemoryStore implements IdempotencyStore {
     if (r === undefined || (r.st !== 'i' && r.st !== 'u')) return false
     set(r)
     r.tok = undefined
-    r.expiresAt = Date.now() + ttlMs
+    r.expiresAt = this.clock.now() + ttlMs
     this.settled.emit(id)
     return true
   }
@@ -105,7 +107,7 @@ export class MemoryStore implements IdempotencyStore {
     const r = this.owned(id, token)
     if (r === undefined || r.st !== 'i') return false
     r.st = 'u'
-    r.expiresAt = Date.now() + ttlMs
+    r.expiresAt = this.clock.now() + ttlMs
     this.settled.emit(id)
     return true
   }
@@ -130,7 +132,7 @@ export class MemoryStore implements IdempotencyStore {
   get size (): number { return this.records.size }
 
   private sweep (): void {
-    const now = Date.now()
+    const now = this.clock.now()
     for (const [id, r] of this.records) if (r.expiresAt <= now) this.records.delete(id)
   }
 

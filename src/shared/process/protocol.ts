@@ -68,7 +68,11 @@ export interface ListenSpec {
 }
 
 export type ToProxy =
-  | { type: 'boot', config: Config, listen: ListenSpec, snapshot: Snapshot }
+  /**
+   * `ticketKeys`: the TLS session ticket keys (48 bytes, base64) every process serves with, made once
+   * by the primary, so a client resumes whichever process its next connection lands on
+   */
+  | { type: 'boot', config: Config, listen: ListenSpec, snapshot: Snapshot, ticketKeys: string }
   | { type: 'snapshot', snapshot: Snapshot }
   /** a reload the primary applied (pools, routes, limits), with the pools' hosts after it: applied in one step */
   | { type: 'config', config: Config, snapshot: Snapshot }

@@ -1,5 +1,5 @@
 /**
- * @module data/policy/template
+ * @module shared/policy/template
  * `{name}` placeholders in a configured string, split once at load into literal parts and slots, so
  * a request fills them by concatenation (no regular expression, no parsing per request). A `{` not
  * followed by a name and `}` is a literal.

@@ -1,5 +1,5 @@
 /**
- * @module data/policy/rewrite
+ * @module shared/policy/rewrite
  * A route's `rewrite: { pattern, replace }`: the path sent upstream, by a regular expression on the
  * path (the query is kept as it came). The first match is replaced; `{1}` … `{9}` in `replace` are
  * the pattern's groups, `{0}` the whole match (nginx's `rewrite … break` with $1, HAProxy's

@@ -1,5 +1,5 @@
 /**
- * @module data/policy/redirect
+ * @module shared/policy/redirect
  * A route's `redirect: { to, status }`: claylb answers itself with a Location, no upstream is picked
  * (nginx's `return 308 https://$host$request_uri`, HAProxy's `http-request redirect`, Envoy's
  * `redirect` route action). `to` is compiled once at load into a template; a request fills it.

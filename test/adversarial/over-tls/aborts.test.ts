@@ -1,0 +1,3 @@
+import { overTls } from './twin.js'
+
+overTls('aborts.test.ts')

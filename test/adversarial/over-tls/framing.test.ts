@@ -1,0 +1,3 @@
+import { overTls } from './twin.js'
+
+overTls('framing.test.ts')

@@ -1,0 +1,3 @@
+import { overTls } from './twin.js'
+
+overTls('slow-clients.test.ts')
