@@ -4,7 +4,12 @@
  */
 import type { AddressInfo, ListenOptions, Server } from 'node:net'
 import type { Config } from './config/schema.js'
-import { createAccessLog, type Logger } from './log.js'
+import type { Logger } from './log.js'
+import { createAccessLog, DEFAULT_FIELDS, type AccessLog } from './data/observe/access-log.js'
+import { createLineSink } from './data/observe/log-sink.js'
+import { Tracer } from './data/observe/trace.js'
+import { OtlpExporter } from './data/observe/otlp.js'
+import type { HeadObserve } from './engine/head.js'
 import type { Cluster } from './upstream/cluster.js'
 import { Host } from './upstream/host.js'
 import { DEFAULT_POOL, WORKERS_POOL, hasUpstreams } from './config/routing.js'
@@ -60,6 +65,8 @@ export interface App {
    * (SIGHUP, POST /reload); refused whole when a change cannot apply live (`refused` names the keys)
    */
   reload (): Promise<ReloadResult>
+  /** SIGUSR1 (logrotate's postrotate): the access log file is opened again, here or in every proxy process */
+  reopenLogs (): void
 }
 
 export type ReloadResult = RolloutResult
@@ -96,14 +103,31 @@ export interface DataPlane {
   status (): ProcessRow[]
   /** a reload applied `config` here: every process applies it too */
   configChanged (config: Config): void
+  /** SIGUSR1: every process opens its access log file again */
+  reopenLogs (): void
 }
 
 export function hostFromUpstream (u: { url: string, weight: number, id?: string | undefined }): Host {
   return new Host({ id: u.id ?? new URL(u.url).host, url: u.url, weight: u.weight })
 }
 
-function engineOptions (c: Config): EngineOptions {
+/** request ids and the tracer as the engine reads them; null when both are off (costs nothing then) */
+function observeOf (c: Config, tracer: Tracer | null): HeadObserve | null {
+  const idHeader = c.requestId.enabled ? c.requestId.header : ''
+  return idHeader === '' && tracer === null ? null : { idHeader, tracer }
+}
+
+/** the access log `log` asks for: null when off, or when the level is above info */
+function accessLogOf (log: Config['log']): AccessLog | null {
+  const a = log.access
+  if (a === false || log.level === 'warn' || log.level === 'error' || log.level === 'fatal' || log.level === 'silent') return null
+  const o = a === true ? { format: 'json' as const, fields: undefined, path: undefined } : a
+  return createAccessLog({ format: o.format, fields: o.fields ?? DEFAULT_FIELDS, name: 'claylb' }, createLineSink(o.path ?? 1))
+}
+
+function engineOptions (c: Config, tracer: Tracer | null): EngineOptions {
   return {
+    observe: observeOf(c, tracer),
     maxHeaderBytes: c.limits.maxHeaderBytes,
     maxHeaders: c.limits.maxHeaders,
     underscoresInHeaders: c.limits.underscoresInHeaders,
@@ -179,12 +203,17 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   syncPools(config)
   const clusterOf = (name: string): Cluster | undefined => pools.get(name)?.cluster
   const defaultCluster = (): Cluster => clusterOf(hasUpstreams(current) ? DEFAULT_POOL : WORKERS_POOL)!
+  const t = config.tracing
+  const spans = t?.otlp === undefined || role === 'primary' ? null : new OtlpExporter(t.otlp, t.serviceName, logger)
+  const tracer = t === undefined ? null : new Tracer(t.sampleRatio, spans)
   const core = new ProxyCore({
     tally,
     maxBodyBytes: config.limits.maxBodyBytes,
-    accessLog: config.log.access ? createAccessLog(config.log.level) : null,
+    // the primary of proxy processes serves no request: its processes write the lines
+    accessLog: role === 'primary' ? null : accessLogOf(config.log),
+    spans,
   })
-  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, tally), {
+  const engine = new Engine(core, engineOptions(config, tracer), buildRoutingState(config, clusterOf, tally), {
     tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2 },
     upstreamTls,
     logger,
@@ -225,7 +254,7 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
   const applyLive = (next: Config, certificates: CertificateSet | undefined): void => {
     if (certificates !== undefined) engine.useCertificates(certificates)
     syncPools(next)
-    engine.o = engineOptions(next)
+    engine.o = engineOptions(next, tracer)
     engine.routing = buildRoutingState(next, clusterOf, tally, engine.routing)
     core.maxBodyBytes = next.limits.maxBodyBytes
     if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = idempotencyRoutes(next.idempotency)
@@ -330,6 +359,10 @@ export function createApp (config: Config, logger: Logger, options: AppOptions =
       }
       serving = true
       return { proxy, admin: control ? urlOf(admin.server) : '' }
+    },
+    reopenLogs () {
+      if (app.dataPlane !== null) app.dataPlane.reopenLogs()
+      else core.reopenLogs()
     },
     reload () {
       // one reload at a time, in order: each compares against what the one before applied

@@ -249,6 +249,10 @@ export class ProxyProcesses implements DataPlane {
     for (const p of this.procs) p.send({ type: 'config', config })
   }
 
+  reopenLogs (): void {
+    for (const p of this.procs) p.send({ type: 'reopen-logs' })
+  }
+
   /** the pids of the live proxy processes */
   pids (): number[] {
     return [...this.procs].map((p) => p.pid)

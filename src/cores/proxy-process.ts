@@ -88,6 +88,7 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
       if (handle instanceof Socket) app.engine.adopt(handle)
     } else if (m.type === 'snapshot') apply(m.snapshot)
     else if (m.type === 'config') app.applyConfig(proxyConfigOf(m.config))
+    else if (m.type === 'reopen-logs') app.reopenLogs()
     else if (m.type === 'stats') {
       const s = stats(app, startedAt, applied)
       if (!m.process) send({ type: 'stats', id: m.id, stats: s })
@@ -100,6 +101,8 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   // a terminal's Ctrl-C and SIGHUP reach the whole process group: the primary decides what they mean
   process.on('SIGINT', () => {})
   process.on('SIGHUP', () => {})
+  // sent to the whole group (kill -USR1 -PGID): the primary tells every process; never the inspector
+  process.on('SIGUSR1', () => {})
 
   await app.start()
   const port = msg.listen.handoff ? msg.listen.port : app.engine.address().port

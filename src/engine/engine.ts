@@ -19,7 +19,7 @@ import type { RoutePool } from '../routing/route-pool.js'
 import type { RoutingState } from '../routing/routing-state.js'
 import { ClientConn } from './client-conn.js'
 import type { Exchange } from './exchange.js'
-import { responseHead } from './head.js'
+import { responseHead, type HeadObserve } from './head.js'
 import { selfTest } from './llhttp.js'
 import { UpstreamPool, type PoolOptions, type UpstreamConn } from './upstream-pool.js'
 
@@ -38,6 +38,8 @@ export interface EngineOptions {
   upstreamKeepAliveMs: number
   /** timeouts.clientBodyMs: a request body with no byte for this long is answered 408 */
   clientBodyMs: number
+  /** request ids and trace context (requestId, tracing); null when both are off */
+  observe: HeadObserve | null
 }
 
 const TUNNEL_PENDING_LIMIT = 64 * 1024
