@@ -37,11 +37,15 @@ function field (no: number, bytes: Uint8Array | number[]): Buffer {
 const str = (no: number, s: string): Buffer => field(no, Buffer.from(s, 'utf8'))
 const hex = (no: number, h: string): Buffer => field(no, Buffer.from(h, 'hex'))
 const uint = (no: number, n: number): Buffer => Buffer.from([...varint(no << 3), ...varint(n)])
+function fixed32 (no: number, n: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(n)
+  return Buffer.concat([Buffer.from(varint((no << 3) | 5)), b])
+}
 function fixed64 (no: number, n: bigint): Buffer {
-  const b = Buffer.alloc(9)
-  b[0] = (no << 3) | 1
-  b.writeBigUInt64LE(n, 1)
-  return b
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64LE(n)
+  return Buffer.concat([Buffer.from(varint((no << 3) | 1)), b])
 }
 /** KeyValue { key = 1; AnyValue value = 2 }, AnyValue { string_value = 1; int_value = 3 } */
 function attr (key: string, value: string | number): Buffer {
@@ -74,6 +78,8 @@ function span (s: FinishedSpan): Buffer {
   if (s.parentSpanId !== '') parts.push(hex(4, s.parentSpanId))
   parts.push(str(5, s.method), uint(6, SPAN_KIND_SERVER), fixed64(7, nanos(s.startMs)), fixed64(8, nanos(s.endMs)))
   for (const a of attrs) parts.push(field(9, a))
+  // W3C flags (sampled), plus "whether the parent is remote is known" and, with a client's parent, "it is"
+  parts.push(fixed32(16, 0x01 | 0x100 | (s.parentSpanId === '' ? 0 : 0x200)))
   // a server span is an error for a 5xx only (semantic conventions); Status { code = 3 }
   if (s.status >= 500 || s.ended !== 'complete') parts.push(field(15, uint(3, STATUS_CODE_ERROR)))
   return Buffer.concat(parts)
