@@ -119,9 +119,8 @@ function observeOf (c: Config, tracer: Tracer | null): HeadObserve | null {
 
 /** the access log `log` asks for: null when off, or when the level is above info */
 function accessLogOf (log: Config['log']): AccessLog | null {
-  const a = log.access
-  if (a === false || log.level === 'warn' || log.level === 'error' || log.level === 'fatal' || log.level === 'silent') return null
-  const o = a === true ? { format: 'json' as const, fields: undefined, path: undefined } : a
+  const o = log.access
+  if (!o.enabled || log.level === 'warn' || log.level === 'error' || log.level === 'fatal' || log.level === 'silent') return null
   return createAccessLog({ format: o.format, fields: o.fields ?? DEFAULT_FIELDS, name: 'claylb' }, createLineSink(o.path ?? 1))
 }
 

@@ -368,13 +368,15 @@ export const configSchema = z.strictObject({
      * the access log: true (JSON, the default fields, stdout), false, or { format, fields, path }
      * (data/observe/access-log; README "Logs")
      */
-    access: z.union([z.boolean(), z.strictObject({
+    access: z.preprocess((v) => typeof v === 'boolean' ? { enabled: v } : v, z.strictObject({
+      /** `log.access: false` is short for { enabled: false }, `true` for {} */
+      enabled: bool(true),
       format: z.enum(['json', 'combined', 'common'], { error: 'must be "json", "combined" or "common"' }).default('json'),
       fields: z.array(z.enum(ACCESS_FIELDS, { error: `must be one of ${ACCESS_FIELDS.join(', ')}` }), { error: 'must be a list of field names' })
         .min(1, { error: 'must name at least one field' }).optional(),
       /** a file, appended to and reopened on SIGUSR1; unset: stdout */
       path: file.optional(),
-    })], { error: 'must be true, false or { format, fields, path }' }).default(true),
+    }, { error: 'must be true, false or { format, fields, path }' }).prefault({})),
   }).prefault({}),
   /** x-request-id: kept from trustedProxies, else made; sent upstream, to the client, in the log and problems */
   requestId: z.strictObject({

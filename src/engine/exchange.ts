@@ -305,11 +305,12 @@ export class Exchange implements RequestHeadFacts, ResponseHeadFacts, UpstreamUs
   replay (r: StoredResponse): void {
     let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n`
     const h = r.headers
-    for (let i = 0; i < h.length; i += 2) head += `${h[i]!}: ${h[i + 1]!}\r\n`
+    // this request's id, not the one the first execution's answer echoed
+    const id = this.conn.engine.o.observe?.idHeader ?? ''
+    for (let i = 0; i < h.length; i += 2) if (id === '' || h[i]!.toLowerCase() !== id) head += `${h[i]!}: ${h[i + 1]!}\r\n`
     head += `idempotent-replayed: true\r\ncontent-length: ${r.body.length}\r\n`
     if (!this.clientKeepAlive || (!this.bodyDone && this.hasBody)) this.closeAfter = true
     if (this.closeAfter || this.conn.lastAnswer()) head += 'connection: close\r\n'
-    const id = this.conn.engine.o.observe?.idHeader ?? ''
     if (id !== '') head += `${id}: ${this.requestId}\r\n`
     const s = this.conn.socket
     s.cork()

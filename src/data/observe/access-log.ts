@@ -46,7 +46,7 @@ export interface LoggedRequest {
   idempotencyOutcome (): string
 }
 
-export const ACCESS_FIELDS = ['client', 'method', 'host', 'path', 'protocol', 'tls', 'sni', 'status', 'ended', 'bytesIn', 'bytesOut',
+export const ACCESS_FIELDS = ['time', 'client', 'method', 'host', 'path', 'protocol', 'tls', 'sni', 'status', 'ended', 'bytesIn', 'bytesOut',
   'bodyBytesOut', 'ms', 'upstreamMs', 'upstream', 'attempts', 'pool', 'route', 'requestId', 'traceId', 'userAgent', 'referer',
   'idempotency', 'replayed', 'rateLimit'] as const
 export type AccessField = typeof ACCESS_FIELDS[number]
@@ -95,6 +95,8 @@ type Writer = (ex: LoggedRequest, ms: number) => string
 const opt = (key: string, v: string): string => v === '' ? '' : `,"${key}":${jsonString(v)}`
 
 const WRITERS: Record<AccessField, Writer> = {
+  // always in pino's envelope: naming it changes nothing
+  time: () => '',
   client: (ex) => ',"client":' + jsonString(ex.clientAddress()),
   method: (ex) => ',"method":' + jsonString(ex.method),
   host: (ex) => ',"host":' + jsonString(ex.hostHeader),
@@ -146,7 +148,7 @@ export function createAccessLog (o: AccessLogOptions, sink: LineSink): AccessLog
   if (o.format === 'json') {
     const prefix = '{"level":30,"time":'
     const middle = `,"pid":${process.pid},"name":${JSON.stringify(o.name)}`
-    const writers = [...new Set(o.fields)].map((f) => WRITERS[f])
+    const writers = [...new Set(o.fields)].filter((f) => f !== 'time').map((f) => WRITERS[f])
     const n = writers.length
     line = (ex, now, ms) => {
       let s = prefix + now + middle
