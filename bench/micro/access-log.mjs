@@ -10,7 +10,11 @@ const { Tracer } = await requireDist('data/observe/trace.js')
 // a sink that keeps one 4 KB batch and starts over when it is full (no I/O in the measure)
 const batch = Buffer.allocUnsafe(4096)
 let used = 0
-const sink = { write (s) { if (used + s.length > 4096) used = 0; used += batch.write(s, used, 'latin1') }, flush () {}, reopen () {}, dropped: 0 }
+const sink = {
+  write (s) { if (used + s.length > 4096) used = 0; used += batch.write(s, used, 'latin1') },
+  writeBytes (b, n) { if (used + n > 4096) used = 0; used += b.copy(batch, used, 0, n) },
+  flush () {}, reopen () {}, dropped: 0,
+}
 const ex = {
   method: 'GET', path: '/api/v1/items?page=2', hostHeader: 'shop.example', clientStatus: 200, ended: 0, attempts: 1, replayed: false,
   requestId: '3f9a0c1b2d4e5f60-1k', traceId: '', rateLimit: '', bytesIn: 180, headOut: 120, bodyOut: 17, upstreamMs: 0.8,

@@ -7,6 +7,7 @@
  * the string goes straight into the batch buffer of the sink (data/observe/log-sink).
  */
 import type { LineSink } from './log-sink.js'
+import { LineBuilder } from './line-builder.js'
 
 /** how the request ended for its client */
 export const ENDED = ['complete', 'client-aborted', 'upstream-cut'] as const
@@ -73,15 +74,6 @@ export interface AccessLog {
   readonly dropped: number
 }
 
-/** a JSON string of `s`; JSON.stringify only when `s` has a character that needs escaping */
-export function jsonString (s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 32 || c === 34 || c === 92) return JSON.stringify(s)
-  }
-  return '"' + s + '"'
-}
-
 /** a value inside a combined line's quotes: `"` `\` and control bytes as \xHH (nginx's escaping) */
 function quoted (s: string): string {
   for (let i = 0; i < s.length; i++) {
@@ -91,37 +83,42 @@ function quoted (s: string): string {
   return s
 }
 
-type Writer = (ex: LoggedRequest, ms: number) => string
-const opt = (key: string, v: string): string => v === '' ? '' : `,"${key}":${jsonString(v)}`
+type Writer = (ex: LoggedRequest, ms: number, b: LineBuilder) => void
+/** `,"key":"value"` when the value is not empty */
+const opt = (b: LineBuilder, key: string, v: string): void => {
+  if (v === '') return
+  b.s(key)
+  b.js(v)
+}
 
 const WRITERS: Record<AccessField, Writer> = {
   // always in pino's envelope: naming it changes nothing
-  time: () => '',
-  client: (ex) => ',"client":' + jsonString(ex.clientAddress()),
-  method: (ex) => ',"method":' + jsonString(ex.method),
-  host: (ex) => ',"host":' + jsonString(ex.hostHeader),
-  path: (ex) => ',"path":' + jsonString(ex.path),
-  protocol: (ex) => ',"protocol":"' + ex.protocol + '"',
-  tls: (ex) => opt('tls', ex.tlsVersion()),
-  sni: (ex) => opt('sni', ex.sni()),
-  status: (ex) => ',"status":' + ex.clientStatus,
-  ended: (ex) => ',"ended":"' + ENDED[ex.ended] + '"',
-  bytesIn: (ex) => ',"bytesIn":' + ex.bytesIn,
-  bytesOut: (ex) => ',"bytesOut":' + (ex.headOut + ex.bodyOut),
-  bodyBytesOut: (ex) => ',"bodyBytesOut":' + ex.bodyOut,
-  ms: (_ex, ms) => ',"ms":' + Math.round(ms * 100) / 100,
-  upstreamMs: (ex) => ex.upstreamMs < 0 ? '' : ',"upstreamMs":' + Math.round(ex.upstreamMs * 100) / 100,
-  upstream: (ex) => ex.host === undefined ? '' : ',"upstream":' + jsonString(ex.host.id),
-  attempts: (ex) => ',"attempts":' + ex.attempts,
-  pool: (ex) => ex.pool === null ? '' : ',"pool":' + jsonString(ex.pool.name),
-  route: (ex) => ex.route === null ? '' : ',"route":' + ex.route.index,
-  requestId: (ex) => opt('requestId', ex.requestId),
-  traceId: (ex) => opt('traceId', ex.traceId),
-  userAgent: (ex) => opt('userAgent', ex.header('user-agent')),
-  referer: (ex) => opt('referer', ex.header('referer')),
-  idempotency: (ex) => opt('idempotency', ex.idempotencyOutcome()),
-  replayed: (ex) => ex.replayed ? ',"replayed":true' : '',
-  rateLimit: (ex) => opt('rateLimit', ex.rateLimit),
+  time: () => {},
+  client: (ex, _ms, b) => { b.s(',"client":'); b.js(ex.clientAddress()) },
+  method: (ex, _ms, b) => { b.s(',"method":'); b.js(ex.method) },
+  host: (ex, _ms, b) => { b.s(',"host":'); b.js(ex.hostHeader) },
+  path: (ex, _ms, b) => { b.s(',"path":'); b.js(ex.path) },
+  protocol: (ex, _ms, b) => { b.s(',"protocol":'); b.js(ex.protocol) },
+  tls: (ex, _ms, b) => opt(b, ',"tls":', ex.tlsVersion()),
+  sni: (ex, _ms, b) => opt(b, ',"sni":', ex.sni()),
+  status: (ex, _ms, b) => { b.s(',"status":'); b.n(ex.clientStatus) },
+  ended: (ex, _ms, b) => { b.s(',"ended":'); b.js(ENDED[ex.ended]!) },
+  bytesIn: (ex, _ms, b) => { b.s(',"bytesIn":'); b.n(ex.bytesIn) },
+  bytesOut: (ex, _ms, b) => { b.s(',"bytesOut":'); b.n(ex.headOut + ex.bodyOut) },
+  bodyBytesOut: (ex, _ms, b) => { b.s(',"bodyBytesOut":'); b.n(ex.bodyOut) },
+  ms: (_ex, ms, b) => { b.s(',"ms":'); b.ms(ms) },
+  upstreamMs: (ex, _ms, b) => { if (ex.upstreamMs >= 0) { b.s(',"upstreamMs":'); b.ms(ex.upstreamMs) } },
+  upstream: (ex, _ms, b) => { if (ex.host !== undefined) { b.s(',"upstream":'); b.js(ex.host.id) } },
+  attempts: (ex, _ms, b) => { b.s(',"attempts":'); b.n(ex.attempts) },
+  pool: (ex, _ms, b) => { if (ex.pool !== null) { b.s(',"pool":'); b.js(ex.pool.name) } },
+  route: (ex, _ms, b) => { if (ex.route !== null) { b.s(',"route":'); b.s(String(ex.route.index)) } },
+  requestId: (ex, _ms, b) => opt(b, ',"requestId":', ex.requestId),
+  traceId: (ex, _ms, b) => opt(b, ',"traceId":', ex.traceId),
+  userAgent: (ex, _ms, b) => opt(b, ',"userAgent":', ex.header('user-agent')),
+  referer: (ex, _ms, b) => opt(b, ',"referer":', ex.header('referer')),
+  idempotency: (ex, _ms, b) => opt(b, ',"idempotency":', ex.idempotencyOutcome()),
+  replayed: (ex, _ms, b) => { if (ex.replayed) b.s(',"replayed":true') },
+  rateLimit: (ex, _ms, b) => opt(b, ',"rateLimit":', ex.rateLimit),
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
@@ -144,33 +141,56 @@ class CommonTime {
 
 export function createAccessLog (o: AccessLogOptions, sink: LineSink): AccessLog {
   const times = o.format === 'json' && o.fields.includes('upstreamMs')
-  let line: (ex: LoggedRequest, now: number, ms: number) => string
+  const b = new LineBuilder()
+  let line: (ex: LoggedRequest, now: number, ms: number) => void
   if (o.format === 'json') {
     const prefix = '{"level":30,"time":'
     const middle = `,"pid":${process.pid},"name":${JSON.stringify(o.name)}`
     const writers = [...new Set(o.fields)].filter((f) => f !== 'time').map((f) => WRITERS[f])
     const n = writers.length
     line = (ex, now, ms) => {
-      let s = prefix + now + middle
-      for (let i = 0; i < n; i++) s += writers[i]!(ex, ms)
-      return s + ',"msg":"request"}\n'
+      b.s(prefix)
+      b.n(now)
+      b.s(middle)
+      for (let i = 0; i < n; i++) writers[i]!(ex, ms, b)
+      b.s(',"msg":"request"}\n')
     }
   } else {
     const clock = new CommonTime()
     const combined = o.format === 'combined'
     line = (ex, now) => {
       // %h %l %u %t "%r" %>s %b, then "%{Referer}i" "%{User-agent}i" for combined
-      const s = ex.clientAddress() + ' - - ' + clock.at(now) + ' "' + quoted(ex.method) + ' ' + quoted(ex.path) + ' ' + ex.protocol + '" ' +
-        ex.clientStatus + ' ' + (ex.bodyOut === 0 ? '-' : ex.bodyOut)
-      if (!combined) return s + '\n'
-      const referer = ex.header('referer')
-      const ua = ex.header('user-agent')
-      return s + ' "' + (referer === '' ? '-' : quoted(referer)) + '" "' + (ua === '' ? '-' : quoted(ua)) + '"\n'
+      b.s(ex.clientAddress())
+      b.s(' - - ')
+      b.s(clock.at(now))
+      b.s(' "')
+      b.s(quoted(ex.method))
+      b.s(' ')
+      b.s(quoted(ex.path))
+      b.s(' ')
+      b.s(ex.protocol)
+      b.s('" ')
+      b.n(ex.clientStatus)
+      b.s(' ')
+      if (ex.bodyOut === 0) b.s('-')
+      else b.n(ex.bodyOut)
+      if (combined) {
+        const referer = ex.header('referer')
+        const ua = ex.header('user-agent')
+        b.s(' "')
+        b.s(referer === '' ? '-' : quoted(referer))
+        b.s('" "')
+        b.s(ua === '' ? '-' : quoted(ua))
+        b.s('"')
+      }
+      b.s('\n')
     }
   }
   return {
     request (ex, now, ms) {
-      sink.write(line(ex, now, ms))
+      b.at = 0
+      line(ex, now, ms)
+      sink.writeBytes(b.buf, b.at)
     },
     timesUpstream: times,
     flush () { sink.flush() },

@@ -21,6 +21,8 @@ const MAX_PENDING_BYTES = 4 * 1024 * 1024
 export interface LineSink {
   /** one or more whole lines, each ending in \n */
   write (lines: string): void
+  /** the same, as the first `length` bytes of `buf` (copied: the caller reuses it) */
+  writeBytes (buf: Buffer, length: number): void
   /** write out what is buffered, synchronously (on shutdown) */
   flush (): void
   /** a file destination: open the path again (the old file was renamed) */
@@ -105,6 +107,16 @@ export function createLineSink (dest: string | number = 1): LineSink {
         }
       }
       used += batch.write(lines, used, 'latin1')
+    },
+    writeBytes (buf, length) {
+      if (used + length > BATCH_BYTES) {
+        push()
+        if (length > BATCH_BYTES) {
+          enqueue(Buffer.from(buf.subarray(0, length)))
+          return
+        }
+      }
+      used += buf.copy(batch, used, 0, length)
     },
     flush () {
       clearInterval(timer)
