@@ -67,6 +67,8 @@ export type ToProxy =
   | { type: 'stop', acceptGraceMs: number }
   /** a connection the primary accepted, sent with its socket (accept mode `handoff`) */
   | { type: 'connection' }
+  /** SIGUSR1 reached the primary: open the access log file again (logrotate renamed it) */
+  | { type: 'reopen-logs' }
 
 /** what /status shows of one proxy process */
 export interface ProcessRow {
