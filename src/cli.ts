@@ -203,6 +203,13 @@ async function start (args: string[]): Promise<number | undefined> {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+  // logrotate's postrotate (nginx's USR1): the access log file is opened again; a listener also keeps
+  // Node from starting its inspector on this signal
+  process.on('SIGUSR1', () => {
+    if (stopping) return
+    logger.info({ signal: 'SIGUSR1' }, 'reopening the access log')
+    app!.reopenLogs()
+  })
   process.on('SIGHUP', () => {
     if (stopping) return
     logger.info({ signal: 'SIGHUP', generation: app!.generation }, 'reloading')

@@ -156,6 +156,10 @@ export const TARGETS = [
   },
   { id: 'claylb', short: 'claylb (access log on)', label: 'claylb (access log on, the default)', ...claylb(true) },
   { id: 'claylb-nolog', short: 'claylb (access log off)', label: 'claylb (log.access: false)', ...claylb(false) },
+  { id: 'claylb-combined', short: 'claylb (log: combined)', label: 'claylb (log.access: { format: combined })', ...claylb({ format: 'combined' }) },
+  { id: 'claylb-trace0', short: 'claylb, tracing 0 % (log off)', label: 'claylb, tracing: { sampleRatio: 0 }, log.access: false', ...claylb(false, ROOT, () => ({ tracing: { sampleRatio: 0 } })) },
+  // the spans go to a backend's POST (it reads any body and answers 200): an OTLP endpoint that costs the proxy what a collector would
+  { id: 'claylb-trace1', short: 'claylb, tracing 1 % (log off)', label: 'claylb, tracing: { sampleRatio: 0.01, otlp }, log.access: false', ...claylb(false, ROOT, (ctx) => ({ tracing: { sampleRatio: 0.01, otlp: `${ctx.upstreams[0]}/v1/traces` } })) },
   { id: 'claylb-routes-nolog', short: 'claylb, 10 routes (log off)', label: 'claylb with 10 routes the request falls through, then the default pool; log.access: false', ...claylb(false, ROOT, tenRoutes) },
   ...(BEFORE === null ? [] : [
     { id: 'claylb-before', short: 'claylb before (log on)', label: 'claylb BEFORE (CLAYLB_BENCH_BEFORE; access log on)', ...claylb(true, BEFORE) },

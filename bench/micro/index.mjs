@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const FILES = ['pick', 'routes', 'policy', 'engine-head', 'idempotency-route', 'metrics', 'fingerprint', 'compression']
+const FILES = ['pick', 'routes', 'policy', 'engine-head', 'idempotency-route', 'metrics', 'fingerprint', 'compression', 'access-log']
 const only = process.argv.slice(2)
 let failed = 0
 for (const f of FILES) {

@@ -54,6 +54,8 @@ export interface ControlPlane {
    * (SIGHUP, POST /reload); refused whole when a change cannot apply live (`refused` names the keys)
    */
   reload (): Promise<ReloadResult>
+  /** SIGUSR1 (logrotate's postrotate): the access log file is opened again, here or in every proxy process */
+  reopenLogs (): void
 }
 
 export type ReloadResult = RolloutResult
@@ -227,6 +229,9 @@ export function createControlPlane (config: Config, logger: Logger, options: Con
       const proxy = await dataPlane.listen()
       serving = true
       return { proxy, admin: admin.url() }
+    },
+    reopenLogs () {
+      dataPlane.reopenLogs()
     },
     reload () {
       // one reload at a time, in order: each compares against what the one before applied

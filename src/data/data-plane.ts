@@ -8,7 +8,12 @@
  */
 import type { AddressInfo, ListenOptions, Server } from 'node:net'
 import type { Config } from '../shared/config/schema.js'
-import { createAccessLog, type Logger } from '../shared/log.js'
+import type { Logger } from '../shared/log.js'
+import { createAccessLog, DEFAULT_FIELDS, type AccessLog } from './observe/access-log.js'
+import { createLineSink } from './observe/log-sink.js'
+import { Tracer } from './observe/trace.js'
+import { OtlpExporter } from './observe/otlp.js'
+import type { HeadObserve } from './http/head.js'
 import { ConfigError } from '../shared/config/error.js'
 import { closeRedis, createRedis } from '../shared/redis/index.js'
 import { loadCertificates, UpstreamTlsCache, type CertificateSet } from '../shared/tls/certificates.js'
@@ -62,12 +67,28 @@ export interface DataPlane {
    * idempotency routes; `certificates` when the listener's were re-read
    */
   applyConfig (next: Config, certificates?: CertificateSet): void
+  /** SIGUSR1 (logrotate's postrotate): the access log file is opened again */
+  reopenLogs (): void
   /** stop accepting after `acceptGraceMs`, wait for the requests in flight (bounded by shutdown.timeoutMs), close */
   drain (acceptGraceMs: number): Promise<void>
 }
 
-function engineOptions (c: Config): EngineOptions {
+/** request ids and the tracer as the engine reads them; null when both are off (costs nothing then) */
+function observeOf (c: Config, tracer: Tracer | null): HeadObserve | null {
+  const idHeader = c.requestId.enabled ? c.requestId.header : ''
+  return idHeader === '' && tracer === null ? null : { idHeader, tracer }
+}
+
+/** the access log `log` asks for: null when off, or when the level is above info */
+function accessLogOf (log: Config['log']): AccessLog | null {
+  const o = log.access
+  if (!o.enabled || log.level === 'warn' || log.level === 'error' || log.level === 'fatal' || log.level === 'silent') return null
+  return createAccessLog({ format: o.format, fields: o.fields ?? DEFAULT_FIELDS, name: 'claylb' }, createLineSink(o.path ?? 1))
+}
+
+function engineOptions (c: Config, tracer: Tracer | null): EngineOptions {
   return {
+    observe: observeOf(c, tracer),
     maxHeaderBytes: c.limits.maxHeaderBytes,
     maxHeaders: c.limits.maxHeaders,
     underscoresInHeaders: c.limits.underscoresInHeaders,
@@ -88,11 +109,16 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
   // the state tier is connected only when a feature needs it
   const redis = config.idempotency.routes.length > 0 ? createRedis(config.redis, 'idempotency') : undefined
   const passive = o.passiveHealth
+  // tracing.* is not live on reload: the tracer and its exporter are this data plane's for its life
+  const t = config.tracing
+  const spans = t?.otlp === undefined ? null : new OtlpExporter(t.otlp, t.serviceName, logger)
+  const tracer = t === undefined ? null : new Tracer(t.sampleRatio, spans)
   // both hooks run on every try / request: plain field updates, no allocation
   const core = new ProxyCore({
     tally: counters.retries,
     maxBodyBytes: config.limits.maxBodyBytes,
-    accessLog: config.log.access ? createAccessLog(config.log.level) : null,
+    accessLog: accessLogOf(config.log),
+    spans,
     idempotency: redis === undefined ? null : createIdempotencyGate(config, redis, logger, countingObserver(counters), counters.redisTiming),
     observer: {
       tryEnded: passive === undefined
@@ -133,7 +159,7 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
     },
   }
   const policyOf = (c: Config, previous: Policy | null): Policy | null => buildPolicy(c, counters.limits, tokenSources, previous)
-  const engine = new Engine(core, engineOptions(config), buildRoutingState(config, clusterOf, counters.retries, undefined, policyOf(config, null), counters), {
+  const engine = new Engine(core, engineOptions(config, tracer), buildRoutingState(config, clusterOf, counters.retries, undefined, policyOf(config, null), counters), {
     tls: config.listen.tls === undefined ? undefined : { certificates: loadCertificates(config.listen.tls), http2: config.listen.http2, ticketKeys: o.ticketKeys },
     proxyProtocol: config.listen.proxyProtocol,
     upstreamTls: o.tlsCache.get(config.tls, 'tls'),
@@ -154,11 +180,14 @@ export function createDataPlane (config: Config, o: DataPlaneOptions): DataPlane
     // one synchronous step (no request runs in between): the routing state swapped whole
     applyConfig (next, certificates) {
       if (certificates !== undefined) engine.useCertificates(certificates)
-      engine.o = engineOptions(next)
+      engine.o = engineOptions(next, tracer)
       engine.routing = buildRoutingState(next, clusterOf, counters.retries, engine.routing, policyOf(next, engine.routing.policy), counters)
       core.maxBodyBytes = next.limits.maxBodyBytes
       if (core.idempotency !== null && next.idempotency.routes.length > 0) core.idempotency.routes = idempotencyRoutes(next.idempotency)
       current = next
+    },
+    reopenLogs () {
+      core.reopenLogs()
     },
     async drain (acceptGraceMs) {
       engine.beginDrain()

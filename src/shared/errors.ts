@@ -91,9 +91,10 @@ export class ProxyError extends Error {
   }
 }
 
-export function problemBody (code: ProblemCode, detail: string): string {
+/** `requestId`: the request's id (requestId.header), an extension member a client can quote to support */
+export function problemBody (code: ProblemCode, detail: string, requestId = ''): string {
   const [status, title, slug] = PROBLEMS[code]
-  return JSON.stringify({ type: PROBLEM_TYPE_BASE + slug, title, status, detail })
+  return JSON.stringify(requestId === '' ? { type: PROBLEM_TYPE_BASE + slug, title, status, detail } : { type: PROBLEM_TYPE_BASE + slug, title, status, detail, requestId })
 }
 
 /** Write a problem+json answer unless the response already started (then only destroy it). */

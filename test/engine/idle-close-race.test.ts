@@ -49,7 +49,7 @@ async function post (url: string, id: string): Promise<string | null> {
 
 t.test('POSTs back to back on an upstream that closes each connection right after answering: none fails, none runs twice', async (t) => {
   const up = await closingUpstream()
-  const lb = await startClaylb({ args: ['--upstream', up.url], config: { healthCheck: { enabled: false }, log: { access: false } } })
+  const lb = await startClaylb({ args: ['--upstream', up.url], config: { healthCheck: { enabled: false }, log: { access: false }, trustedProxies: ['127.0.0.1/32'] } })
   t.teardown(async () => { await lb.stop(); await up.close() })
   const failed: string[] = []
   const first = await post(lb.url, 'post-0')
@@ -79,7 +79,7 @@ t.test('once its upstream closed an idle connection, a POST\'s new connection is
   })
   const sockets = up.sockets
   // a long keep-alive: only claylb's choice can close the connections during the test
-  const lb = await startClaylb({ args: ['--upstream', up.url], config: { timeouts: { upstreamKeepAliveMs: 60_000 }, healthCheck: { enabled: false }, log: { access: false } } })
+  const lb = await startClaylb({ args: ['--upstream', up.url], config: { timeouts: { upstreamKeepAliveMs: 60_000 }, healthCheck: { enabled: false }, log: { access: false }, trustedProxies: ['127.0.0.1/32'] } })
   t.teardown(async () => { await lb.stop(); await up.close() })
   t.equal(await post(lb.url, 'first'), null)
   await settle(() => sockets.size, (n) => n === 0, 10_000)

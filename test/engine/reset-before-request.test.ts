@@ -66,7 +66,8 @@ async function goodUpstream (): Promise<{ ran: string[], url: string, close: () 
   return { ran, url: b.url, close: () => b.close() }
 }
 
-const config = { healthCheck: { enabled: false }, outlier: { enabled: false }, log: { access: false }, retry: { attempts: 3 } }
+// the test client is a trusted forwarder: its x-request-id (each request's name here) is kept, not replaced
+const config = { healthCheck: { enabled: false }, outlier: { enabled: false }, log: { access: false }, retry: { attempts: 3 }, trustedProxies: ['127.0.0.1/32'] }
 
 async function rig (t: Test, what: Behaviour) {
   const bad = await badUpstream(what)

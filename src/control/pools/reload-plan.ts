@@ -5,13 +5,13 @@
  * timeouts, limits, the workers (a new generation rolls in), idempotency routes, and the TLS
  * certificates (`listen.tls`, re-read by the listener). Not live: the other listener and admin
  * settings, TLS turned on or off on the listener, the upstream TLS settings (`tls`, and a kept pool's
- * own `pools.NAME.tls`: the connection pools are built with them), Redis, the engine, logging, and the rest of `idempotency` (the gate
+ * own `pools.NAME.tls`: the connection pools are built with them), Redis, the engine, logging, tracing (the exporter is built once), and the rest of `idempotency` (the gate
  * and its store are built once); a reload that changes any of those is refused whole, naming each key.
  */
 import type { Config } from '../../shared/config/schema.js'
 
 /** key prefixes a reload cannot apply (a dotted key matches its own prefix and everything under it) */
-const NOT_LIVE = ['listen', 'admin', 'redis', 'engine', 'log', 'idempotency', 'tls']
+const NOT_LIVE = ['listen', 'admin', 'redis', 'engine', 'log', 'tracing', 'idempotency', 'tls']
 /** exceptions inside those */
 const LIVE_INSIDE = ['listen.tls', 'idempotency.routes']
 /** keys load.ts derives, never written: their source key is named instead (redis.source: redis.url, …) */

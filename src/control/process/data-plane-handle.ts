@@ -36,4 +36,6 @@ export interface DataPlaneHandle extends HostDrainWatch {
   status (): ProcessRow[]
   /** a reload applied `config` to the pools: the routes, limits and certificates follow */
   configChanged (config: Config, certificates: CertificateSet | undefined): void
+  /** SIGUSR1: every process serving opens its access log file again */
+  reopenLogs (): void
 }

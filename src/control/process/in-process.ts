@@ -43,6 +43,10 @@ export class InProcessDataPlane implements DataPlaneHandle {
     this.plane.applyConfig(config, certificates)
   }
 
+  reopenLogs (): void {
+    this.plane.reopenLogs()
+  }
+
   async drained (): Promise<void> {}
 
   hostIdle (host: Host, ms: number): Promise<boolean> {

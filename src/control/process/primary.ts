@@ -279,6 +279,10 @@ export class ProxyProcesses implements DataPlaneHandle, ProcessesSource {
     for (const p of this.procs) p.send({ type: 'config', config, snapshot: this.current })
   }
 
+  reopenLogs (): void {
+    for (const p of this.procs) p.send({ type: 'reopen-logs' })
+  }
+
   /** the pids of the live proxy processes */
   pids (): number[] {
     return [...this.procs].map((p) => p.pid)

@@ -6,6 +6,7 @@
  * unsafe methods are never forwarded in parallel (RFC 9112 §9.3.2) and answers keep their order.
  */
 import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import type { UpstreamConn } from '../upstream/upstream-pool.js'
 import { ProxyError, type ProblemCode } from '../../shared/errors.js'
 import { LINGER_MS } from '../../shared/linger.js'
@@ -42,6 +43,7 @@ export class ClientConn implements ParserCallbacks {
   readonly remoteAddress: string
   /** the peer is one of trustedProxies: decided once, when it connected */
   readonly trusted: boolean
+  readonly http2 = false
   private readonly parser: Parser
   private consumed: boolean
   /** the exchange being answered */
@@ -450,6 +452,10 @@ export class ClientConn implements ParserCallbacks {
       ex.refusal = new ProxyError('CLAYLB_REQUEST_TIMEOUT', 'request not received in time')
       this.enqueue(ex)
     }
+  }
+
+  tlsSocket (): TLSSocket | null {
+    return this.engine.proto === 'https' ? this.socket as TLSSocket : null
   }
 
   /** the active exchange's answer is the connection's last one */

@@ -20,7 +20,7 @@ import type { RoutingState } from '../routing/routing-state.js'
 import { ClientConn } from './client-conn.js'
 import { readProxyHeader } from '../policy/proxy-protocol.js'
 import type { Exchange } from './exchange.js'
-import { responseHead } from '../http/head.js'
+import { responseHead, type HeadObserve } from '../http/head.js'
 import { selfTest } from '../http/llhttp.js'
 import { UpstreamPool, type PoolOptions, type UpstreamConn } from '../upstream/upstream-pool.js'
 
@@ -39,6 +39,8 @@ export interface EngineOptions {
   upstreamKeepAliveMs: number
   /** timeouts.clientBodyMs: a request body with no byte for this long is answered 408 */
   clientBodyMs: number
+  /** request ids and trace context (requestId, tracing); null when both are off */
+  observe: HeadObserve | null
 }
 
 const TUNNEL_PENDING_LIMIT = 64 * 1024

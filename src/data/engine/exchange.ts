@@ -24,7 +24,7 @@ import { UpstreamTry } from '../upstream/upstream-try.js'
 import type { Route } from '../routing/route-table.js'
 import type { RoutePool } from '../routing/route-pool.js'
 import type { Policy } from '../policy/policy.js'
-import type { KeyedExchange } from '../idempotency/gate.js'
+import { KeyedRequest, type KeyedExchange } from '../idempotency/gate.js'
 import { CLIENT_ANSWER, type AnswerHandler, type AnswerTarget } from './answer-handler.js'
 import type { Claim } from '../../shared/idempotency/core.js'
 import { FENCE_HEADER, ID_HEADER } from '../../shared/idempotency/decision.js'
@@ -32,6 +32,11 @@ import type { StoredResponse } from '../../shared/idempotency/store.js'
 import { compressedLines, type Compression } from '../policy/compression.js'
 import { CompressStream, type CompressedOut } from '../policy/compress-stream.js'
 import { policyTally } from '../policy/tally.js'
+import type { TLSSocket } from 'node:tls'
+import { ENDED_CLIENT_ABORTED, ENDED_COMPLETE, ENDED_UPSTREAM_CUT, type LoggedRequest } from '../observe/access-log.js'
+import { clientAddress } from '../observe/client-address.js'
+import { newRequestId } from '../observe/request-id.js'
+import type { TraceFacts } from '../observe/trace.js'
 
 /** request bodies up to this size are kept until the answer starts, so a failed try can be replayed */
 export const REPLAY_LIMIT = 64 * 1024
@@ -75,7 +80,11 @@ export interface ClientSide {
   readonly remoteAddress: string
   /** the peer is one of trustedProxies (its x-forwarded-* are kept) */
   readonly trusted: boolean
+  /** an HTTP/2 stream (the log's protocol) */
+  readonly http2: boolean
   readonly socket: AnswerSink
+  /** the client's TLS socket, null over plain TCP (read by the log only) */
+  tlsSocket (): TLSSocket | null
   hold (bit: number): void
   unhold (bit: number): void
   /** an upstream connection corked for the request head: uncorked once the client's current read is over */
@@ -85,7 +94,7 @@ export interface ClientSide {
   exchangeDone (ex: Exchange): void
 }
 
-export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, AnswerTarget, CompressedOut {
+export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts, ResponseHeadFacts, UpstreamUser, DeadlineEntry, FinishedRequest, KeyedExchange, AnswerTarget, CompressedOut, LoggedRequest, TraceFacts {
   readonly conn: ClientSide
   // ---- the request, from its head ----
   method = ''
@@ -113,6 +122,26 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
   maxForwards = -1
   upgradeTo = ''
   idempotent = false
+  /** the request target's length as it came (bytesIn) */
+  private targetBytes = 0
+  // ---- observability (data/observe): plain fields, read when the request ends ----
+  requestId = ''
+  traceId = ''
+  parentSpanId = ''
+  spanId = ''
+  sampled = false
+  /** filled by rate limits when they are configured (the log's rateLimit) */
+  rateLimit = ''
+  /** the status the client saw: the head it got (a cut answer keeps its 200), else what claylb answered */
+  clientStatus = 0
+  /** ENDED_* (data/observe/access-log) */
+  ended = ENDED_COMPLETE
+  /** bytes of heads and of bodies written to the client (as HTTP/1.1 frames them) */
+  headOut = 0
+  bodyOut = 0
+  /** first try → the answer's head, ms; measured only when the log asks (-1: not measured or none) */
+  upstreamMs = -1
+  private upstreamAt = 0
   /** refused while parsing: answered in its turn, never forwarded */
   refusal: ProxyError | null = null
   /** the route it matched (from the routing state current when its head was parsed), and its pool */
@@ -141,7 +170,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
   startedAt = 0
   active = false
   /** an upstream may have acted on the request: request bytes of a try left (see retry-policy's rule) */
-  private mayHaveRun = false
+  mayHaveRun = false
   /** a small body is read whole before the first try starts (BUFFER_LIMIT) */
   private buffering = false
   /** a try that provably sent nothing was made again at once (once per request) */
@@ -192,6 +221,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     const o = conn.engine.o
     this.method = method
     this.path = url
+    this.targetBytes = url.length
     this.versionMinor = minor
     this.clientKeepAlive = keepAlive
     const count = raw.length >> 1
@@ -200,7 +230,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     // idempotency gate, the forwarded head) sees it
     if (o.underscoresInHeaders !== 'forward') raw = withoutUnderscores(raw)
     this.rawHeaders = raw
-    requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted)
+    requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted, null, o.observe)
     this.idempotent = isIdempotentMethod(method)
     if (major !== 1) {
       this.refuse('CLAYLB_HTTP_VERSION', `HTTP/${major}.${minor} is not supported; use HTTP/1.1`)
@@ -237,7 +267,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     this.route = route
     this.pool = route.pool
     // a route that rewrites request headers: the head is made again with its rewrite (opt-in cost)
-    if (route.requestHeaders !== null) requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted, route.requestHeaders)
+    if (route.requestHeaders !== null) requestHead(this, raw, conn.remoteAddress, conn.engine.proto, method, conn.trusted, route.requestHeaders, o.observe)
     if (route.pathChanges) {
       const before = this.path
       if (policy !== null) this.clientPath = before
@@ -335,14 +365,21 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
   replay (r: StoredResponse): void {
     let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n`
     const h = r.headers
-    for (let i = 0; i < h.length; i += 2) head += `${h[i]!}: ${h[i + 1]!}\r\n`
+    // this request's id, not the one the first execution's answer echoed
+    const id = this.conn.engine.o.observe?.idHeader ?? ''
+    for (let i = 0; i < h.length; i += 2) if (id === '' || h[i]!.toLowerCase() !== id) head += `${h[i]!}: ${h[i + 1]!}\r\n`
     head += `idempotent-replayed: true\r\ncontent-length: ${r.body.length}\r\n`
     if (!this.clientKeepAlive || (!this.bodyDone && this.hasBody)) this.closeAfter = true
     if (this.closeAfter || this.conn.lastAnswer()) head += 'connection: close\r\n'
+    if (id !== '') head += `${id}: ${this.requestId}\r\n`
     const s = this.conn.socket
     s.cork()
     s.write(head + CRLF, 'latin1')
-    if (this.method !== 'HEAD' && r.body.length > 0) s.write(r.body)
+    this.headOut += head.length + 2
+    if (this.method !== 'HEAD' && r.body.length > 0) {
+      s.write(r.body)
+      this.bodyOut += r.body.length
+    }
     s.uncork()
     this.replayed = true
     this.finish(r.status)
@@ -382,6 +419,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
       if (woken) limits.dequeue()
     }
     this.host = host
+    if (this.upstreamAt === 0 && engine.core.timesUpstream) this.upstreamAt = performance.now()
     this.attempts++
     host.inflight++
     host.requests++
@@ -538,9 +576,11 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     }
     this.responseStarted = true
     this.status = status
+    if (this.upstreamAt !== 0) this.upstreamMs = performance.now() - this.upstreamAt
+    const obs = engine.o.observe
     // RFC 9110 §8.6, RFC 9112 §6.1: a 204 carries neither Content-Length nor Transfer-Encoding (a 304
     // and an answer to HEAD may: they tell what a GET would have had)
-    responseHead(this, headers, this.route!.responseHeaders, status === 204)
+    responseHead(this, headers, this.route!.responseHeaders, status === 204, obs === null ? '' : obs.idHeader, this.requestId)
     this.answer.onHeaders(this, status, headers)
     // a keyed answer is recorded as the upstream sent it; replays are not compressed either
     if (this.answer === CLIENT_ANSWER && this.route!.compression !== null) this.compressAnswer(this.route!.compression, status, headers)
@@ -627,15 +667,20 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
       if (this.headPending) {
         this.headPending = false
         s.write(this.respHeadText, 'latin1')
+        this.headOut += this.respHeadText.length
         this.respHeadText = ''
       }
+      this.bodyOut += chunk.length
       if (this.chunkOut) {
         s.write(chunk.length.toString(16) + CRLF, 'latin1')
         s.write(chunk)
         ok = s.write(CRLF, 'latin1')
       } else ok = s.write(chunk)
       s.uncork()
-    } else ok = s.write(chunk)
+    } else {
+      this.bodyOut += chunk.length
+      ok = s.write(chunk)
+    }
     return ok
   }
 
@@ -649,6 +694,8 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     const head = this.respHeadText
     this.headPending = false
     this.respHeadText = ''
+    this.headOut += head.length
+    this.bodyOut += chunk.length
     // latin1: one byte per character
     const out = Buffer.allocUnsafe(head.length + chunk.length)
     out.write(head, 0, 'latin1')
@@ -693,6 +740,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     if (this.headPending) {
       this.headPending = false
       this.conn.socket.write(this.chunkOut ? this.respHeadText + LAST_CHUNK : this.respHeadText, 'latin1')
+      this.headOut += this.respHeadText.length
       this.respHeadText = ''
     } else if (this.chunkOut) this.conn.socket.write(LAST_CHUNK, 'latin1')
     this.finish(this.status)
@@ -810,6 +858,9 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
   clientClosed (): void {
     if (this.finished) return
     this.clientGone = true
+    this.ended = ENDED_CLIENT_ABORTED
+    // it left after its answer's head: that is the status it saw (nginx logs 499 only before one)
+    if (this.responseStarted && !this.headPending) this.clientStatus = this.status
     this.dropTry('local')
     this.finish(499)
   }
@@ -855,6 +906,9 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     this.dropTry('local')
     if (err.logDetail !== undefined) this.conn.engine.logProblem(this, err)
     if (this.responseStarted && !this.headPending) {
+      // the client got a head and part of a body: the log tells that status, and that it was cut
+      this.clientStatus = this.status
+      this.ended = ENDED_UPSTREAM_CUT
       this.conn.socket.destroy()
       this.finish(502)
       return
@@ -865,7 +919,12 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     const code = err.code
     if (code === 'CLAYLB_BAD_REQUEST' || code === 'CLAYLB_NOT_IMPLEMENTED' || code === 'CLAYLB_BODY_TOO_LARGE' ||
       code === 'CLAYLB_HTTP_VERSION' || (!this.bodyDone && this.hasBody) || !this.clientKeepAlive) this.closeAfter = true
-    this.conn.socket.write(problemAnswer(err, this.closeAfter || this.conn.lastAnswer(), this.method === 'HEAD'), 'latin1')
+    const obs = this.conn.engine.o.observe
+    if (obs !== null && obs.idHeader !== '' && this.requestId === '') this.requestId = newRequestId()
+    const answer = problemAnswer(err, this.closeAfter || this.conn.lastAnswer(), this.method === 'HEAD', obs === null ? '' : obs.idHeader, this.requestId)
+    this.conn.socket.write(answer, 'latin1')
+    this.headOut += answer.length - problemBodyBytes
+    this.bodyOut += problemBodyBytes
     this.finish(err.status)
   }
 
@@ -880,7 +939,13 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
       this.closeAfter = true
       head += 'connection: close\r\n'
     }
+    const obs = this.conn.engine.o.observe
+    if (obs !== null && obs.idHeader !== '') {
+      if (this.requestId === '') this.requestId = newRequestId()
+      head += `${obs.idHeader}: ${this.requestId}\r\n`
+    }
     this.conn.socket.write(head + CRLF, 'latin1')
+    this.headOut += head.length + 2
     this.finish(r.status)
   }
 
@@ -899,6 +964,8 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
       head += 'connection: close\r\n'
     }
     this.conn.socket.write(head + CRLF + body, 'latin1')
+    this.headOut += head.length + 2
+    this.bodyOut += body.length
     this.finish(200)
   }
 
@@ -906,6 +973,7 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     if (this.finished) return
     this.finished = true
     this.status = status
+    if (this.clientStatus === 0) this.clientStatus = status
     if (this.retryTimer !== null) {
       clearTimeout(this.retryTimer)
       this.retryTimer = null
@@ -929,6 +997,52 @@ export class Exchange implements PickContext, ConnectionWaiter, RequestHeadFacts
     if (this.active) this.conn.engine.core.finish(this)
     this.conn.exchangeDone(this)
   }
+
+  // ---- what the log reads (data/observe/access-log), computed only when a line asks ----
+
+  get clock (): number {
+    return this.conn.engine.clock
+  }
+
+  get protocol (): string {
+    return this.conn.http2 ? 'HTTP/2.0' : this.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1'
+  }
+
+  /** the request's bytes as HTTP/1.1 carries them: request line, header lines, body */
+  get bytesIn (): number {
+    return this.method.length + this.targetBytes + 12 + this.headBytes + 2 + this.bodyBytes
+  }
+
+  resolvedClient (): string {
+    const conn = this.conn
+    return conn.trusted ? clientAddress(this.rawHeaders, conn.remoteAddress, conn.engine.routing.trusted) : conn.remoteAddress
+  }
+
+  tlsVersion (): string {
+    const s = this.conn.tlsSocket()
+    return s === null ? '' : s.getProtocol() ?? ''
+  }
+
+  sni (): string {
+    const s = this.conn.tlsSocket()
+    return s === null || typeof s.servername !== 'string' ? '' : s.servername
+  }
+
+  /** the first value of a request header ('' when absent) */
+  header (lowerName: string): string {
+    const raw = this.rawHeaders
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === lowerName.length && raw[i]!.toLowerCase() === lowerName) return raw[i + 1]!
+    return ''
+  }
+
+  /** executed, replayed, conflict (refused by the record), unknown (may have run, not recorded); '' when not keyed */
+  idempotencyOutcome (): string {
+    if (this.replayed) return 'replayed'
+    const k = this.answer
+    if (!(k instanceof KeyedRequest)) return ''
+    if (k.claim === null) return 'conflict'
+    return this.ended === ENDED_COMPLETE && this.clientStatus < 500 ? 'executed' : this.mayHaveRun ? 'unknown' : 'released'
+  }
 }
 
 /** a pool's circuit breaker refused the request (routing/pool-limits) */
@@ -942,16 +1056,22 @@ export const HOLD_UPSTREAM = 2
 export const HOLD_PENDING = 4
 export const HOLD_CLOSING = 8
 
+/** the body bytes of the last problemAnswer (the log's bodyBytesOut), read right after the call */
+let problemBodyBytes = 0
+
 /**
  * A problem+json answer as one string. `head`: the answer to a HEAD request, its head alone (RFC 9110
  * §9.3.2): a body after it would be read by the client as the next answer.
  */
-export function problemAnswer (err: ProxyError, close: boolean, head = false): string {
+export function problemAnswer (err: ProxyError, close: boolean, head = false, idHeader = '', requestId = ''): string {
   const [status, title] = PROBLEMS[err.code]
-  const body = problemBody(err.code, err.message)
-  let out = `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n`
+  const body = problemBody(err.code, err.message, requestId)
+  const bytes = Buffer.byteLength(body)
+  let out = `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${bytes}\r\ncache-control: no-store\r\n`
   if (err.retryAfter !== undefined) out += `retry-after: ${Math.max(0, Math.ceil(err.retryAfter))}\r\n`
   if (err.headerLines !== undefined) out += err.headerLines
+  if (idHeader !== '') out += `${idHeader}: ${requestId}\r\n`
   if (close) out += 'connection: close\r\n'
+  problemBodyBytes = head ? 0 : bytes
   return head ? out + CRLF : out + CRLF + body
 }

@@ -148,6 +148,7 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
   readonly engine: Engine
   readonly remoteAddress: string
   readonly trusted: boolean
+  readonly http2 = true
   readonly socket: AnswerSink = this
   private readonly stream: ServerHttp2Stream
   private readonly ex: Exchange
@@ -220,6 +221,10 @@ class H2Stream implements ClientSide, AnswerSink, ParserCallbacks {
 
   uncorkLater (c: UpstreamConn): void {
     c.uncork()
+  }
+
+  tlsSocket (): TLSSocket | null {
+    return (this.stream.session?.socket as TLSSocket | undefined) ?? null
   }
 
   lastAnswer (): boolean {

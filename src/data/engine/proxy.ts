@@ -5,8 +5,9 @@
  * (metrics, access log). The balancer, retry policy and deadlines are its pool's (routing/route-pool).
  * Built once; holds no per-request state.
  */
-import type { AccessLog } from '../../shared/log.js'
 import type { HostCounters } from '../upstream/host-counters.js'
+import { ENDED, type AccessLog, type LoggedRequest } from '../observe/access-log.js'
+import type { FinishedSpan, SpanSink, TraceFacts } from '../observe/trace.js'
 import type { Host } from '../upstream/host.js'
 import type { DeadlineEntry } from '../http/deadlines.js'
 import type { IdempotencyGate } from '../idempotency/gate.js'
@@ -22,16 +23,20 @@ export interface ProxyOptions {
   observer?: ProxyObserver
   /** the gate of `idempotency.routes`; absent when none is configured */
   idempotency?: IdempotencyGate | null
+  /** where sampled requests' spans go (tracing.otlp); null: none exported */
+  spans?: SpanSink | null
 }
 
 /** What the bookkeeping of a finished request reads (the engine's exchange). */
-export interface FinishedRequest extends DeadlineEntry {
+export interface FinishedRequest extends DeadlineEntry, LoggedRequest, TraceFacts {
+  /** the engine's coarse clock (ms since the epoch) */
+  readonly clock: number
   readonly method: string
   readonly path: string
   readonly status: number
   readonly host: Host | undefined
   /** the route it matched (null: refused before one matched); its counters are bound at load */
-  readonly route: { readonly metrics: HostCounters | null } | null
+  readonly route: { readonly metrics: HostCounters | null, readonly index: number } | null
   readonly attempts: number
   readonly startedAt: number
   /** answered from the idempotency record */
@@ -57,6 +62,9 @@ export class ProxyCore {
   /** set when `idempotency.routes` is not empty: the one check ordinary requests pay */
   readonly idempotency: IdempotencyGate | null
   private readonly accessLog: AccessLog | null
+  private readonly spans: SpanSink | null
+  /** the log wants upstream times: the exchange measures them only then */
+  readonly timesUpstream: boolean
   private idleWaiters: Array<() => void> = []
 
   constructor (o: ProxyOptions) {
@@ -65,6 +73,8 @@ export class ProxyCore {
     this.accessLog = o.accessLog
     this.observer = o.observer ?? noopObserver
     this.idempotency = o.idempotency ?? null
+    this.spans = o.spans ?? null
+    this.timesUpstream = o.accessLog?.timesUpstream ?? false
   }
 
   report (host: Host, outcome: TryOutcome): void {
@@ -74,7 +84,8 @@ export class ProxyCore {
   finish (ex: FinishedRequest): void {
     const ms = performance.now() - ex.startedAt
     this.observer.requestEnded(ex, ms)
-    if (this.accessLog !== null) this.accessLog.request(ex.method, ex.path, ex.status, ex.host?.id, ex.attempts, ms, ex.replayed)
+    if (this.accessLog !== null) this.accessLog.request(ex, ex.clock, ms)
+    if (this.spans !== null && ex.sampled) this.spans.add(spanOf(ex, ms))
     this.settled()
   }
 
@@ -92,7 +103,36 @@ export class ProxyCore {
 
   /** resolves once the access log's last lines are written */
   close (): Promise<void> {
+    this.spans?.close()
     return this.accessLog?.flush() ?? Promise.resolve()
+  }
+
+  /** SIGUSR1: the access log's file is opened again (logrotate renamed it) */
+  reopenLogs (): void {
+    this.accessLog?.reopen()
+  }
+}
+
+/** a sampled request's span, copied out of the exchange so the batch holds no exchange */
+function spanOf (ex: FinishedRequest, ms: number): FinishedSpan {
+  const endMs = performance.timeOrigin + performance.now()
+  return {
+    traceId: ex.traceId,
+    parentSpanId: ex.parentSpanId,
+    spanId: ex.spanId,
+    sampled: true,
+    method: ex.method,
+    path: ex.path,
+    hostHeader: ex.hostHeader,
+    protocolVersion: ex.protocol === 'HTTP/2.0' ? '2' : ex.protocol.slice(5),
+    clientAddress: ex.resolvedClient(),
+    status: ex.clientStatus,
+    upstream: ex.host?.id,
+    requestId: ex.requestId,
+    userAgent: ex.header('user-agent'),
+    startMs: endMs - ms,
+    endMs,
+    ended: ENDED[ex.ended]!,
   }
 }
 

@@ -8,6 +8,15 @@
  */
 import { addConnectionTokens, HOP_BY_HOP } from './headers.js'
 import type { HeaderRewrite } from '../../shared/config/header-rewrite.js'
+import { keepableId, newRequestId } from '../observe/request-id.js'
+import type { TraceFacts, Tracer } from '../observe/trace.js'
+
+/** request ids and trace context (requestId, tracing): null when neither is configured */
+export interface HeadObserve {
+  /** the request id header's lower-case name; '' when request ids are off */
+  readonly idHeader: string
+  readonly tracer: Tracer | null
+}
 
 /** What the request pass reports (the exchange implements it). */
 export interface RequestHeadFacts {
@@ -30,6 +39,8 @@ export interface RequestHeadFacts {
   maxForwards: number
   /** the Upgrade value the client offered ('' for none) */
   upgradeTo: string
+  /** the request id ('' when request ids are off): a trusted forwarder's, else made here */
+  requestId: string
 }
 
 const VIA = 'via: 1.1 claylb\r\n'
@@ -42,7 +53,7 @@ const VIA = 'via: 1.1 claylb\r\n'
  * the proxy's own included, and its set lines come last.
  */
 export function requestHead (f: RequestHeadFacts, raw: readonly string[], clientIp: string, proto: string, method: string,
-  trusted = false, rewrite: HeaderRewrite | null = null): void {
+  trusted = false, rewrite: HeaderRewrite | null = null, obs: HeadObserve | null = null): void {
   let out = ''
   let listed: Set<string> | null = null
   let xff: string | undefined
@@ -58,6 +69,10 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
   let maxForwards = -1
   let upgradeTo = ''
   let bytes = 0
+  let rid = ''
+  let traceparent = ''
+  const idHeader = obs === null ? '' : obs.idHeader
+  const tracing = obs !== null && obs.tracer !== null
   const mfMethod = method === 'OPTIONS' || method === 'TRACE'
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
@@ -74,6 +89,17 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
         else badExpect = value
       } else if (lower === 'upgrade') upgradeTo = value
       continue
+    }
+    if (obs !== null) {
+      // a client's own id is its say-so: kept from a trusted forwarder only, replaced otherwise
+      if (lower === idHeader) {
+        if (trusted && rid === '' && keepableId(value)) rid = value
+        continue
+      }
+      if (tracing && lower === 'traceparent') {
+        if (traceparent === '') traceparent = value
+        continue
+      }
     }
     switch (lower) {
       case 'x-forwarded-for':
@@ -111,6 +137,7 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
       const lower = raw[i]!.toLowerCase()
       if (HOP_BY_HOP.has(lower) || listed.has(lower) || lower === 'x-forwarded-for' || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue
       if ((mfMethod && lower === 'max-forwards') || (rewrite !== null && rewrite.drop.has(lower))) continue
+      if (obs !== null && (lower === idHeader || (tracing && lower === 'traceparent'))) continue
       out += `${raw[i]!}: ${raw[i + 1]!}\r\n`
     }
     if (listed.has('x-forwarded-for')) xff = undefined
@@ -123,6 +150,15 @@ export function requestHead (f: RequestHeadFacts, raw: readonly string[], client
   if (drop === undefined || !drop.has('x-forwarded-proto')) out += `x-forwarded-proto: ${xfProto === '' ? proto : xfProto}\r\n`
   if ((xfHost !== '' || host !== '') && (drop === undefined || !drop.has('x-forwarded-host'))) out += `x-forwarded-host: ${xfHost === '' ? host : xfHost}\r\n`
   if (maxForwards > 0) out += `max-forwards: ${maxForwards - 1}\r\n`
+  if (obs !== null) {
+    if (idHeader !== '') {
+      // a second pass (a route's rewrite) keeps the id the first one made
+      if (rid === '') rid = f.requestId !== '' ? f.requestId : newRequestId()
+      f.requestId = rid
+      out += `${idHeader}: ${rid}\r\n`
+    }
+    if (obs.tracer !== null) out += obs.tracer.headerLine(f as RequestHeadFacts & TraceFacts, traceparent)
+  }
   if (rewrite !== null) out += rewrite.lines
   out += VIA
   f.headLines = out
@@ -152,7 +188,7 @@ export interface ResponseHeadFacts {
  * except what the route's `rewrite` drops (its set lines come last). `noLength`: Content-Length is
  * dropped too (a 1xx or a 204 must not carry one, RFC 9110 §8.6).
  */
-export function responseHead (f: ResponseHeadFacts, raw: readonly string[], rewrite: HeaderRewrite | null = null, noLength = false): void {
+export function responseHead (f: ResponseHeadFacts, raw: readonly string[], rewrite: HeaderRewrite | null = null, noLength = false, idHeader = '', requestId = ''): void {
   let out = ''
   let listed: Set<string> | null = null
   let length = -1
@@ -170,17 +206,20 @@ export function responseHead (f: ResponseHeadFacts, raw: readonly string[], rewr
       length = Number(raw[i + 1]!)
     }
     if (rewrite !== null && rewrite.drop.has(lower)) continue
+    // the request id the client gets is claylb's (an upstream that echoes it would double it)
+    if (lower === idHeader) continue
     out += `${name}: ${raw[i + 1]!}\r\n`
   }
   if (listed !== null) {
     out = ''
     for (let i = 0; i < raw.length; i += 2) {
       const lower = raw[i]!.toLowerCase()
-      if (HOP_BY_HOP.has(lower) || listed.has(lower) || (noLength && lower === 'content-length') || (rewrite !== null && rewrite.drop.has(lower))) continue
+      if (HOP_BY_HOP.has(lower) || listed.has(lower) || (noLength && lower === 'content-length') || (rewrite !== null && rewrite.drop.has(lower)) || lower === idHeader) continue
       out += `${raw[i]!}: ${raw[i + 1]!}\r\n`
     }
   }
   if (rewrite !== null) out += rewrite.lines
+  if (idHeader !== '') out += `${idHeader}: ${requestId}\r\n`
   f.respLines = out
   f.respLength = chunked ? -1 : length
   f.respChunked = chunked

@@ -85,7 +85,8 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
       pools.configure(m.config)
       apply(m.snapshot)
       plane.applyConfig(m.config, rereadCertificates(m.config, logger))
-    } else if (m.type === 'stats') {
+    } else if (m.type === 'reopen-logs') plane.reopenLogs()
+    else if (m.type === 'stats') {
       const s = stats(plane, startedAt, pools.hosts, applied)
       if (!m.process) send({ type: 'stats', id: m.id, stats: s })
       else void processMetrics(METRICS_PREFIX).then((pm) => send({ type: 'stats', id: m.id, stats: { ...s, processMetrics: pm } }), () => send({ type: 'stats', id: m.id, stats: s }))
@@ -97,6 +98,8 @@ async function boot (msg: Extract<ToProxy, { type: 'boot' }>): Promise<void> {
   // a terminal's Ctrl-C and SIGHUP reach the whole process group: the primary decides what they mean
   process.on('SIGINT', () => {})
   process.on('SIGHUP', () => {})
+  // sent to the whole group (kill -USR1 -PGID): the primary tells every process; never the inspector
+  process.on('SIGUSR1', () => {})
 
   // a proxy process binds what the primary says (with reusePort: the port the first one got; with
   // handoff: nothing, the primary sends it each connection)

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../defaults.js'
+import { ACCESS_FIELDS } from '../../data/observe/access-log.js'
 
 const intMsg = (what: string) => ({ error: `must be ${what}` })
 const positiveInt = (d: number) => z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).default(d)
@@ -467,9 +468,34 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** one JSON line per proxied request */
-    access: bool(true),
+    /**
+     * the access log: true (JSON, the default fields, stdout), false, or { format, fields, path }
+     * (data/observe/access-log; README "Logs")
+     */
+    access: z.preprocess((v) => typeof v === 'boolean' ? { enabled: v } : v, z.strictObject({
+      /** `log.access: false` is short for { enabled: false }, `true` for {} */
+      enabled: bool(true),
+      format: z.enum(['json', 'combined', 'common'], { error: 'must be "json", "combined" or "common"' }).default('json'),
+      fields: z.array(z.enum(ACCESS_FIELDS, { error: `must be one of ${ACCESS_FIELDS.join(', ')}` }), { error: 'must be a list of field names' })
+        .min(1, { error: 'must name at least one field' }).optional(),
+      /** a file, appended to and reopened on SIGUSR1; unset: stdout */
+      path: file.optional(),
+    }, { error: 'must be true, false or { format, fields, path }' }).prefault({})),
   }).prefault({}),
+  /** x-request-id: kept from trustedProxies, else made; sent upstream, to the client, in the log and problems */
+  requestId: z.strictObject({
+    enabled: bool(true),
+    header: z.string({ error: 'must be a header name' }).regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: 'must be a header name' })
+      .transform((v) => v.toLowerCase()).default('x-request-id'),
+  }).prefault({}),
+  /** W3C Trace Context and OTLP/HTTP export (data/observe/trace, otlp); unset: traceparent is an ordinary header */
+  tracing: z.strictObject({
+    /** requests that start a trace here are sampled with this probability (0–1); a parent's flag is kept */
+    sampleRatio: z.number({ error: 'must be a number from 0 to 1' }).min(0, { error: 'must be a number from 0 to 1' }).max(1, { error: 'must be a number from 0 to 1' }).default(0.01),
+    /** an OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); unset: propagate only */
+    otlp: httpUrl.optional(),
+    serviceName: str('claylb'),
+  }).optional(),
 })
 
 /**

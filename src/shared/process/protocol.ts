@@ -84,6 +84,8 @@ export type ToProxy =
   | { type: 'connection' }
   /** a lease of a `local` rate limit's tokens (control/process/token-lease.ts) */
   | TakeAnswer
+  /** SIGUSR1 reached the primary: open the access log file again (logrotate renamed it) */
+  | { type: 'reopen-logs' }
 
 /** what /status shows of one proxy process */
 export interface ProcessRow {
