@@ -12,3 +12,5 @@ const require = createRequire(import.meta.url)
 export const undici = (): typeof import('undici') => require('undici') as typeof import('undici')
 export const ioredis = (): typeof import('ioredis') => require('ioredis') as typeof import('ioredis')
 export const promClient = (): typeof import('prom-client') => require('prom-client') as typeof import('prom-client')
+/** the backtracking check of a route's `rewrite` pattern (shared/policy/rewrite): loaded when a config has one */
+export const safeRegex = (): typeof import('safe-regex2') => require('safe-regex2') as typeof import('safe-regex2')

@@ -4,7 +4,7 @@
  * it: a header's value, one cookie's value, the client address or the path (query excluded). Every
  * reader hashes the characters in place (FNV-1a then murmur3's finaliser), so a pick allocates nothing.
  */
-import { HASH_ON } from '../../shared/config/schema.js'
+import { HASH_ON } from '../../shared/config/vocabulary.js'
 
 /** the request as a balancer sees it (engine/exchange implements it) */
 export interface PickContext {

@@ -7,6 +7,9 @@
  * the string goes straight into the batch buffer of the sink (data/observe/log-sink).
  */
 import type { LineSink } from './log-sink.js'
+import { ACCESS_FIELDS, type AccessField } from '../../shared/config/vocabulary.js'
+
+export { ACCESS_FIELDS, type AccessField }
 import { LineBuilder } from './line-builder.js'
 
 /** how the request ended for its client */
@@ -48,10 +51,6 @@ export interface LoggedRequest {
   idempotencyOutcome (): string
 }
 
-export const ACCESS_FIELDS = ['time', 'client', 'method', 'host', 'path', 'protocol', 'tls', 'sni', 'status', 'ended', 'bytesIn', 'bytesOut',
-  'bodyBytesOut', 'ms', 'upstreamMs', 'upstream', 'attempts', 'pool', 'route', 'requestId', 'traceId', 'userAgent', 'referer',
-  'idempotency', 'replayed', 'rateLimit'] as const
-export type AccessField = typeof ACCESS_FIELDS[number]
 
 /** `log.access: true`: the line README documented before fields existed, plus how it ended and its id */
 export const DEFAULT_FIELDS: readonly AccessField[] = ['method', 'path', 'status', 'ended', 'upstream', 'attempts', 'ms', 'requestId', 'replayed']

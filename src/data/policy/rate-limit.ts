@@ -6,7 +6,7 @@
  * empty key too).
  */
 import type { RateLimitConfig } from '../../shared/config/schema.js'
-import { RATE } from '../../shared/config/schema.js'
+import { RATE } from '../../shared/config/vocabulary.js'
 import { ProxyError } from '../../shared/errors.js'
 import type { Tally } from '../upstream/host-counters.js'
 import type { BucketShape, LimitStore } from './leases.js'

@@ -5,7 +5,9 @@
  */
 import { z } from 'zod'
 import { IDEMPOTENCY_DEFAULTS, MAX_BODY_BYTES, REDIS_KEY_PREFIX, SESSION_DEFAULTS } from '../defaults.js'
-import { ACCESS_FIELDS } from '../../data/observe/access-log.js'
+import { ACCESS_FIELDS, HASH_ON, RATE } from './vocabulary.js'
+
+export { HASH_ON, RATE }
 
 const intMsg = (what: string) => ({ error: `must be ${what}` })
 const positiveInt = (d: number) => z.int(intMsg('a positive integer')).positive(intMsg('a positive integer')).default(d)
@@ -65,7 +67,6 @@ export interface DnsUpstream { dns: string, srv: boolean, scheme: 'http' | 'http
 export const routeMatch = z.string().regex(/^[A-Z]+ \/\S*$/, { error: 'must be "METHOD /path-prefix", e.g. "POST /orders"' })
 
 /** what a consistent-hash balancer hashes: header:NAME, cookie:NAME, ip or path (data/balancer/hash-key.ts) */
-export const HASH_ON = /^(?:(header|cookie):([!#-'*+.0-9A-Z^-z|~-]+)|ip|path)$/
 
 export const balancerSchema = z.strictObject({
   policy: z.enum(['round-robin', 'least-request', 'consistent-hash'], { error: 'must be "round-robin", "least-request" or "consistent-hash"' }).default('round-robin'),
@@ -249,7 +250,6 @@ export const routeSchema = z.strictObject({
 })
 
 /** `100/s`, `6000/m`, `50000/h`: a count above 0 per second, minute or hour */
-export const RATE = /^([1-9]\d{0,8})\/(s|m|h)$/
 /** `ip`, `route`, `header:NAME`, `cookie:NAME` */
 export const LIMIT_KEY = /^(ip|route|header:[!#-'*+.0-9A-Z^-z|~-]+|cookie:[!#-'*+.0-9A-Z^-z|~-]+)$/
 

@@ -11,7 +11,7 @@
  * Its rule counts `?` as a quantifier, so `(/.*)?` is refused too (`(/.*|)` is the same language);
  * it does not see overlapping alternatives (`(a|a)*`), which README asks users to keep disjoint.
  */
-import safeRegex from 'safe-regex2'
+import { safeRegex } from '../lazy-modules.js'
 import { fill, parseTemplate, type Template } from './template.js'
 
 export class Rewrite {
@@ -25,7 +25,7 @@ export class Rewrite {
     } catch (e) {
       return { key: 'pattern', problem: `not a regular expression: ${(e as Error).message}` }
     }
-    if (!safeRegex(re)) return { key: 'pattern', problem: `${JSON.stringify(r.pattern)} may backtrack catastrophically: a quantifier inside a quantified group (an optional group counts: write (/.*|) for (/.*)?)` }
+    if (!safeRegex()(re)) return { key: 'pattern', problem: `${JSON.stringify(r.pattern)} may backtrack catastrophically: a quantifier inside a quantified group (an optional group counts: write (/.*|) for (/.*)?)` }
     // a pattern that also matches '' through an extra branch tells its group count
     const groups = new RegExp(`${r.pattern}|`).exec('')!.length - 1
     const t = parseTemplate(r.replace, (n) => /^\d+$/.test(n) && Number(n) <= groups ? Number(n) : -1)
