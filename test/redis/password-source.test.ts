@@ -33,6 +33,9 @@ t.test('at most one source; a named variable that is unset, or a URL with its ow
   t.same(cluster.cluster, ['redis://a:6379', 'redis://b:6379'], 'no URL carries it')
   t.equal(redisAuth(cluster, {}).data.password, 's3cr/t', 'every node is handed it by the one credentials path')
   t.notMatch(describeRedis(cluster), /s3cr/, 'never in a log line')
+  const sentinel = buildConfig({ redis: { sentinel: { name: 'm', nodes: ['redis://s:26379'] }, passwordEnv: 'P' } }, {}, { P: 's3cr/t' }).redis
+  t.equal(redisAuth(sentinel, {}).data.password, 's3cr/t', 'Sentinel\'s primary and replicas')
+  t.equal(decodeURIComponent(new URL(sentinel.sentinel!.nodes[0]!).password), 's3cr/t', 'the sentinels too, as before the fold')
 })
 
 t.test('the implicit $REDIS_PASSWORD is deprecated, named ones are not', async (t) => {

@@ -12,7 +12,7 @@ import { fromEnv } from './secret-source.js'
 interface RedisSecrets {
   url: string
   cluster?: readonly string[] | undefined
-  sentinel?: { nodes: readonly string[] } | undefined
+  sentinel?: { name: string, nodes: readonly string[] } | undefined
   username?: string | undefined
   password?: string | undefined
   passwordFile?: string | undefined
@@ -27,9 +27,19 @@ export function resolveRedisPassword<R extends RedisSecrets> (redis: R, env: Nod
   if (redis.passwordEnv === undefined) return [redis, [], deprecated]
   const [password, problems] = fromEnv('redis.passwordEnv', redis.passwordEnv, env)
   if (password === undefined) return [redis, problems, []]
-  const urls = [redis.url, ...(redis.cluster ?? [])].filter((u) => u !== '')
+  const urls = [redis.url, ...(redis.cluster ?? []), ...(redis.sentinel?.nodes ?? [])].filter((u) => u !== '')
   if (urls.some((u) => new URL(u).password !== '')) return [redis, ['redis.passwordEnv: a Redis URL has a password of its own; give it in one place'], []]
-  return [{ ...redis, password }, [], []]
+  const out = { ...redis, password }
+  // as before this key was folded in: the sentinels are given it too (as their URLs' password, the
+  // last of their own credentials' sources), so a Sentinel setup that relied on it keeps working
+  if (redis.sentinel !== undefined) out.sentinel = { ...redis.sentinel, nodes: redis.sentinel.nodes.map((n) => withPassword(n, password)) }
+  return [out, [], []]
+}
+
+function withPassword (url: string, password: string): string {
+  const u = new URL(url)
+  u.password = encodeURIComponent(password)
+  return u.toString()
 }
 
 /** the variables read without the config naming them: they still work, and say how to name them */
