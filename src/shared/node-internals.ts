@@ -8,16 +8,6 @@
  */
 import { IncomingMessage } from 'node:http'
 import { Socket } from 'node:net'
-import { TLSSocket } from 'node:tls'
-
-function probeTlsParent (): boolean {
-  const raw = new Socket()
-  const tls = new TLSSocket(raw)
-  const ok = (tls as unknown as { _parent?: unknown })._parent === raw
-  tls.destroy()
-  raw.destroy()
-  return ok
-}
 
 /** the load-time feature tests: what this Node has */
 export const NODE_INTERNALS = Object.freeze({
@@ -25,8 +15,6 @@ export const NODE_INTERNALS = Object.freeze({
   dump: typeof (IncomingMessage.prototype as unknown as { _dump?: unknown })._dump === 'function',
   /** Socket#destroySoon: end, then destroy once the writes are flushed */
   destroySoon: typeof (Socket.prototype as unknown as { destroySoon?: unknown }).destroySoon === 'function',
-  /** TLSSocket#_parent: the raw socket a server-side TLS socket wraps */
-  tlsParent: probeTlsParent(),
 })
 
 /** Drop the rest of a request body nobody will read (the socket keeps flowing). */
@@ -51,8 +39,12 @@ export function destroySoon (socket: Socket, has = NODE_INTERNALS.destroySoon): 
   }
 }
 
-/** the raw socket under a TLS socket, when Node says (else undefined: callers key on the TLS socket too) */
-export function tlsParent (socket: Socket, has = NODE_INTERNALS.tlsParent): Socket | undefined {
+/**
+ * The raw socket under a TLS socket (TLSSocket#_parent), else undefined: callers key on the TLS
+ * socket too. Tested per call, not at load: a probe needs a TLSSocket, whose default secure context
+ * costs every proxy process ~2.5 MB it may never use.
+ */
+export function tlsParent (socket: Socket, has = true): Socket | undefined {
   if (!has) return undefined
   const parent = (socket as unknown as { _parent?: unknown })._parent
   return parent instanceof Socket ? parent : undefined
