@@ -76,7 +76,9 @@ function checkConfig (args: string[]): number {
     return 2
   }
   try {
-    checkTlsFiles(loadConfig(file))
+    const config = loadConfig(file)
+    checkTlsFiles(config)
+    for (const d of config.deprecations) process.stdout.write(`warning: ${d}\n`)
     process.stdout.write(`${file}: ok\n`)
     return 0
   } catch (err) {
@@ -148,6 +150,8 @@ async function start (args: string[]): Promise<number | undefined> {
   }
 
   const logger = createLogger(config.log.level)
+  // once, here: the proxy processes and reloads load the config again and stay quiet about it
+  for (const d of config.deprecations) logger.warn({ code: 'CONFIG_DEPRECATED' }, d)
   let tier: StateTier
   try {
     tier = await prepareStateTier(config, logger)

@@ -8,7 +8,8 @@
  * client ends its side or LINGER_MS pass, then the socket is destroyed.
  */
 import type { IncomingMessage } from 'node:http'
-import { Socket } from 'node:net'
+import type { Socket } from 'node:net'
+import { destroySoon, dumpBody } from './node-internals.js'
 
 /** the longest a closing connection keeps reading the rest of a request body */
 export const LINGER_MS = 2000
@@ -27,7 +28,7 @@ export function lingerOnClose (socket: Socket, req: IncomingMessage | undefined,
   s[kLinger] = true
   socket.destroySoon = function lingeringClose (this: Socket) {
     // the client sent all it had already: nothing can meet a closed socket, so Node's own close
-    if (this.readableEnded) return Socket.prototype.destroySoon.call(this)
+    if (this.readableEnded) return destroySoon(this)
     if (this.writable) this.end()
     const close = (): void => {
       clearTimeout(timer)
@@ -38,7 +39,7 @@ export function lingerOnClose (socket: Socket, req: IncomingMessage | undefined,
     this.once('close', () => clearTimeout(timer))
     // the parser pushes the body's rest into the request (a push into a request nobody reads pauses
     // the socket): drop it instead, keep reading
-    ;(req as { _dump?: () => void } | undefined)?._dump?.()
+    dumpBody(req)
     this.resume()
   }
 }

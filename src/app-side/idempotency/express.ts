@@ -12,6 +12,7 @@ import { sendProblem } from '../../shared/errors.js'
 import { BodyFingerprint, fingerprintValue } from '../../shared/idempotency/fingerprint.js'
 import { writeReplay } from '../../shared/idempotency/http.js'
 import { captureResponse, IdempotencyEngine, readBody, requestIdempotency, type IdempotencyOptions, type RequestIdempotency } from './middleware.js'
+import { bodyAlreadyParsed } from '../../shared/node-internals.js'
 
 interface ExpressRequest extends IncomingMessage {
   body?: unknown
@@ -38,7 +39,7 @@ export function idempotencyMiddleware (options: IdempotencyOptions = {}): (req: 
       const contentType = req.headers['content-type']
       if (Buffer.isBuffer(req.rawBody)) return engine.fingerprintBytes(route, method, target, contentType, req.rawBody)
       engine.checkBodySize(route, req.headers['content-length'])
-      if (req._body === true || req.readableEnded) return fingerprintValue(method, target, contentType, req.body)
+      if (bodyAlreadyParsed(req)) return fingerprintValue(method, target, contentType, req.body)
       const fp = new BodyFingerprint(method, target, contentType)
       const body = await readBody(req, route.maxBodyBytes, fp)
       req.body = body

@@ -18,6 +18,7 @@
 import net, { type Server, type Socket } from 'node:net'
 import type { Worker } from 'node:cluster'
 import type { ToProxy } from '../../shared/process/protocol.js'
+import { closePendingHandle } from '../../shared/node-internals.js'
 
 const CONNECTION: ToProxy = { type: 'connection' }
 
@@ -65,9 +66,7 @@ export class HandoffAcceptor {
     const waiting = this.unsent.get(worker)
     this.unsent.delete(worker)
     if (waiting !== undefined) for (const s of waiting) s.destroy()
-    const channel = worker.process as unknown as { _pendingMessage?: { handle?: { close?: () => void } } | null }
-    channel._pendingMessage?.handle?.close?.()
-    if (channel._pendingMessage) channel._pendingMessage = null
+    closePendingHandle(worker.process)
   }
 
   /**

@@ -12,6 +12,7 @@
  * balancer's own health checks use, keep the peer's address.
  */
 import { isIPv4, isIPv6, type Socket } from 'node:net'
+import { tlsParent } from '../../shared/node-internals.js'
 
 /** the longest v1 line, CRLF included (the spec's bound) */
 export const V1_MAX_BYTES = 107
@@ -97,7 +98,12 @@ const clients = new WeakMap<Socket, string>()
 
 /** the client's address: the PROXY header's, else the peer's */
 export function clientAddress (socket: Socket): string {
-  return clients.get(socket) ?? clients.get((socket as Socket & { _parent?: Socket })._parent as Socket) ?? socket.remoteAddress ?? ''
+  return clients.get(socket) ?? clientOfParent(socket) ?? socket.remoteAddress ?? ''
+}
+
+function clientOfParent (socket: Socket): string | undefined {
+  const parent = tlsParent(socket)
+  return parent === undefined ? undefined : clients.get(parent)
 }
 
 /**

@@ -12,7 +12,7 @@ import { policyProblems } from './policy.js'
 import { ConfigError } from './error.js'
 import { closestKey, knownKeysAt, withoutInvalid } from './issues.js'
 import { resolveAdmin } from './admin.js'
-import { withRedisPassword } from './redis-password.js'
+import { resolveRedisPassword } from './redis-password.js'
 import { ACCEPT_GRACE_MS } from '../defaults.js'
 import { idempotencyProblems } from './idempotency.js'
 
@@ -108,7 +108,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
   const { shutdownTimeoutMs, ...c } = checked.data
   const [admin, adminProblems] = resolveAdmin(c.admin, env)
   // no implicit Redis: the configured one, else $REDIS_URL, else '' (a private redis-server where one is needed)
-  const [redis, redisProblems] = withRedisPassword({ ...c.redis, url: c.redis.url ?? env['REDIS_URL'] ?? '' }, env)
+  const [redis, redisProblems, redisDeprecations] = resolveRedisPassword({ ...c.redis, url: c.redis.url ?? env['REDIS_URL'] ?? '' }, env)
   problems.push(...crossKeyProblems(c), ...adminProblems, ...redisProblems)
   if (problems.length > 0) throw new ConfigError(problems, source)
   const pools: Record<string, PoolSettings> = resolvePools(c)
@@ -126,6 +126,7 @@ export function buildConfig (raw: unknown, overrides: ConfigOverrides = {}, env:
       ...(redis.sentinel?.passwordFile !== undefined ? { sentinel: { ...redis.sentinel, passwordFile: resolvePath(redis.sentinel.passwordFile) } } : {}),
     },
     engine: c.engine ?? engineFromEnv(env, source),
+    deprecations: [...engineDeprecations(c.engine, env), ...redisDeprecations],
     listen: { ...c.listen, processes: c.listen.processes ?? processesFromEnv(env, source) },
     shutdown: {
       acceptGraceMs: c.shutdown.acceptGraceMs ?? acceptGraceFromEnv(env, source),
@@ -170,6 +171,15 @@ function engineFromEnv (env: NodeJS.ProcessEnv, source?: string): 'auto' | 'raw'
   if (v === undefined || v === '') return 'auto'
   if (v === 'auto' || v === 'raw') return v
   throw new ConfigError([`CLAYLB_ENGINE: must be "auto" or "raw" (the "node" engine was removed: the raw engine runs every feature; got ${JSON.stringify(v)})`], source)
+}
+
+/** the removed engine choice: still accepted so no config breaks, but it chooses nothing */
+function engineDeprecations (key: string | undefined, env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = []
+  const why = 'is deprecated and does nothing (the raw engine is the only one); remove it'
+  if (key !== undefined) out.push(`engine: ${why}`)
+  if (env['CLAYLB_ENGINE']) out.push(`CLAYLB_ENGINE: ${why}`)
+  return out
 }
 
 export function loadConfig (file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {

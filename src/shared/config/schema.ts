@@ -308,8 +308,8 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   /**
    * The request path: there is one, "raw" (raw sockets + Node's llhttp, src/engine); "auto" means the
-   * same. Kept so configs that set it still load; "node" (the node:http + undici path) was removed and
-   * is a config error that says so. Unset: $CLAYLB_ENGINE, else "auto" (resolved in load.ts).
+   * same. Deprecated: it does nothing, and setting it (or $CLAYLB_ENGINE) logs a deprecation at start;
+   * "node" (the node:http + undici path) was removed and is a config error that says so.
    */
   engine: z.enum(['auto', 'raw'], { error: 'must be "auto" or "raw" (the "node" engine was removed: the raw engine runs every feature)' }).optional(),
   /**
@@ -375,6 +375,8 @@ export const configSchema = z.strictObject({
      * (redis/client.ts redisAuth). The file holds the password alone (a mounted secret).
      */
     username: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
+    /** the password inline, in a file or in an environment variable: at most one (config/redis-password.ts) */
+    password: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).optional(),
     passwordFile: file.optional(),
     sentinel: z.strictObject({
       name: z.string().min(1),
@@ -384,7 +386,7 @@ export const configSchema = z.strictObject({
       passwordFile: file.optional(),
     }).optional(),
     commandTimeoutMs: positiveInt(500),
-    /** the environment variable holding the Redis password (config/redis-password.ts), never a file's URL */
+    /** the environment variable holding the password, read at load into `password` */
     passwordEnv: envName.optional(),
   }).prefault({}),
   balancer: balancerSchema.prefault({}),
@@ -536,6 +538,8 @@ export type Config = DeepReadonly<Omit<Parsed, 'workers' | 'redis' | 'engine' | 
   workers: Parsed['workers'] & { count: number }
   /** url: '' when nothing names a Redis (source 'none'); the start puts the embedded one's there */
   redis: Parsed['redis'] & { url: string, source: RedisSource }
+  /** keys and variables still accepted but deprecated: logged once at start, listed by check-config */
+  deprecations: string[]
 }>
 
 type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[]

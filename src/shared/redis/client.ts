@@ -41,10 +41,10 @@ function readPasswordFile (path: string, key: string): string {
   }
 }
 
-function pick (file: string | undefined, fileKey: string, username: string | undefined, envUser: string | undefined, envPassword: string | undefined): Credentials {
+function pick (password: string | undefined, file: string | undefined, fileKey: string, username: string | undefined, envUser: string | undefined, envPassword: string | undefined): Credentials {
   const c: Credentials = {}
   const u = username ?? (envUser || undefined)
-  const p = file !== undefined ? readPasswordFile(file, fileKey) : (envPassword || undefined)
+  const p = password ?? (file !== undefined ? readPasswordFile(file, fileKey) : (envPassword || undefined))
   if (u !== undefined) c.username = u
   if (p !== undefined) c.password = p
   return c
@@ -52,15 +52,16 @@ function pick (file: string | undefined, fileKey: string, username: string | und
 
 /**
  * Who claylb is to Redis, kept out of URLs: for the data nodes, the URL's credentials when it has them,
- * else `redis.username` / `redis.passwordFile`, else $REDIS_USERNAME / $REDIS_PASSWORD; for Sentinel's
+ * else `redis.username` / `redis.password` (inline or from `passwordEnv`, config/redis-password.ts) or
+ * `redis.passwordFile`, else the deprecated implicit $REDIS_USERNAME / $REDIS_PASSWORD; for Sentinel's
  * sentinels, `redis.sentinel.username` / `passwordFile`, else $REDIS_SENTINEL_USERNAME /
  * $REDIS_SENTINEL_PASSWORD, else the first sentinel URL's. A password file that cannot be read is a
  * ConfigError naming the key (checked at start: cli.ts).
  */
 export function redisAuth (config: RedisConfig, env: NodeJS.ProcessEnv = process.env): { data: Credentials, sentinel: Credentials } {
-  const data = pick(config.passwordFile, 'redis.passwordFile', config.username, env['REDIS_USERNAME'], env['REDIS_PASSWORD'])
+  const data = pick(config.password, config.passwordFile, 'redis.passwordFile', config.username, env['REDIS_USERNAME'], env['REDIS_PASSWORD'])
   const s = config.sentinel
-  const sentinel = s === undefined ? {} : pick(s.passwordFile, 'redis.sentinel.passwordFile', s.username, env['REDIS_SENTINEL_USERNAME'], env['REDIS_SENTINEL_PASSWORD'])
+  const sentinel = s === undefined ? {} : pick(undefined, s.passwordFile, 'redis.sentinel.passwordFile', s.username, env['REDIS_SENTINEL_USERNAME'], env['REDIS_SENTINEL_PASSWORD'])
   return { data, sentinel }
 }
 
