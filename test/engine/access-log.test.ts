@@ -29,12 +29,10 @@ t.test('every line arrives, in order, as JSON with pino\'s fields; a path\'s byt
   for (let i = 0; i < N; i++) log.request(req({ path: `/p/${i}?q="x"` }), Date.now(), i / 3)
   log.request(req({ method: 'POST', path: '/caf\xc3\xa9', clientStatus: 499, ended: 1, host: undefined, attempts: 0, replayed: true }), Date.now(), 2)
   log.request(req({ path: `/${'x'.repeat(10_000)}`, clientStatus: 414 }), Date.now(), 1)
-  // the full batches go out asynchronously (one write in flight at a time) ...
-  await new Promise((resolve) => setTimeout(resolve, 300))
-  const before = readFileSync(file).length
-  t.ok(before > 0, 'full batches were written without a flush')
-  // ... and flush() writes what still waits, synchronously (shutdown)
-  log.flush()
+  // the full batches go out asynchronously, one write in flight at a time: the first is under way now.
+  // flush() (shutdown) writes what still waits AFTER it (before, flush() wrote the rest at once and the
+  // batch in flight landed after it, or never with a process that exits: lines lost, out of order)
+  await log.flush()
   const raw = readFileSync(file)
   const lines = raw.toString('latin1').trim().split('\n')
   t.equal(lines.length, N + 2, 'no line lost or cut')
@@ -63,7 +61,7 @@ t.test('every JSON field, and only those asked for', async (t) => {
     ended: 2, upstreamMs: 1.234, traceId: 'ab'.repeat(16), rateLimit: 'allowed', protocol: 'HTTP/2.0', tlsVersion: () => 'TLSv1.3', sni: () => 'a.example',
     idempotencyOutcome: () => 'executed', headers: { 'user-agent': 'curl/8 "q"', referer: 'https://r/' },
   }), 1_700_000_000_000, 5)
-  log.flush()
+  await log.flush()
   const line = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>
   t.same(line, {
     level: 30, time: 1_700_000_000_000, pid: process.pid, name: 'x', client: '10.0.0.7', method: 'GET', host: 'a.example', path: '/', protocol: 'HTTP/2.0',
@@ -75,7 +73,7 @@ t.test('every JSON field, and only those asked for', async (t) => {
   const log2 = createAccessLog({ format: 'json', name: 'x', fields: ['status'] }, createLineSink(few))
   t.notOk(log2.timesUpstream)
   log2.request(req(), 1, 1)
-  log2.flush()
+  await log2.flush()
   t.same(Object.keys(JSON.parse(readFileSync(few, 'utf8')) as object), ['level', 'time', 'pid', 'name', 'status', 'msg'])
 })
 
@@ -89,7 +87,7 @@ t.test('combined and common: Apache/nginx lines, quotes escaped, - for an empty 
   for (const log of [combined, common]) {
     log.request(r1, at, 1)
     log.request(r2, at, 1)
-    log.flush()
+    await log.flush()
   }
   t.equal(readFileSync(join(dir, 'c.log'), 'latin1'),
     '10.0.0.7 - - [08/Dec/2026:01:02:03 +0000] "GET /a?b=1 HTTP/1.1" 200 17 "https://ref/" "ua \\x221\\x22\\x01"\n' +
@@ -111,7 +109,7 @@ t.test('reopen: lines after it go to the file at the path, none lost across the 
     }
     log.request(req({ path: `/${i}` }), 0, 1)
   }
-  log.flush()
+  await log.flush()
   const old = readFileSync(join(dir, 'access.log.1'), 'latin1').split('\n').filter((l) => l !== '')
   const now = readFileSync(file, 'latin1').split('\n').filter((l) => l !== '')
   t.same([...old, ...now].map((l) => /"GET \/(\d+) /.exec(l)?.[1]), Array.from({ length: N }, (_v, i) => String(i)), 'every line once, in order, whole')
