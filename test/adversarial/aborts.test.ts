@@ -101,7 +101,9 @@ t.test(`${ABORTS_PER_ROUND * 4} client aborts mid-upload and mid-download: upstr
   const rssWarm = rssBytes(lb.pid)
 
   const rounds: Array<{ aborted: number, ms: number, rss: number, fds: number }> = []
-  for (let round = 0; round < 2; round++) {
+  // RSS moves with the collector's timing: a round can end with garbage not yet collected. A third
+  // round runs only when the second is over budget; a per-abort leak grows it again and still fails.
+  for (let round = 0; round < 2 || (round === 2 && rounds[1]!.rss - rounds[0]!.rss >= 32 * 1024 * 1024); round++) {
     const r = await storm(port, ABORTS_PER_ROUND)
     t.equal(r.aborted, ABORTS_PER_ROUND * 2, `round ${round + 1}: every client got its first bytes, then aborted (${r.ms} ms)`)
     t.equal(await settle(() => open, (n) => n === 0, 15_000), 0, `round ${round + 1}: the upstream has no request left open (all cancelled)`)
@@ -112,8 +114,9 @@ t.test(`${ABORTS_PER_ROUND * 4} client aborts mid-upload and mid-download: upstr
     rounds.push({ ...r, rss: rssBytes(lb.pid), fds })
   }
   t.equal(completed, 0, 'no aborted request ran to completion upstream')
-  const growth = rounds[1]!.rss - rounds[0]!.rss
-  t.ok(growth < 32 * 1024 * 1024, `RSS after round 2 within 32 MiB of round 1 (${(rounds[0]!.rss / 1048576).toFixed(0)} → ${(rounds[1]!.rss / 1048576).toFixed(0)} MiB)`)
+  const last = rounds[rounds.length - 1]!
+  const growth = Math.min(rounds[1]!.rss, last.rss) - rounds[0]!.rss
+  t.ok(growth < 32 * 1024 * 1024, `RSS after the later rounds within 32 MiB of round 1 (${rounds.map((r) => (r.rss / 1048576).toFixed(0)).join(' → ')} MiB)`)
   t.comment(`aborts: ${ABORTS_PER_ROUND * 4} in ${rounds.map((r) => r.ms).join(' + ')} ms; RSS ${(rssWarm / 1048576).toFixed(0)} (warm) → ${rounds.map((r) => (r.rss / 1048576).toFixed(0)).join(' → ')} MiB; fds ${fdBaseline} → ${rounds.map((r) => r.fds).join(' → ')}`)
 
   // and the proxy still serves
